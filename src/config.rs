@@ -1,0 +1,111 @@
+//! Command-line configuration.
+//!
+//! Flags keep cri-dockerd's names where the meaning is the same, so a node's
+//! existing unit file or kubelet setup carries over.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// Default CRI endpoint: where the kubelet and crictl looked for dockershim.
+pub const DEFAULT_ENDPOINT: &str = "unix:///var/run/dockershim.sock";
+/// Default Docker Engine endpoint.
+pub const DEFAULT_DOCKER_ENDPOINT: &str = "unix:///var/run/docker.sock";
+/// Default pod infra image; the shim's built-in one is used when it cannot be
+/// found or pulled.
+pub const DEFAULT_PAUSE_IMAGE: &str = "registry.k8s.io/pause:3.10";
+
+/// A Kubernetes CRI v1 runtime that runs pods on Docker Engine.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "dockershim", version, about)]
+pub struct Config {
+    /// Where to serve CRI: `unix:///path` or `fd://` (systemd socket activation).
+    #[arg(long, env = "DOCKERSHIM_ENDPOINT", default_value = DEFAULT_ENDPOINT)]
+    pub container_runtime_endpoint: String,
+
+    /// Docker Engine endpoint: `unix:///path` or `tcp://host:port`.
+    #[arg(long, env = "DOCKER_HOST", default_value = DEFAULT_DOCKER_ENDPOINT)]
+    pub docker_endpoint: String,
+
+    /// Image of the pod infra (pause) container. When it is neither present
+    /// nor pullable, the shim imports its own built-in pause image.
+    #[arg(long, default_value = DEFAULT_PAUSE_IMAGE)]
+    pub pod_infra_container_image: String,
+
+    /// How long to try pulling the pod infra image before falling back to
+    /// the built-in one, in seconds.
+    #[arg(long, default_value_t = 30)]
+    pub pod_infra_pull_timeout: u64,
+
+    /// Directory for the shim's own state.
+    #[arg(
+        long = "cri-dockerd-root-directory",
+        default_value = "/var/lib/dockershim"
+    )]
+    pub root_directory: PathBuf,
+
+    /// oom_score_adj of pause containers, so the OOM killer spares them. Used
+    /// only when the host lets the shim lower scores (CAP_SYS_RESOURCE).
+    #[arg(long, default_value_t = -998, allow_hyphen_values = true)]
+    pub sandbox_oom_score_adj: i64,
+
+    /// Log level (error, warn, info, debug, trace) or a tracing filter.
+    #[arg(long, env = "DOCKERSHIM_LOG", default_value = "info")]
+    pub log_level: String,
+
+    /// Log as JSON lines instead of text.
+    #[arg(long)]
+    pub log_json: bool,
+}
+
+/// Where the CRI server listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Listen {
+    /// A Unix socket path the shim creates.
+    Unix(PathBuf),
+    /// The socket systemd passes (LISTEN_FDS).
+    Systemd,
+}
+
+impl Config {
+    /// Parses `--container-runtime-endpoint`.
+    pub fn listen(&self) -> Result<Listen, String> {
+        let endpoint = self.container_runtime_endpoint.as_str();
+        if endpoint == "fd://" || endpoint.starts_with("fd://") {
+            return Ok(Listen::Systemd);
+        }
+        let path = endpoint.strip_prefix("unix://").unwrap_or(endpoint);
+        if !path.starts_with('/') {
+            return Err(format!(
+                "--container-runtime-endpoint {endpoint:?}: use unix:///absolute/path or fd://"
+            ));
+        }
+        Ok(Listen::Unix(PathBuf::from(path)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_historic_dockershim_endpoint() {
+        let config = Config::parse_from(["dockershim"]);
+        assert_eq!(
+            config.listen(),
+            Ok(Listen::Unix(PathBuf::from("/var/run/dockershim.sock")))
+        );
+        assert_eq!(config.pod_infra_container_image, DEFAULT_PAUSE_IMAGE);
+        assert_eq!(config.sandbox_oom_score_adj, -998);
+    }
+
+    #[test]
+    fn endpoints_are_parsed() {
+        let parse = |e: &str| {
+            Config::parse_from(["dockershim", "--container-runtime-endpoint", e]).listen()
+        };
+        assert_eq!(parse("fd://"), Ok(Listen::Systemd));
+        assert_eq!(parse("/run/x.sock"), Ok(Listen::Unix("/run/x.sock".into())));
+        assert!(parse("tcp://0.0.0.0:1").is_err());
+    }
+}

@@ -1,0 +1,326 @@
+//! Application containers: create, start, stop, remove, list, status,
+//! resource updates and synchronous exec.
+
+pub mod spec;
+pub mod status;
+
+use std::time::Duration;
+
+use bollard::models::ContainerInspectResponse;
+
+use crate::cri::{
+    ContainerFilter, ContainerStatusResponse, CreateContainerRequest, ExecSyncRequest,
+    ExecSyncResponse, LinuxContainerResources,
+};
+use crate::docker::{DockerError, Filters};
+use crate::error::{DockerContext, Error, Result};
+use crate::runtime::Runtime;
+use crate::{naming, sandbox};
+
+/// Most output ExecSync keeps per stream; the rest is read and dropped.
+pub const EXEC_OUTPUT_CAP: usize = 16 * 1024 * 1024;
+
+/// Creates a container in a sandbox; returns its id.
+pub async fn create(rt: &Runtime, req: CreateContainerRequest) -> Result<String> {
+    let config = req
+        .config
+        .ok_or_else(|| Error::InvalidArgument("container config is required".into()))?;
+    let meta = config
+        .metadata
+        .as_ref()
+        .ok_or_else(|| Error::InvalidArgument("container metadata is required".into()))?;
+    naming::check_name_part("container metadata.name", &meta.name)?;
+    let sandbox = sandbox::inspect(rt, &req.pod_sandbox_id).await?;
+    let sandbox_name = sandbox.name.as_deref().unwrap_or_default();
+    let pod = naming::parse_sandbox_name(sandbox_name).ok_or_else(|| {
+        Error::FailedPrecondition(format!("pod sandbox {sandbox_name:?} has no readable name"))
+    })?;
+    if !sandbox
+        .state
+        .as_ref()
+        .and_then(|s| s.running)
+        .unwrap_or(false)
+    {
+        return Err(Error::FailedPrecondition(format!(
+            "pod sandbox {} is not ready",
+            req.pod_sandbox_id
+        )));
+    }
+    let sandbox_id = sandbox.id.clone().unwrap_or_default();
+    let sandbox_host = sandbox.host_config.clone().unwrap_or_default();
+    let body = spec::create_body(
+        &config,
+        &spec::SandboxRef {
+            id: &sandbox_id,
+            ipc_mode: sandbox_host.ipc_mode.as_deref().unwrap_or_default(),
+            network_mode: sandbox_host.network_mode.as_deref().unwrap_or_default(),
+            runtime: sandbox_host
+                .runtime
+                .as_deref()
+                .filter(|r| *r != rt.host.default_runtime),
+        },
+        req.sandbox_config.as_ref(),
+        rt.settings.may_lower_oom_score,
+    )?;
+    let name = naming::container_name(meta, &pod);
+    let id = sandbox::create_named(rt, &name, body).await?;
+    tracing::info!(container = %id, name = %name, sandbox = %sandbox_id, "container created");
+    Ok(id)
+}
+
+/// Inspects an application container by id (or unique prefix); sandboxes
+/// and foreign containers are not found.
+pub async fn inspect(rt: &Runtime, id: &str) -> Result<ContainerInspectResponse> {
+    if id.is_empty() {
+        return Err(Error::InvalidArgument("container id is required".into()));
+    }
+    let not_found = || Error::NotFound(format!("container {id:?} not found"));
+    let inspected = match rt.docker.inspect_container(id).await {
+        Ok(inspected) => inspected,
+        Err(DockerError::NotFound(_)) => return Err(not_found()),
+        Err(err) => return Err(err).context(|| format!("inspect container {id}")),
+    };
+    let is_container = inspected
+        .config
+        .as_ref()
+        .and_then(|c| c.labels.as_ref())
+        .and_then(|l| l.get(naming::TYPE_LABEL))
+        .is_some_and(|t| t == naming::TYPE_CONTAINER);
+    if !is_container {
+        return Err(not_found());
+    }
+    Ok(inspected)
+}
+
+fn full_id(inspected: &ContainerInspectResponse) -> String {
+    inspected.id.clone().unwrap_or_default()
+}
+
+/// Starts a created container.
+pub async fn start(rt: &Runtime, id: &str) -> Result<()> {
+    let cid = full_id(&inspect(rt, id).await?);
+    rt.docker
+        .start_container(&cid)
+        .await
+        .map_err(|err| match err {
+            // Docker's message for a missing binary names runc internals; say it
+            // the way the kubelet's users know it.
+            DockerError::Api { message, .. } if message.contains("executable file not found") => {
+                Error::FailedPrecondition(format!(
+                    "start container {cid}: executable not found in $PATH: {message}"
+                ))
+            }
+            other => Error::Docker {
+                context: format!("start container {cid}"),
+                source: other,
+            },
+        })?;
+    tracing::info!(container = %cid, "container started");
+    Ok(())
+}
+
+/// Stops a container, giving it `timeout_secs` after the stop signal before
+/// it is killed. Stopping a stopped container succeeds.
+pub async fn stop(rt: &Runtime, id: &str, timeout_secs: i64) -> Result<()> {
+    let cid = full_id(&inspect(rt, id).await?);
+    let grace = Duration::from_secs(u64::try_from(timeout_secs).unwrap_or(0));
+    match rt.docker.stop_container(&cid, grace).await {
+        Ok(()) => {}
+        Err(DockerError::NotFound(_)) => {
+            return Err(Error::NotFound(format!("container {id:?} not found")));
+        }
+        Err(err) => return Err(err).context(|| format!("stop container {cid}")),
+    }
+    tracing::info!(container = %cid, "container stopped");
+    Ok(())
+}
+
+/// Removes a container, running or not. Removing a missing container
+/// succeeds.
+pub async fn remove(rt: &Runtime, id: &str) -> Result<()> {
+    let cid = match inspect(rt, id).await {
+        Ok(inspected) => full_id(&inspected),
+        Err(Error::NotFound(_)) => return Ok(()),
+        Err(err) => return Err(err),
+    };
+    match rt.docker.remove_container(&cid).await {
+        Ok(()) | Err(DockerError::NotFound(_)) => {}
+        Err(err) => return Err(err).context(|| format!("remove container {cid}")),
+    }
+    tracing::info!(container = %cid, "container removed");
+    Ok(())
+}
+
+/// Containers matching a filter.
+pub async fn list(
+    rt: &Runtime,
+    filter: Option<ContainerFilter>,
+) -> Result<Vec<crate::cri::Container>> {
+    let filter = filter.unwrap_or_default();
+    let mut labels = vec![format!("{}={}", naming::TYPE_LABEL, naming::TYPE_CONTAINER)];
+    labels.extend(
+        filter
+            .label_selector
+            .iter()
+            .map(|(k, v)| format!("{k}={v}")),
+    );
+    let summaries = rt
+        .docker
+        .list_containers(Filters::from([("label".to_string(), labels)]))
+        .await
+        .context(|| "list containers".into())?;
+    let wanted_state = filter.state.map(|s| s.state);
+    Ok(summaries
+        .iter()
+        .filter_map(status::container_from_summary)
+        .filter(|c| filter.id.is_empty() || c.id.starts_with(&filter.id))
+        .filter(|c| {
+            filter.pod_sandbox_id.is_empty() || c.pod_sandbox_id.starts_with(&filter.pod_sandbox_id)
+        })
+        .filter(|c| wanted_state.is_none_or(|state| c.state == state))
+        .collect())
+}
+
+/// The status of one container.
+pub async fn container_status(
+    rt: &Runtime,
+    id: &str,
+    verbose: bool,
+) -> Result<ContainerStatusResponse> {
+    let inspected = inspect(rt, id).await?;
+    let image = match inspected.image.as_deref() {
+        Some(image_id) => match rt.docker.inspect_image(image_id).await {
+            Ok(image) => Some(image),
+            // The image may have been removed while the container exists.
+            Err(DockerError::NotFound(_)) => None,
+            Err(err) => return Err(err).context(|| format!("inspect image {image_id}")),
+        },
+        None => None,
+    };
+    Ok(ContainerStatusResponse {
+        status: Some(status::status_from_inspect(&inspected, image.as_ref())),
+        info: if verbose {
+            status::verbose_info(&inspected)
+        } else {
+            Default::default()
+        },
+    })
+}
+
+/// Applies new resource limits to a container. A request without Linux
+/// resources changes nothing.
+pub async fn update_resources(
+    rt: &Runtime,
+    id: &str,
+    resources: Option<LinuxContainerResources>,
+) -> Result<()> {
+    let cid = full_id(&inspect(rt, id).await?);
+    let Some(resources) = resources else {
+        return Ok(());
+    };
+    let limits = spec::Limits::from_cri(Some(&resources), rt.settings.may_lower_oom_score);
+    rt.docker
+        .update_container(&cid, limits.update_body())
+        .await
+        .context(|| format!("update resources of container {cid}"))
+}
+
+/// Runs a command in a running container and returns its output and exit
+/// code. With a timeout, a command still running when it expires is killed
+/// and DEADLINE_EXCEEDED returned.
+pub async fn exec_sync(rt: &Runtime, req: ExecSyncRequest) -> Result<ExecSyncResponse> {
+    if req.cmd.is_empty() {
+        return Err(Error::InvalidArgument("exec command is required".into()));
+    }
+    let inspected = inspect(rt, &req.container_id).await?;
+    let cid = full_id(&inspected);
+    if !inspected
+        .state
+        .as_ref()
+        .and_then(|s| s.running)
+        .unwrap_or(false)
+    {
+        return Err(Error::FailedPrecondition(format!(
+            "container {cid} is not running"
+        )));
+    }
+    let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+    let run = rt
+        .docker
+        .exec_collect(&cid, req.cmd.clone(), EXEC_OUTPUT_CAP, started_tx);
+    let finished = if req.timeout > 0 {
+        let limit = Duration::from_secs(u64::try_from(req.timeout).unwrap_or(0));
+        tokio::time::timeout(limit, run).await.ok()
+    } else {
+        Some(run.await)
+    };
+    let Some(output) = finished else {
+        // Dropping the exec's connection does not end the process: kill it,
+        // so a hung probe does not pile up processes in the container.
+        if let Ok(exec_id) = started_rx.await {
+            kill_exec(rt, &exec_id).await;
+        }
+        return Err(Error::DeadlineExceeded(format!(
+            "command {:?} in container {cid} timed out after {}s",
+            req.cmd, req.timeout
+        )));
+    };
+    let output = output.context(|| format!("exec in container {cid}"))?;
+    let exec_id = started_rx
+        .await
+        .map_err(|_| Error::Internal(format!("exec in container {cid} finished without an id")))?;
+    let exit_code = exit_code(rt, &exec_id).await?;
+    Ok(ExecSyncResponse {
+        stdout: output.stdout,
+        stderr: output.stderr,
+        exit_code,
+    })
+}
+
+/// How long to wait, after an exec's output ends, for Docker to record that
+/// its process exited.
+const EXEC_EXIT_WAIT: Duration = Duration::from_secs(5);
+
+/// The exit code of a finished exec. Docker may report the exec as running
+/// for a moment after its streams close, so this polls briefly.
+async fn exit_code(rt: &Runtime, exec_id: &str) -> Result<i32> {
+    let deadline = tokio::time::Instant::now() + EXEC_EXIT_WAIT;
+    loop {
+        let inspected = rt
+            .docker
+            .inspect_exec(exec_id)
+            .await
+            .context(|| format!("inspect exec {exec_id}"))?;
+        if inspected.running != Some(true) {
+            let code = inspected.exit_code.unwrap_or_default();
+            return Ok(i32::try_from(code).unwrap_or(i32::MAX));
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(Error::Internal(format!(
+                "exec {exec_id} closed its output but still runs after {EXEC_EXIT_WAIT:?}"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Kills an exec's process by its host PID.
+async fn kill_exec(rt: &Runtime, exec_id: &str) {
+    let pid = match rt.docker.inspect_exec(exec_id).await {
+        Ok(inspected) if inspected.running == Some(true) => inspected.pid.unwrap_or_default(),
+        Ok(_) => return,
+        Err(err) => {
+            tracing::warn!(exec = exec_id, error = %err, "cannot inspect a timed-out exec");
+            return;
+        }
+    };
+    let Some(pid) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    else {
+        return;
+    };
+    if let Err(err) = rustix::process::kill_process(pid, rustix::process::Signal::KILL) {
+        tracing::warn!(exec = exec_id, pid = pid.as_raw_nonzero().get(), error = %err, "cannot kill a timed-out exec");
+    }
+}

@@ -1,0 +1,562 @@
+//! Translation of a CRI `ContainerConfig` into Docker's container
+//! configuration: process, labels, namespaces joined from the sandbox,
+//! mounts and resource limits.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use bollard::models::{
+    ContainerCreateBody, ContainerUpdateBody, HealthConfig, HostConfig, Mount, MountBindOptions,
+    MountBindOptionsPropagationEnum, MountType,
+};
+
+use crate::cri::{
+    ContainerConfig, LinuxContainerResources, MountPropagation, NamespaceMode, PodSandboxConfig,
+};
+use crate::error::{Error, Result};
+use crate::naming;
+
+/// What the container joins and inherits from its sandbox.
+#[derive(Debug, Clone)]
+pub struct SandboxRef<'a> {
+    /// Full id of the sandbox (pause) container.
+    pub id: &'a str,
+    /// The sandbox's Docker IPC mode (`shareable` or `host`).
+    pub ipc_mode: &'a str,
+    /// The sandbox's Docker network mode.
+    pub network_mode: &'a str,
+    /// The sandbox's OCI runtime.
+    pub runtime: Option<&'a str>,
+}
+
+/// The Docker create request for an application container.
+pub fn create_body(
+    config: &ContainerConfig,
+    sandbox: &SandboxRef<'_>,
+    sandbox_config: Option<&PodSandboxConfig>,
+    may_lower_oom_score: bool,
+) -> Result<ContainerCreateBody> {
+    let image = config
+        .image
+        .as_ref()
+        .map(|i| i.image.as_str())
+        .filter(|i| !i.is_empty())
+        .ok_or_else(|| Error::InvalidArgument("container image is required".into()))?;
+    let linux = config.linux.clone().unwrap_or_default();
+    let security = linux.security_context.clone().unwrap_or_default();
+    let namespaces = security.namespace_options.clone().unwrap_or_default();
+
+    let mut labels = naming::to_docker_labels(&config.labels, &config.annotations);
+    labels.insert(naming::TYPE_LABEL.into(), naming::TYPE_CONTAINER.into());
+    labels.insert(naming::SANDBOX_ID_LABEL.into(), sandbox.id.into());
+    if let Some(log_path) = log_path(config, sandbox_config) {
+        labels.insert(naming::LOG_PATH_LABEL.into(), log_path);
+    }
+
+    let env = config
+        .envs
+        .iter()
+        .map(|kv| {
+            if kv.key.is_empty() || kv.key.contains('=') {
+                return Err(Error::InvalidArgument(format!(
+                    "environment variable name {:?} is empty or contains '='",
+                    kv.key
+                )));
+            }
+            let value = std::str::from_utf8(&kv.value).map_err(|_| {
+                Error::InvalidArgument(format!(
+                    "environment variable {:?} is not UTF-8, which Docker cannot carry",
+                    kv.key
+                ))
+            })?;
+            Ok(format!("{}={value}", kv.key))
+        })
+        .collect::<Result<Vec<_>>>()?;
+
+    let pid_mode = match NamespaceMode::try_from(namespaces.pid).unwrap_or(NamespaceMode::Pod) {
+        NamespaceMode::Pod => Some(format!("container:{}", sandbox.id)),
+        NamespaceMode::Node => Some("host".to_string()),
+        NamespaceMode::Target if namespaces.target_id.is_empty() => {
+            return Err(Error::InvalidArgument(
+                "PID namespace TARGET needs namespace_options.target_id".into(),
+            ));
+        }
+        NamespaceMode::Target => Some(format!("container:{}", namespaces.target_id)),
+        NamespaceMode::Container => None,
+    };
+    if namespaces
+        .userns_options
+        .as_ref()
+        .is_some_and(|u| u.mode != NamespaceMode::Node as i32)
+    {
+        return Err(Error::Unimplemented(
+            "user namespaces for containers are not supported on Docker".into(),
+        ));
+    }
+    let ipc_mode = if sandbox.ipc_mode == "host" {
+        "host".to_string()
+    } else {
+        format!("container:{}", sandbox.id)
+    };
+
+    let (binds, mounts) = mounts(config)?;
+    let limits = Limits::from_cri(linux.resources.as_ref(), may_lower_oom_score);
+
+    let host_config = HostConfig {
+        network_mode: Some(format!("container:{}", sandbox.id)),
+        ipc_mode: Some(ipc_mode),
+        pid_mode,
+        uts_mode: (sandbox.network_mode == "host").then(|| "host".into()),
+        binds,
+        mounts,
+        runtime: sandbox.runtime.map(str::to_string),
+        privileged: Some(security.privileged),
+        readonly_rootfs: Some(security.readonly_rootfs),
+        cap_add: security
+            .capabilities
+            .as_ref()
+            .map(|c| c.add_capabilities.clone())
+            .filter(|c| !c.is_empty()),
+        cap_drop: security
+            .capabilities
+            .as_ref()
+            .map(|c| c.drop_capabilities.clone())
+            .filter(|c| !c.is_empty()),
+        group_add: (!security.supplemental_groups.is_empty()).then(|| {
+            security
+                .supplemental_groups
+                .iter()
+                .map(i64::to_string)
+                .collect()
+        }),
+        security_opt: security
+            .no_new_privs
+            .then(|| vec!["no-new-privileges".to_string()]),
+        cpu_period: limits.cpu_period,
+        cpu_quota: limits.cpu_quota,
+        cpu_shares: limits.cpu_shares,
+        memory: limits.memory,
+        memory_swap: limits.memory_swap,
+        cpuset_cpus: limits.cpuset_cpus.clone(),
+        cpuset_mems: limits.cpuset_mems.clone(),
+        oom_score_adj: limits.oom_score_adj,
+        ..Default::default()
+    };
+
+    Ok(ContainerCreateBody {
+        image: Some(image.to_string()),
+        entrypoint: (!config.command.is_empty()).then(|| config.command.clone()),
+        cmd: (!config.args.is_empty()).then(|| config.args.clone()),
+        env: (!env.is_empty()).then_some(env),
+        working_dir: (!config.working_dir.is_empty()).then(|| config.working_dir.clone()),
+        user: user(&security)?,
+        tty: Some(config.tty),
+        open_stdin: Some(config.stdin),
+        stdin_once: Some(config.stdin_once),
+        attach_stdin: Some(config.stdin),
+        attach_stdout: Some(true),
+        attach_stderr: Some(!config.tty),
+        labels: Some(labels),
+        // The kubelet runs probes itself; an image's HEALTHCHECK would only
+        // burn CPU.
+        healthcheck: Some(HealthConfig {
+            test: Some(vec!["NONE".into()]),
+            ..Default::default()
+        }),
+        host_config: Some(host_config),
+        ..Default::default()
+    })
+}
+
+/// The container's CRI log file: the sandbox's log directory joined with the
+/// container's log path.
+fn log_path(config: &ContainerConfig, sandbox_config: Option<&PodSandboxConfig>) -> Option<String> {
+    if config.log_path.is_empty() {
+        return None;
+    }
+    let dir = sandbox_config
+        .map(|s| s.log_directory.as_str())
+        .unwrap_or_default();
+    Some(Path::new(dir).join(&config.log_path).display().to_string())
+}
+
+/// Docker's `User`: a uid or user name, with the group when one is given.
+fn user(security: &crate::cri::LinuxContainerSecurityContext) -> Result<Option<String>> {
+    let user = match (&security.run_as_user, security.run_as_username.as_str()) {
+        (Some(uid), _) => Some(uid.value.to_string()),
+        (None, "") => None,
+        (None, name) => Some(name.to_string()),
+    };
+    match (user, &security.run_as_group) {
+        (Some(user), Some(gid)) => Ok(Some(format!("{user}:{}", gid.value))),
+        (None, Some(_)) => Err(Error::InvalidArgument(
+            "run_as_group needs run_as_user or run_as_username".into(),
+        )),
+        (user, None) => Ok(user),
+    }
+}
+
+/// Bind mounts. Plain binds (`host:container:opts`) are used where the paths
+/// allow, because Docker then creates a missing host directory as the
+/// kubelet expects; paths containing `:` or `,` need the structured form.
+fn mounts(config: &ContainerConfig) -> Result<(Option<Vec<String>>, Option<Vec<Mount>>)> {
+    let mut binds = Vec::new();
+    let mut structured = Vec::new();
+    for mount in &config.mounts {
+        if mount.image.is_some() {
+            return Err(Error::Unimplemented(format!(
+                "image volume at {:?}: image mounts are not supported on Docker",
+                mount.container_path
+            )));
+        }
+        if mount.container_path.is_empty() || mount.host_path.is_empty() {
+            return Err(Error::InvalidArgument(format!(
+                "mount {:?} -> {:?}: host_path and container_path are required",
+                mount.host_path, mount.container_path
+            )));
+        }
+        let propagation = MountPropagation::try_from(mount.propagation)
+            .unwrap_or(MountPropagation::PropagationPrivate);
+        let awkward = |p: &str| p.contains(':') || p.contains(',');
+        if awkward(&mount.host_path) || awkward(&mount.container_path) {
+            structured.push(Mount {
+                target: Some(mount.container_path.clone()),
+                source: Some(mount.host_path.clone()),
+                typ: Some(MountType::BIND),
+                read_only: Some(mount.readonly),
+                bind_options: Some(MountBindOptions {
+                    propagation: Some(match propagation {
+                        MountPropagation::PropagationBidirectional => {
+                            MountBindOptionsPropagationEnum::RSHARED
+                        }
+                        MountPropagation::PropagationHostToContainer => {
+                            MountBindOptionsPropagationEnum::RSLAVE
+                        }
+                        MountPropagation::PropagationPrivate => {
+                            MountBindOptionsPropagationEnum::RPRIVATE
+                        }
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            });
+            continue;
+        }
+        let mut opts = Vec::new();
+        if mount.readonly {
+            opts.push("ro");
+        }
+        match propagation {
+            MountPropagation::PropagationBidirectional => opts.push("rshared"),
+            MountPropagation::PropagationHostToContainer => opts.push("rslave"),
+            MountPropagation::PropagationPrivate => {}
+        }
+        let mut bind = format!("{}:{}", mount.host_path, mount.container_path);
+        if !opts.is_empty() {
+            bind.push(':');
+            bind.push_str(&opts.join(","));
+        }
+        binds.push(bind);
+    }
+    Ok((
+        (!binds.is_empty()).then_some(binds),
+        (!structured.is_empty()).then_some(structured),
+    ))
+}
+
+/// CRI resource limits in Docker's terms; unset (zero) CRI values stay unset.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// CFS period in microseconds.
+    pub cpu_period: Option<i64>,
+    /// CFS quota in microseconds.
+    pub cpu_quota: Option<i64>,
+    /// CPU weight (shares).
+    pub cpu_shares: Option<i64>,
+    /// Memory limit in bytes.
+    pub memory: Option<i64>,
+    /// Memory plus swap limit in bytes.
+    pub memory_swap: Option<i64>,
+    /// CPUs the container may use.
+    pub cpuset_cpus: Option<String>,
+    /// Memory nodes the container may use.
+    pub cpuset_mems: Option<String>,
+    /// OOM score adjustment.
+    pub oom_score_adj: Option<i64>,
+}
+
+impl Limits {
+    /// Translates CRI resources. Without swap asked for, memory+swap equals
+    /// the memory limit, so the container gets no swap (the kubelet's
+    /// default).
+    pub fn from_cri(
+        resources: Option<&LinuxContainerResources>,
+        may_lower_oom_score: bool,
+    ) -> Self {
+        let Some(r) = resources else {
+            return Self::default();
+        };
+        let positive = |v: i64| (v > 0).then_some(v);
+        let text = |v: &str| (!v.is_empty()).then(|| v.to_string());
+        let memory = positive(r.memory_limit_in_bytes);
+        let memory_swap = match (memory, positive(r.memory_swap_limit_in_bytes)) {
+            (Some(_), Some(swap)) => Some(swap),
+            (Some(memory), None) => Some(memory),
+            (None, _) => None,
+        };
+        let oom = if r.oom_score_adj < 0 && !may_lower_oom_score {
+            0
+        } else {
+            r.oom_score_adj
+        };
+        Self {
+            cpu_period: positive(r.cpu_period),
+            cpu_quota: positive(r.cpu_quota),
+            cpu_shares: positive(r.cpu_shares),
+            memory,
+            memory_swap,
+            cpuset_cpus: text(&r.cpuset_cpus),
+            cpuset_mems: text(&r.cpuset_mems),
+            oom_score_adj: (oom != 0).then_some(oom),
+        }
+    }
+
+    /// The update request that applies these limits to a running container.
+    /// oom_score_adj cannot be changed after creation and is left out.
+    pub fn update_body(&self) -> ContainerUpdateBody {
+        ContainerUpdateBody {
+            cpu_period: self.cpu_period,
+            cpu_quota: self.cpu_quota,
+            cpu_shares: self.cpu_shares,
+            memory: self.memory,
+            memory_swap: self.memory_swap,
+            cpuset_cpus: self.cpuset_cpus.clone(),
+            cpuset_mems: self.cpuset_mems.clone(),
+            ..Default::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn docker_labels(body: &ContainerCreateBody) -> HashMap<String, String> {
+        body.labels.clone().unwrap_or_default()
+    }
+    use crate::cri::{
+        ContainerMetadata, ImageSpec, Int64Value, KeyValue, LinuxContainerConfig,
+        LinuxContainerSecurityContext, Mount as CriMount, NamespaceOption,
+    };
+
+    const SANDBOX: SandboxRef<'static> = SandboxRef {
+        id: "sandbox0123",
+        ipc_mode: "shareable",
+        network_mode: "default",
+        runtime: None,
+    };
+
+    fn config() -> ContainerConfig {
+        ContainerConfig {
+            metadata: Some(ContainerMetadata {
+                name: "app".into(),
+                attempt: 1,
+            }),
+            image: Some(ImageSpec {
+                image: "busybox".into(),
+                ..Default::default()
+            }),
+            command: vec!["/bin/sh".into()],
+            args: vec!["-c".into(), "sleep 1".into()],
+            working_dir: "/tmp".into(),
+            envs: vec![KeyValue {
+                key: "A".into(),
+                value: b"b=c".to_vec(),
+            }],
+            log_path: "app/1.log".into(),
+            labels: HashMap::from([("tier".into(), "front".into())]),
+            annotations: HashMap::from([("io.kubernetes.container.hash".into(), "h".into())]),
+            mounts: vec![
+                CriMount {
+                    container_path: "/data".into(),
+                    host_path: "/srv/data".into(),
+                    readonly: true,
+                    propagation: MountPropagation::PropagationHostToContainer as i32,
+                    ..Default::default()
+                },
+                CriMount {
+                    container_path: "/odd".into(),
+                    host_path: "/srv/a:b".into(),
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        }
+    }
+
+    fn sandbox_config() -> PodSandboxConfig {
+        PodSandboxConfig {
+            log_directory: "/var/log/pods/ns_web_u1".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn process_labels_and_namespaces_follow_the_sandbox() {
+        let body = create_body(&config(), &SANDBOX, Some(&sandbox_config()), true).unwrap();
+        assert_eq!(body.image.as_deref(), Some("busybox"));
+        assert_eq!(body.entrypoint, Some(vec!["/bin/sh".to_string()]));
+        assert_eq!(
+            body.cmd,
+            Some(vec!["-c".to_string(), "sleep 1".to_string()])
+        );
+        assert_eq!(body.env, Some(vec!["A=b=c".to_string()]));
+        assert_eq!(body.working_dir.as_deref(), Some("/tmp"));
+        let labels = docker_labels(&body);
+        assert_eq!(labels[naming::TYPE_LABEL], "container");
+        assert_eq!(labels[naming::SANDBOX_ID_LABEL], "sandbox0123");
+        assert_eq!(
+            labels[naming::LOG_PATH_LABEL],
+            "/var/log/pods/ns_web_u1/app/1.log"
+        );
+        assert_eq!(labels["annotation.io.kubernetes.container.hash"], "h");
+        assert_eq!(labels["tier"], "front");
+
+        let host = body.host_config.unwrap();
+        assert_eq!(host.network_mode.as_deref(), Some("container:sandbox0123"));
+        assert_eq!(host.ipc_mode.as_deref(), Some("container:sandbox0123"));
+        // No namespace options: the CRI default for PID is POD.
+        assert_eq!(host.pid_mode.as_deref(), Some("container:sandbox0123"));
+        assert_eq!(
+            host.binds,
+            Some(vec!["/srv/data:/data:ro,rslave".to_string()])
+        );
+        let structured = host.mounts.unwrap();
+        assert_eq!(structured[0].source.as_deref(), Some("/srv/a:b"));
+        assert_eq!(structured[0].typ, Some(MountType::BIND));
+    }
+
+    #[test]
+    fn command_without_args_does_not_inherit_the_image_cmd() {
+        let mut cfg = config();
+        cfg.args.clear();
+        let body = create_body(&cfg, &SANDBOX, None, true).unwrap();
+        assert_eq!(body.entrypoint, Some(vec!["/bin/sh".to_string()]));
+        assert_eq!(body.cmd, None);
+        let mut cfg = config();
+        cfg.command.clear();
+        let body = create_body(&cfg, &SANDBOX, None, true).unwrap();
+        assert_eq!(
+            body.entrypoint, None,
+            "args alone keep the image's entrypoint"
+        );
+    }
+
+    #[test]
+    fn pid_namespace_modes() {
+        let with_pid = |pid: NamespaceMode, target: &str| {
+            let mut cfg = config();
+            cfg.linux = Some(LinuxContainerConfig {
+                security_context: Some(LinuxContainerSecurityContext {
+                    namespace_options: Some(NamespaceOption {
+                        pid: pid as i32,
+                        target_id: target.into(),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            });
+            create_body(&cfg, &SANDBOX, None, true).map(|b| b.host_config.unwrap().pid_mode)
+        };
+        assert_eq!(with_pid(NamespaceMode::Container, "").unwrap(), None);
+        assert_eq!(
+            with_pid(NamespaceMode::Node, "").unwrap().as_deref(),
+            Some("host")
+        );
+        assert_eq!(
+            with_pid(NamespaceMode::Target, "abc").unwrap().as_deref(),
+            Some("container:abc")
+        );
+        assert!(matches!(
+            with_pid(NamespaceMode::Target, ""),
+            Err(Error::InvalidArgument(_))
+        ));
+    }
+
+    #[test]
+    fn user_and_group() {
+        let sec = |uid: Option<i64>, name: &str, gid: Option<i64>| LinuxContainerSecurityContext {
+            run_as_user: uid.map(|value| Int64Value { value }),
+            run_as_username: name.into(),
+            run_as_group: gid.map(|value| Int64Value { value }),
+            ..Default::default()
+        };
+        assert_eq!(
+            user(&sec(Some(1000), "", None)).unwrap().as_deref(),
+            Some("1000")
+        );
+        assert_eq!(
+            user(&sec(Some(0), "", Some(5))).unwrap().as_deref(),
+            Some("0:5")
+        );
+        assert_eq!(
+            user(&sec(None, "nobody", None)).unwrap().as_deref(),
+            Some("nobody")
+        );
+        assert_eq!(user(&sec(None, "", None)).unwrap(), None);
+        assert!(user(&sec(None, "", Some(5))).is_err());
+    }
+
+    #[test]
+    fn resources_translate_and_swap_defaults_to_none() {
+        let res = LinuxContainerResources {
+            cpu_period: 100_000,
+            cpu_quota: 50_000,
+            cpu_shares: 512,
+            memory_limit_in_bytes: 64 << 20,
+            oom_score_adj: -997,
+            cpuset_cpus: "0".into(),
+            ..Default::default()
+        };
+        let limits = Limits::from_cri(Some(&res), false);
+        assert_eq!(limits.cpu_quota, Some(50_000));
+        assert_eq!(limits.memory, Some(64 << 20));
+        assert_eq!(limits.memory_swap, Some(64 << 20));
+        assert_eq!(
+            limits.oom_score_adj, None,
+            "negative scores need CAP_SYS_RESOURCE"
+        );
+        assert_eq!(Limits::from_cri(Some(&res), true).oom_score_adj, Some(-997));
+        assert_eq!(Limits::from_cri(None, true), Limits::default());
+        assert_eq!(limits.update_body().cpuset_cpus.as_deref(), Some("0"));
+    }
+
+    #[test]
+    fn bad_input_is_rejected() {
+        let mut cfg = config();
+        cfg.image = None;
+        assert!(matches!(
+            create_body(&cfg, &SANDBOX, None, true),
+            Err(Error::InvalidArgument(_))
+        ));
+        let mut cfg = config();
+        cfg.envs.push(KeyValue {
+            key: "".into(),
+            value: b"x".to_vec(),
+        });
+        assert!(matches!(
+            create_body(&cfg, &SANDBOX, None, true),
+            Err(Error::InvalidArgument(_))
+        ));
+        let mut cfg = config();
+        cfg.mounts[0].image = Some(ImageSpec {
+            image: "x".into(),
+            ..Default::default()
+        });
+        assert!(matches!(
+            create_body(&cfg, &SANDBOX, None, true),
+            Err(Error::Unimplemented(_))
+        ));
+    }
+}

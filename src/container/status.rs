@@ -1,0 +1,288 @@
+//! What Docker reports about a container, in CRI terms: list entries and
+//! full statuses.
+
+use std::collections::HashMap;
+
+use bollard::models::{
+    ContainerInspectResponse, ContainerStateStatusEnum, ContainerSummary,
+    ContainerSummaryStateEnum, ImageInspect,
+};
+
+use crate::cri::{Container, ContainerState, ContainerStatus, ImageSpec, Mount, MountPropagation};
+use crate::docker::timestamp_nanos;
+use crate::naming;
+
+/// A container's CRI state from its Docker list state.
+pub fn state_from_summary(state: Option<&ContainerSummaryStateEnum>) -> ContainerState {
+    use ContainerSummaryStateEnum as S;
+    match state {
+        Some(S::CREATED) => ContainerState::ContainerCreated,
+        Some(S::RUNNING | S::PAUSED | S::RESTARTING | S::STOPPING) => {
+            ContainerState::ContainerRunning
+        }
+        Some(S::EXITED | S::DEAD | S::REMOVING) => ContainerState::ContainerExited,
+        _ => ContainerState::ContainerUnknown,
+    }
+}
+
+fn state_from_inspect(state: Option<&ContainerStateStatusEnum>) -> ContainerState {
+    use ContainerStateStatusEnum as S;
+    match state {
+        Some(S::CREATED) => ContainerState::ContainerCreated,
+        Some(S::RUNNING | S::PAUSED | S::RESTARTING) => ContainerState::ContainerRunning,
+        Some(S::EXITED | S::DEAD | S::REMOVING) => ContainerState::ContainerExited,
+        _ => ContainerState::ContainerUnknown,
+    }
+}
+
+/// A CRI container from a Docker list entry; entries without a container
+/// name the shim can read are skipped.
+pub fn container_from_summary(summary: &ContainerSummary) -> Option<Container> {
+    let name = summary.names.as_ref()?.first()?;
+    let metadata = naming::parse_container_name(name)?;
+    let docker_labels = summary.labels.clone().unwrap_or_default();
+    let sandbox_id = docker_labels
+        .get(naming::SANDBOX_ID_LABEL)
+        .cloned()
+        .unwrap_or_default();
+    let (labels, annotations) = naming::from_docker_labels(&docker_labels, false);
+    let image_id = summary.image_id.clone().unwrap_or_default();
+    Some(Container {
+        id: summary.id.clone()?,
+        pod_sandbox_id: sandbox_id,
+        metadata: Some(metadata),
+        image: Some(ImageSpec {
+            image: summary.image.clone().unwrap_or_default(),
+            ..Default::default()
+        }),
+        image_ref: image_id.clone(),
+        state: state_from_summary(summary.state.as_ref()) as i32,
+        created_at: summary
+            .created
+            .unwrap_or_default()
+            .saturating_mul(1_000_000_000),
+        labels,
+        annotations,
+        image_id,
+    })
+}
+
+/// The image reference the kubelet shows as a container's image ID, in the
+/// form dockershim used: `docker-pullable://repo@digest` for pulled images,
+/// `docker://sha256:...` for images only known by id.
+pub fn image_ref(image_id: &str, image: Option<&ImageInspect>) -> String {
+    match image
+        .and_then(|i| i.repo_digests.as_ref())
+        .and_then(|d| d.first())
+    {
+        Some(digest) => format!("docker-pullable://{digest}"),
+        None => format!("docker://{image_id}"),
+    }
+}
+
+/// A full CRI status from `docker inspect` of the container and its image.
+pub fn status_from_inspect(
+    inspected: &ContainerInspectResponse,
+    image: Option<&ImageInspect>,
+) -> ContainerStatus {
+    let config = inspected.config.clone().unwrap_or_default();
+    let docker_labels = config.labels.clone().unwrap_or_default();
+    let (labels, annotations) = naming::from_docker_labels(&docker_labels, false);
+    let state = inspected.state.clone().unwrap_or_default();
+    let cri_state = state_from_inspect(state.status.as_ref());
+    let exit_code = state.exit_code.unwrap_or_default();
+    let docker_error = state.error.clone().unwrap_or_default();
+
+    let (reason, message) = match cri_state {
+        ContainerState::ContainerExited if state.oom_killed == Some(true) => {
+            ("OOMKilled", String::new())
+        }
+        ContainerState::ContainerExited if !docker_error.is_empty() => {
+            ("ContainerCannotRun", docker_error)
+        }
+        ContainerState::ContainerExited if exit_code == 0 => ("Completed", String::new()),
+        ContainerState::ContainerExited => ("Error", String::new()),
+        ContainerState::ContainerCreated if !docker_error.is_empty() => {
+            ("ContainerCannotRun", docker_error)
+        }
+        _ => ("", String::new()),
+    };
+
+    let image_id = inspected.image.clone().unwrap_or_default();
+    ContainerStatus {
+        id: inspected.id.clone().unwrap_or_default(),
+        metadata: inspected
+            .name
+            .as_deref()
+            .and_then(naming::parse_container_name),
+        state: cri_state as i32,
+        created_at: timestamp_nanos(inspected.created.as_deref()),
+        started_at: timestamp_nanos(state.started_at.as_deref()),
+        finished_at: timestamp_nanos(state.finished_at.as_deref()),
+        exit_code: i32::try_from(exit_code).unwrap_or(i32::MAX),
+        image: Some(ImageSpec {
+            image: config.image.clone().unwrap_or_default(),
+            ..Default::default()
+        }),
+        image_ref: image_ref(&image_id, image),
+        image_id,
+        reason: reason.to_string(),
+        message,
+        labels,
+        annotations,
+        mounts: mounts(inspected),
+        log_path: docker_labels
+            .get(naming::LOG_PATH_LABEL)
+            .cloned()
+            .unwrap_or_default(),
+        ..Default::default()
+    }
+}
+
+/// The container's bind mounts as Docker applied them.
+fn mounts(inspected: &ContainerInspectResponse) -> Vec<Mount> {
+    inspected
+        .mounts
+        .iter()
+        .flatten()
+        .filter(|m| m.destination.is_some())
+        .map(|m| Mount {
+            container_path: m.destination.clone().unwrap_or_default(),
+            host_path: m.source.clone().unwrap_or_default(),
+            readonly: !m.rw.unwrap_or(true),
+            propagation: match m.propagation.as_deref() {
+                Some("rshared" | "shared") => MountPropagation::PropagationBidirectional,
+                Some("rslave" | "slave") => MountPropagation::PropagationHostToContainer,
+                _ => MountPropagation::PropagationPrivate,
+            } as i32,
+            ..Default::default()
+        })
+        .collect()
+}
+
+/// Verbose status details for `crictl inspect`.
+pub fn verbose_info(inspected: &ContainerInspectResponse) -> HashMap<String, String> {
+    let labels = inspected
+        .config
+        .as_ref()
+        .and_then(|c| c.labels.clone())
+        .unwrap_or_default();
+    let info = serde_json::json!({
+        "sandboxID": labels.get(naming::SANDBOX_ID_LABEL),
+        "pid": inspected.state.as_ref().and_then(|s| s.pid),
+        "dockerName": inspected.name.as_deref().map(naming::bare_name),
+        "entrypoint": inspected.path,
+        "args": inspected.args,
+        "hostConfig": inspected.host_config.as_ref().map(|h| serde_json::json!({
+            "networkMode": h.network_mode,
+            "ipcMode": h.ipc_mode,
+            "pidMode": h.pid_mode,
+            "binds": h.binds,
+        })),
+    });
+    HashMap::from([("info".to_string(), info.to_string())])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bollard::models::{ContainerConfig, ContainerState as DockerState, MountPoint};
+
+    fn inspected(
+        status: ContainerStateStatusEnum,
+        exit: i64,
+        oom: bool,
+        error: &str,
+    ) -> ContainerInspectResponse {
+        ContainerInspectResponse {
+            id: Some("c1".into()),
+            name: Some("/k8s_app_web_default_u1_2".into()),
+            created: Some("2026-11-26T21:35:40.000000001Z".into()),
+            image: Some("sha256:abc".into()),
+            state: Some(DockerState {
+                status: Some(status),
+                exit_code: Some(exit),
+                oom_killed: Some(oom),
+                error: Some(error.into()),
+                started_at: Some("2026-11-26T21:35:41Z".into()),
+                finished_at: Some("0001-01-01T00:00:00Z".into()),
+                ..Default::default()
+            }),
+            config: Some(ContainerConfig {
+                image: Some("busybox".into()),
+                labels: Some(HashMap::from([
+                    (
+                        naming::LOG_PATH_LABEL.to_string(),
+                        "/var/log/pods/x/app/2.log".to_string(),
+                    ),
+                    (naming::SANDBOX_ID_LABEL.to_string(), "s1".to_string()),
+                    ("annotation.a".to_string(), "b".to_string()),
+                ])),
+                ..Default::default()
+            }),
+            mounts: Some(vec![MountPoint {
+                source: Some("/srv".into()),
+                destination: Some("/data".into()),
+                rw: Some(false),
+                propagation: Some("rslave".into()),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn exited_containers_get_the_kubelets_reasons() {
+        use ContainerStateStatusEnum::*;
+        let reason =
+            |s, exit, oom, err| status_from_inspect(&inspected(s, exit, oom, err), None).reason;
+        assert_eq!(reason(EXITED, 0, false, ""), "Completed");
+        assert_eq!(reason(EXITED, 2, false, ""), "Error");
+        assert_eq!(reason(EXITED, 137, true, ""), "OOMKilled");
+        assert_eq!(
+            reason(CREATED, 127, false, "exec: not found"),
+            "ContainerCannotRun"
+        );
+        assert_eq!(reason(RUNNING, 0, false, ""), "");
+    }
+
+    #[test]
+    fn status_reports_what_docker_applied() {
+        let s = status_from_inspect(
+            &inspected(ContainerStateStatusEnum::EXITED, 3, false, ""),
+            None,
+        );
+        assert_eq!(s.metadata.unwrap().attempt, 2);
+        assert_eq!(s.state, ContainerState::ContainerExited as i32);
+        assert_eq!(s.exit_code, 3);
+        assert_eq!(s.created_at, 1_795_728_940_000_000_001);
+        assert_eq!(s.started_at, 1_795_728_941_000_000_000);
+        assert_eq!(s.finished_at, 0);
+        assert_eq!(s.log_path, "/var/log/pods/x/app/2.log");
+        assert_eq!(s.annotations["a"], "b");
+        assert!(
+            s.labels.is_empty(),
+            "internal labels are hidden: {:?}",
+            s.labels
+        );
+        assert_eq!(s.image_ref, "docker://sha256:abc");
+        assert_eq!(s.mounts[0].host_path, "/srv");
+        assert!(s.mounts[0].readonly);
+        assert_eq!(
+            s.mounts[0].propagation,
+            MountPropagation::PropagationHostToContainer as i32
+        );
+    }
+
+    #[test]
+    fn pulled_images_are_referenced_by_digest() {
+        let image = ImageInspect {
+            repo_digests: Some(vec!["localhost:5000/app@sha256:def".into()]),
+            ..Default::default()
+        };
+        assert_eq!(
+            image_ref("sha256:abc", Some(&image)),
+            "docker-pullable://localhost:5000/app@sha256:def"
+        );
+    }
+}

@@ -1,0 +1,78 @@
+//! `ImageService`: thin adapter over [`crate::image`].
+
+use std::sync::Arc;
+
+use tonic::codegen::BoxStream;
+use tonic::{Request, Response, Status};
+
+use super::v1::image_service_server::ImageService;
+use super::v1::*;
+use super::{respond, unsupported};
+use crate::image;
+use crate::runtime::Runtime;
+
+type Reply<T> = Result<Response<T>, Status>;
+
+/// The CRI image service over Docker's image store.
+#[derive(Clone)]
+pub struct ImageServiceImpl {
+    rt: Arc<Runtime>,
+}
+
+impl ImageServiceImpl {
+    /// Serves with the shared runtime state.
+    pub fn new(rt: Arc<Runtime>) -> Self {
+        Self { rt }
+    }
+}
+
+#[tonic::async_trait]
+impl ImageService for ImageServiceImpl {
+    async fn list_images(&self, req: Request<ListImagesRequest>) -> Reply<ListImagesResponse> {
+        let result = image::list(&self.rt, req.into_inner().filter).await;
+        respond(
+            "ListImages",
+            result.map(|images| ListImagesResponse { images }),
+        )
+    }
+
+    async fn stream_images(
+        &self,
+        _: Request<StreamImagesRequest>,
+    ) -> Reply<BoxStream<StreamImagesResponse>> {
+        unsupported("StreamImages", "use the unary ListImages call")
+    }
+
+    async fn image_status(&self, req: Request<ImageStatusRequest>) -> Reply<ImageStatusResponse> {
+        let req = req.into_inner();
+        respond(
+            "ImageStatus",
+            image::status(&self.rt, req.image, req.verbose).await,
+        )
+    }
+
+    async fn pull_image(&self, req: Request<PullImageRequest>) -> Reply<PullImageResponse> {
+        let req = req.into_inner();
+        let result = image::pull(&self.rt, req.image, req.auth).await;
+        respond(
+            "PullImage",
+            result.map(|image_ref| PullImageResponse { image_ref }),
+        )
+    }
+
+    async fn remove_image(&self, req: Request<RemoveImageRequest>) -> Reply<RemoveImageResponse> {
+        let result = image::remove(&self.rt, req.into_inner().image).await;
+        respond("RemoveImage", result.map(|()| RemoveImageResponse {}))
+    }
+
+    async fn image_fs_info(&self, _: Request<ImageFsInfoRequest>) -> Reply<ImageFsInfoResponse> {
+        let result = image::fs_info(&self.rt).await;
+        respond(
+            "ImageFsInfo",
+            result.map(|image_filesystems| ImageFsInfoResponse {
+                image_filesystems,
+                container_filesystems: Vec::new(),
+            }),
+        )
+    }
+}

@@ -1,0 +1,395 @@
+//! [`DockerApi`] over bollard: connection, API version negotiation, per-call
+//! timeouts and the mapping of bollard's errors onto [`DockerError`].
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bollard::Docker;
+use bollard::auth::DockerCredentials;
+use bollard::container::LogOutput;
+use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
+use bollard::models::{
+    ContainerCreateBody, ContainerInspectResponse, ContainerSummary, ContainerUpdateBody,
+    ExecInspectResponse, ImageInspect, ImageSummary, SystemInfo, SystemVersion,
+};
+use bollard::query_parameters::{
+    CreateContainerOptions, CreateImageOptions, InspectContainerOptions, ListContainersOptions,
+    ListImagesOptions, RemoveContainerOptions, RemoveImageOptions, StopContainerOptions,
+};
+use futures_util::{StreamExt, TryStreamExt};
+
+use super::{DockerApi, DockerError, DockerResult, ExecOutput, Filters, RegistryAuth};
+
+/// The oldest Engine API the shim supports (Docker 20.10).
+pub const MIN_API_VERSION: (usize, usize) = (1, 41);
+
+/// Timeout for calls that return promptly (everything but stop and streams).
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A Docker Engine reached through bollard.
+#[derive(Clone)]
+pub struct BollardDocker {
+    docker: Docker,
+    api_version: String,
+}
+
+impl BollardDocker {
+    /// Connects to `endpoint` (`unix:///path`, `tcp://host:port` or
+    /// `http://host:port`), negotiates the API version and refuses engines
+    /// older than [`MIN_API_VERSION`].
+    pub async fn connect(endpoint: &str) -> DockerResult<Self> {
+        let timeout = DEFAULT_TIMEOUT.as_secs();
+        let version = bollard::API_DEFAULT_VERSION;
+        let docker = if let Some(path) = endpoint.strip_prefix("unix://") {
+            Docker::connect_with_unix(path, timeout, version)
+        } else if endpoint.starts_with("tcp://") || endpoint.starts_with("http://") {
+            Docker::connect_with_http(endpoint, timeout, version)
+        } else {
+            return Err(DockerError::Transport(format!(
+                "unsupported docker endpoint {endpoint:?}: use unix:///path or tcp://host:port"
+            )));
+        }
+        .map_err(|e| DockerError::Transport(format!("{endpoint}: {e}")))?;
+
+        // negotiate_version consumes the client: negotiate before any clone.
+        let docker = docker
+            .negotiate_version()
+            .await
+            .map_err(|e| DockerError::Transport(format!("{endpoint}: {e}")))?;
+        let negotiated = docker.client_version();
+        let api = (negotiated.major_version, negotiated.minor_version);
+        if api < MIN_API_VERSION {
+            return Err(DockerError::Transport(format!(
+                "docker at {endpoint} speaks API {}.{}, older than the {}.{} this shim needs (Docker 20.10)",
+                api.0, api.1, MIN_API_VERSION.0, MIN_API_VERSION.1
+            )));
+        }
+        Ok(Self {
+            docker,
+            api_version: format!("{}.{}", api.0, api.1),
+        })
+    }
+
+    /// The API version negotiated with the engine, e.g. `1.41`.
+    pub fn api_version(&self) -> &str {
+        &self.api_version
+    }
+}
+
+/// Maps a bollard error to the cases the shim tells apart.
+fn map_err(err: bollard::errors::Error) -> DockerError {
+    use bollard::errors::Error as E;
+    match err {
+        E::DockerResponseServerError {
+            status_code,
+            message,
+        } => match status_code {
+            404 => DockerError::NotFound(message),
+            409 => DockerError::Conflict(message),
+            401 => DockerError::Unauthorized(message),
+            _ if is_auth_failure(&message) => DockerError::Unauthorized(message),
+            _ => DockerError::Api {
+                status: status_code,
+                message,
+            },
+        },
+        E::DockerStreamError { error } if is_auth_failure(&error) => {
+            DockerError::Unauthorized(error)
+        }
+        E::DockerStreamError { error } if is_missing_manifest(&error) => {
+            DockerError::NotFound(error)
+        }
+        E::DockerStreamError { error } => DockerError::Stream(error),
+        E::RequestTimeoutError => DockerError::Timeout(DEFAULT_TIMEOUT),
+        other => DockerError::Transport(other.to_string()),
+    }
+}
+
+fn is_auth_failure(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    m.contains("unauthorized")
+        || m.contains("authentication required")
+        || m.contains("no basic auth credentials")
+}
+
+fn is_missing_manifest(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    m.contains("manifest unknown") || m.contains("not found")
+}
+
+#[async_trait]
+impl DockerApi for BollardDocker {
+    async fn ping(&self) -> DockerResult<()> {
+        self.docker.ping().await.map(|_| ()).map_err(map_err)
+    }
+
+    async fn version(&self) -> DockerResult<SystemVersion> {
+        self.docker.version().await.map_err(map_err)
+    }
+
+    async fn info(&self) -> DockerResult<SystemInfo> {
+        self.docker.info().await.map_err(map_err)
+    }
+
+    async fn list_containers(&self, filters: Filters) -> DockerResult<Vec<ContainerSummary>> {
+        let options = ListContainersOptions {
+            all: true,
+            filters: Some(filters),
+            ..Default::default()
+        };
+        self.docker
+            .list_containers(Some(options))
+            .await
+            .map_err(map_err)
+    }
+
+    async fn inspect_container(&self, id: &str) -> DockerResult<ContainerInspectResponse> {
+        self.docker
+            .inspect_container(id, None::<InspectContainerOptions>)
+            .await
+            .map_err(map_err)
+    }
+
+    async fn create_container(
+        &self,
+        name: &str,
+        body: ContainerCreateBody,
+    ) -> DockerResult<String> {
+        let options = CreateContainerOptions {
+            name: Some(name.to_string()),
+            ..Default::default()
+        };
+        let created = self
+            .docker
+            .create_container(Some(options), body)
+            .await
+            .map_err(map_err)?;
+        for warning in created.warnings {
+            tracing::warn!(container = name, %warning, "docker warned on create");
+        }
+        Ok(created.id)
+    }
+
+    async fn start_container(&self, id: &str) -> DockerResult<()> {
+        self.docker.start_container(id, None).await.map_err(map_err)
+    }
+
+    async fn stop_container(&self, id: &str, grace: Duration) -> DockerResult<()> {
+        let grace_secs = i32::try_from(grace.as_secs()).unwrap_or(i32::MAX);
+        let options = StopContainerOptions {
+            t: Some(grace_secs),
+            ..Default::default()
+        };
+        // Docker answers only once the container has stopped, so the request
+        // must be allowed the whole grace period and the kill after it.
+        let timeout = grace + Duration::from_secs(60);
+        self.docker
+            .clone()
+            .with_timeout(timeout)
+            .stop_container(id, Some(options))
+            .await
+            .map_err(|e| match map_err(e) {
+                DockerError::Timeout(_) => DockerError::Timeout(timeout),
+                other => other,
+            })
+    }
+
+    async fn remove_container(&self, id: &str) -> DockerResult<()> {
+        let options = RemoveContainerOptions {
+            force: true,
+            v: true,
+            ..Default::default()
+        };
+        self.docker
+            .remove_container(id, Some(options))
+            .await
+            .map_err(map_err)
+    }
+
+    async fn update_container(&self, id: &str, update: ContainerUpdateBody) -> DockerResult<()> {
+        self.docker
+            .update_container(id, update)
+            .await
+            .map_err(map_err)
+    }
+
+    async fn exec_collect(
+        &self,
+        container_id: &str,
+        cmd: Vec<String>,
+        cap: usize,
+        started: tokio::sync::oneshot::Sender<String>,
+    ) -> DockerResult<ExecOutput> {
+        let exec = self
+            .docker
+            .create_exec(
+                container_id,
+                CreateExecOptions::<String> {
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    cmd: Some(cmd),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(map_err)?;
+        // The receiver may be gone when the caller does not need the id.
+        let _ = started.send(exec.id.clone());
+        let options = StartExecOptions {
+            detach: false,
+            tty: false,
+            output_capacity: None,
+        };
+        let StartExecResults::Attached { mut output, .. } = self
+            .docker
+            .start_exec(&exec.id, Some(options))
+            .await
+            .map_err(map_err)?
+        else {
+            return Err(DockerError::Transport(format!(
+                "exec {} started detached although attached was asked",
+                exec.id
+            )));
+        };
+        let mut collected = ExecOutput::default();
+        while let Some(chunk) = output.next().await {
+            let (buf, bytes) = match chunk.map_err(map_err)? {
+                LogOutput::StdOut { message } | LogOutput::Console { message } => {
+                    (&mut collected.stdout, message)
+                }
+                LogOutput::StdErr { message } => (&mut collected.stderr, message),
+                LogOutput::StdIn { .. } => continue,
+            };
+            // Keep draining past the cap so the process never blocks on a
+            // full pipe; only the first `cap` bytes are kept.
+            let room = cap.saturating_sub(buf.len());
+            buf.extend_from_slice(&bytes[..room.min(bytes.len())]);
+        }
+        Ok(collected)
+    }
+
+    async fn inspect_exec(&self, exec_id: &str) -> DockerResult<ExecInspectResponse> {
+        self.docker.inspect_exec(exec_id).await.map_err(map_err)
+    }
+
+    async fn list_images(&self) -> DockerResult<Vec<ImageSummary>> {
+        // Engines before API 1.42 ignore shared-size and report -1.
+        let options = ListImagesOptions {
+            all: false,
+            shared_size: true,
+            ..Default::default()
+        };
+        self.docker
+            .list_images(Some(options))
+            .await
+            .map_err(map_err)
+    }
+
+    async fn inspect_image(&self, name: &str) -> DockerResult<ImageInspect> {
+        self.docker.inspect_image(name).await.map_err(map_err)
+    }
+
+    async fn pull_image(
+        &self,
+        repository: &str,
+        tag: &str,
+        auth: Option<RegistryAuth>,
+    ) -> DockerResult<()> {
+        let options = CreateImageOptions {
+            from_image: Some(repository.to_string()),
+            tag: Some(tag.to_string()),
+            ..Default::default()
+        };
+        let credentials = auth.map(|a| DockerCredentials {
+            username: a.username,
+            password: a.password,
+            serveraddress: a.server_address,
+            identitytoken: a.identity_token,
+            registrytoken: a.registry_token,
+            ..Default::default()
+        });
+        self.docker
+            .create_image(Some(options), None, credentials)
+            .map_err(map_err)
+            .try_for_each(|_| async { Ok(()) })
+            .await
+    }
+
+    async fn remove_image(&self, name: &str) -> DockerResult<()> {
+        self.docker
+            .remove_image(name, None::<RemoveImageOptions>, None)
+            .await
+            .map(|_| ())
+            .map_err(map_err)
+    }
+
+    async fn import_image(
+        &self,
+        rootfs_tar: Vec<u8>,
+        repository: &str,
+        tag: &str,
+        changes: Vec<String>,
+    ) -> DockerResult<()> {
+        let options = CreateImageOptions {
+            from_src: Some("-".to_string()),
+            repo: Some(repository.to_string()),
+            tag: Some(tag.to_string()),
+            changes,
+            ..Default::default()
+        };
+        let body = bollard::body_full(rootfs_tar.into());
+        self.docker
+            .create_image(Some(options), Some(body), None)
+            .map_err(map_err)
+            .try_for_each(|_| async { Ok(()) })
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn docker_errors_map_to_the_cases_callers_tell_apart() {
+        let server = |status_code: u16, message: &str| {
+            map_err(bollard::errors::Error::DockerResponseServerError {
+                status_code,
+                message: message.to_string(),
+            })
+        };
+        assert!(matches!(
+            server(404, "No such container: x"),
+            DockerError::NotFound(_)
+        ));
+        assert!(matches!(
+            server(409, "name in use"),
+            DockerError::Conflict(_)
+        ));
+        assert!(matches!(
+            server(
+                500,
+                "Head \"https://r/v2/x/manifests/1\": unauthorized: authentication required"
+            ),
+            DockerError::Unauthorized(_)
+        ));
+        assert!(matches!(
+            server(500, "boom"),
+            DockerError::Api { status: 500, .. }
+        ));
+        let stream = |error: &str| {
+            map_err(bollard::errors::Error::DockerStreamError {
+                error: error.to_string(),
+            })
+        };
+        assert!(matches!(
+            stream("manifest unknown"),
+            DockerError::NotFound(_)
+        ));
+        assert!(matches!(stream("no space left"), DockerError::Stream(_)));
+        assert!(matches!(
+            map_err(bollard::errors::Error::RequestTimeoutError),
+            DockerError::Timeout(_)
+        ));
+    }
+}

@@ -1,0 +1,119 @@
+//! Runtime identity and health: `Version`, `Status` and `RuntimeConfig`.
+
+use std::collections::HashMap;
+
+use crate::cri::{
+    CgroupDriver as CriCgroupDriver, LinuxRuntimeConfiguration, RuntimeCondition,
+    RuntimeConfigResponse, RuntimeFeatures, RuntimeHandler, RuntimeHandlerFeatures, RuntimeStatus,
+    StatusResponse, VersionResponse,
+};
+use crate::error::{DockerContext, Result};
+use crate::runtime::{CgroupDriver, Runtime};
+
+/// The CRI version this shim speaks (the kubelet's `version` argument is
+/// informational).
+const CRI_API_VERSION: &str = "v1";
+/// Name the kubelet shows as the node's container runtime (`docker://...`).
+const RUNTIME_NAME: &str = "docker";
+
+/// `Version`: the runtime name, Docker's version and the CRI version.
+pub async fn version(rt: &Runtime) -> Result<VersionResponse> {
+    // Asked fresh, so an upgraded Docker shows at once.
+    let docker = rt
+        .docker
+        .version()
+        .await
+        .context(|| "docker version".into())?;
+    Ok(VersionResponse {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        runtime_name: RUNTIME_NAME.to_string(),
+        runtime_version: docker.version.unwrap_or_default(),
+        runtime_api_version: CRI_API_VERSION.to_string(),
+    })
+}
+
+/// `Status`: RuntimeReady follows a Docker ping made for each call;
+/// NetworkReady is true, since Docker's own networking needs no setup.
+pub async fn status(rt: &Runtime, verbose: bool) -> StatusResponse {
+    let runtime_ready = match rt.docker.ping().await {
+        Ok(()) => RuntimeCondition {
+            r#type: "RuntimeReady".into(),
+            status: true,
+            ..Default::default()
+        },
+        Err(err) => RuntimeCondition {
+            r#type: "RuntimeReady".into(),
+            status: false,
+            reason: "DockerDaemonNotReady".into(),
+            message: format!(
+                "docker at {} does not answer: {err}",
+                rt.config.docker_endpoint
+            ),
+        },
+    };
+    let network_ready = RuntimeCondition {
+        r#type: "NetworkReady".into(),
+        status: true,
+        ..Default::default()
+    };
+    let handler = |name: &str| RuntimeHandler {
+        name: name.to_string(),
+        features: Some(RuntimeHandlerFeatures {
+            recursive_read_only_mounts: false,
+            user_namespaces: false,
+        }),
+    };
+    let mut runtime_handlers = vec![handler("")];
+    runtime_handlers.extend(rt.host.runtimes.iter().map(|r| handler(r)));
+    StatusResponse {
+        status: Some(RuntimeStatus {
+            conditions: vec![runtime_ready, network_ready],
+        }),
+        info: if verbose {
+            verbose_info(rt)
+        } else {
+            HashMap::new()
+        },
+        runtime_handlers,
+        features: Some(RuntimeFeatures::default()),
+    }
+}
+
+fn verbose_info(rt: &Runtime) -> HashMap<String, String> {
+    let config = serde_json::json!({
+        "sandboxImage": rt.config.pod_infra_container_image,
+        "builtinSandboxImage": crate::image::pause::PauseImage::builtin(),
+        "dockerEndpoint": rt.config.docker_endpoint,
+        "rootDirectory": rt.config.root_directory,
+        "networkPlugin": "docker",
+    });
+    let docker = serde_json::json!({
+        "version": rt.host.docker_version,
+        "apiVersion": rt.host.api_version,
+        "cgroupDriver": match rt.host.cgroup_driver {
+            CgroupDriver::Cgroupfs => "cgroupfs",
+            CgroupDriver::Systemd => "systemd",
+        },
+        "cgroupVersion": rt.host.cgroup_version,
+        "defaultRuntime": rt.host.default_runtime,
+        "runtimes": rt.host.runtimes,
+        "rootDir": rt.host.docker_root_dir,
+    });
+    HashMap::from([
+        ("config".to_string(), config.to_string()),
+        ("docker".to_string(), docker.to_string()),
+    ])
+}
+
+/// `RuntimeConfig`: the cgroup driver Docker uses, which the kubelet adopts.
+pub fn runtime_config(rt: &Runtime) -> RuntimeConfigResponse {
+    let cgroup_driver = match rt.host.cgroup_driver {
+        CgroupDriver::Cgroupfs => CriCgroupDriver::Cgroupfs,
+        CgroupDriver::Systemd => CriCgroupDriver::Systemd,
+    };
+    RuntimeConfigResponse {
+        linux: Some(LinuxRuntimeConfiguration {
+            cgroup_driver: cgroup_driver as i32,
+        }),
+    }
+}

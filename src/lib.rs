@@ -1,0 +1,34 @@
+//! dockershim: a Kubernetes CRI v1 runtime that runs pods on Docker Engine.
+//!
+//! The kubelet (or `crictl`) speaks CRI over gRPC on a Unix socket; each call
+//! becomes Docker Engine API requests. A pod is a *sandbox*: a pause
+//! container holding the pod's network and IPC (and, when shared, PID)
+//! namespaces, which the pod's containers join. Docker is the source of
+//! truth: every object carries dockershim-compatible names and labels, so the
+//! shim keeps no state of its own about pods and survives restarts.
+//!
+//! # Layout
+//!
+//! - [`server`]: start-up, the CRI socket, graceful shutdown.
+//! - [`config`]: command-line flags (cri-dockerd's names).
+//! - [`cri`]: the gRPC services, thin adapters over the domain modules.
+//! - [`info`]: `Version`, `Status`, `RuntimeConfig`.
+//! - [`sandbox`]: pod sandboxes (pause containers).
+//! - [`container`]: application containers and `ExecSync`.
+//! - [`image`]: images, registry auth, the built-in pause image.
+//! - [`naming`]: Docker names and labels for pods and containers.
+//! - [`docker`]: the narrow Docker interface and its bollard adapter.
+//! - [`runtime`]: state shared by handlers; facts learned at start.
+//! - [`error`]: the error type and its mapping to gRPC codes.
+
+pub mod config;
+pub mod container;
+pub mod cri;
+pub mod docker;
+pub mod error;
+pub mod image;
+pub mod info;
+pub mod naming;
+pub mod runtime;
+pub mod sandbox;
+pub mod server;

@@ -1,0 +1,26 @@
+//! The `dockershim` binary: parse flags, set up logging, serve.
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use dockershim::config::Config;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config = Config::parse();
+    let filter = EnvFilter::try_new(&config.log_level)
+        .map_err(|e| anyhow::anyhow!("invalid --log-level {:?}: {e}", config.log_level))?;
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if config.log_json {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
+    if let Err(err) = dockershim::server::run(config).await {
+        tracing::error!(error = %err, "dockershim failed");
+        return Err(err.into());
+    }
+    Ok(())
+}

@@ -1,0 +1,232 @@
+//! Docker container names and labels for pods and containers.
+//!
+//! The formats are the ones dockershim and cri-dockerd use, so pods created by
+//! either are recognised by this shim and the other way round:
+//! `k8s_POD_<pod>_<namespace>_<uid>_<attempt>` for a sandbox,
+//! `k8s_<container>_<pod>_<namespace>_<uid>_<attempt>` for a container, CRI
+//! labels copied one to one, and CRI annotations stored as labels prefixed
+//! with `annotation.`.
+
+use std::collections::HashMap;
+
+use crate::cri::{ContainerMetadata, PodSandboxMetadata};
+use crate::error::{Error, Result};
+
+/// Label that tells sandboxes from containers; every list filters on it.
+pub const TYPE_LABEL: &str = "io.kubernetes.docker.type";
+/// [`TYPE_LABEL`] value of a pod sandbox (pause) container.
+pub const TYPE_SANDBOX: &str = "podsandbox";
+/// [`TYPE_LABEL`] value of an application container.
+pub const TYPE_CONTAINER: &str = "container";
+/// Label holding a container's sandbox id.
+pub const SANDBOX_ID_LABEL: &str = "io.kubernetes.sandbox.id";
+/// Label holding a container's absolute CRI log path.
+pub const LOG_PATH_LABEL: &str = "io.kubernetes.container.logpath";
+/// Label the kubelet sets with the container name; `POD` on sandboxes.
+pub const CONTAINER_NAME_LABEL: &str = "io.kubernetes.container.name";
+/// Value of [`CONTAINER_NAME_LABEL`] on a sandbox.
+pub const SANDBOX_CONTAINER_NAME: &str = "POD";
+/// Prefix of labels that carry CRI annotations.
+pub const ANNOTATION_PREFIX: &str = "annotation.";
+/// Prefix of labels only this shim reads; never shown as CRI labels.
+pub const INTERNAL_PREFIX: &str = "io.kubernetes.dockershim.";
+/// Sandbox label set when the pod's containers share one PID namespace.
+pub const SHARED_PID_LABEL: &str = "io.kubernetes.dockershim.shared-pid";
+
+const NAME_PREFIX: &str = "k8s";
+
+/// Checks one component of a Docker name: present and free of `_`, which
+/// separates the components and would make the name unreadable.
+pub fn check_name_part(what: &str, value: &str) -> Result<()> {
+    if value.is_empty() {
+        return Err(Error::InvalidArgument(format!("{what} is required")));
+    }
+    if value.contains('_') || value.contains('/') {
+        return Err(Error::InvalidArgument(format!(
+            "{what} {value:?} must not contain '_' or '/'"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks a sandbox's metadata and returns it.
+pub fn check_sandbox_metadata(meta: Option<&PodSandboxMetadata>) -> Result<&PodSandboxMetadata> {
+    let meta = meta.ok_or_else(|| Error::InvalidArgument("sandbox metadata is required".into()))?;
+    check_name_part("sandbox metadata.name", &meta.name)?;
+    check_name_part("sandbox metadata.namespace", &meta.namespace)?;
+    check_name_part("sandbox metadata.uid", &meta.uid)?;
+    Ok(meta)
+}
+
+/// Docker name of a sandbox container.
+pub fn sandbox_name(meta: &PodSandboxMetadata) -> String {
+    format!(
+        "{NAME_PREFIX}_{SANDBOX_CONTAINER_NAME}_{}_{}_{}_{}",
+        meta.name, meta.namespace, meta.uid, meta.attempt
+    )
+}
+
+/// Docker name of an application container in a sandbox.
+pub fn container_name(container: &ContainerMetadata, sandbox: &PodSandboxMetadata) -> String {
+    format!(
+        "{NAME_PREFIX}_{}_{}_{}_{}_{}",
+        container.name, sandbox.name, sandbox.namespace, sandbox.uid, container.attempt
+    )
+}
+
+/// Splits a Docker name into its components: `[container, pod, namespace,
+/// uid, attempt]`. A sixth part (a random suffix added on a name conflict)
+/// is allowed and ignored.
+fn name_parts(docker_name: &str) -> Option<[&str; 5]> {
+    let name = docker_name.strip_prefix('/').unwrap_or(docker_name);
+    let parts: Vec<&str> = name.split('_').collect();
+    if !(parts.len() == 6 || parts.len() == 7) || parts[0] != NAME_PREFIX {
+        return None;
+    }
+    Some([parts[1], parts[2], parts[3], parts[4], parts[5]])
+}
+
+/// Reads a sandbox's metadata back from its Docker name.
+pub fn parse_sandbox_name(docker_name: &str) -> Option<PodSandboxMetadata> {
+    let [_, name, namespace, uid, attempt] = name_parts(docker_name)?;
+    Some(PodSandboxMetadata {
+        name: name.to_string(),
+        namespace: namespace.to_string(),
+        uid: uid.to_string(),
+        attempt: attempt.parse().ok()?,
+    })
+}
+
+/// Reads a container's metadata back from its Docker name.
+pub fn parse_container_name(docker_name: &str) -> Option<ContainerMetadata> {
+    let [name, _, _, _, attempt] = name_parts(docker_name)?;
+    Some(ContainerMetadata {
+        name: name.to_string(),
+        attempt: attempt.parse().ok()?,
+    })
+}
+
+/// Docker labels carrying CRI labels and annotations.
+pub fn to_docker_labels(
+    labels: &HashMap<String, String>,
+    annotations: &HashMap<String, String>,
+) -> HashMap<String, String> {
+    let mut out = labels.clone();
+    for (key, value) in annotations {
+        out.insert(format!("{ANNOTATION_PREFIX}{key}"), value.clone());
+    }
+    out
+}
+
+/// CRI labels and annotations read back from Docker labels, without the
+/// labels the shim adds for itself.
+pub fn from_docker_labels(
+    docker_labels: &HashMap<String, String>,
+    is_sandbox: bool,
+) -> (HashMap<String, String>, HashMap<String, String>) {
+    let mut labels = HashMap::new();
+    let mut annotations = HashMap::new();
+    for (key, value) in docker_labels {
+        if let Some(annotation) = key.strip_prefix(ANNOTATION_PREFIX) {
+            annotations.insert(annotation.to_string(), value.clone());
+            continue;
+        }
+        let internal = key == TYPE_LABEL
+            || key == SANDBOX_ID_LABEL
+            || key == LOG_PATH_LABEL
+            || key.starts_with(INTERNAL_PREFIX)
+            || (is_sandbox && key == CONTAINER_NAME_LABEL);
+        if !internal {
+            labels.insert(key.clone(), value.clone());
+        }
+    }
+    (labels, annotations)
+}
+
+/// The Docker name without the leading `/` Docker reports.
+pub fn bare_name(name: &str) -> &str {
+    name.strip_prefix('/').unwrap_or(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod() -> PodSandboxMetadata {
+        PodSandboxMetadata {
+            name: "web-7d4b9".into(),
+            namespace: "default".into(),
+            uid: "0f3c2a1e-1111-2222-3333-444455556666".into(),
+            attempt: 2,
+        }
+    }
+
+    #[test]
+    fn names_match_dockershim_and_parse_back() {
+        let name = sandbox_name(&pod());
+        assert_eq!(
+            name,
+            "k8s_POD_web-7d4b9_default_0f3c2a1e-1111-2222-3333-444455556666_2"
+        );
+        assert_eq!(parse_sandbox_name(&format!("/{name}")), Some(pod()));
+
+        let ctr = ContainerMetadata {
+            name: "app".into(),
+            attempt: 3,
+        };
+        let name = container_name(&ctr, &pod());
+        assert_eq!(
+            name,
+            "k8s_app_web-7d4b9_default_0f3c2a1e-1111-2222-3333-444455556666_3"
+        );
+        assert_eq!(parse_container_name(&name), Some(ctr.clone()));
+        // cri-dockerd appends a random suffix on a name conflict.
+        assert_eq!(
+            parse_container_name(&format!("/{name}_1a2b3c4d")),
+            Some(ctr)
+        );
+    }
+
+    #[test]
+    fn foreign_names_are_not_parsed() {
+        assert_eq!(parse_sandbox_name("/nginx"), None);
+        assert_eq!(parse_sandbox_name("/k8s_POD_a_b_c"), None);
+        assert_eq!(parse_sandbox_name("/x8s_POD_a_b_c_0"), None);
+        assert_eq!(parse_sandbox_name("/k8s_POD_a_b_c_notanumber"), None);
+    }
+
+    #[test]
+    fn labels_and_annotations_round_trip_without_internal_labels() {
+        let labels = HashMap::from([
+            ("app".to_string(), "web".to_string()),
+            (CONTAINER_NAME_LABEL.to_string(), "POD".to_string()),
+        ]);
+        let annotations = HashMap::from([(
+            "io.kubernetes.container.hash".to_string(),
+            "abc".to_string(),
+        )]);
+        let mut docker = to_docker_labels(&labels, &annotations);
+        assert_eq!(docker["annotation.io.kubernetes.container.hash"], "abc");
+        docker.insert(TYPE_LABEL.into(), TYPE_SANDBOX.into());
+        docker.insert(SHARED_PID_LABEL.into(), "true".into());
+
+        let (back_labels, back_annotations) = from_docker_labels(&docker, true);
+        assert_eq!(back_annotations, annotations);
+        assert_eq!(
+            back_labels,
+            HashMap::from([("app".to_string(), "web".to_string())])
+        );
+
+        // On a container the container-name label is a real CRI label.
+        let (ctr_labels, _) = from_docker_labels(&docker, false);
+        assert_eq!(ctr_labels[CONTAINER_NAME_LABEL], "POD");
+    }
+
+    #[test]
+    fn name_parts_are_checked() {
+        assert!(check_name_part("name", "web").is_ok());
+        assert!(check_name_part("name", "").is_err());
+        assert!(check_name_part("name", "a_b").is_err());
+        assert!(check_sandbox_metadata(None).is_err());
+    }
+}

@@ -1,0 +1,144 @@
+//! The state every CRI handler shares: the Docker client, the settings and
+//! the facts about Docker and the host learned once at start.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bollard::models::SystemInfoCgroupDriverEnum;
+
+use crate::config::Config;
+use crate::docker::DockerApi;
+use crate::error::{DockerContext, Result};
+use crate::image::pause::PauseImage;
+
+/// Settings the handlers need, taken from the command line.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// oom_score_adj for pause containers; `None` when the host does not let
+    /// us lower scores.
+    pub sandbox_oom_score_adj: Option<i64>,
+    /// True when the shim may ask for negative oom_score_adj values.
+    pub may_lower_oom_score: bool,
+}
+
+/// The cgroup driver Docker uses, as the CRI names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CgroupDriver {
+    /// Docker manages cgroups through cgroupfs.
+    Cgroupfs,
+    /// Docker manages cgroups through systemd.
+    Systemd,
+}
+
+/// What Docker told us about itself at start. None of it changes while the
+/// daemon runs.
+#[derive(Debug, Clone)]
+pub struct HostFacts {
+    /// Docker Engine version, e.g. `20.10.24`.
+    pub docker_version: String,
+    /// Negotiated Engine API version, e.g. `1.41`.
+    pub api_version: String,
+    /// Docker's cgroup driver.
+    pub cgroup_driver: CgroupDriver,
+    /// cgroup version (1 or 2).
+    pub cgroup_version: String,
+    /// Docker's default OCI runtime (usually `runc`).
+    pub default_runtime: String,
+    /// All OCI runtimes Docker knows; the CRI runtime handlers.
+    pub runtimes: Vec<String>,
+    /// Docker's data directory.
+    pub docker_root_dir: String,
+}
+
+impl HostFacts {
+    /// Asks Docker.
+    pub async fn discover(docker: &dyn DockerApi, api_version: String) -> Result<Self> {
+        let version = docker.version().await.context(|| "docker version".into())?;
+        let info = docker.info().await.context(|| "docker info".into())?;
+        let cgroup_driver = match info.cgroup_driver {
+            Some(SystemInfoCgroupDriverEnum::SYSTEMD) => CgroupDriver::Systemd,
+            _ => CgroupDriver::Cgroupfs,
+        };
+        let mut runtimes: Vec<String> = info
+            .runtimes
+            .map(|r| r.into_keys().collect())
+            .unwrap_or_default();
+        runtimes.sort();
+        Ok(Self {
+            docker_version: version.version.unwrap_or_default(),
+            api_version,
+            cgroup_driver,
+            cgroup_version: info
+                .cgroup_version
+                .map(|v| v.to_string())
+                .unwrap_or_default(),
+            default_runtime: info.default_runtime.unwrap_or_else(|| "runc".into()),
+            runtimes,
+            docker_root_dir: info
+                .docker_root_dir
+                .unwrap_or_else(|| "/var/lib/docker".into()),
+        })
+    }
+}
+
+/// Shared handler state.
+pub struct Runtime {
+    /// The Docker Engine.
+    pub docker: Arc<dyn DockerApi>,
+    /// Settings from the command line.
+    pub settings: Settings,
+    /// Facts about Docker.
+    pub host: HostFacts,
+    /// The pause image in use.
+    pub pause: PauseImage,
+    /// The command line, for verbose status.
+    pub config: Config,
+}
+
+impl Runtime {
+    /// Builds the state from the configuration and a connected Docker.
+    pub async fn new(
+        config: Config,
+        docker: Arc<dyn DockerApi>,
+        api_version: String,
+    ) -> Result<Self> {
+        let host = HostFacts::discover(docker.as_ref(), api_version).await?;
+        let may_lower_oom_score = has_cap_sys_resource();
+        if !may_lower_oom_score {
+            tracing::warn!(
+                "this host withholds CAP_SYS_RESOURCE: negative oom_score_adj values are raised to 0"
+            );
+        }
+        let settings = Settings {
+            sandbox_oom_score_adj: Some(config.sandbox_oom_score_adj)
+                .filter(|adj| *adj >= 0 || may_lower_oom_score),
+            may_lower_oom_score,
+        };
+        let pause = PauseImage::new(
+            config.pod_infra_container_image.clone(),
+            Duration::from_secs(config.pod_infra_pull_timeout),
+        );
+        Ok(Self {
+            docker,
+            settings,
+            host,
+            pause,
+            config,
+        })
+    }
+}
+
+/// Whether this process's capability bounding set holds CAP_SYS_RESOURCE,
+/// which Docker's runc needs to lower a container's oom_score_adj.
+fn has_cap_sys_resource() -> bool {
+    const CAP_SYS_RESOURCE: u32 = 24;
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("CapBnd:"))
+                .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        })
+        .is_some_and(|bits| bits & (1 << CAP_SYS_RESOURCE) != 0)
+}

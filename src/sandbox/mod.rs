@@ -1,0 +1,422 @@
+//! Pod sandboxes: the lifecycle of a pod's pause container, which holds the
+//! network, IPC and (when shared) PID namespaces its containers join.
+
+pub mod spec;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bollard::models::{ContainerInspectResponse, ContainerSummary, ContainerSummaryStateEnum};
+use futures_util::future::join_all;
+
+use crate::cri::{
+    Namespace, NamespaceMode, NamespaceOption, PodIp, PodSandbox, PodSandboxFilter,
+    PodSandboxNetworkStatus, PodSandboxState, PodSandboxStatus, PodSandboxStatusResponse,
+    RunPodSandboxRequest,
+};
+use crate::docker::{DockerError, Filters, timestamp_nanos};
+use crate::error::{DockerContext, Error, Result};
+use crate::naming;
+use crate::runtime::Runtime;
+
+/// Grace period of the pause process; it exits at once on SIGTERM.
+const PAUSE_STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// Creates and starts a pod's pause container; returns the sandbox id.
+pub async fn run(rt: &Runtime, req: RunPodSandboxRequest) -> Result<String> {
+    let config = req
+        .config
+        .ok_or_else(|| Error::InvalidArgument("sandbox config is required".into()))?;
+    let meta = naming::check_sandbox_metadata(config.metadata.as_ref())?;
+    let runtime = runtime_for_handler(rt, &req.runtime_handler)?;
+    let image = rt.pause.ensure(rt.docker.as_ref()).await?;
+    let body = spec::create_body(
+        &config,
+        &spec::SandboxEnv {
+            image: &image,
+            runtime,
+            oom_score_adj: rt.settings.sandbox_oom_score_adj,
+            cgroup_driver: rt.host.cgroup_driver,
+        },
+    )?;
+    let name = naming::sandbox_name(meta);
+    let id = create_named(rt, &name, body).await?;
+    if let Err(err) = rt.docker.start_container(&id).await {
+        discard(rt, &id).await;
+        return Err(err).context(|| format!("start sandbox {name}"));
+    }
+    tracing::info!(sandbox = %id, name = %name, "pod sandbox running");
+    Ok(id)
+}
+
+/// The Docker runtime for a CRI runtime handler: Docker's default for the
+/// empty handler, else a runtime Docker knows.
+fn runtime_for_handler<'a>(rt: &Runtime, handler: &'a str) -> Result<Option<&'a str>> {
+    if handler.is_empty() || handler == rt.host.default_runtime {
+        return Ok(None);
+    }
+    if rt.host.runtimes.iter().any(|r| r == handler) {
+        return Ok(Some(handler));
+    }
+    Err(Error::InvalidArgument(format!(
+        "runtime handler {handler:?} is not configured in Docker (known: {})",
+        rt.host.runtimes.join(", ")
+    )))
+}
+
+/// Creates a container named `name`. A container left with that name by an
+/// earlier failed attempt is removed first; a name held by something else
+/// gets a random suffix, which name parsing tolerates.
+pub(crate) async fn create_named(
+    rt: &Runtime,
+    name: &str,
+    body: bollard::models::ContainerCreateBody,
+) -> Result<String> {
+    match rt.docker.create_container(name, body.clone()).await {
+        Ok(id) => return Ok(id),
+        Err(DockerError::Conflict(_)) => {}
+        Err(err) => return Err(err).context(|| format!("create container {name}")),
+    }
+    tracing::warn!(name, "name already in use; removing the stale container");
+    let retry_name = match rt.docker.remove_container(name).await {
+        Ok(()) | Err(DockerError::NotFound(_)) => name.to_string(),
+        Err(err) => {
+            tracing::warn!(name, error = %err, "cannot remove the stale container; using a new name");
+            format!("{name}_{}", random_suffix())
+        }
+    };
+    rt.docker
+        .create_container(&retry_name, body)
+        .await
+        .context(|| format!("create container {retry_name}"))
+}
+
+fn random_suffix() -> String {
+    let mut bytes = [0u8; 4];
+    if getrandom::fill(&mut bytes).is_err() {
+        // Only uniqueness matters here; the clock is a fine fallback.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or_default();
+        bytes = nanos.to_be_bytes();
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Removes a container the shim just created and could not use; failures
+/// are logged, since the original error is what the caller needs to see.
+pub(crate) async fn discard(rt: &Runtime, id: &str) {
+    if let Err(err) = rt.docker.remove_container(id).await {
+        if !err.is_not_found() {
+            tracing::error!(container = id, error = %err, "cannot remove a half-created container");
+        }
+    }
+}
+
+/// Inspects a sandbox by id (or unique id prefix). Anything that is not a
+/// pod sandbox is reported as not found.
+pub async fn inspect(rt: &Runtime, id: &str) -> Result<ContainerInspectResponse> {
+    if id.is_empty() {
+        return Err(Error::InvalidArgument("pod sandbox id is required".into()));
+    }
+    let not_found = || Error::NotFound(format!("pod sandbox {id:?} not found"));
+    let inspected = match rt.docker.inspect_container(id).await {
+        Ok(inspected) => inspected,
+        Err(DockerError::NotFound(_)) => return Err(not_found()),
+        Err(err) => return Err(err).context(|| format!("inspect pod sandbox {id}")),
+    };
+    let is_sandbox = inspected
+        .config
+        .as_ref()
+        .and_then(|c| c.labels.as_ref())
+        .and_then(|l| l.get(naming::TYPE_LABEL))
+        .is_some_and(|t| t == naming::TYPE_SANDBOX);
+    if !is_sandbox {
+        return Err(not_found());
+    }
+    Ok(inspected)
+}
+
+/// The containers that belong to a sandbox.
+pub(crate) async fn containers_of(rt: &Runtime, sandbox_id: &str) -> Result<Vec<ContainerSummary>> {
+    let filters = Filters::from([(
+        "label".to_string(),
+        vec![
+            format!("{}={}", naming::TYPE_LABEL, naming::TYPE_CONTAINER),
+            format!("{}={sandbox_id}", naming::SANDBOX_ID_LABEL),
+        ],
+    )]);
+    rt.docker
+        .list_containers(filters)
+        .await
+        .context(|| format!("list containers of pod sandbox {sandbox_id}"))
+}
+
+/// Stops a sandbox: its containers are killed, then the pause container is
+/// stopped. Stopping a stopped or missing sandbox succeeds.
+pub async fn stop(rt: &Runtime, id: &str) -> Result<()> {
+    let sandbox = match inspect(rt, id).await {
+        Ok(sandbox) => sandbox,
+        Err(Error::NotFound(_)) => return Ok(()),
+        Err(err) => return Err(err),
+    };
+    let sandbox_id = sandbox.id.unwrap_or_default();
+    let sandbox_id = sandbox_id.as_str();
+    let containers = containers_of(rt, sandbox_id).await?;
+    let stops = containers
+        .iter()
+        .filter(|c| is_active(c.state.as_ref()))
+        .filter_map(|c| c.id.as_deref())
+        .map(|cid| async move {
+            match rt.docker.stop_container(cid, Duration::ZERO).await {
+                Ok(()) | Err(DockerError::NotFound(_)) => Ok(()),
+                Err(err) => {
+                    Err(err).context(|| format!("stop container {cid} of pod sandbox {sandbox_id}"))
+                }
+            }
+        });
+    join_all(stops)
+        .await
+        .into_iter()
+        .collect::<Result<Vec<()>>>()?;
+    match rt.docker.stop_container(sandbox_id, PAUSE_STOP_GRACE).await {
+        Ok(()) | Err(DockerError::NotFound(_)) => {}
+        Err(err) => return Err(err).context(|| format!("stop pod sandbox {sandbox_id}")),
+    }
+    tracing::info!(sandbox = %sandbox_id, "pod sandbox stopped");
+    Ok(())
+}
+
+fn is_active(state: Option<&ContainerSummaryStateEnum>) -> bool {
+    matches!(
+        state,
+        Some(
+            ContainerSummaryStateEnum::RUNNING
+                | ContainerSummaryStateEnum::PAUSED
+                | ContainerSummaryStateEnum::RESTARTING
+        )
+    )
+}
+
+/// Removes a sandbox and all its containers. Removing a missing sandbox
+/// succeeds.
+pub async fn remove(rt: &Runtime, id: &str) -> Result<()> {
+    let sandbox = match inspect(rt, id).await {
+        Ok(sandbox) => sandbox,
+        Err(Error::NotFound(_)) => return Ok(()),
+        Err(err) => return Err(err),
+    };
+    let sandbox_id = sandbox.id.unwrap_or_default();
+    let sandbox_id = sandbox_id.as_str();
+    let containers = containers_of(rt, sandbox_id).await?;
+    let removals = containers
+        .iter()
+        .filter_map(|c| c.id.as_deref())
+        .map(|cid| async move {
+            match rt.docker.remove_container(cid).await {
+                Ok(()) | Err(DockerError::NotFound(_)) => Ok(()),
+                Err(err) => Err(err)
+                    .context(|| format!("remove container {cid} of pod sandbox {sandbox_id}")),
+            }
+        });
+    join_all(removals)
+        .await
+        .into_iter()
+        .collect::<Result<Vec<()>>>()?;
+    match rt.docker.remove_container(sandbox_id).await {
+        Ok(()) | Err(DockerError::NotFound(_)) => {}
+        Err(err) => return Err(err).context(|| format!("remove pod sandbox {sandbox_id}")),
+    }
+    tracing::info!(sandbox = %sandbox_id, "pod sandbox removed");
+    Ok(())
+}
+
+/// The status of one sandbox.
+pub async fn status(rt: &Runtime, id: &str, verbose: bool) -> Result<PodSandboxStatusResponse> {
+    let inspected = inspect(rt, id).await?;
+    let status = status_from_inspect(&inspected, &rt.host.default_runtime);
+    let info = if verbose {
+        verbose_info(&inspected)
+    } else {
+        HashMap::new()
+    };
+    Ok(PodSandboxStatusResponse {
+        status: Some(status),
+        info,
+        ..Default::default()
+    })
+}
+
+/// Builds a CRI sandbox status from what Docker reports.
+pub fn status_from_inspect(
+    inspected: &ContainerInspectResponse,
+    default_runtime: &str,
+) -> PodSandboxStatus {
+    let labels = inspected
+        .config
+        .as_ref()
+        .and_then(|c| c.labels.clone())
+        .unwrap_or_default();
+    let (cri_labels, annotations) = naming::from_docker_labels(&labels, true);
+    let host = inspected.host_config.clone().unwrap_or_default();
+    let state = inspected.state.clone().unwrap_or_default();
+    let network_mode = host.network_mode.clone().unwrap_or_default();
+    let host_network = network_mode == "host";
+    let running = state.running.unwrap_or(false);
+
+    let node_or = |docker_mode: Option<&str>, otherwise: NamespaceMode| {
+        if docker_mode == Some("host") {
+            NamespaceMode::Node as i32
+        } else {
+            otherwise as i32
+        }
+    };
+    let shared_pid = labels.contains_key(naming::SHARED_PID_LABEL);
+    let options = NamespaceOption {
+        network: node_or(Some(network_mode.as_str()), NamespaceMode::Pod),
+        pid: node_or(
+            host.pid_mode.as_deref(),
+            if shared_pid {
+                NamespaceMode::Pod
+            } else {
+                NamespaceMode::Container
+            },
+        ),
+        ipc: node_or(host.ipc_mode.as_deref(), NamespaceMode::Pod),
+        ..Default::default()
+    };
+
+    let network = (!host_network && running).then(|| pod_network(inspected, &network_mode));
+    let runtime = host.runtime.clone().unwrap_or_default();
+
+    PodSandboxStatus {
+        id: inspected.id.clone().unwrap_or_default(),
+        metadata: inspected
+            .name
+            .as_deref()
+            .and_then(naming::parse_sandbox_name),
+        state: if running {
+            PodSandboxState::SandboxReady
+        } else {
+            PodSandboxState::SandboxNotready
+        } as i32,
+        created_at: timestamp_nanos(inspected.created.as_deref()),
+        network,
+        linux: Some(crate::cri::LinuxPodSandboxStatus {
+            namespaces: Some(Namespace {
+                options: Some(options),
+            }),
+        }),
+        labels: cri_labels,
+        annotations,
+        runtime_handler: if runtime == default_runtime {
+            String::new()
+        } else {
+            runtime
+        },
+    }
+}
+
+/// The pod's IPs on Docker's network, IPv4 first.
+fn pod_network(
+    inspected: &ContainerInspectResponse,
+    network_mode: &str,
+) -> PodSandboxNetworkStatus {
+    let networks = inspected
+        .network_settings
+        .as_ref()
+        .and_then(|n| n.networks.clone())
+        .unwrap_or_default();
+    let wanted = if network_mode == "default" {
+        "bridge"
+    } else {
+        network_mode
+    };
+    let endpoint = networks
+        .get(wanted)
+        .or_else(|| networks.values().next())
+        .cloned()
+        .unwrap_or_default();
+    let mut ips: Vec<String> = [endpoint.ip_address, endpoint.global_ipv6_address]
+        .into_iter()
+        .flatten()
+        .filter(|ip| !ip.is_empty())
+        .collect();
+    let primary = if ips.is_empty() {
+        String::new()
+    } else {
+        ips.remove(0)
+    };
+    PodSandboxNetworkStatus {
+        ip: primary,
+        additional_ips: ips.into_iter().map(|ip| PodIp { ip }).collect(),
+    }
+}
+
+fn verbose_info(inspected: &ContainerInspectResponse) -> HashMap<String, String> {
+    let host = inspected.host_config.clone().unwrap_or_default();
+    let info = serde_json::json!({
+        "pid": inspected.state.as_ref().and_then(|s| s.pid),
+        "image": inspected.config.as_ref().and_then(|c| c.image.clone()),
+        "networkMode": host.network_mode,
+        "ipcMode": host.ipc_mode,
+        "pidMode": host.pid_mode,
+        "cgroupParent": host.cgroup_parent,
+        "runtime": host.runtime,
+        "resolvConfPath": inspected.resolv_conf_path,
+        "hostnamePath": inspected.hostname_path,
+        "hostsPath": inspected.hosts_path,
+    });
+    HashMap::from([("info".to_string(), info.to_string())])
+}
+
+/// Sandboxes matching a filter.
+pub async fn list(rt: &Runtime, filter: Option<PodSandboxFilter>) -> Result<Vec<PodSandbox>> {
+    let filter = filter.unwrap_or_default();
+    let mut label_filters = vec![format!("{}={}", naming::TYPE_LABEL, naming::TYPE_SANDBOX)];
+    label_filters.extend(
+        filter
+            .label_selector
+            .iter()
+            .map(|(k, v)| format!("{k}={v}")),
+    );
+    let summaries = rt
+        .docker
+        .list_containers(Filters::from([("label".to_string(), label_filters)]))
+        .await
+        .context(|| "list pod sandboxes".into())?;
+    let wanted_state = filter.state.map(|s| s.state);
+    Ok(summaries
+        .iter()
+        .filter_map(sandbox_from_summary)
+        .filter(|s| filter.id.is_empty() || s.id.starts_with(&filter.id))
+        .filter(|s| wanted_state.is_none_or(|state| s.state == state))
+        .collect())
+}
+
+/// A CRI sandbox from a Docker list entry; entries whose names are not
+/// sandbox names are skipped.
+fn sandbox_from_summary(summary: &ContainerSummary) -> Option<PodSandbox> {
+    let name = summary.names.as_ref()?.first()?;
+    let metadata = naming::parse_sandbox_name(name)?;
+    let (labels, annotations) =
+        naming::from_docker_labels(summary.labels.as_ref().unwrap_or(&HashMap::new()), true);
+    let ready = summary.state == Some(ContainerSummaryStateEnum::RUNNING);
+    Some(PodSandbox {
+        id: summary.id.clone()?,
+        metadata: Some(metadata),
+        state: if ready {
+            PodSandboxState::SandboxReady
+        } else {
+            PodSandboxState::SandboxNotready
+        } as i32,
+        created_at: summary
+            .created
+            .unwrap_or_default()
+            .saturating_mul(1_000_000_000),
+        labels,
+        annotations,
+        runtime_handler: String::new(),
+    })
+}

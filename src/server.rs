@@ -1,0 +1,184 @@
+//! Start-up and serving: connect to Docker, open the CRI socket, serve both
+//! CRI services until SIGTERM or SIGINT, then clean up.
+
+use std::io;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tokio::net::UnixListener;
+use tokio_stream::wrappers::UnixListenerStream;
+use tonic::transport::Server;
+
+use crate::config::{Config, Listen};
+use crate::cri::image::ImageServiceImpl;
+use crate::cri::runtime::RuntimeServiceImpl;
+use crate::cri::v1::image_service_server::ImageServiceServer;
+use crate::cri::v1::runtime_service_server::RuntimeServiceServer;
+use crate::docker::client::BollardDocker;
+use crate::docker::{DockerApi, DockerError};
+use crate::runtime::Runtime;
+
+/// Largest gRPC message accepted or sent, as the kubelet's own limit.
+pub const MAX_MESSAGE_SIZE: usize = 16 * 1024 * 1024;
+
+/// Why the shim could not start or stopped serving.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// A flag is wrong.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// Docker is unreachable or too old.
+    #[error("cannot use Docker at {endpoint}: {source}")]
+    Docker {
+        /// The Docker endpoint tried.
+        endpoint: String,
+        /// What went wrong.
+        #[source]
+        source: DockerError,
+    },
+    /// Gathering facts about Docker failed.
+    #[error("cannot start: {0}")]
+    Runtime(#[from] crate::error::Error),
+    /// The socket or state directory could not be set up.
+    #[error("{what} {path}: {source}")]
+    Io {
+        /// What the shim was doing.
+        what: &'static str,
+        /// The path involved.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// The gRPC server failed.
+    #[error("gRPC server: {0}")]
+    Serve(#[from] tonic::transport::Error),
+}
+
+fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> ServeError + 'a {
+    move |source| ServeError::Io {
+        what,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Runs the shim until a termination signal arrives.
+pub async fn run(config: Config) -> Result<(), ServeError> {
+    let listen = config.listen().map_err(ServeError::Config)?;
+    let docker_err = |source| ServeError::Docker {
+        endpoint: config.docker_endpoint.clone(),
+        source,
+    };
+    let docker = BollardDocker::connect(&config.docker_endpoint)
+        .await
+        .map_err(docker_err)?;
+    docker.ping().await.map_err(docker_err)?;
+    let api_version = docker.api_version().to_string();
+    tracing::info!(endpoint = %config.docker_endpoint, api = %api_version, "connected to Docker");
+
+    std::fs::create_dir_all(&config.root_directory)
+        .map_err(io_err("create state directory", &config.root_directory))?;
+    let rt = Arc::new(Runtime::new(config, Arc::new(docker), api_version).await?);
+    tracing::info!(
+        docker = %rt.host.docker_version,
+        cgroup_driver = ?rt.host.cgroup_driver,
+        pause_image = %rt.pause.configured(),
+        "runtime ready"
+    );
+
+    let (listener, socket_path) = open_listener(&listen)?;
+    let runtime_service = RuntimeServiceServer::new(RuntimeServiceImpl::new(rt.clone()))
+        .max_decoding_message_size(MAX_MESSAGE_SIZE)
+        .max_encoding_message_size(MAX_MESSAGE_SIZE);
+    let image_service = ImageServiceServer::new(ImageServiceImpl::new(rt))
+        .max_decoding_message_size(MAX_MESSAGE_SIZE)
+        .max_encoding_message_size(MAX_MESSAGE_SIZE);
+
+    if let Err(err) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
+        tracing::debug!(error = %err, "no systemd notification socket");
+    }
+    tracing::info!(endpoint = ?listen, "serving CRI v1");
+    let served = Server::builder()
+        .add_service(runtime_service)
+        .add_service(image_service)
+        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown_signal())
+        .await;
+    if let Some(path) = socket_path {
+        if let Err(err) = std::fs::remove_file(&path) {
+            tracing::warn!(path = %path.display(), error = %err, "cannot remove the socket");
+        }
+    }
+    tracing::info!("stopped");
+    Ok(served?)
+}
+
+/// Opens the CRI socket. A socket the shim creates itself is returned with
+/// its path, so it can be removed on shutdown.
+fn open_listener(listen: &Listen) -> Result<(UnixListener, Option<PathBuf>), ServeError> {
+    match listen {
+        Listen::Systemd => {
+            let fd_path = Path::new("LISTEN_FDS");
+            let std_listener = listenfd::ListenFd::from_env()
+                .take_unix_listener(0)
+                .map_err(io_err("take the systemd socket", fd_path))?
+                .ok_or_else(|| {
+                    ServeError::Config(
+                        "fd:// given but systemd passed no socket (LISTEN_FDS)".into(),
+                    )
+                })?;
+            std_listener
+                .set_nonblocking(true)
+                .map_err(io_err("configure the systemd socket", fd_path))?;
+            let listener = UnixListener::from_std(std_listener)
+                .map_err(io_err("use the systemd socket", fd_path))?;
+            Ok((listener, None))
+        }
+        Listen::Unix(path) => {
+            remove_stale_socket(path)?;
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(io_err("create socket directory", dir))?;
+            }
+            let listener = UnixListener::bind(path).map_err(io_err("bind", path))?;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
+                .map_err(io_err("set permissions of", path))?;
+            Ok((listener, Some(path.clone())))
+        }
+    }
+}
+
+/// Removes a socket left by an earlier run; refuses to remove anything that
+/// is not a socket.
+fn remove_stale_socket(path: &Path) -> Result<(), ServeError> {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => {
+            std::fs::remove_file(path).map_err(io_err("remove stale socket", path))
+        }
+        Ok(_) => Err(ServeError::Config(format!(
+            "{} exists and is not a socket; refusing to replace it",
+            path.display()
+        ))),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(err) => Err(io_err("inspect", path)(err)),
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "cannot watch SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = terminate => tracing::info!("SIGTERM: shutting down"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+    }
+}
