@@ -1,1 +1,12 @@
+//! Integration tests: the real shim binary, driven over its gRPC socket,
+//! against the real Docker daemon. Each test asserts on what Docker actually
+//! did (`docker inspect`) as well as on the CRI answers.
 
+mod support;
+
+mod containers;
+mod errors;
+mod images;
+mod lifecycle;
+mod runtime_info;
+mod sandboxes;

@@ -22,6 +22,9 @@ use crate::runtime::Runtime;
 /// Largest gRPC message accepted or sent, as the kubelet's own limit.
 pub const MAX_MESSAGE_SIZE: usize = 16 * 1024 * 1024;
 
+/// How long in-flight calls may run on after SIGTERM.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Why the shim could not start or stopped serving.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -54,6 +57,9 @@ pub enum ServeError {
     /// The gRPC server failed.
     #[error("gRPC server: {0}")]
     Serve(#[from] tonic::transport::Error),
+    /// The gRPC server task panicked or was cancelled.
+    #[error("gRPC server stopped unexpectedly: {0}")]
+    Crashed(String),
 }
 
 fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> ServeError + 'a {
@@ -100,18 +106,42 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         tracing::debug!(error = %err, "no systemd notification socket");
     }
     tracing::info!(endpoint = ?listen, "serving CRI v1");
-    let served = Server::builder()
-        .add_service(runtime_service)
-        .add_service(image_service)
-        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown_signal())
-        .await;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let mut server = tokio::spawn(
+        Server::builder()
+            .add_service(runtime_service)
+            .add_service(image_service)
+            .serve_with_incoming_shutdown(UnixListenerStream::new(listener), async {
+                let _ = stop_rx.await;
+            }),
+    );
+    let ended = tokio::select! {
+        ended = &mut server => Some(ended),
+        () = shutdown_signal() => {
+            let _ = stop_tx.send(());
+            // In-flight calls get a moment to finish; a client that keeps its
+            // connection open must not keep the shim from exiting.
+            match tokio::time::timeout(SHUTDOWN_GRACE, &mut server).await {
+                Ok(ended) => Some(ended),
+                Err(_) => {
+                    tracing::warn!(grace = ?SHUTDOWN_GRACE, "connections still open; exiting anyway");
+                    None
+                }
+            }
+        }
+    };
+    let served = match ended {
+        Some(Ok(result)) => result.map_err(ServeError::Serve),
+        Some(Err(join)) => Err(ServeError::Crashed(join.to_string())),
+        None => Ok(()),
+    };
     if let Some(path) = socket_path {
         if let Err(err) = std::fs::remove_file(&path) {
             tracing::warn!(path = %path.display(), error = %err, "cannot remove the socket");
         }
     }
     tracing::info!("stopped");
-    Ok(served?)
+    served
 }
 
 /// Opens the CRI socket. A socket the shim creates itself is returned with

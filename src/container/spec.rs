@@ -2,7 +2,6 @@
 //! configuration: process, labels, namespaces joined from the sandbox,
 //! mounts and resource limits.
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use bollard::models::{
@@ -340,6 +339,7 @@ impl Limits {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
 
     fn docker_labels(body: &ContainerCreateBody) -> HashMap<String, String> {
         body.labels.clone().unwrap_or_default()
