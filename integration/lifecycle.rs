@@ -213,3 +213,53 @@ async fn a_container_created_in_a_host_ipc_pod_shares_the_hosts_ipc() {
     assert_ne!(ns(format!("/proc/{pid}/ns/pid")), ns("/proc/self/ns/pid".into()));
     rt.remove_pod_sandbox(RemovePodSandboxRequest { pod_sandbox_id: pod_id }).await.unwrap();
 }
+
+#[tokio::test]
+async fn systemd_socket_activation_and_readiness_notification() {
+    docker().await;
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("activated.sock");
+    let notify_path = dir.path().join("notify");
+    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).unwrap();
+    notify.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    // systemd-socket-activate binds the socket and hands it over as fd 3 with
+    // LISTEN_FDS, exactly as the dockershim.socket unit does.
+    let mut activator = Command::new("systemd-socket-activate")
+        .arg("-l")
+        .arg(&socket)
+        .arg("-E")
+        .arg(format!("NOTIFY_SOCKET={}", notify_path.display()))
+        .arg(env!("CARGO_BIN_EXE_dockershim"))
+        .args([
+            "--container-runtime-endpoint",
+            "fd://",
+            "--docker-endpoint",
+            &format!("unix://{}", docker_socket()),
+            "--cri-dockerd-root-directory",
+            &dir.path().join("state").display().to_string(),
+            "--pod-infra-container-image",
+            UNPULLABLE_PAUSE,
+        ])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("systemd-socket-activate (Debian's systemd package)");
+    let listening = eventually(Duration::from_secs(10), || async { socket.exists() }).await;
+    assert!(listening);
+    let shim_socket = socket.clone();
+    let channel = tonic::transport::Endpoint::try_from("http://[::]:50051")
+        .unwrap()
+        .connect_with_connector(tower::service_fn(move |_| {
+            let socket = shim_socket.clone();
+            async move { Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(tokio::net::UnixStream::connect(socket).await?)) }
+        }))
+        .await
+        .unwrap();
+    let mut rt = dockershim::cri::v1::runtime_service_client::RuntimeServiceClient::new(channel);
+    let version = rt.version(VersionRequest::default()).await.unwrap().into_inner();
+    assert_eq!(version.runtime_name, "docker");
+    let mut buf = [0u8; 256];
+    let n = notify.recv(&mut buf).expect("readiness notification");
+    assert!(String::from_utf8_lossy(&buf[..n]).contains("READY=1"));
+    let _ = activator.kill();
+    let _ = activator.wait();
+}

@@ -2,6 +2,8 @@
 //! against the real Docker daemon. Each test asserts on what Docker actually
 //! did (`docker inspect`) as well as on the CRI answers.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 mod support;
 
 mod containers;

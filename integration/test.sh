@@ -35,6 +35,7 @@ trap cleanup EXIT
 missing=()
 # Any Docker Engine will do; Debian's is installed only when there is none.
 command -v dockerd >/dev/null || missing+=(docker.io)
+command -v systemd-socket-activate >/dev/null || missing+=(systemd)
 for pkg in busybox-static docker-registry apache2-utils curl; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done

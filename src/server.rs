@@ -135,10 +135,10 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         Some(Err(join)) => Err(ServeError::Crashed(join.to_string())),
         None => Ok(()),
     };
-    if let Some(path) = socket_path {
-        if let Err(err) = std::fs::remove_file(&path) {
-            tracing::warn!(path = %path.display(), error = %err, "cannot remove the socket");
-        }
+    if let Some(path) = socket_path
+        && let Err(err) = std::fs::remove_file(&path)
+    {
+        tracing::warn!(path = %path.display(), error = %err, "cannot remove the socket");
     }
     tracing::info!("stopped");
     served

@@ -198,7 +198,10 @@ fn user(security: &crate::cri::LinuxContainerSecurityContext) -> Result<Option<S
 /// Bind mounts. Plain binds (`host:container:opts`) are used where the paths
 /// allow, because Docker then creates a missing host directory as the
 /// kubelet expects; paths containing `:` or `,` need the structured form.
-fn mounts(config: &ContainerConfig) -> Result<(Option<Vec<String>>, Option<Vec<Mount>>)> {
+/// Docker's two ways to ask for bind mounts: `Binds` strings and `Mounts`.
+type BindMounts = (Option<Vec<String>>, Option<Vec<Mount>>);
+
+fn mounts(config: &ContainerConfig) -> Result<BindMounts> {
     let mut binds = Vec::new();
     let mut structured = Vec::new();
     for mount in &config.mounts {

@@ -51,3 +51,37 @@ pub(crate) fn unsupported<T>(
         ))),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    /// Our proto must match upstream CRI v1 on the wire: the same file once
+    /// comments (source info) and the file name are set aside.
+    #[test]
+    fn the_proto_is_wire_identical_to_upstream_cri_v1() {
+        let upstream = std::env::var_os("DOCKERSHIM_UPSTREAM_CRI_PROTO").map(PathBuf::from).unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/reference/cri-api-v1.proto")
+        });
+        assert!(
+            upstream.exists(),
+            "upstream CRI proto not found at {}: set DOCKERSHIM_UPSTREAM_CRI_PROTO",
+            upstream.display()
+        );
+        let dir = upstream.parent().unwrap();
+        let name = upstream.file_name().unwrap();
+        let normalise = |mut set: prost_types::FileDescriptorSet| {
+            let mut file = set.file.remove(0);
+            file.name = None;
+            file.source_code_info = None;
+            file
+        };
+        let theirs = normalise(protox::compile([name], [dir]).unwrap());
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("proto");
+        let ours = normalise(protox::compile(["runtime/v1/api.proto"], [root]).unwrap());
+        assert_eq!(ours.service, theirs.service, "services differ");
+        assert_eq!(ours.message_type, theirs.message_type, "messages differ");
+        assert_eq!(ours.enum_type, theirs.enum_type, "enums differ");
+        assert_eq!(ours, theirs);
+    }
+}

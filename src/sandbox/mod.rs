@@ -107,10 +107,10 @@ fn random_suffix() -> String {
 /// Removes a container the shim just created and could not use; failures
 /// are logged, since the original error is what the caller needs to see.
 pub(crate) async fn discard(rt: &Runtime, id: &str) {
-    if let Err(err) = rt.docker.remove_container(id).await {
-        if !err.is_not_found() {
-            tracing::error!(container = id, error = %err, "cannot remove a half-created container");
-        }
+    if let Err(err) = rt.docker.remove_container(id).await
+        && !err.is_not_found()
+    {
+        tracing::error!(container = id, error = %err, "cannot remove a half-created container");
     }
 }
 

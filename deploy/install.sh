@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs dockershim on a systemd host: the binary, the socket and service
+# units, and (unless one exists) /etc/crictl.yaml pointing at the socket.
+#
+# Usage: deploy/install.sh [path/to/dockershim]   (default: builds a release)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+[ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 1; }
+binary=${1:-}
+if [ -z "$binary" ]; then
+  cargo build --release --locked
+  binary=target/release/dockershim
+fi
+install -m 0755 "$binary" /usr/local/bin/dockershim
+install -m 0644 deploy/systemd/dockershim.socket /etc/systemd/system/dockershim.socket
+install -m 0644 deploy/systemd/dockershim.service /etc/systemd/system/dockershim.service
+install -d /usr/local/share/doc/dockershim
+install -m 0644 README.md /usr/local/share/doc/dockershim/README.md
+if [ ! -e /etc/crictl.yaml ]; then
+  cat >/etc/crictl.yaml <<'YAML'
+runtime-endpoint: unix:///run/dockershim.sock
+image-endpoint: unix:///run/dockershim.sock
+timeout: 30
+YAML
+fi
+systemctl daemon-reload
+systemctl enable --now dockershim.socket
+systemctl enable dockershim.service
+systemctl restart dockershim.service
+echo "dockershim installed; point the kubelet at --container-runtime-endpoint=unix:///run/dockershim.sock"
