@@ -20,10 +20,19 @@ async fn a_container_joins_its_pod_with_command_env_mounts_and_labels() {
     let data = tempfile::tempdir().unwrap();
     let readonly = tempfile::tempdir().unwrap();
     std::fs::write(readonly.path().join("given"), "from the host").unwrap();
-    let mut config = container_config(&cleanup, "writer", "trap '' TERM; echo \"$GREETING\" > /data/out; pwd > /data/pwd; sleep 1000");
-    config.envs = vec![KeyValue { key: "GREETING".into(), value: b"hello pod".to_vec() }];
+    let mut config = container_config(
+        &cleanup,
+        "writer",
+        "trap '' TERM; echo \"$GREETING\" > /data/out; pwd > /data/pwd; sleep 1000",
+    );
+    config.envs = vec![KeyValue {
+        key: "GREETING".into(),
+        value: b"hello pod".to_vec(),
+    }];
     config.working_dir = "/tmp".into();
-    config.annotations.insert("io.kubernetes.container.hash".into(), "1234".into());
+    config
+        .annotations
+        .insert("io.kubernetes.container.hash".into(), "1234".into());
     config.mounts = vec![
         Mount {
             container_path: "/data".into(),
@@ -40,17 +49,29 @@ async fn a_container_joins_its_pod_with_command_env_mounts_and_labels() {
     let id = start_container(&mut rt, &pod_id, &pod, config.clone()).await;
 
     let docker = docker().await;
-    let inspected = docker.inspect_container(&id, None::<InspectContainerOptions>).await.unwrap();
+    let inspected = docker
+        .inspect_container(&id, None::<InspectContainerOptions>)
+        .await
+        .unwrap();
     let meta = pod.metadata.as_ref().unwrap();
     assert_eq!(
         inspected.name.as_deref(),
-        Some(format!("/k8s_writer_{}_{}_{}_0", meta.name, meta.namespace, meta.uid).as_str())
+        Some(
+            format!(
+                "/k8s_writer_{}_{}_{}_0",
+                meta.name, meta.namespace, meta.uid
+            )
+            .as_str()
+        )
     );
     let cfg = inspected.config.clone().unwrap();
     let labels = cfg.labels.unwrap();
     assert_eq!(labels["io.kubernetes.docker.type"], "container");
     assert_eq!(labels["io.kubernetes.sandbox.id"], pod_id);
-    assert_eq!(labels["io.kubernetes.container.logpath"], format!("{}/writer/0.log", pod.log_directory));
+    assert_eq!(
+        labels["io.kubernetes.container.logpath"],
+        format!("{}/writer/0.log", pod.log_directory)
+    );
     assert_eq!(labels["annotation.io.kubernetes.container.hash"], "1234");
     assert_eq!(cfg.entrypoint, Some(config.command.clone()));
     assert_eq!(cfg.working_dir.as_deref(), Some("/tmp"));
@@ -62,10 +83,19 @@ async fn a_container_joins_its_pod_with_command_env_mounts_and_labels() {
     assert_eq!(host.pid_mode.as_deref(), Some(joined.as_str()));
 
     // What the process saw: env, working dir, the rw mount, the ro mount.
-    let written = eventually(Duration::from_secs(10), || async { data.path().join("pwd").exists() }).await;
+    let written = eventually(Duration::from_secs(10), || async {
+        data.path().join("pwd").exists()
+    })
+    .await;
     assert!(written, "the container never wrote to its mount");
-    assert_eq!(std::fs::read_to_string(data.path().join("out")).unwrap(), "hello pod\n");
-    assert_eq!(std::fs::read_to_string(data.path().join("pwd")).unwrap(), "/tmp\n");
+    assert_eq!(
+        std::fs::read_to_string(data.path().join("out")).unwrap(),
+        "hello pod\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(data.path().join("pwd")).unwrap(),
+        "/tmp\n"
+    );
     let (given, _, code) = exec(&mut rt, &id, &["cat", "/given/given"]).await;
     assert_eq!((given.as_str(), code), ("from the host", 0));
     let (_, _, code) = exec(&mut rt, &id, &["touch", "/given/nope"]).await;
@@ -90,7 +120,10 @@ async fn a_container_joins_its_pod_with_command_env_mounts_and_labels() {
 
     // Status reflects Docker.
     let status = rt
-        .container_status(ContainerStatusRequest { container_id: id.clone(), verbose: true })
+        .container_status(ContainerStatusRequest {
+            container_id: id.clone(),
+            verbose: true,
+        })
         .await
         .unwrap()
         .into_inner();
@@ -100,12 +133,19 @@ async fn a_container_joins_its_pod_with_command_env_mounts_and_labels() {
     assert_eq!(s.state, ContainerState::ContainerRunning as i32);
     assert!(s.created_at > 0 && s.started_at >= s.created_at && s.finished_at == 0);
     assert_eq!(s.image.unwrap().image, TEST_IMAGE);
-    assert_eq!(s.image_ref, format!("docker://{}", inspected.image.clone().unwrap()));
+    assert_eq!(
+        s.image_ref,
+        format!("docker://{}", inspected.image.clone().unwrap())
+    );
     assert_eq!(s.image_id, inspected.image.clone().unwrap());
     assert_eq!(s.log_path, format!("{}/writer/0.log", pod.log_directory));
     assert_eq!(s.labels, config.labels);
     assert_eq!(s.annotations, config.annotations);
-    let ro = s.mounts.iter().find(|m| m.container_path == "/given").unwrap();
+    let ro = s
+        .mounts
+        .iter()
+        .find(|m| m.container_path == "/given")
+        .unwrap();
     assert!(ro.readonly);
     assert_eq!(ro.host_path, readonly.path().display().to_string());
     let info: serde_json::Value = serde_json::from_str(&status.info["info"]).unwrap();
@@ -113,25 +153,58 @@ async fn a_container_joins_its_pod_with_command_env_mounts_and_labels() {
 
     // Stop honours the timeout, then kills.
     let started = Instant::now();
-    rt.stop_container(StopContainerRequest { container_id: id.clone(), timeout: 1 }).await.unwrap();
+    rt.stop_container(StopContainerRequest {
+        container_id: id.clone(),
+        timeout: 1,
+    })
+    .await
+    .unwrap();
     assert!(started.elapsed() < Duration::from_secs(30));
     let s = rt
-        .container_status(ContainerStatusRequest { container_id: id.clone(), verbose: false })
+        .container_status(ContainerStatusRequest {
+            container_id: id.clone(),
+            verbose: false,
+        })
         .await
         .unwrap()
         .into_inner()
         .status
         .unwrap();
     assert_eq!(s.state, ContainerState::ContainerExited as i32);
-    assert_eq!(s.exit_code, 137, "sh ignores SIGTERM, so it was killed after the timeout");
+    assert_eq!(
+        s.exit_code, 137,
+        "sh ignores SIGTERM, so it was killed after the timeout"
+    );
     assert_eq!(s.reason, "Error");
     assert!(s.finished_at >= s.started_at);
-    rt.stop_container(StopContainerRequest { container_id: id.clone(), timeout: 1 }).await.unwrap();
+    rt.stop_container(StopContainerRequest {
+        container_id: id.clone(),
+        timeout: 1,
+    })
+    .await
+    .unwrap();
 
-    rt.remove_container(RemoveContainerRequest { container_id: id.clone() }).await.unwrap();
-    rt.remove_container(RemoveContainerRequest { container_id: id.clone() }).await.unwrap();
-    assert!(docker.inspect_container(&id, None::<InspectContainerOptions>).await.is_err());
-    rt.remove_pod_sandbox(RemovePodSandboxRequest { pod_sandbox_id: pod_id }).await.unwrap();
+    rt.remove_container(RemoveContainerRequest {
+        container_id: id.clone(),
+    })
+    .await
+    .unwrap();
+    rt.remove_container(RemoveContainerRequest {
+        container_id: id.clone(),
+    })
+    .await
+    .unwrap();
+    assert!(
+        docker
+            .inspect_container(&id, None::<InspectContainerOptions>)
+            .await
+            .is_err()
+    );
+    rt.remove_pod_sandbox(RemovePodSandboxRequest {
+        pod_sandbox_id: pod_id,
+    })
+    .await
+    .unwrap();
     assert!(cleanup.docker_ids().is_empty());
 }
 
@@ -143,8 +216,20 @@ async fn exit_reasons_and_list_filters() {
     let shared = rt.clone();
     let pod = pod_config(&cleanup, &unique("reasons"));
     let pod_id = run_pod(&mut rt, &pod).await;
-    let ok = start_container(&mut rt, &pod_id, &pod, container_config(&cleanup, "ok", "exit 0")).await;
-    let failed = start_container(&mut rt, &pod_id, &pod, container_config(&cleanup, "failed", "exit 3")).await;
+    let ok = start_container(
+        &mut rt,
+        &pod_id,
+        &pod,
+        container_config(&cleanup, "ok", "exit 0"),
+    )
+    .await;
+    let failed = start_container(
+        &mut rt,
+        &pod_id,
+        &pod,
+        container_config(&cleanup, "failed", "exit 3"),
+    )
+    .await;
     let mut running_cfg = container_config(&cleanup, "running", "sleep 1000");
     running_cfg.labels.insert("role".into(), "server".into());
     let running = start_container(&mut rt, &pod_id, &pod, running_cfg).await;
@@ -162,12 +247,15 @@ async fn exit_reasons_and_list_filters() {
     let status = |id: String| {
         let mut rt = shared.clone();
         async move {
-            rt.container_status(ContainerStatusRequest { container_id: id, verbose: false })
-                .await
-                .unwrap()
-                .into_inner()
-                .status
-                .unwrap()
+            rt.container_status(ContainerStatusRequest {
+                container_id: id,
+                verbose: false,
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .status
+            .unwrap()
         }
     };
     let exited = eventually(Duration::from_secs(10), || {
@@ -183,13 +271,18 @@ async fn exit_reasons_and_list_filters() {
     assert_eq!((s.exit_code, s.reason.as_str()), (0, "Completed"));
     let s = status(failed.clone()).await;
     assert_eq!((s.exit_code, s.reason.as_str()), (3, "Error"));
-    assert_eq!(status(created.clone()).await.state, ContainerState::ContainerCreated as i32);
+    assert_eq!(
+        status(created.clone()).await.state,
+        ContainerState::ContainerCreated as i32
+    );
 
     let list = |filter: ContainerFilter| {
         let mut rt = shared.clone();
         async move {
             let mut ids: Vec<String> = rt
-                .list_containers(ListContainersRequest { filter: Some(filter) })
+                .list_containers(ListContainersRequest {
+                    filter: Some(filter),
+                })
                 .await
                 .unwrap()
                 .into_inner()
@@ -203,11 +296,20 @@ async fn exit_reasons_and_list_filters() {
     };
     let mut all = vec![ok.clone(), failed.clone(), running.clone(), created.clone()];
     all.sort();
-    assert_eq!(list(ContainerFilter { pod_sandbox_id: pod_id.clone(), ..Default::default() }).await, all);
     assert_eq!(
         list(ContainerFilter {
             pod_sandbox_id: pod_id.clone(),
-            state: Some(ContainerStateValue { state: ContainerState::ContainerRunning as i32 }),
+            ..Default::default()
+        })
+        .await,
+        all
+    );
+    assert_eq!(
+        list(ContainerFilter {
+            pod_sandbox_id: pod_id.clone(),
+            state: Some(ContainerStateValue {
+                state: ContainerState::ContainerRunning as i32
+            }),
             ..Default::default()
         })
         .await,
@@ -215,12 +317,29 @@ async fn exit_reasons_and_list_filters() {
     );
     let mut selector = cleanup.labels();
     selector.insert("role".into(), "server".into());
-    assert_eq!(list(ContainerFilter { label_selector: selector, ..Default::default() }).await, vec![running.clone()]);
-    assert_eq!(list(ContainerFilter { id: running[..12].to_string(), ..Default::default() }).await, vec![running.clone()]);
+    assert_eq!(
+        list(ContainerFilter {
+            label_selector: selector,
+            ..Default::default()
+        })
+        .await,
+        vec![running.clone()]
+    );
+    assert_eq!(
+        list(ContainerFilter {
+            id: running[..12].to_string(),
+            ..Default::default()
+        })
+        .await,
+        vec![running.clone()]
+    );
 
     let listed = rt
         .list_containers(ListContainersRequest {
-            filter: Some(ContainerFilter { id: running.clone(), ..Default::default() }),
+            filter: Some(ContainerFilter {
+                id: running.clone(),
+                ..Default::default()
+            }),
         })
         .await
         .unwrap()
@@ -234,10 +353,24 @@ async fn exit_reasons_and_list_filters() {
     assert_eq!(c.labels["role"], "server");
 
     // Stopping the pod stops every container in it.
-    rt.stop_pod_sandbox(StopPodSandboxRequest { pod_sandbox_id: pod_id.clone() }).await.unwrap();
-    assert_eq!(status(running.clone()).await.state, ContainerState::ContainerExited as i32);
-    rt.remove_pod_sandbox(RemovePodSandboxRequest { pod_sandbox_id: pod_id }).await.unwrap();
-    assert!(cleanup.docker_ids().is_empty(), "RemovePodSandbox removes the pod's containers");
+    rt.stop_pod_sandbox(StopPodSandboxRequest {
+        pod_sandbox_id: pod_id.clone(),
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        status(running.clone()).await.state,
+        ContainerState::ContainerExited as i32
+    );
+    rt.remove_pod_sandbox(RemovePodSandboxRequest {
+        pod_sandbox_id: pod_id,
+    })
+    .await
+    .unwrap();
+    assert!(
+        cleanup.docker_ids().is_empty(),
+        "RemovePodSandbox removes the pod's containers"
+    );
 }
 
 #[tokio::test]
@@ -247,9 +380,20 @@ async fn exec_sync_returns_output_and_exit_code_and_honours_its_timeout() {
     let mut rt = shim.runtime().await;
     let pod = pod_config(&cleanup, &unique("exec"));
     let pod_id = run_pod(&mut rt, &pod).await;
-    let id = start_container(&mut rt, &pod_id, &pod, container_config(&cleanup, "main", "sleep 1000")).await;
+    let id = start_container(
+        &mut rt,
+        &pod_id,
+        &pod,
+        container_config(&cleanup, "main", "sleep 1000"),
+    )
+    .await;
 
-    let (out, err, code) = exec(&mut rt, &id, &["sh", "-c", "echo out; echo err >&2; exit 7"]).await;
+    let (out, err, code) = exec(
+        &mut rt,
+        &id,
+        &["sh", "-c", "echo out; echo err >&2; exit 7"],
+    )
+    .await;
     assert_eq!((out.as_str(), err.as_str(), code), ("out\n", "err\n", 7));
 
     // Several MiB come back intact.
@@ -288,13 +432,26 @@ async fn exec_sync_returns_output_and_exit_code_and_honours_its_timeout() {
     assert!(killed, "the timed-out command is still running");
 
     // Not running: FAILED_PRECONDITION.
-    rt.stop_container(StopContainerRequest { container_id: id.clone(), timeout: 0 }).await.unwrap();
+    rt.stop_container(StopContainerRequest {
+        container_id: id.clone(),
+        timeout: 0,
+    })
+    .await
+    .unwrap();
     let err = rt
-        .exec_sync(ExecSyncRequest { container_id: id.clone(), cmd: vec!["true".into()], timeout: 5 })
+        .exec_sync(ExecSyncRequest {
+            container_id: id.clone(),
+            cmd: vec!["true".into()],
+            timeout: 5,
+        })
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
-    rt.remove_pod_sandbox(RemovePodSandboxRequest { pod_sandbox_id: pod_id }).await.unwrap();
+    rt.remove_pod_sandbox(RemovePodSandboxRequest {
+        pod_sandbox_id: pod_id,
+    })
+    .await
+    .unwrap();
 }
 
 #[tokio::test]
@@ -317,8 +474,16 @@ async fn update_container_resources_changes_the_live_limits() {
     });
     let id = start_container(&mut rt, &pod_id, &pod, config).await;
     let docker = docker().await;
-    let host = docker.inspect_container(&id, None::<InspectContainerOptions>).await.unwrap().host_config.unwrap();
-    assert_eq!((host.cpu_quota, host.cpu_shares, host.memory), (Some(50_000), Some(256), Some(64 << 20)));
+    let host = docker
+        .inspect_container(&id, None::<InspectContainerOptions>)
+        .await
+        .unwrap()
+        .host_config
+        .unwrap();
+    assert_eq!(
+        (host.cpu_quota, host.cpu_shares, host.memory),
+        (Some(50_000), Some(256), Some(64 << 20))
+    );
 
     rt.update_container_resources(UpdateContainerResourcesRequest {
         container_id: id.clone(),
@@ -333,15 +498,30 @@ async fn update_container_resources_changes_the_live_limits() {
     })
     .await
     .unwrap();
-    let host = docker.inspect_container(&id, None::<InspectContainerOptions>).await.unwrap().host_config.unwrap();
-    assert_eq!((host.cpu_quota, host.cpu_shares, host.memory), (Some(150_000), Some(512), Some(128 << 20)));
+    let host = docker
+        .inspect_container(&id, None::<InspectContainerOptions>)
+        .await
+        .unwrap()
+        .host_config
+        .unwrap();
+    assert_eq!(
+        (host.cpu_quota, host.cpu_shares, host.memory),
+        (Some(150_000), Some(512), Some(128 << 20))
+    );
     // The kernel applied it: the container's memory cgroup limit.
     let (limit, _, _) = exec(&mut rt, &id, &["sh", "-c", "cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max"]).await;
     assert_eq!(limit.trim(), (128u64 << 20).to_string());
 
     // No Linux section: nothing changes, and no error (cri-dockerd crashed here).
-    rt.update_container_resources(UpdateContainerResourcesRequest { container_id: id.clone(), ..Default::default() })
-        .await
-        .unwrap();
-    rt.remove_pod_sandbox(RemovePodSandboxRequest { pod_sandbox_id: pod_id }).await.unwrap();
+    rt.update_container_resources(UpdateContainerResourcesRequest {
+        container_id: id.clone(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    rt.remove_pod_sandbox(RemovePodSandboxRequest {
+        pod_sandbox_id: pod_id,
+    })
+    .await
+    .unwrap();
 }

@@ -12,13 +12,19 @@ async fn bad_sandbox_requests_are_refused_without_side_effects() {
     let shim = Shim::start().await;
     let mut rt = shim.runtime().await;
 
-    let err = rt.run_pod_sandbox(RunPodSandboxRequest::default()).await.unwrap_err();
+    let err = rt
+        .run_pod_sandbox(RunPodSandboxRequest::default())
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
     assert!(err.message().contains("config"), "{}", err.message());
 
     let mut config = pod_config(&cleanup, "bad_name");
     let err = rt
-        .run_pod_sandbox(RunPodSandboxRequest { config: Some(config.clone()), runtime_handler: String::new() })
+        .run_pod_sandbox(RunPodSandboxRequest {
+            config: Some(config.clone()),
+            runtime_handler: String::new(),
+        })
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
@@ -26,29 +32,72 @@ async fn bad_sandbox_requests_are_refused_without_side_effects() {
 
     config.metadata.as_mut().unwrap().name = unique("ok");
     let err = rt
-        .run_pod_sandbox(RunPodSandboxRequest { config: Some(config.clone()), runtime_handler: "no-such-runtime".into() })
+        .run_pod_sandbox(RunPodSandboxRequest {
+            config: Some(config.clone()),
+            runtime_handler: "no-such-runtime".into(),
+        })
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
-    assert!(err.message().contains("no-such-runtime"), "{}", err.message());
+    assert!(
+        err.message().contains("no-such-runtime"),
+        "{}",
+        err.message()
+    );
 
-    config.port_mappings = vec![PortMapping { container_port: 80, host_port: 70000, ..Default::default() }];
+    config.port_mappings = vec![PortMapping {
+        container_port: 80,
+        host_port: 70000,
+        ..Default::default()
+    }];
     let err = rt
-        .run_pod_sandbox(RunPodSandboxRequest { config: Some(config), runtime_handler: String::new() })
+        .run_pod_sandbox(RunPodSandboxRequest {
+            config: Some(config),
+            runtime_handler: String::new(),
+        })
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
-    assert!(cleanup.docker_ids().is_empty(), "a refused request created a container");
+    assert!(
+        cleanup.docker_ids().is_empty(),
+        "a refused request created a container"
+    );
 
     for (rpc, err) in [
-        ("status", rt.pod_sandbox_status(PodSandboxStatusRequest { pod_sandbox_id: "f00d".repeat(16), verbose: false }).await.map(|_| ()).unwrap_err()),
-        ("status-empty", rt.pod_sandbox_status(PodSandboxStatusRequest::default()).await.map(|_| ()).unwrap_err()),
+        (
+            "status",
+            rt.pod_sandbox_status(PodSandboxStatusRequest {
+                pod_sandbox_id: "f00d".repeat(16),
+                verbose: false,
+            })
+            .await
+            .map(|_| ())
+            .unwrap_err(),
+        ),
+        (
+            "status-empty",
+            rt.pod_sandbox_status(PodSandboxStatusRequest::default())
+                .await
+                .map(|_| ())
+                .unwrap_err(),
+        ),
     ] {
-        assert!(matches!(err.code(), Code::NotFound | Code::InvalidArgument), "{rpc}: {err:?}");
+        assert!(
+            matches!(err.code(), Code::NotFound | Code::InvalidArgument),
+            "{rpc}: {err:?}"
+        );
     }
     // Stop and remove are idempotent, also for ids never seen.
-    rt.stop_pod_sandbox(StopPodSandboxRequest { pod_sandbox_id: "f00d".repeat(16) }).await.unwrap();
-    rt.remove_pod_sandbox(RemovePodSandboxRequest { pod_sandbox_id: "f00d".repeat(16) }).await.unwrap();
+    rt.stop_pod_sandbox(StopPodSandboxRequest {
+        pod_sandbox_id: "f00d".repeat(16),
+    })
+    .await
+    .unwrap();
+    rt.remove_pod_sandbox(RemovePodSandboxRequest {
+        pod_sandbox_id: "f00d".repeat(16),
+    })
+    .await
+    .unwrap();
 }
 
 #[tokio::test]
@@ -63,54 +112,146 @@ async fn bad_container_requests_are_refused_without_side_effects() {
         let mut rt = shared.clone();
         let pod = pod.clone();
         async move {
-            rt.create_container(CreateContainerRequest { pod_sandbox_id: sandbox, config, sandbox_config: Some(pod) })
-                .await
-                .map(|r| r.into_inner().container_id)
+            rt.create_container(CreateContainerRequest {
+                pod_sandbox_id: sandbox,
+                config,
+                sandbox_config: Some(pod),
+            })
+            .await
+            .map(|r| r.into_inner().container_id)
         }
     };
 
-    let err = create("f00d".repeat(16), Some(container_config(&cleanup, "c", "true"))).await.unwrap_err();
+    let err = create(
+        "f00d".repeat(16),
+        Some(container_config(&cleanup, "c", "true")),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(err.code(), Code::NotFound, "{err:?}");
     assert!(err.message().contains("f00d"), "{}", err.message());
     let err = create(pod_id.clone(), None).await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
     let mut no_image = container_config(&cleanup, "c", "true");
     no_image.image = Some(ImageSpec::default());
-    assert_eq!(create(pod_id.clone(), Some(no_image)).await.unwrap_err().code(), Code::InvalidArgument);
+    assert_eq!(
+        create(pod_id.clone(), Some(no_image))
+            .await
+            .unwrap_err()
+            .code(),
+        Code::InvalidArgument
+    );
     let mut missing_image = container_config(&cleanup, "c", "true");
-    missing_image.image = Some(ImageSpec { image: "dockershim-test/no-such-image:0".into(), ..Default::default() });
-    let err = create(pod_id.clone(), Some(missing_image)).await.unwrap_err();
+    missing_image.image = Some(ImageSpec {
+        image: "dockershim-test/no-such-image:0".into(),
+        ..Default::default()
+    });
+    let err = create(pod_id.clone(), Some(missing_image))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::NotFound, "{err:?}");
 
     // An app container's id is not a sandbox id.
-    let ctr = start_container(&mut rt, &pod_id, &pod, container_config(&cleanup, "main", "sleep 1000")).await;
-    let err = create(ctr.clone(), Some(container_config(&cleanup, "c", "true"))).await.unwrap_err();
+    let ctr = start_container(
+        &mut rt,
+        &pod_id,
+        &pod,
+        container_config(&cleanup, "main", "sleep 1000"),
+    )
+    .await;
+    let err = create(ctr.clone(), Some(container_config(&cleanup, "c", "true")))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
     // ...and a sandbox id is not a container id.
-    let err = rt.container_status(ContainerStatusRequest { container_id: pod_id.clone(), verbose: false }).await.unwrap_err();
+    let err = rt
+        .container_status(ContainerStatusRequest {
+            container_id: pod_id.clone(),
+            verbose: false,
+        })
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
 
     for err in [
-        rt.start_container(StartContainerRequest { container_id: "f00d".repeat(16) }).await.map(|_| ()).unwrap_err(),
-        rt.stop_container(StopContainerRequest { container_id: "f00d".repeat(16), timeout: 1 }).await.map(|_| ()).unwrap_err(),
-        rt.container_status(ContainerStatusRequest { container_id: "f00d".repeat(16), verbose: false }).await.map(|_| ()).unwrap_err(),
-        rt.exec_sync(ExecSyncRequest { container_id: "f00d".repeat(16), cmd: vec!["true".into()], timeout: 1 }).await.map(|_| ()).unwrap_err(),
-        rt.update_container_resources(UpdateContainerResourcesRequest { container_id: "f00d".repeat(16), ..Default::default() }).await.map(|_| ()).unwrap_err(),
+        rt.start_container(StartContainerRequest {
+            container_id: "f00d".repeat(16),
+        })
+        .await
+        .map(|_| ())
+        .unwrap_err(),
+        rt.stop_container(StopContainerRequest {
+            container_id: "f00d".repeat(16),
+            timeout: 1,
+        })
+        .await
+        .map(|_| ())
+        .unwrap_err(),
+        rt.container_status(ContainerStatusRequest {
+            container_id: "f00d".repeat(16),
+            verbose: false,
+        })
+        .await
+        .map(|_| ())
+        .unwrap_err(),
+        rt.exec_sync(ExecSyncRequest {
+            container_id: "f00d".repeat(16),
+            cmd: vec!["true".into()],
+            timeout: 1,
+        })
+        .await
+        .map(|_| ())
+        .unwrap_err(),
+        rt.update_container_resources(UpdateContainerResourcesRequest {
+            container_id: "f00d".repeat(16),
+            ..Default::default()
+        })
+        .await
+        .map(|_| ())
+        .unwrap_err(),
     ] {
         assert_eq!(err.code(), Code::NotFound, "{err:?}");
     }
-    let err = rt.exec_sync(ExecSyncRequest { container_id: ctr.clone(), cmd: vec![], timeout: 1 }).await.unwrap_err();
+    let err = rt
+        .exec_sync(ExecSyncRequest {
+            container_id: ctr.clone(),
+            cmd: vec![],
+            timeout: 1,
+        })
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
-    rt.remove_container(RemoveContainerRequest { container_id: "f00d".repeat(16) }).await.unwrap();
+    rt.remove_container(RemoveContainerRequest {
+        container_id: "f00d".repeat(16),
+    })
+    .await
+    .unwrap();
 
     // A container cannot be created in a stopped pod.
-    rt.stop_pod_sandbox(StopPodSandboxRequest { pod_sandbox_id: pod_id.clone() }).await.unwrap();
-    let err = create(pod_id.clone(), Some(container_config(&cleanup, "late", "true"))).await.unwrap_err();
+    rt.stop_pod_sandbox(StopPodSandboxRequest {
+        pod_sandbox_id: pod_id.clone(),
+    })
+    .await
+    .unwrap();
+    let err = create(
+        pod_id.clone(),
+        Some(container_config(&cleanup, "late", "true")),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
 
     let ids = cleanup.docker_ids();
-    assert_eq!(ids.len(), 2, "only the pod and its one good container exist: {ids:?}");
-    rt.remove_pod_sandbox(RemovePodSandboxRequest { pod_sandbox_id: pod_id }).await.unwrap();
+    assert_eq!(
+        ids.len(),
+        2,
+        "only the pod and its one good container exist: {ids:?}"
+    );
+    rt.remove_pod_sandbox(RemovePodSandboxRequest {
+        pod_sandbox_id: pod_id,
+    })
+    .await
+    .unwrap();
     assert!(cleanup.docker_ids().is_empty());
 }
 
@@ -124,15 +265,27 @@ async fn a_container_whose_binary_is_missing_fails_to_start_and_says_why() {
     let mut config = container_config(&cleanup, "nobin", "");
     config.command = vec!["/no/such/binary".into()];
     let id = rt
-        .create_container(CreateContainerRequest { pod_sandbox_id: pod_id.clone(), config: Some(config), sandbox_config: Some(pod) })
+        .create_container(CreateContainerRequest {
+            pod_sandbox_id: pod_id.clone(),
+            config: Some(config),
+            sandbox_config: Some(pod),
+        })
         .await
         .unwrap()
         .into_inner()
         .container_id;
-    let err = rt.start_container(StartContainerRequest { container_id: id.clone() }).await.unwrap_err();
+    let err = rt
+        .start_container(StartContainerRequest {
+            container_id: id.clone(),
+        })
+        .await
+        .unwrap_err();
     assert!(err.message().contains("/no/such/binary"), "{err:?}");
     let s = rt
-        .container_status(ContainerStatusRequest { container_id: id, verbose: false })
+        .container_status(ContainerStatusRequest {
+            container_id: id,
+            verbose: false,
+        })
         .await
         .unwrap()
         .into_inner()
@@ -140,6 +293,10 @@ async fn a_container_whose_binary_is_missing_fails_to_start_and_says_why() {
         .unwrap();
     assert_eq!(s.reason, "ContainerCannotRun", "{s:?}");
     assert!(s.message.contains("/no/such/binary"), "{s:?}");
-    rt.remove_pod_sandbox(RemovePodSandboxRequest { pod_sandbox_id: pod_id }).await.unwrap();
+    rt.remove_pod_sandbox(RemovePodSandboxRequest {
+        pod_sandbox_id: pod_id,
+    })
+    .await
+    .unwrap();
     assert!(cleanup.docker_ids().is_empty());
 }

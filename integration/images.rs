@@ -57,21 +57,43 @@ fn unique_image(reference: &str) -> String {
 async fn push_and_forget(reference: &str, credentials: Option<DockerCredentials>) {
     let docker = docker().await;
     let (repo, tag) = reference.rsplit_once(':').unwrap();
-    let mut push = docker.push_image(repo, Some(PushImageOptions { tag: Some(tag.into()), ..Default::default() }), credentials);
+    let mut push = docker.push_image(
+        repo,
+        Some(PushImageOptions {
+            tag: Some(tag.into()),
+            ..Default::default()
+        }),
+        credentials,
+    );
     while let Some(info) = push.next().await {
         let info = info.unwrap_or_else(|e| panic!("push {reference}: {e}"));
         assert!(info.error_detail.is_none(), "push {reference}: {info:?}");
     }
     docker
-        .remove_image(reference, Some(RemoveImageOptions { force: true, ..Default::default() }), None)
+        .remove_image(
+            reference,
+            Some(RemoveImageOptions {
+                force: true,
+                ..Default::default()
+            }),
+            None,
+        )
         .await
         .unwrap();
 }
 
-async fn image_status(images: &mut dockershim::cri::v1::image_service_client::ImageServiceClient<tonic::transport::Channel>, reference: &str) -> Option<Image> {
+async fn image_status(
+    images: &mut dockershim::cri::v1::image_service_client::ImageServiceClient<
+        tonic::transport::Channel,
+    >,
+    reference: &str,
+) -> Option<Image> {
     images
         .image_status(ImageStatusRequest {
-            image: Some(ImageSpec { image: reference.into(), ..Default::default() }),
+            image: Some(ImageSpec {
+                image: reference.into(),
+                ..Default::default()
+            }),
             verbose: false,
         })
         .await
@@ -81,7 +103,10 @@ async fn image_status(images: &mut dockershim::cri::v1::image_service_client::Im
 }
 
 fn spec(reference: &str) -> Option<ImageSpec> {
-    Some(ImageSpec { image: reference.into(), ..Default::default() })
+    Some(ImageSpec {
+        image: reference.into(),
+        ..Default::default()
+    })
 }
 
 #[tokio::test]
@@ -93,45 +118,91 @@ async fn pull_list_status_and_remove_through_a_local_registry() {
     let reference = format!("{}/dockershim-test/{name}:v1", registry());
     let id = unique_image(&reference);
     push_and_forget(&reference, None).await;
-    assert_eq!(image_status(&mut images, &reference).await, None, "absent image: empty status");
+    assert_eq!(
+        image_status(&mut images, &reference).await,
+        None,
+        "absent image: empty status"
+    );
 
     let image_ref = images
-        .pull_image(PullImageRequest { image: spec(&reference), ..Default::default() })
+        .pull_image(PullImageRequest {
+            image: spec(&reference),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner()
         .image_ref;
-    assert!(image_ref.starts_with(&format!("{}/dockershim-test/{name}@sha256:", registry())), "{image_ref}");
+    assert!(
+        image_ref.starts_with(&format!("{}/dockershim-test/{name}@sha256:", registry())),
+        "{image_ref}"
+    );
 
-    let image = image_status(&mut images, &reference).await.expect("pulled image");
+    let image = image_status(&mut images, &reference)
+        .await
+        .expect("pulled image");
     assert_eq!(image.id, id);
     assert_eq!(image.repo_tags, vec![reference.clone()]);
     assert_eq!(image.repo_digests, vec![image_ref.clone()]);
     assert!(image.size > 0);
     assert!(!image.pinned);
     // The digest reference the pull returned names the same image.
-    assert_eq!(image_status(&mut images, &image_ref).await.map(|i| i.id), Some(id.clone()));
+    assert_eq!(
+        image_status(&mut images, &image_ref).await.map(|i| i.id),
+        Some(id.clone())
+    );
 
-    let listed = images.list_images(ListImagesRequest { filter: None }).await.unwrap().into_inner().images;
-    assert!(listed.iter().any(|i| i.id == id && i.repo_tags == vec![reference.clone()]));
-    let filtered = images
-        .list_images(ListImagesRequest { filter: Some(ImageFilter { image: spec(&reference) }) })
+    let listed = images
+        .list_images(ListImagesRequest { filter: None })
         .await
         .unwrap()
         .into_inner()
         .images;
-    assert_eq!(filtered.iter().map(|i| i.id.clone()).collect::<Vec<_>>(), vec![id.clone()]);
+    assert!(
+        listed
+            .iter()
+            .any(|i| i.id == id && i.repo_tags == vec![reference.clone()])
+    );
+    let filtered = images
+        .list_images(ListImagesRequest {
+            filter: Some(ImageFilter {
+                image: spec(&reference),
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .images;
+    assert_eq!(
+        filtered.iter().map(|i| i.id.clone()).collect::<Vec<_>>(),
+        vec![id.clone()]
+    );
 
     // A tag the registry does not have.
     let missing = format!("{}/dockershim-test/{name}:nope", registry());
-    let err = images.pull_image(PullImageRequest { image: spec(&missing), ..Default::default() }).await.unwrap_err();
+    let err = images
+        .pull_image(PullImageRequest {
+            image: spec(&missing),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::NotFound, "{err:?}");
 
     // Removal by id takes every name; a second removal is fine.
-    images.remove_image(RemoveImageRequest { image: spec(&id) }).await.unwrap();
+    images
+        .remove_image(RemoveImageRequest { image: spec(&id) })
+        .await
+        .unwrap();
     assert_eq!(image_status(&mut images, &reference).await, None);
-    assert!(docker().await.inspect_image(&id).await.is_err(), "image still in Docker");
-    images.remove_image(RemoveImageRequest { image: spec(&id) }).await.unwrap();
+    assert!(
+        docker().await.inspect_image(&id).await.is_err(),
+        "image still in Docker"
+    );
+    images
+        .remove_image(RemoveImageRequest { image: spec(&id) })
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -141,12 +212,30 @@ async fn removing_one_name_keeps_the_image_under_its_others() {
     let first = format!("dockershim-test/{}:a", unique("names"));
     let id = unique_image(&first);
     let second = first.replace(":a", ":b");
-    assert!(Command::new("docker").args(["tag", &first, &second]).status().unwrap().success());
-    images.remove_image(RemoveImageRequest { image: spec(&first) }).await.unwrap();
+    assert!(
+        Command::new("docker")
+            .args(["tag", &first, &second])
+            .status()
+            .unwrap()
+            .success()
+    );
+    images
+        .remove_image(RemoveImageRequest {
+            image: spec(&first),
+        })
+        .await
+        .unwrap();
     assert_eq!(image_status(&mut images, &first).await, None);
-    let kept = image_status(&mut images, &second).await.expect("other name kept");
+    let kept = image_status(&mut images, &second)
+        .await
+        .expect("other name kept");
     assert_eq!(kept.id, id);
-    images.remove_image(RemoveImageRequest { image: spec(&second) }).await.unwrap();
+    images
+        .remove_image(RemoveImageRequest {
+            image: spec(&second),
+        })
+        .await
+        .unwrap();
     assert!(docker().await.inspect_image(&id).await.is_err());
 }
 
@@ -167,14 +256,21 @@ async fn pulls_from_a_registry_that_requires_credentials() {
     push_and_forget(&reference, Some(credentials)).await;
 
     let err = images
-        .pull_image(PullImageRequest { image: spec(&reference), ..Default::default() })
+        .pull_image(PullImageRequest {
+            image: spec(&reference),
+            ..Default::default()
+        })
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");
     let err = images
         .pull_image(PullImageRequest {
             image: spec(&reference),
-            auth: Some(AuthConfig { username: USER.into(), password: "wrong".into(), ..Default::default() }),
+            auth: Some(AuthConfig {
+                username: USER.into(),
+                password: "wrong".into(),
+                ..Default::default()
+            }),
             ..Default::default()
         })
         .await
@@ -184,13 +280,25 @@ async fn pulls_from_a_registry_that_requires_credentials() {
     images
         .pull_image(PullImageRequest {
             image: spec(&reference),
-            auth: Some(AuthConfig { username: USER.into(), password: PASSWORD.into(), ..Default::default() }),
+            auth: Some(AuthConfig {
+                username: USER.into(),
+                password: PASSWORD.into(),
+                ..Default::default()
+            }),
             ..Default::default()
         })
         .await
         .unwrap();
-    assert_eq!(image_status(&mut images, &reference).await.map(|i| i.id), Some(id.clone()));
-    images.remove_image(RemoveImageRequest { image: spec(&reference) }).await.unwrap();
+    assert_eq!(
+        image_status(&mut images, &reference).await.map(|i| i.id),
+        Some(id.clone())
+    );
+    images
+        .remove_image(RemoveImageRequest {
+            image: spec(&reference),
+        })
+        .await
+        .unwrap();
     assert_eq!(image_status(&mut images, &reference).await, None);
 
     // The `auth` form (base64 user:password), as `crictl pull --auth` sends it.
@@ -198,22 +306,42 @@ async fn pulls_from_a_registry_that_requires_credentials() {
     images
         .pull_image(PullImageRequest {
             image: spec(&reference),
-            auth: Some(AuthConfig { auth, ..Default::default() }),
+            auth: Some(AuthConfig {
+                auth,
+                ..Default::default()
+            }),
             ..Default::default()
         })
         .await
         .unwrap();
-    assert_eq!(image_status(&mut images, &reference).await.map(|i| i.id), Some(id.clone()));
-    images.remove_image(RemoveImageRequest { image: spec(&id) }).await.unwrap();
+    assert_eq!(
+        image_status(&mut images, &reference).await.map(|i| i.id),
+        Some(id.clone())
+    );
+    images
+        .remove_image(RemoveImageRequest { image: spec(&id) })
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
 async fn image_fs_info_reports_dockers_store() {
     let shim = Shim::start().await;
     let mut images = shim.images().await;
-    let fs = images.image_fs_info(ImageFsInfoRequest {}).await.unwrap().into_inner().image_filesystems;
+    let fs = images
+        .image_fs_info(ImageFsInfoRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .image_filesystems;
     assert_eq!(fs.len(), 1);
-    let root = docker().await.info().await.unwrap().docker_root_dir.unwrap();
+    let root = docker()
+        .await
+        .info()
+        .await
+        .unwrap()
+        .docker_root_dir
+        .unwrap();
     assert_eq!(fs[0].fs_id.as_ref().unwrap().mountpoint, root);
     assert!(fs[0].used_bytes.as_ref().unwrap().value > 0);
     assert!(fs[0].inodes_used.as_ref().unwrap().value > 0);
@@ -227,20 +355,45 @@ async fn the_pause_image_is_pinned_and_invalid_references_are_refused() {
     let mut rt = shim.runtime().await;
     let mut images = shim.images().await;
     let pod = run_pod(&mut rt, &pod_config(&cleanup, &unique("pin"))).await;
-    let listed = images.list_images(ListImagesRequest { filter: None }).await.unwrap().into_inner().images;
+    let listed = images
+        .list_images(ListImagesRequest { filter: None })
+        .await
+        .unwrap()
+        .into_inner()
+        .images;
     let pause = listed
         .iter()
-        .find(|i| i.repo_tags.iter().any(|t| t == "localhost/dockershim/pause:0.1.0"))
+        .find(|i| {
+            i.repo_tags
+                .iter()
+                .any(|t| t == "localhost/dockershim/pause:0.1.0")
+        })
         .expect("built-in pause image listed");
     assert!(pause.pinned, "image GC must keep the pause image");
-    let test_image = listed.iter().find(|i| i.repo_tags.iter().any(|t| t == TEST_IMAGE)).unwrap();
+    let test_image = listed
+        .iter()
+        .find(|i| i.repo_tags.iter().any(|t| t == TEST_IMAGE))
+        .unwrap();
     assert!(!test_image.pinned);
 
     for bad in ["Upper/Case", "busybox:", "a//b"] {
-        let err = images.pull_image(PullImageRequest { image: spec(bad), ..Default::default() }).await.unwrap_err();
+        let err = images
+            .pull_image(PullImageRequest {
+                image: spec(bad),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
         assert_eq!(err.code(), Code::InvalidArgument, "{bad}: {err:?}");
     }
-    let err = images.pull_image(PullImageRequest::default()).await.unwrap_err();
+    let err = images
+        .pull_image(PullImageRequest::default())
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
-    rt.remove_pod_sandbox(RemovePodSandboxRequest { pod_sandbox_id: pod }).await.unwrap();
+    rt.remove_pod_sandbox(RemovePodSandboxRequest {
+        pod_sandbox_id: pod,
+    })
+    .await
+    .unwrap();
 }

@@ -18,38 +18,89 @@ async fn a_two_container_pod_from_start_to_nothing_left() {
     let mut rt = shim.runtime().await;
     let pod = pod_config(&cleanup, &unique("web"));
     let pod_id = run_pod(&mut rt, &pod).await;
-    let server = start_container(&mut rt, &pod_id, &pod, container_config(&cleanup, "server", "echo served-by-pod > /tmp/index.html; httpd -f -p 8080 -h /tmp")).await;
-    let client = start_container(&mut rt, &pod_id, &pod, container_config(&cleanup, "client", "sleep 1000")).await;
+    let server = start_container(
+        &mut rt,
+        &pod_id,
+        &pod,
+        container_config(
+            &cleanup,
+            "server",
+            "echo served-by-pod > /tmp/index.html; httpd -f -p 8080 -h /tmp",
+        ),
+    )
+    .await;
+    let client = start_container(
+        &mut rt,
+        &pod_id,
+        &pod,
+        container_config(&cleanup, "client", "sleep 1000"),
+    )
+    .await;
 
     // The containers share the pod's network: the client reaches the server on localhost.
     let served = eventually(Duration::from_secs(10), || {
         let (mut rt, client) = (rt.clone(), client.clone());
         async move {
-            let (out, _, code) = exec(&mut rt, &client, &["wget", "-q", "-O-", "http://127.0.0.1:8080/index.html"]).await;
+            let (out, _, code) = exec(
+                &mut rt,
+                &client,
+                &["wget", "-q", "-O-", "http://127.0.0.1:8080/index.html"],
+            )
+            .await;
             code == 0 && out == "served-by-pod\n"
         }
     })
     .await;
-    assert!(served, "the client cannot reach the server over the pod's localhost");
+    assert!(
+        served,
+        "the client cannot reach the server over the pod's localhost"
+    );
 
     let containers = rt
         .list_containers(ListContainersRequest {
-            filter: Some(ContainerFilter { pod_sandbox_id: pod_id.clone(), ..Default::default() }),
+            filter: Some(ContainerFilter {
+                pod_sandbox_id: pod_id.clone(),
+                ..Default::default()
+            }),
         })
         .await
         .unwrap()
         .into_inner()
         .containers;
     assert_eq!(containers.len(), 2);
-    assert!(containers.iter().all(|c| c.state == ContainerState::ContainerRunning as i32));
+    assert!(
+        containers
+            .iter()
+            .all(|c| c.state == ContainerState::ContainerRunning as i32)
+    );
 
     for id in [&server, &client] {
-        rt.stop_container(StopContainerRequest { container_id: id.clone(), timeout: 2 }).await.unwrap();
-        rt.remove_container(RemoveContainerRequest { container_id: id.clone() }).await.unwrap();
+        rt.stop_container(StopContainerRequest {
+            container_id: id.clone(),
+            timeout: 2,
+        })
+        .await
+        .unwrap();
+        rt.remove_container(RemoveContainerRequest {
+            container_id: id.clone(),
+        })
+        .await
+        .unwrap();
     }
-    rt.stop_pod_sandbox(StopPodSandboxRequest { pod_sandbox_id: pod_id.clone() }).await.unwrap();
-    rt.remove_pod_sandbox(RemovePodSandboxRequest { pod_sandbox_id: pod_id }).await.unwrap();
-    assert!(cleanup.docker_ids().is_empty(), "Docker objects left behind");
+    rt.stop_pod_sandbox(StopPodSandboxRequest {
+        pod_sandbox_id: pod_id.clone(),
+    })
+    .await
+    .unwrap();
+    rt.remove_pod_sandbox(RemovePodSandboxRequest {
+        pod_sandbox_id: pod_id,
+    })
+    .await
+    .unwrap();
+    assert!(
+        cleanup.docker_ids().is_empty(),
+        "Docker objects left behind"
+    );
 }
 
 #[tokio::test]
@@ -59,22 +110,37 @@ async fn state_survives_a_shim_restart() {
     let mut rt = shim.runtime().await;
     let pod = pod_config(&cleanup, &unique("restart"));
     let pod_id = run_pod(&mut rt, &pod).await;
-    let ctr = start_container(&mut rt, &pod_id, &pod, container_config(&cleanup, "main", "sleep 1000")).await;
+    let ctr = start_container(
+        &mut rt,
+        &pod_id,
+        &pod,
+        container_config(&cleanup, "main", "sleep 1000"),
+    )
+    .await;
 
     shim.restart().await; // SIGKILL, then start again on the same socket
     let mut rt = shim.runtime().await;
     let pods = rt
         .list_pod_sandbox(ListPodSandboxRequest {
-            filter: Some(PodSandboxFilter { label_selector: cleanup.labels(), ..Default::default() }),
+            filter: Some(PodSandboxFilter {
+                label_selector: cleanup.labels(),
+                ..Default::default()
+            }),
         })
         .await
         .unwrap()
         .into_inner()
         .items;
-    assert_eq!(pods.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(), vec![pod_id.as_str()]);
+    assert_eq!(
+        pods.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(),
+        vec![pod_id.as_str()]
+    );
     assert_eq!(pods[0].metadata, pod.metadata);
     let status = rt
-        .container_status(ContainerStatusRequest { container_id: ctr.clone(), verbose: false })
+        .container_status(ContainerStatusRequest {
+            container_id: ctr.clone(),
+            verbose: false,
+        })
         .await
         .unwrap()
         .into_inner()
@@ -83,8 +149,16 @@ async fn state_survives_a_shim_restart() {
     assert_eq!(status.state, ContainerState::ContainerRunning as i32);
     let (out, _, _) = exec(&mut rt, &ctr, &["echo", "still here"]).await;
     assert_eq!(out, "still here\n");
-    rt.stop_pod_sandbox(StopPodSandboxRequest { pod_sandbox_id: pod_id.clone() }).await.unwrap();
-    rt.remove_pod_sandbox(RemovePodSandboxRequest { pod_sandbox_id: pod_id }).await.unwrap();
+    rt.stop_pod_sandbox(StopPodSandboxRequest {
+        pod_sandbox_id: pod_id.clone(),
+    })
+    .await
+    .unwrap();
+    rt.remove_pod_sandbox(RemovePodSandboxRequest {
+        pod_sandbox_id: pod_id,
+    })
+    .await
+    .unwrap();
     assert!(cleanup.docker_ids().is_empty());
 }
 
@@ -99,31 +173,77 @@ async fn pods_created_by_cri_dockerd_are_recognised() {
     let sandbox_name = format!("k8s_POD_legacy_default_{uid}_1");
     let run = |args: &[&str]| {
         let out = Command::new("docker").args(args).output().unwrap();
-        assert!(out.status.success(), "docker {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "docker {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).unwrap().trim().to_string()
     };
     let label = format!("{TEST_LABEL}={}", cleanup.run);
     let sandbox = run(&[
-        "run", "-d", "--name", &sandbox_name, "--label", "io.kubernetes.docker.type=podsandbox",
-        "--label", "io.kubernetes.container.name=POD", "--label", "annotation.kubernetes.io/config.source=api",
-        "--label", &label, TEST_IMAGE, "sleep", "1000",
+        "run",
+        "-d",
+        "--name",
+        &sandbox_name,
+        "--label",
+        "io.kubernetes.docker.type=podsandbox",
+        "--label",
+        "io.kubernetes.container.name=POD",
+        "--label",
+        "annotation.kubernetes.io/config.source=api",
+        "--label",
+        &label,
+        TEST_IMAGE,
+        "sleep",
+        "1000",
     ]);
     let container = run(&[
-        "run", "-d", "--name", &format!("k8s_app_legacy_default_{uid}_2"), "--label", "io.kubernetes.docker.type=container",
-        "--label", &format!("io.kubernetes.sandbox.id={sandbox}"), "--label", "io.kubernetes.container.logpath=/var/log/pods/x/app/2.log",
-        "--label", &label, "--network", &format!("container:{sandbox}"), TEST_IMAGE, "sleep", "1000",
+        "run",
+        "-d",
+        "--name",
+        &format!("k8s_app_legacy_default_{uid}_2"),
+        "--label",
+        "io.kubernetes.docker.type=container",
+        "--label",
+        &format!("io.kubernetes.sandbox.id={sandbox}"),
+        "--label",
+        "io.kubernetes.container.logpath=/var/log/pods/x/app/2.log",
+        "--label",
+        &label,
+        "--network",
+        &format!("container:{sandbox}"),
+        TEST_IMAGE,
+        "sleep",
+        "1000",
     ]);
     let pods = rt
-        .list_pod_sandbox(ListPodSandboxRequest { filter: Some(PodSandboxFilter { id: sandbox.clone(), ..Default::default() }) })
+        .list_pod_sandbox(ListPodSandboxRequest {
+            filter: Some(PodSandboxFilter {
+                id: sandbox.clone(),
+                ..Default::default()
+            }),
+        })
         .await
         .unwrap()
         .into_inner()
         .items;
     let meta = pods[0].metadata.clone().unwrap();
-    assert_eq!((meta.name.as_str(), meta.namespace.as_str(), meta.uid.as_str(), meta.attempt), ("legacy", "default", uid.as_str(), 1));
+    assert_eq!(
+        (
+            meta.name.as_str(),
+            meta.namespace.as_str(),
+            meta.uid.as_str(),
+            meta.attempt
+        ),
+        ("legacy", "default", uid.as_str(), 1)
+    );
     assert_eq!(pods[0].annotations["kubernetes.io/config.source"], "api");
     let status = rt
-        .container_status(ContainerStatusRequest { container_id: container.clone(), verbose: false })
+        .container_status(ContainerStatusRequest {
+            container_id: container.clone(),
+            verbose: false,
+        })
         .await
         .unwrap()
         .into_inner()
@@ -131,8 +251,16 @@ async fn pods_created_by_cri_dockerd_are_recognised() {
         .unwrap();
     assert_eq!(status.metadata.unwrap().attempt, 2);
     assert_eq!(status.log_path, "/var/log/pods/x/app/2.log");
-    rt.stop_pod_sandbox(StopPodSandboxRequest { pod_sandbox_id: sandbox.clone() }).await.unwrap();
-    rt.remove_pod_sandbox(RemovePodSandboxRequest { pod_sandbox_id: sandbox }).await.unwrap();
+    rt.stop_pod_sandbox(StopPodSandboxRequest {
+        pod_sandbox_id: sandbox.clone(),
+    })
+    .await
+    .unwrap();
+    rt.remove_pod_sandbox(RemovePodSandboxRequest {
+        pod_sandbox_id: sandbox,
+    })
+    .await
+    .unwrap();
     assert!(cleanup.docker_ids().is_empty());
 }
 
@@ -143,7 +271,13 @@ async fn the_socket_is_private_replaced_when_stale_and_removed_on_sigterm() {
     let stale = dir.path().join("stale.sock");
     drop(std::os::unix::net::UnixListener::bind(&stale).unwrap());
     let mut shim = Shim::start_on(&stale, &["--pod-infra-container-image", UNPULLABLE_PAUSE]).await;
-    let version = shim.runtime().await.version(VersionRequest::default()).await.unwrap().into_inner();
+    let version = shim
+        .runtime()
+        .await
+        .version(VersionRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(version.runtime_name, "docker");
     let mode = std::fs::metadata(&stale).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o660);
@@ -203,15 +337,33 @@ async fn a_container_created_in_a_host_ipc_pod_shares_the_hosts_ipc() {
         ..Default::default()
     });
     let ctr = start_container(&mut rt, &pod_id, &pod, config).await;
-    let inspected = docker().await.inspect_container(&ctr, None::<InspectContainerOptions>).await.unwrap();
+    let inspected = docker()
+        .await
+        .inspect_container(&ctr, None::<InspectContainerOptions>)
+        .await
+        .unwrap();
     let host = inspected.host_config.unwrap();
     assert_eq!(host.ipc_mode.as_deref(), Some("host"));
-    assert_eq!(host.pid_mode.as_deref().unwrap_or(""), "", "private PID namespace");
+    assert_eq!(
+        host.pid_mode.as_deref().unwrap_or(""),
+        "",
+        "private PID namespace"
+    );
     let pid = inspected.state.unwrap().pid.unwrap();
     let ns = |p: String| std::fs::read_link(p).unwrap();
-    assert_eq!(ns(format!("/proc/{pid}/ns/ipc")), ns("/proc/self/ns/ipc".into()));
-    assert_ne!(ns(format!("/proc/{pid}/ns/pid")), ns("/proc/self/ns/pid".into()));
-    rt.remove_pod_sandbox(RemovePodSandboxRequest { pod_sandbox_id: pod_id }).await.unwrap();
+    assert_eq!(
+        ns(format!("/proc/{pid}/ns/ipc")),
+        ns("/proc/self/ns/ipc".into())
+    );
+    assert_ne!(
+        ns(format!("/proc/{pid}/ns/pid")),
+        ns("/proc/self/ns/pid".into())
+    );
+    rt.remove_pod_sandbox(RemovePodSandboxRequest {
+        pod_sandbox_id: pod_id,
+    })
+    .await
+    .unwrap();
 }
 
 #[tokio::test]
@@ -221,7 +373,9 @@ async fn systemd_socket_activation_and_readiness_notification() {
     let socket = dir.path().join("activated.sock");
     let notify_path = dir.path().join("notify");
     let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).unwrap();
-    notify.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    notify
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
     // systemd-socket-activate binds the socket and hands it over as fd 3 with
     // LISTEN_FDS, exactly as the dockershim.socket unit does.
     let mut activator = Command::new("systemd-socket-activate")
@@ -250,12 +404,20 @@ async fn systemd_socket_activation_and_readiness_notification() {
         .unwrap()
         .connect_with_connector(tower::service_fn(move |_| {
             let socket = shim_socket.clone();
-            async move { Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(tokio::net::UnixStream::connect(socket).await?)) }
+            async move {
+                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(
+                    tokio::net::UnixStream::connect(socket).await?,
+                ))
+            }
         }))
         .await
         .unwrap();
     let mut rt = dockershim::cri::v1::runtime_service_client::RuntimeServiceClient::new(channel);
-    let version = rt.version(VersionRequest::default()).await.unwrap().into_inner();
+    let version = rt
+        .version(VersionRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(version.runtime_name, "docker");
     let mut buf = [0u8; 256];
     let n = notify.recv(&mut buf).expect("readiness notification");

@@ -12,3 +12,4 @@ mod images;
 mod lifecycle;
 mod runtime_info;
 mod sandboxes;
+mod streaming;

@@ -9,7 +9,13 @@ use crate::support::*;
 async fn version_reports_docker_and_cri_v1() {
     let shim = Shim::start().await;
     let mut rt = shim.runtime().await;
-    let version = rt.version(VersionRequest { version: "v1".into() }).await.unwrap().into_inner();
+    let version = rt
+        .version(VersionRequest {
+            version: "v1".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
     let docker_version = docker().await.version().await.unwrap().version.unwrap();
     assert_eq!(version.runtime_name, "docker");
     assert_eq!(version.runtime_version, docker_version);
@@ -20,17 +26,28 @@ async fn version_reports_docker_and_cri_v1() {
 async fn status_is_ready_and_lists_dockers_runtimes() {
     let shim = Shim::start().await;
     let mut rt = shim.runtime().await;
-    let status = rt.status(StatusRequest { verbose: true }).await.unwrap().into_inner();
+    let status = rt
+        .status(StatusRequest { verbose: true })
+        .await
+        .unwrap()
+        .into_inner();
     let conditions = status.status.unwrap().conditions;
     for kind in ["RuntimeReady", "NetworkReady"] {
         let condition = conditions.iter().find(|c| c.r#type == kind).unwrap();
         assert!(condition.status, "{kind} should be true: {condition:?}");
     }
     let info = docker().await.info().await.unwrap();
-    let names: Vec<_> = status.runtime_handlers.iter().map(|h| h.name.as_str()).collect();
+    let names: Vec<_> = status
+        .runtime_handlers
+        .iter()
+        .map(|h| h.name.as_str())
+        .collect();
     assert!(names.contains(&""), "default handler missing: {names:?}");
     for runtime in info.runtimes.unwrap().keys() {
-        assert!(names.contains(&runtime.as_str()), "{runtime} missing from {names:?}");
+        assert!(
+            names.contains(&runtime.as_str()),
+            "{runtime} missing from {names:?}"
+        );
     }
     let config: serde_json::Value = serde_json::from_str(&status.info["config"]).unwrap();
     assert_eq!(config["sandboxImage"], UNPULLABLE_PAUSE);
@@ -42,9 +59,24 @@ async fn status_is_ready_and_lists_dockers_runtimes() {
 async fn runtime_config_reports_dockers_cgroup_driver() {
     let shim = Shim::start().await;
     let mut rt = shim.runtime().await;
-    let config = rt.runtime_config(RuntimeConfigRequest {}).await.unwrap().into_inner();
-    let driver = docker().await.info().await.unwrap().cgroup_driver.unwrap().to_string();
-    let expected = if driver == "systemd" { CgroupDriver::Systemd } else { CgroupDriver::Cgroupfs };
+    let config = rt
+        .runtime_config(RuntimeConfigRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let driver = docker()
+        .await
+        .info()
+        .await
+        .unwrap()
+        .cgroup_driver
+        .unwrap()
+        .to_string();
+    let expected = if driver == "systemd" {
+        CgroupDriver::Systemd
+    } else {
+        CgroupDriver::Cgroupfs
+    };
     assert_eq!(config.linux.unwrap().cgroup_driver, expected as i32);
 }
 
@@ -54,17 +86,70 @@ async fn unserved_rpcs_answer_unimplemented_with_a_message() {
     let mut rt = shim.runtime().await;
     let mut images = shim.images().await;
     let codes = vec![
-        ("Exec", rt.exec(ExecRequest::default()).await.map(|_| ()).unwrap_err()),
-        ("ContainerStats", rt.container_stats(ContainerStatsRequest::default()).await.map(|_| ()).unwrap_err()),
-        ("ListPodSandboxStats", rt.list_pod_sandbox_stats(ListPodSandboxStatsRequest::default()).await.map(|_| ()).unwrap_err()),
-        ("StreamPodSandboxes", rt.stream_pod_sandboxes(StreamPodSandboxesRequest::default()).await.map(|_| ()).unwrap_err()),
-        ("GetContainerEvents", rt.get_container_events(GetEventsRequest::default()).await.map(|_| ()).unwrap_err()),
-        ("ReopenContainerLog", rt.reopen_container_log(ReopenContainerLogRequest::default()).await.map(|_| ()).unwrap_err()),
-        ("CheckpointPod", rt.checkpoint_pod(CheckpointPodRequest::default()).await.map(|_| ()).unwrap_err()),
-        ("StreamImages", images.stream_images(StreamImagesRequest::default()).await.map(|_| ()).unwrap_err()),
+        (
+            "Exec",
+            rt.exec(ExecRequest::default())
+                .await
+                .map(|_| ())
+                .unwrap_err(),
+        ),
+        (
+            "ContainerStats",
+            rt.container_stats(ContainerStatsRequest::default())
+                .await
+                .map(|_| ())
+                .unwrap_err(),
+        ),
+        (
+            "ListPodSandboxStats",
+            rt.list_pod_sandbox_stats(ListPodSandboxStatsRequest::default())
+                .await
+                .map(|_| ())
+                .unwrap_err(),
+        ),
+        (
+            "StreamPodSandboxes",
+            rt.stream_pod_sandboxes(StreamPodSandboxesRequest::default())
+                .await
+                .map(|_| ())
+                .unwrap_err(),
+        ),
+        (
+            "GetContainerEvents",
+            rt.get_container_events(GetEventsRequest::default())
+                .await
+                .map(|_| ())
+                .unwrap_err(),
+        ),
+        (
+            "ReopenContainerLog",
+            rt.reopen_container_log(ReopenContainerLogRequest::default())
+                .await
+                .map(|_| ())
+                .unwrap_err(),
+        ),
+        (
+            "CheckpointPod",
+            rt.checkpoint_pod(CheckpointPodRequest::default())
+                .await
+                .map(|_| ())
+                .unwrap_err(),
+        ),
+        (
+            "StreamImages",
+            images
+                .stream_images(StreamImagesRequest::default())
+                .await
+                .map(|_| ())
+                .unwrap_err(),
+        ),
     ];
     for (rpc, status) in codes {
         assert_eq!(status.code(), Code::Unimplemented, "{rpc}: {status:?}");
-        assert!(status.message().contains(rpc), "{rpc}: message should name the call: {}", status.message());
+        assert!(
+            status.message().contains(rpc),
+            "{rpc}: message should name the call: {}",
+            status.message()
+        );
     }
 }

@@ -36,7 +36,10 @@ async fn a_pod_becomes_a_labelled_pause_container_with_dns_ports_and_ip() {
     let id = run_pod(&mut rt, &config).await;
 
     let docker = docker().await;
-    let inspected = docker.inspect_container(&id, None::<InspectContainerOptions>).await.unwrap();
+    let inspected = docker
+        .inspect_container(&id, None::<InspectContainerOptions>)
+        .await
+        .unwrap();
     let meta = config.metadata.clone().unwrap();
     assert_eq!(
         inspected.name.as_deref(),
@@ -49,7 +52,11 @@ async fn a_pod_becomes_a_labelled_pause_container_with_dns_ports_and_ip() {
     assert_eq!(labels[TEST_LABEL], cleanup.run);
     assert_eq!(labels["annotation.test.dockershim/purpose"], "integration");
     assert_eq!(cfg.hostname.as_deref(), Some(config.hostname.as_str()));
-    assert_eq!(cfg.image.as_deref(), Some("localhost/dockershim/pause:0.1.0"), "built-in pause image");
+    assert_eq!(
+        cfg.image.as_deref(),
+        Some("localhost/dockershim/pause:0.1.0"),
+        "built-in pause image"
+    );
     assert_eq!(inspected.path.as_deref(), Some("/pause"));
     let host = inspected.host_config.clone().unwrap();
     assert_eq!(host.ipc_mode.as_deref(), Some("shareable"));
@@ -57,19 +64,28 @@ async fn a_pod_becomes_a_labelled_pause_container_with_dns_ports_and_ip() {
     assert_eq!(host.shm_size, Some(64 * 1024 * 1024));
     let bindings = host.port_bindings.unwrap();
     let binding = bindings["8080/tcp"].as_ref().unwrap();
-    assert_eq!(binding[0].host_port.as_deref(), Some(host_port.to_string().as_str()));
+    assert_eq!(
+        binding[0].host_port.as_deref(),
+        Some(host_port.to_string().as_str())
+    );
     assert_eq!(binding[0].host_ip.as_deref(), Some("127.0.0.1"));
     assert!(inspected.state.as_ref().unwrap().running.unwrap());
 
     // The pod's resolv.conf is what dns_config asked for.
     let resolv = std::fs::read_to_string(inspected.resolv_conf_path.as_ref().unwrap()).unwrap();
     assert!(resolv.contains("nameserver 10.96.0.10"), "{resolv}");
-    assert!(resolv.contains("search default.svc.cluster.local cluster.local"), "{resolv}");
+    assert!(
+        resolv.contains("search default.svc.cluster.local cluster.local"),
+        "{resolv}"
+    );
     assert!(resolv.contains("options ndots:5"), "{resolv}");
 
     // Status: ready, with the IP Docker gave the pod.
     let status = rt
-        .pod_sandbox_status(PodSandboxStatusRequest { pod_sandbox_id: id.clone(), verbose: true })
+        .pod_sandbox_status(PodSandboxStatusRequest {
+            pod_sandbox_id: id.clone(),
+            verbose: true,
+        })
         .await
         .unwrap()
         .into_inner();
@@ -78,7 +94,10 @@ async fn a_pod_becomes_a_labelled_pause_container_with_dns_ports_and_ip() {
     assert_eq!(s.state, PodSandboxState::SandboxReady as i32);
     assert_eq!(s.metadata.unwrap(), meta);
     assert!(s.created_at > 0);
-    let docker_ip = inspected.network_settings.unwrap().networks.unwrap()["bridge"].ip_address.clone().unwrap();
+    let docker_ip = inspected.network_settings.unwrap().networks.unwrap()["bridge"]
+        .ip_address
+        .clone()
+        .unwrap();
     assert!(!docker_ip.is_empty());
     assert_eq!(s.network.unwrap().ip, docker_ip);
     assert_eq!(s.labels, config.labels);
@@ -91,19 +110,46 @@ async fn a_pod_becomes_a_labelled_pause_container_with_dns_ports_and_ip() {
     assert!(info["pid"].as_i64().unwrap() > 0);
 
     // Stop, twice; then remove, twice.
-    rt.stop_pod_sandbox(StopPodSandboxRequest { pod_sandbox_id: id.clone() }).await.unwrap();
-    rt.stop_pod_sandbox(StopPodSandboxRequest { pod_sandbox_id: id.clone() }).await.unwrap();
-    let stopped = docker.inspect_container(&id, None::<InspectContainerOptions>).await.unwrap();
+    rt.stop_pod_sandbox(StopPodSandboxRequest {
+        pod_sandbox_id: id.clone(),
+    })
+    .await
+    .unwrap();
+    rt.stop_pod_sandbox(StopPodSandboxRequest {
+        pod_sandbox_id: id.clone(),
+    })
+    .await
+    .unwrap();
+    let stopped = docker
+        .inspect_container(&id, None::<InspectContainerOptions>)
+        .await
+        .unwrap();
     assert!(!stopped.state.unwrap().running.unwrap());
     let status = rt
-        .pod_sandbox_status(PodSandboxStatusRequest { pod_sandbox_id: id.clone(), verbose: false })
+        .pod_sandbox_status(PodSandboxStatusRequest {
+            pod_sandbox_id: id.clone(),
+            verbose: false,
+        })
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(status.status.unwrap().state, PodSandboxState::SandboxNotready as i32);
-    rt.remove_pod_sandbox(RemovePodSandboxRequest { pod_sandbox_id: id.clone() }).await.unwrap();
-    rt.remove_pod_sandbox(RemovePodSandboxRequest { pod_sandbox_id: id.clone() }).await.unwrap();
-    let gone = docker.inspect_container(&id, None::<InspectContainerOptions>).await;
+    assert_eq!(
+        status.status.unwrap().state,
+        PodSandboxState::SandboxNotready as i32
+    );
+    rt.remove_pod_sandbox(RemovePodSandboxRequest {
+        pod_sandbox_id: id.clone(),
+    })
+    .await
+    .unwrap();
+    rt.remove_pod_sandbox(RemovePodSandboxRequest {
+        pod_sandbox_id: id.clone(),
+    })
+    .await
+    .unwrap();
+    let gone = docker
+        .inspect_container(&id, None::<InspectContainerOptions>)
+        .await;
     assert!(gone.is_err(), "sandbox container still exists");
 }
 
@@ -126,26 +172,52 @@ async fn host_network_pods_use_the_nodes_namespaces() {
         ..Default::default()
     });
     let id = run_pod(&mut rt, &config).await;
-    let inspected = docker().await.inspect_container(&id, None::<InspectContainerOptions>).await.unwrap();
+    let inspected = docker()
+        .await
+        .inspect_container(&id, None::<InspectContainerOptions>)
+        .await
+        .unwrap();
     let host = inspected.host_config.unwrap();
     assert_eq!(host.network_mode.as_deref(), Some("host"));
     assert_eq!(host.pid_mode.as_deref(), Some("host"));
     assert_eq!(host.ipc_mode.as_deref(), Some("host"));
     let node_name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
-    assert_eq!(inspected.config.unwrap().hostname.as_deref(), Some(node_name.trim()));
+    assert_eq!(
+        inspected.config.unwrap().hostname.as_deref(),
+        Some(node_name.trim())
+    );
 
     let s = rt
-        .pod_sandbox_status(PodSandboxStatusRequest { pod_sandbox_id: id.clone(), verbose: false })
+        .pod_sandbox_status(PodSandboxStatusRequest {
+            pod_sandbox_id: id.clone(),
+            verbose: false,
+        })
         .await
         .unwrap()
         .into_inner()
         .status
         .unwrap();
-    assert!(s.network.is_none_or(|n| n.ip.is_empty()), "host-network pods have the node's IP, not their own");
+    assert!(
+        s.network.is_none_or(|n| n.ip.is_empty()),
+        "host-network pods have the node's IP, not their own"
+    );
     let ns = s.linux.unwrap().namespaces.unwrap().options.unwrap();
-    assert_eq!((ns.network, ns.pid, ns.ipc), (NamespaceMode::Node as i32, NamespaceMode::Node as i32, NamespaceMode::Node as i32));
-    rt.stop_pod_sandbox(StopPodSandboxRequest { pod_sandbox_id: id.clone() }).await.unwrap();
-    rt.remove_pod_sandbox(RemovePodSandboxRequest { pod_sandbox_id: id }).await.unwrap();
+    assert_eq!(
+        (ns.network, ns.pid, ns.ipc),
+        (
+            NamespaceMode::Node as i32,
+            NamespaceMode::Node as i32,
+            NamespaceMode::Node as i32
+        )
+    );
+    rt.stop_pod_sandbox(StopPodSandboxRequest {
+        pod_sandbox_id: id.clone(),
+    })
+    .await
+    .unwrap();
+    rt.remove_pod_sandbox(RemovePodSandboxRequest { pod_sandbox_id: id })
+        .await
+        .unwrap();
     assert!(cleanup.docker_ids().is_empty());
 }
 
@@ -161,13 +233,19 @@ async fn list_filters_by_id_state_and_labels() {
     second.labels.insert("tier".into(), "back".into());
     let a = run_pod(&mut rt, &first).await;
     let b = run_pod(&mut rt, &second).await;
-    rt.stop_pod_sandbox(StopPodSandboxRequest { pod_sandbox_id: b.clone() }).await.unwrap();
+    rt.stop_pod_sandbox(StopPodSandboxRequest {
+        pod_sandbox_id: b.clone(),
+    })
+    .await
+    .unwrap();
 
     let list = |filter: PodSandboxFilter| {
         let mut rt = shared.clone();
         async move {
             let mut ids: Vec<String> = rt
-                .list_pod_sandbox(ListPodSandboxRequest { filter: Some(filter) })
+                .list_pod_sandbox(ListPodSandboxRequest {
+                    filter: Some(filter),
+                })
                 .await
                 .unwrap()
                 .into_inner()
@@ -186,33 +264,66 @@ async fn list_filters_by_id_state_and_labels() {
     };
     let mut both = vec![a.clone(), b.clone()];
     both.sort();
-    assert_eq!(list(PodSandboxFilter { label_selector: ours(&[]), ..Default::default() }).await, both);
-    assert_eq!(list(PodSandboxFilter { label_selector: ours(&[("tier", "front")]), ..Default::default() }).await, vec![a.clone()]);
     assert_eq!(
         list(PodSandboxFilter {
             label_selector: ours(&[]),
-            state: Some(PodSandboxStateValue { state: PodSandboxState::SandboxNotready as i32 }),
+            ..Default::default()
+        })
+        .await,
+        both
+    );
+    assert_eq!(
+        list(PodSandboxFilter {
+            label_selector: ours(&[("tier", "front")]),
+            ..Default::default()
+        })
+        .await,
+        vec![a.clone()]
+    );
+    assert_eq!(
+        list(PodSandboxFilter {
+            label_selector: ours(&[]),
+            state: Some(PodSandboxStateValue {
+                state: PodSandboxState::SandboxNotready as i32
+            }),
             ..Default::default()
         })
         .await,
         vec![b.clone()]
     );
-    assert_eq!(list(PodSandboxFilter { id: a[..12].to_string(), ..Default::default() }).await, vec![a.clone()]);
+    assert_eq!(
+        list(PodSandboxFilter {
+            id: a[..12].to_string(),
+            ..Default::default()
+        })
+        .await,
+        vec![a.clone()]
+    );
 
     let items = rt
-        .list_pod_sandbox(ListPodSandboxRequest { filter: Some(PodSandboxFilter { id: a.clone(), ..Default::default() }) })
+        .list_pod_sandbox(ListPodSandboxRequest {
+            filter: Some(PodSandboxFilter {
+                id: a.clone(),
+                ..Default::default()
+            }),
+        })
         .await
         .unwrap()
         .into_inner()
         .items;
     let pod = &items[0];
-    assert_eq!(pod.metadata.as_ref().unwrap(), first.metadata.as_ref().unwrap());
+    assert_eq!(
+        pod.metadata.as_ref().unwrap(),
+        first.metadata.as_ref().unwrap()
+    );
     assert_eq!(pod.state, PodSandboxState::SandboxReady as i32);
     assert_eq!(pod.labels, first.labels);
     assert_eq!(pod.annotations, first.annotations);
     assert!(pod.created_at > 0);
     for id in [a, b] {
-        rt.remove_pod_sandbox(RemovePodSandboxRequest { pod_sandbox_id: id }).await.unwrap();
+        rt.remove_pod_sandbox(RemovePodSandboxRequest { pod_sandbox_id: id })
+            .await
+            .unwrap();
     }
 }
 
@@ -225,10 +336,20 @@ async fn the_builtin_pause_reaps_zombies_in_a_shared_pid_namespace_and_exits_on_
     let pod = pod_config(&cleanup, &unique("reap"));
     let pod_id = run_pod(&mut rt, &pod).await;
     // No namespace options: PID defaults to POD, shared with the pause process.
-    let ctr = start_container(&mut rt, &pod_id, &pod, container_config(&cleanup, "main", "sleep 1000")).await;
+    let ctr = start_container(
+        &mut rt,
+        &pod_id,
+        &pod,
+        container_config(&cleanup, "main", "sleep 1000"),
+    )
+    .await;
     let (ps, _, code) = exec(&mut rt, &ctr, &["ps", "-o", "pid,comm"]).await;
     assert_eq!(code, 0);
-    assert!(ps.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["1", "pause"]), "pause is PID 1: {ps}");
+    assert!(
+        ps.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["1", "pause"]),
+        "pause is PID 1: {ps}"
+    );
     // An orphan whose parent exits is re-parented to PID 1 and must be reaped.
     let (_, _, code) = exec(&mut rt, &ctr, &["sh", "-c", "sh -c 'sleep 0.2 &' ; exit 0"]).await;
     assert_eq!(code, 0);
@@ -245,15 +366,43 @@ async fn the_builtin_pause_reaps_zombies_in_a_shared_pid_namespace_and_exits_on_
 
     // StopPodSandbox kills the pod's containers and stops the pause process.
     let started = std::time::Instant::now();
-    rt.stop_pod_sandbox(StopPodSandboxRequest { pod_sandbox_id: pod_id.clone() }).await.unwrap();
-    assert!(started.elapsed() < std::time::Duration::from_secs(9), "pause should exit on SIGTERM, not be killed after the grace period");
+    rt.stop_pod_sandbox(StopPodSandboxRequest {
+        pod_sandbox_id: pod_id.clone(),
+    })
+    .await
+    .unwrap();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(9),
+        "pause should exit on SIGTERM, not be killed after the grace period"
+    );
     let docker = docker().await;
     for id in [&pod_id, &ctr] {
-        let state = docker.inspect_container(id, None::<InspectContainerOptions>).await.unwrap().state.unwrap();
+        let state = docker
+            .inspect_container(id, None::<InspectContainerOptions>)
+            .await
+            .unwrap()
+            .state
+            .unwrap();
         assert!(!state.running.unwrap(), "{id} still running");
     }
-    let pause_state = docker.inspect_container(&pod_id, None::<InspectContainerOptions>).await.unwrap().state.unwrap();
-    assert_eq!(pause_state.exit_code, Some(0), "pause exits cleanly on SIGTERM");
-    rt.remove_pod_sandbox(RemovePodSandboxRequest { pod_sandbox_id: pod_id }).await.unwrap();
-    assert!(cleanup.docker_ids().is_empty(), "RemovePodSandbox leaves no container");
+    let pause_state = docker
+        .inspect_container(&pod_id, None::<InspectContainerOptions>)
+        .await
+        .unwrap()
+        .state
+        .unwrap();
+    assert_eq!(
+        pause_state.exit_code,
+        Some(0),
+        "pause exits cleanly on SIGTERM"
+    );
+    rt.remove_pod_sandbox(RemovePodSandboxRequest {
+        pod_sandbox_id: pod_id,
+    })
+    .await
+    .unwrap();
+    assert!(
+        cleanup.docker_ids().is_empty(),
+        "RemovePodSandbox leaves no container"
+    );
 }

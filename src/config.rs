@@ -49,6 +49,20 @@ pub struct Config {
     #[arg(long, default_value_t = -998, allow_hyphen_values = true)]
     pub sandbox_oom_score_adj: i64,
 
+    /// Address of the streaming server (exec, attach, port-forward). The
+    /// kubelet on the same node proxies to it, so loopback is the default;
+    /// port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub streaming_bind_addr: std::net::SocketAddr,
+
+    /// Close a streaming session after this many seconds without traffic.
+    #[arg(long, default_value_t = 4 * 60 * 60)]
+    pub streaming_idle_timeout: u64,
+
+    /// Most streaming sessions open at once.
+    #[arg(long, default_value_t = 1000)]
+    pub streaming_max_sessions: usize,
+
     /// Log level (error, warn, info, debug, trace) or a tracing filter.
     #[arg(long, env = "DOCKERSHIM_LOG", default_value = "info")]
     pub log_level: String,

@@ -18,6 +18,7 @@
 //! - [`image`]: images, registry auth, the built-in pause image.
 //! - [`naming`]: Docker names and labels for pods and containers.
 //! - [`docker`]: the narrow Docker interface and its bollard adapter.
+//! - [`streaming`]: the exec/attach/port-forward server (SPDY/3.1, WebSocket).
 //! - [`runtime`]: state shared by handlers; facts learned at start.
 //! - [`error`]: the error type and its mapping to gRPC codes.
 
@@ -32,3 +33,4 @@ pub mod naming;
 pub mod runtime;
 pub mod sandbox;
 pub mod server;
+pub mod streaming;

@@ -18,6 +18,7 @@ use crate::cri::v1::runtime_service_server::RuntimeServiceServer;
 use crate::docker::client::BollardDocker;
 use crate::docker::{DockerApi, DockerError};
 use crate::runtime::Runtime;
+use crate::streaming::{Streaming, StreamingConfig};
 
 /// Largest gRPC message accepted or sent, as the kubelet's own limit.
 pub const MAX_MESSAGE_SIZE: usize = 16 * 1024 * 1024;
@@ -50,6 +51,15 @@ pub enum ServeError {
         what: &'static str,
         /// The path involved.
         path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// The streaming server could not listen.
+    #[error("streaming server on {addr}: {source}")]
+    Streaming {
+        /// The address asked for.
+        addr: std::net::SocketAddr,
         /// The OS error.
         #[source]
         source: io::Error,
@@ -94,8 +104,20 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         "runtime ready"
     );
 
+    let streaming_config = StreamingConfig {
+        bind: rt.config.streaming_bind_addr,
+        max_sessions: rt.config.streaming_max_sessions,
+        idle_timeout: std::time::Duration::from_secs(rt.config.streaming_idle_timeout),
+    };
+    let streaming = Streaming::start(rt.clone(), streaming_config)
+        .await
+        .map_err(|source| ServeError::Streaming {
+            addr: rt.config.streaming_bind_addr,
+            source,
+        })?;
+
     let (listener, socket_path) = open_listener(&listen)?;
-    let runtime_service = RuntimeServiceServer::new(RuntimeServiceImpl::new(rt.clone()))
+    let runtime_service = RuntimeServiceServer::new(RuntimeServiceImpl::new(rt.clone(), streaming))
         .max_decoding_message_size(MAX_MESSAGE_SIZE)
         .max_encoding_message_size(MAX_MESSAGE_SIZE);
     let image_service = ImageServiceServer::new(ImageServiceImpl::new(rt))

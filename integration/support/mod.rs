@@ -7,6 +7,8 @@
 
 #![allow(dead_code)]
 
+pub mod stream_client;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -73,7 +75,10 @@ pub fn ensure_test_image() {
             .status()
             .expect("run the docker CLI")
             .success();
-        assert!(present, "{TEST_IMAGE} is missing: run integration/test.sh, which builds it");
+        assert!(
+            present,
+            "{TEST_IMAGE} is missing: run integration/test.sh, which builds it"
+        );
     });
 }
 
@@ -91,7 +96,13 @@ impl Shim {
     /// Starts a shim whose pause image cannot be pulled, so the built-in one
     /// is used (the test machines have no registry access).
     pub async fn start() -> Shim {
-        Self::start_with(&["--pod-infra-container-image", UNPULLABLE_PAUSE, "--pod-infra-pull-timeout", "10"]).await
+        Self::start_with(&[
+            "--pod-infra-container-image",
+            UNPULLABLE_PAUSE,
+            "--pod-infra-pull-timeout",
+            "10",
+        ])
+        .await
     }
 
     /// Starts a shim with extra flags.
@@ -151,10 +162,18 @@ impl Shim {
             if self.socket.exists() && tokio::net::UnixStream::connect(&self.socket).await.is_ok() {
                 return;
             }
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
                 panic!("dockershim exited with {status} at start:\n{}", self.logs());
             }
-            assert!(Instant::now() < deadline, "dockershim did not listen within 30 s:\n{}", self.logs());
+            assert!(
+                Instant::now() < deadline,
+                "dockershim did not listen within 30 s:\n{}",
+                self.logs()
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -199,7 +218,11 @@ impl Shim {
             .expect("endpoint")
             .connect_with_connector(tower::service_fn(move |_| {
                 let socket = socket.clone();
-                async move { Ok::<_, std::io::Error>(TokioIo::new(tokio::net::UnixStream::connect(socket).await?)) }
+                async move {
+                    Ok::<_, std::io::Error>(TokioIo::new(
+                        tokio::net::UnixStream::connect(socket).await?,
+                    ))
+                }
             }))
             .await
             .expect("connect to the shim")
@@ -241,10 +264,19 @@ impl Cleanup {
     /// Ids of the Docker containers (any state) carrying this run's label.
     pub fn docker_ids(&self) -> Vec<String> {
         let out = Command::new("docker")
-            .args(["ps", "-aq", "--no-trunc", "--filter", &format!("label={TEST_LABEL}={}", self.run)])
+            .args([
+                "ps",
+                "-aq",
+                "--no-trunc",
+                "--filter",
+                &format!("label={TEST_LABEL}={}", self.run),
+            ])
             .output()
             .expect("docker ps");
-        String::from_utf8_lossy(&out.stdout).split_whitespace().map(str::to_string).collect()
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .map(str::to_string)
+            .collect()
     }
 }
 
@@ -252,7 +284,11 @@ impl Drop for Cleanup {
     fn drop(&mut self) {
         let ids = self.docker_ids();
         if !ids.is_empty() {
-            let _ = Command::new("docker").arg("rm").arg("-f").args(&ids).output();
+            let _ = Command::new("docker")
+                .arg("rm")
+                .arg("-f")
+                .args(&ids)
+                .output();
         }
     }
 }
@@ -269,7 +305,10 @@ pub fn pod_config(cleanup: &Cleanup, name: &str) -> PodSandboxConfig {
         hostname: name.chars().take(60).collect(),
         log_directory: format!("/tmp/dockershim-test-logs/{name}"),
         labels: cleanup.labels(),
-        annotations: HashMap::from([("test.dockershim/purpose".to_string(), "integration".to_string())]),
+        annotations: HashMap::from([(
+            "test.dockershim/purpose".to_string(),
+            "integration".to_string(),
+        )]),
         linux: Some(LinuxPodSandboxConfig::default()),
         ..Default::default()
     }
@@ -278,8 +317,14 @@ pub fn pod_config(cleanup: &Cleanup, name: &str) -> PodSandboxConfig {
 /// A busybox container config running `sh -c script`, with the test label.
 pub fn container_config(cleanup: &Cleanup, name: &str, script: &str) -> ContainerConfig {
     ContainerConfig {
-        metadata: Some(ContainerMetadata { name: name.to_string(), attempt: 0 }),
-        image: Some(ImageSpec { image: TEST_IMAGE.to_string(), ..Default::default() }),
+        metadata: Some(ContainerMetadata {
+            name: name.to_string(),
+            attempt: 0,
+        }),
+        image: Some(ImageSpec {
+            image: TEST_IMAGE.to_string(),
+            ..Default::default()
+        }),
         command: vec!["sh".to_string(), "-c".to_string(), script.to_string()],
         log_path: format!("{name}/0.log"),
         labels: cleanup.labels(),
@@ -289,11 +334,14 @@ pub fn container_config(cleanup: &Cleanup, name: &str, script: &str) -> Containe
 
 /// Runs a pod and returns its id.
 pub async fn run_pod(rt: &mut RuntimeServiceClient<Channel>, config: &PodSandboxConfig) -> String {
-    rt.run_pod_sandbox(RunPodSandboxRequest { config: Some(config.clone()), runtime_handler: String::new() })
-        .await
-        .expect("RunPodSandbox")
-        .into_inner()
-        .pod_sandbox_id
+    rt.run_pod_sandbox(RunPodSandboxRequest {
+        config: Some(config.clone()),
+        runtime_handler: String::new(),
+    })
+    .await
+    .expect("RunPodSandbox")
+    .into_inner()
+    .pod_sandbox_id
 }
 
 /// Creates and starts a container in a pod; returns its id.
@@ -313,12 +361,20 @@ pub async fn start_container(
         .expect("CreateContainer")
         .into_inner()
         .container_id;
-    rt.start_container(StartContainerRequest { container_id: id.clone() }).await.expect("StartContainer");
+    rt.start_container(StartContainerRequest {
+        container_id: id.clone(),
+    })
+    .await
+    .expect("StartContainer");
     id
 }
 
 /// Runs a command in a container and returns (stdout, stderr, exit code).
-pub async fn exec(rt: &mut RuntimeServiceClient<Channel>, id: &str, cmd: &[&str]) -> (String, String, i32) {
+pub async fn exec(
+    rt: &mut RuntimeServiceClient<Channel>,
+    id: &str,
+    cmd: &[&str],
+) -> (String, String, i32) {
     let out = rt
         .exec_sync(ExecSyncRequest {
             container_id: id.to_string(),

@@ -12,7 +12,8 @@ use crate::cri::{
     ContainerFilter, ContainerStatusResponse, CreateContainerRequest, ExecSyncRequest,
     ExecSyncResponse, LinuxContainerResources,
 };
-use crate::docker::{DockerError, Filters};
+use crate::docker::hijack::{Demuxer, Output};
+use crate::docker::{DockerError, ExecSpec, Filters, RawStream};
 use crate::error::{DockerContext, Error, Result};
 use crate::runtime::Runtime;
 use crate::{naming, sandbox};
@@ -244,10 +245,27 @@ pub async fn exec_sync(rt: &Runtime, req: ExecSyncRequest) -> Result<ExecSyncRes
             "container {cid} is not running"
         )));
     }
-    let (started_tx, started_rx) = tokio::sync::oneshot::channel();
-    let run = rt
+    let spec = ExecSpec {
+        cmd: req.cmd.clone(),
+        stdout: true,
+        stderr: true,
+        ..Default::default()
+    };
+    let exec_id = rt
         .docker
-        .exec_collect(&cid, req.cmd.clone(), EXEC_OUTPUT_CAP, started_tx);
+        .create_exec(&cid, spec)
+        .await
+        .context(|| format!("create exec in container {cid}"))?;
+    let run = async {
+        let raw = rt
+            .docker
+            .start_exec(&exec_id, false, None)
+            .await
+            .context(|| format!("start exec {exec_id} in container {cid}"))?;
+        collect_output(raw, EXEC_OUTPUT_CAP)
+            .await
+            .map_err(|e| Error::Internal(format!("read the output of exec {exec_id}: {e}")))
+    };
     let finished = if req.timeout > 0 {
         let limit = Duration::from_secs(u64::try_from(req.timeout).unwrap_or(0));
         tokio::time::timeout(limit, run).await.ok()
@@ -257,24 +275,39 @@ pub async fn exec_sync(rt: &Runtime, req: ExecSyncRequest) -> Result<ExecSyncRes
     let Some(output) = finished else {
         // Dropping the exec's connection does not end the process: kill it,
         // so a hung probe does not pile up processes in the container.
-        if let Ok(exec_id) = started_rx.await {
-            kill_exec(rt, &exec_id).await;
-        }
+        kill_exec(rt, &exec_id).await;
         return Err(Error::DeadlineExceeded(format!(
             "command {:?} in container {cid} timed out after {}s",
             req.cmd, req.timeout
         )));
     };
-    let output = output.context(|| format!("exec in container {cid}"))?;
-    let exec_id = started_rx
-        .await
-        .map_err(|_| Error::Internal(format!("exec in container {cid} finished without an id")))?;
+    let (stdout, stderr) = output?;
     let exit_code = exit_code(rt, &exec_id).await?;
     Ok(ExecSyncResponse {
-        stdout: output.stdout,
-        stderr: output.stderr,
+        stdout,
+        stderr,
         exit_code,
     })
+}
+
+/// Reads a multiplexed exec stream to its end, keeping at most `cap` bytes of
+/// each of stdout and stderr; the rest is read and dropped so the process
+/// never blocks on a full pipe.
+async fn collect_output(
+    raw: Box<dyn RawStream>,
+    cap: usize,
+) -> std::io::Result<(Vec<u8>, Vec<u8>)> {
+    let mut demux = Demuxer::new(raw);
+    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+    while let Some((which, bytes)) = demux.next().await? {
+        let buf = match which {
+            Output::Stdout => &mut stdout,
+            Output::Stderr => &mut stderr,
+        };
+        let room = cap.saturating_sub(buf.len());
+        buf.extend_from_slice(&bytes[..room.min(bytes.len())]);
+    }
+    Ok((stdout, stderr))
 }
 
 /// How long to wait, after an exec's output ends, for Docker to record that
@@ -283,7 +316,7 @@ const EXEC_EXIT_WAIT: Duration = Duration::from_secs(5);
 
 /// The exit code of a finished exec. Docker may report the exec as running
 /// for a moment after its streams close, so this polls briefly.
-async fn exit_code(rt: &Runtime, exec_id: &str) -> Result<i32> {
+pub(crate) async fn exit_code(rt: &Runtime, exec_id: &str) -> Result<i32> {
     let deadline = tokio::time::Instant::now() + EXEC_EXIT_WAIT;
     loop {
         let inspected = rt
@@ -305,7 +338,7 @@ async fn exit_code(rt: &Runtime, exec_id: &str) -> Result<i32> {
 }
 
 /// Kills an exec's process by its host PID.
-async fn kill_exec(rt: &Runtime, exec_id: &str) {
+pub(crate) async fn kill_exec(rt: &Runtime, exec_id: &str) {
     let pid = match rt.docker.inspect_exec(exec_id).await {
         Ok(inspected) if inspected.running == Some(true) => inspected.pid.unwrap_or_default(),
         Ok(_) => return,

@@ -60,9 +60,12 @@ mod tests {
     /// comments (source info) and the file name are set aside.
     #[test]
     fn the_proto_is_wire_identical_to_upstream_cri_v1() {
-        let upstream = std::env::var_os("DOCKERSHIM_UPSTREAM_CRI_PROTO").map(PathBuf::from).unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/reference/cri-api-v1.proto")
-        });
+        let upstream = std::env::var_os("DOCKERSHIM_UPSTREAM_CRI_PROTO")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                    .join("../shared/reference/cri-api-v1.proto")
+            });
         assert!(
             upstream.exists(),
             "upstream CRI proto not found at {}: set DOCKERSHIM_UPSTREAM_CRI_PROTO",

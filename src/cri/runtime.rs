@@ -10,11 +10,11 @@ use super::v1::runtime_service_server::RuntimeService;
 use super::v1::*;
 use super::{respond, unsupported};
 use crate::runtime::Runtime;
+use crate::streaming::Streaming;
 use crate::{container, info, sandbox};
 
 type Reply<T> = Result<Response<T>, Status>;
 
-const NO_STREAMING: &str = "the streaming server (exec, attach, port-forward) is not available yet";
 const NO_STATS: &str =
     "container and pod statistics are not available yet; the kubelet falls back to cAdvisor";
 const NO_EVENTS: &str = "container events are not available yet; use the generic PLEG";
@@ -25,12 +25,13 @@ const NO_CHECKPOINT: &str = "Docker's checkpoint support is experimental and not
 #[derive(Clone)]
 pub struct RuntimeServiceImpl {
     rt: Arc<Runtime>,
+    streaming: Arc<Streaming>,
 }
 
 impl RuntimeServiceImpl {
-    /// Serves with the shared runtime state.
-    pub fn new(rt: Arc<Runtime>) -> Self {
-        Self { rt }
+    /// Serves with the shared runtime state and the streaming server.
+    pub fn new(rt: Arc<Runtime>, streaming: Arc<Streaming>) -> Self {
+        Self { rt, streaming }
     }
 }
 
@@ -196,16 +197,22 @@ impl RuntimeService for RuntimeServiceImpl {
         )
     }
 
-    async fn exec(&self, _: Request<ExecRequest>) -> Reply<ExecResponse> {
-        unsupported("Exec", NO_STREAMING)
+    async fn exec(&self, req: Request<ExecRequest>) -> Reply<ExecResponse> {
+        let result = self.streaming.exec(&self.rt, req.into_inner()).await;
+        respond("Exec", result.map(|url| ExecResponse { url }))
     }
 
-    async fn attach(&self, _: Request<AttachRequest>) -> Reply<AttachResponse> {
-        unsupported("Attach", NO_STREAMING)
+    async fn attach(&self, req: Request<AttachRequest>) -> Reply<AttachResponse> {
+        let result = self.streaming.attach(&self.rt, req.into_inner()).await;
+        respond("Attach", result.map(|url| AttachResponse { url }))
     }
 
-    async fn port_forward(&self, _: Request<PortForwardRequest>) -> Reply<PortForwardResponse> {
-        unsupported("PortForward", NO_STREAMING)
+    async fn port_forward(&self, req: Request<PortForwardRequest>) -> Reply<PortForwardResponse> {
+        let result = self
+            .streaming
+            .port_forward(&self.rt, req.into_inner())
+            .await;
+        respond("PortForward", result.map(|url| PortForwardResponse { url }))
     }
 
     async fn container_stats(

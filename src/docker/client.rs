@@ -6,19 +6,20 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bollard::Docker;
 use bollard::auth::DockerCredentials;
-use bollard::container::LogOutput;
-use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
+use bollard::exec::{CreateExecOptions, ResizeExecOptions};
 use bollard::models::{
     ContainerCreateBody, ContainerInspectResponse, ContainerSummary, ContainerUpdateBody,
     ExecInspectResponse, ImageInspect, ImageSummary, SystemInfo, SystemVersion,
 };
 use bollard::query_parameters::{
     CreateContainerOptions, CreateImageOptions, InspectContainerOptions, ListContainersOptions,
-    ListImagesOptions, RemoveContainerOptions, RemoveImageOptions, StopContainerOptions,
+    ListImagesOptions, RemoveContainerOptions, RemoveImageOptions, ResizeContainerTTYOptions,
+    StopContainerOptions,
 };
-use futures_util::{StreamExt, TryStreamExt};
+use futures_util::TryStreamExt;
 
-use super::{DockerApi, DockerError, DockerResult, ExecOutput, Filters, RegistryAuth};
+use super::hijack::{self, Endpoint, RawStream};
+use super::{DockerApi, DockerError, DockerResult, ExecSpec, Filters, RegistryAuth, TermSize};
 
 /// The oldest Engine API the shim supports (Docker 20.10).
 pub const MIN_API_VERSION: (usize, usize) = (1, 41);
@@ -30,6 +31,7 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
 #[derive(Clone)]
 pub struct BollardDocker {
     docker: Docker,
+    endpoint: Endpoint,
     api_version: String,
 }
 
@@ -40,14 +42,18 @@ impl BollardDocker {
     pub async fn connect(endpoint: &str) -> DockerResult<Self> {
         let timeout = DEFAULT_TIMEOUT.as_secs();
         let version = bollard::API_DEFAULT_VERSION;
-        let docker = if let Some(path) = endpoint.strip_prefix("unix://") {
-            Docker::connect_with_unix(path, timeout, version)
-        } else if endpoint.starts_with("tcp://") || endpoint.starts_with("http://") {
-            Docker::connect_with_http(endpoint, timeout, version)
-        } else {
-            return Err(DockerError::Transport(format!(
+        let parsed = Endpoint::parse(endpoint).ok_or_else(|| {
+            DockerError::Transport(format!(
                 "unsupported docker endpoint {endpoint:?}: use unix:///path or tcp://host:port"
-            )));
+            ))
+        })?;
+        let docker = match &parsed {
+            Endpoint::Unix(path) => {
+                Docker::connect_with_unix(&path.display().to_string(), timeout, version)
+            }
+            Endpoint::Tcp(addr) => {
+                Docker::connect_with_http(&format!("http://{addr}"), timeout, version)
+            }
         }
         .map_err(|e| DockerError::Transport(format!("{endpoint}: {e}")))?;
 
@@ -66,6 +72,7 @@ impl BollardDocker {
         }
         Ok(Self {
             docker,
+            endpoint: parsed,
             api_version: format!("{}.{}", api.0, api.1),
         })
     }
@@ -213,59 +220,71 @@ impl DockerApi for BollardDocker {
             .map_err(map_err)
     }
 
-    async fn exec_collect(
+    async fn create_exec(&self, container_id: &str, spec: ExecSpec) -> DockerResult<String> {
+        let options = CreateExecOptions::<String> {
+            attach_stdin: Some(spec.stdin),
+            attach_stdout: Some(spec.stdout),
+            attach_stderr: Some(spec.stderr),
+            tty: Some(spec.tty),
+            cmd: Some(spec.cmd),
+            ..Default::default()
+        };
+        self.docker
+            .create_exec(container_id, options)
+            .await
+            .map(|created| created.id)
+            .map_err(map_err)
+    }
+
+    async fn start_exec(
+        &self,
+        exec_id: &str,
+        tty: bool,
+        console: Option<TermSize>,
+    ) -> DockerResult<Box<dyn RawStream>> {
+        let mut body = serde_json::json!({ "Detach": false, "Tty": tty });
+        if let Some(size) = console {
+            body["ConsoleSize"] = serde_json::json!([size.height, size.width]);
+        }
+        hijack::post_upgrade(&self.endpoint, &format!("/exec/{exec_id}/start"), body).await
+    }
+
+    async fn resize_exec(&self, exec_id: &str, size: TermSize) -> DockerResult<()> {
+        let options = ResizeExecOptions {
+            height: size.height,
+            width: size.width,
+        };
+        self.docker
+            .resize_exec(exec_id, options)
+            .await
+            .map_err(map_err)
+    }
+
+    async fn attach(
         &self,
         container_id: &str,
-        cmd: Vec<String>,
-        cap: usize,
-        started: tokio::sync::oneshot::Sender<String>,
-    ) -> DockerResult<ExecOutput> {
-        let exec = self
-            .docker
-            .create_exec(
-                container_id,
-                CreateExecOptions::<String> {
-                    attach_stdout: Some(true),
-                    attach_stderr: Some(true),
-                    cmd: Some(cmd),
-                    ..Default::default()
-                },
-            )
-            .await
-            .map_err(map_err)?;
-        // The receiver may be gone when the caller does not need the id.
-        let _ = started.send(exec.id.clone());
-        let options = StartExecOptions {
-            detach: false,
-            tty: false,
-            output_capacity: None,
+        stdin: bool,
+        stdout: bool,
+        stderr: bool,
+    ) -> DockerResult<Box<dyn RawStream>> {
+        let path = format!(
+            "/containers/{container_id}/attach?stream=1&stdin={}&stdout={}&stderr={}",
+            u8::from(stdin),
+            u8::from(stdout),
+            u8::from(stderr)
+        );
+        hijack::post_upgrade(&self.endpoint, &path, serde_json::json!({})).await
+    }
+
+    async fn resize_container(&self, container_id: &str, size: TermSize) -> DockerResult<()> {
+        let options = ResizeContainerTTYOptions {
+            h: i32::from(size.height),
+            w: i32::from(size.width),
         };
-        let StartExecResults::Attached { mut output, .. } = self
-            .docker
-            .start_exec(&exec.id, Some(options))
+        self.docker
+            .resize_container_tty(container_id, options)
             .await
-            .map_err(map_err)?
-        else {
-            return Err(DockerError::Transport(format!(
-                "exec {} started detached although attached was asked",
-                exec.id
-            )));
-        };
-        let mut collected = ExecOutput::default();
-        while let Some(chunk) = output.next().await {
-            let (buf, bytes) = match chunk.map_err(map_err)? {
-                LogOutput::StdOut { message } | LogOutput::Console { message } => {
-                    (&mut collected.stdout, message)
-                }
-                LogOutput::StdErr { message } => (&mut collected.stderr, message),
-                LogOutput::StdIn { .. } => continue,
-            };
-            // Keep draining past the cap so the process never blocks on a
-            // full pipe; only the first `cap` bytes are kept.
-            let room = cap.saturating_sub(buf.len());
-            buf.extend_from_slice(&bytes[..room.min(bytes.len())]);
-        }
-        Ok(collected)
+            .map_err(map_err)
     }
 
     async fn inspect_exec(&self, exec_id: &str) -> DockerResult<ExecInspectResponse> {

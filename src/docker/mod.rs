@@ -7,6 +7,7 @@
 //! bollard's Engine API models: plain data, easy to build in a test.
 
 pub mod client;
+pub mod hijack;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -61,13 +62,34 @@ impl DockerError {
 /// Result of a Docker call.
 pub type DockerResult<T> = Result<T, DockerError>;
 
-/// Output of a finished (or abandoned) non-interactive exec.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct ExecOutput {
-    /// Bytes the process wrote to stdout, up to the cap.
-    pub stdout: Vec<u8>,
-    /// Bytes the process wrote to stderr, up to the cap.
-    pub stderr: Vec<u8>,
+pub use hijack::RawStream;
+
+/// A process to run in a container with `docker exec`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExecSpec {
+    /// Command and arguments.
+    pub cmd: Vec<String>,
+    /// Attach the process's stdin.
+    pub stdin: bool,
+    /// Attach its stdout.
+    pub stdout: bool,
+    /// Attach its stderr.
+    pub stderr: bool,
+    /// Give it a terminal.
+    pub tty: bool,
+}
+
+/// A terminal size.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+pub struct TermSize {
+    /// Columns.
+    #[serde(alias = "width")]
+    #[serde(rename = "Width")]
+    pub width: u16,
+    /// Rows.
+    #[serde(alias = "height")]
+    #[serde(rename = "Height")]
+    pub height: u16,
 }
 
 /// Credentials sent to Docker for a registry (the `X-Registry-Auth` header).
@@ -111,16 +133,29 @@ pub trait DockerApi: Send + Sync + 'static {
     /// `POST /containers/{id}/update`.
     async fn update_container(&self, id: &str, update: ContainerUpdateBody) -> DockerResult<()>;
 
-    /// Runs a command in a running container without a TTY and collects its
-    /// output, keeping at most `cap` bytes of each stream; returns the exec id
-    /// with the output once the process closes its streams.
-    async fn exec_collect(
+    /// `POST /containers/{id}/exec`; returns the exec id.
+    async fn create_exec(&self, container_id: &str, spec: ExecSpec) -> DockerResult<String>;
+    /// `POST /exec/{id}/start`, hijacked: the process's raw streams (Docker's
+    /// multiplexed format unless the exec has a TTY). `console` sets the TTY
+    /// size from the first byte where the engine supports it (API 1.42+).
+    async fn start_exec(
+        &self,
+        exec_id: &str,
+        tty: bool,
+        console: Option<TermSize>,
+    ) -> DockerResult<Box<dyn RawStream>>;
+    /// `POST /exec/{id}/resize`.
+    async fn resize_exec(&self, exec_id: &str, size: TermSize) -> DockerResult<()>;
+    /// `POST /containers/{id}/attach?stream=1`, hijacked.
+    async fn attach(
         &self,
         container_id: &str,
-        cmd: Vec<String>,
-        cap: usize,
-        started: tokio::sync::oneshot::Sender<String>,
-    ) -> DockerResult<ExecOutput>;
+        stdin: bool,
+        stdout: bool,
+        stderr: bool,
+    ) -> DockerResult<Box<dyn RawStream>>;
+    /// `POST /containers/{id}/resize`.
+    async fn resize_container(&self, container_id: &str, size: TermSize) -> DockerResult<()>;
     /// `GET /exec/{id}/json`.
     async fn inspect_exec(&self, exec_id: &str) -> DockerResult<ExecInspectResponse>;
 

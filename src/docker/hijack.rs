@@ -1,0 +1,250 @@
+//! Hijacked Docker connections for exec and attach, and Docker's stream
+//! multiplexing.
+//!
+//! Docker answers `POST /exec/{id}/start` and `POST /containers/{id}/attach`
+//! by upgrading the HTTP connection to a raw byte stream. The shim does that
+//! upgrade itself instead of using bollard's decoder, which guesses from the
+//! first byte of each read whether output is multiplexed and so corrupts TTY
+//! output that starts with 0x00-0x02. TTY streams are passed through as they
+//! are; other streams carry Docker's 8-byte frame headers, which
+//! [`Demuxer`] splits into stdout and stderr.
+
+use std::path::PathBuf;
+
+use bytes::{Buf, Bytes, BytesMut};
+use http_body_util::Full;
+use hyper::{Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::net::{TcpStream, UnixStream};
+
+use super::{DockerError, DockerResult};
+
+/// A hijacked connection: raw bytes both ways.
+pub trait RawStream: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> RawStream for T {}
+
+/// Where the Docker Engine listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    /// A Unix socket path.
+    Unix(PathBuf),
+    /// `host:port` over plain TCP.
+    Tcp(String),
+}
+
+impl Endpoint {
+    /// Parses `unix:///path`, `tcp://host:port` or `http://host:port`.
+    pub fn parse(endpoint: &str) -> Option<Self> {
+        if let Some(path) = endpoint.strip_prefix("unix://") {
+            return Some(Endpoint::Unix(PathBuf::from(path)));
+        }
+        let hostport = endpoint
+            .strip_prefix("tcp://")
+            .or_else(|| endpoint.strip_prefix("http://"))?;
+        Some(Endpoint::Tcp(hostport.trim_end_matches('/').to_string()))
+    }
+}
+
+/// Sends `POST path` with a JSON body asking for a raw stream and returns the
+/// upgraded connection.
+pub async fn post_upgrade(
+    endpoint: &Endpoint,
+    path: &str,
+    body: serde_json::Value,
+) -> DockerResult<Box<dyn RawStream>> {
+    let transport = |e: std::io::Error| DockerError::Transport(format!("connect to docker: {e}"));
+    match endpoint {
+        Endpoint::Unix(socket) => {
+            let stream = UnixStream::connect(socket).await.map_err(transport)?;
+            upgrade(stream, path, body).await
+        }
+        Endpoint::Tcp(addr) => {
+            let stream = TcpStream::connect(addr).await.map_err(transport)?;
+            upgrade(stream, path, body).await
+        }
+    }
+}
+
+async fn upgrade<S>(
+    stream: S,
+    path: &str,
+    body: serde_json::Value,
+) -> DockerResult<Box<dyn RawStream>>
+where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let http = |e: hyper::Error| DockerError::Transport(format!("{path}: {e}"));
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(http)?;
+    tokio::spawn(async move {
+        if let Err(err) = connection.with_upgrades().await {
+            tracing::debug!(error = %err, "hijacked docker connection ended");
+        }
+    });
+    let request = Request::post(path)
+        .header(hyper::header::HOST, "docker")
+        .header(hyper::header::CONTENT_TYPE, "application/json")
+        .header(hyper::header::CONNECTION, "Upgrade")
+        .header(hyper::header::UPGRADE, "tcp")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .map_err(|e| DockerError::Transport(format!("{path}: {e}")))?;
+    let mut response = sender.send_request(request).await.map_err(http)?;
+    let status = response.status();
+    if status != StatusCode::SWITCHING_PROTOCOLS && status != StatusCode::OK {
+        let message = read_error(response.into_body()).await;
+        return Err(match status {
+            StatusCode::NOT_FOUND => DockerError::NotFound(message),
+            StatusCode::CONFLICT => DockerError::Conflict(message),
+            _ => DockerError::Api {
+                status: status.as_u16(),
+                message,
+            },
+        });
+    }
+    let upgraded = hyper::upgrade::on(&mut response).await.map_err(http)?;
+    Ok(Box::new(TokioIo::new(upgraded)))
+}
+
+async fn read_error(body: hyper::body::Incoming) -> String {
+    use http_body_util::BodyExt;
+    let bytes = match body.collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(err) => return err.to_string(),
+    };
+    serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .and_then(|v| {
+            v.get("message")
+                .and_then(|m| m.as_str())
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| String::from_utf8_lossy(&bytes).trim().to_string())
+}
+
+/// Which stream a demultiplexed chunk belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    /// The process's stdout.
+    Stdout,
+    /// The process's stderr.
+    Stderr,
+}
+
+/// Largest frame payload accepted; Docker writes at most 32 KiB per frame.
+const MAX_FRAME: usize = 16 * 1024 * 1024;
+
+/// Splits Docker's multiplexed stream (`[type, 0, 0, 0, size u32 BE]` then
+/// `size` bytes) into stdout and stderr chunks.
+pub struct Demuxer<R> {
+    reader: R,
+    buf: BytesMut,
+}
+
+impl<R: AsyncRead + Unpin> Demuxer<R> {
+    /// Reads frames from `reader`.
+    pub fn new(reader: R) -> Self {
+        Self {
+            reader,
+            buf: BytesMut::with_capacity(32 * 1024),
+        }
+    }
+
+    /// The next chunk, or `None` at the end of the stream.
+    pub async fn next(&mut self) -> std::io::Result<Option<(Output, Bytes)>> {
+        loop {
+            if self.buf.len() >= 8 {
+                let size = u32::from_be_bytes([self.buf[4], self.buf[5], self.buf[6], self.buf[7]])
+                    as usize;
+                if size > MAX_FRAME {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!("docker stream frame of {size} bytes is too large"),
+                    ));
+                }
+                if self.buf.len() >= 8 + size {
+                    let kind = self.buf[0];
+                    self.buf.advance(8);
+                    let payload = self.buf.split_to(size).freeze();
+                    match kind {
+                        1 => return Ok(Some((Output::Stdout, payload))),
+                        2 => return Ok(Some((Output::Stderr, payload))),
+                        // Stdin echo (0) and anything unknown are dropped.
+                        _ => continue,
+                    }
+                }
+                self.buf.reserve(8 + size - self.buf.len());
+            }
+            if self.reader.read_buf(&mut self.buf).await? == 0 {
+                if self.buf.is_empty() {
+                    return Ok(None);
+                }
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "docker stream ended inside a frame",
+                ));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(kind: u8, payload: &[u8]) -> Vec<u8> {
+        let mut out = vec![kind, 0, 0, 0];
+        out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+        out.extend_from_slice(payload);
+        out
+    }
+
+    #[tokio::test]
+    async fn frames_split_into_stdout_and_stderr_whatever_the_read_boundaries() {
+        let mut wire = frame(1, b"\x01\x02out");
+        wire.extend(frame(2, b"err"));
+        wire.extend(frame(0, b"echo"));
+        wire.extend(frame(1, &vec![7u8; 100_000]));
+        // Deliver the bytes a few at a time.
+        let (mut tx, rx) = tokio::io::duplex(7);
+        let writer = tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            tx.write_all(&wire).await.unwrap();
+        });
+        let mut demux = Demuxer::new(rx);
+        assert_eq!(
+            demux.next().await.unwrap(),
+            Some((Output::Stdout, Bytes::from_static(b"\x01\x02out")))
+        );
+        assert_eq!(
+            demux.next().await.unwrap(),
+            Some((Output::Stderr, Bytes::from_static(b"err")))
+        );
+        let (kind, big) = demux.next().await.unwrap().unwrap();
+        assert_eq!((kind, big.len()), (Output::Stdout, 100_000));
+        writer.await.unwrap();
+        assert_eq!(demux.next().await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn truncated_and_oversized_frames_are_errors() {
+        let mut demux = Demuxer::new(&[1u8, 0, 0, 0, 0, 0, 0, 9, b'a'][..]);
+        assert!(demux.next().await.is_err());
+        let mut demux = Demuxer::new(&[1u8, 0, 0, 0, 0xff, 0xff, 0xff, 0xff][..]);
+        assert!(demux.next().await.is_err());
+    }
+
+    #[test]
+    fn endpoints_parse() {
+        assert_eq!(
+            Endpoint::parse("unix:///var/run/docker.sock"),
+            Some(Endpoint::Unix("/var/run/docker.sock".into()))
+        );
+        assert_eq!(
+            Endpoint::parse("tcp://127.0.0.1:2375"),
+            Some(Endpoint::Tcp("127.0.0.1:2375".into()))
+        );
+        assert_eq!(Endpoint::parse("ssh://x"), None);
+    }
+}

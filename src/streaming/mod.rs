@@ -1,0 +1,166 @@
+//! The streaming server behind `Exec`, `Attach` and `PortForward`.
+//!
+//! The CRI calls validate a request, park it under a single-use token
+//! ([`tokens`]) and return `http://<addr>/{exec,attach,portforward}/<token>`.
+//! The client (the kubelet, crictl) connects there and upgrades the HTTP/1.1
+//! connection to SPDY/3.1 ([`spdy`]) or WebSocket; [`remotecommand`] and
+//! [`portforward`] speak the Kubernetes protocols over them and [`bridge`]
+//! connects exec and attach sessions to Docker.
+
+pub mod bridge;
+pub mod portforward;
+pub mod remotecommand;
+pub mod server;
+pub mod session;
+pub mod spdy;
+pub mod tokens;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::cri::{AttachRequest, ExecRequest, PortForwardRequest};
+use crate::error::{Error, Result};
+use crate::runtime::Runtime;
+use crate::{container, sandbox};
+use tokens::{Pending, Tokens};
+
+/// Settings of the streaming server.
+#[derive(Debug, Clone)]
+pub struct StreamingConfig {
+    /// Address to listen on.
+    pub bind: SocketAddr,
+    /// Most sessions open at once.
+    pub max_sessions: usize,
+    /// A session with no traffic for this long is closed.
+    pub idle_timeout: Duration,
+}
+
+/// The running streaming server: issues URLs and serves them.
+pub struct Streaming {
+    tokens: Tokens,
+    base_url: String,
+}
+
+impl Streaming {
+    /// Binds the server and starts serving in the background.
+    pub async fn start(rt: Arc<Runtime>, config: StreamingConfig) -> std::io::Result<Arc<Self>> {
+        let listener = tokio::net::TcpListener::bind(config.bind).await?;
+        let addr = listener.local_addr()?;
+        let streaming = Arc::new(Self {
+            tokens: Tokens::default(),
+            base_url: format!("http://{addr}"),
+        });
+        tokio::spawn(server::serve(listener, streaming.clone(), rt, config));
+        tracing::info!(%addr, "streaming server listening");
+        Ok(streaming)
+    }
+
+    /// `http://host:port` of the server.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    fn url(&self, kind: &str, request: Pending) -> Result<String> {
+        let token = self
+            .tokens
+            .insert(request)
+            .map_err(|e| Error::FailedPrecondition(e.to_string()))?;
+        Ok(format!("{}/{kind}/{token}", self.base_url))
+    }
+
+    pub(crate) fn take(&self, token: &str) -> Option<Pending> {
+        self.tokens.take(token)
+    }
+
+    /// `Exec`: checks the request and returns the URL to stream it.
+    pub async fn exec(&self, rt: &Runtime, mut req: ExecRequest) -> Result<String> {
+        if req.cmd.is_empty() {
+            return Err(Error::InvalidArgument("exec command is required".into()));
+        }
+        check_streams(req.tty, req.stdin, req.stdout, req.stderr)?;
+        req.container_id = running_container(rt, &req.container_id).await?;
+        self.url("exec", Pending::Exec(req))
+    }
+
+    /// `Attach`: checks the request and returns the URL to stream it.
+    pub async fn attach(&self, rt: &Runtime, mut req: AttachRequest) -> Result<String> {
+        check_streams(req.tty, req.stdin, req.stdout, req.stderr)?;
+        req.container_id = running_container(rt, &req.container_id).await?;
+        self.url("attach", Pending::Attach(req))
+    }
+
+    /// `PortForward`: checks the request and returns the URL to stream it.
+    pub async fn port_forward(&self, rt: &Runtime, mut req: PortForwardRequest) -> Result<String> {
+        if let Some(port) = req.port.iter().find(|p| !(1..=65535).contains(*p)) {
+            return Err(Error::InvalidArgument(format!(
+                "port {port} is out of range 1-65535"
+            )));
+        }
+        let inspected = sandbox::inspect(rt, &req.pod_sandbox_id).await?;
+        if !inspected
+            .state
+            .as_ref()
+            .and_then(|s| s.running)
+            .unwrap_or(false)
+        {
+            return Err(Error::FailedPrecondition(format!(
+                "pod sandbox {} is not running",
+                req.pod_sandbox_id
+            )));
+        }
+        req.pod_sandbox_id = inspected.id.unwrap_or_default();
+        self.url("portforward", Pending::PortForward(req))
+    }
+}
+
+/// The CRI's rules for a session's streams.
+fn check_streams(tty: bool, stdin: bool, stdout: bool, stderr: bool) -> Result<()> {
+    if tty && stderr {
+        return Err(Error::InvalidArgument(
+            "tty and stderr cannot both be set: a terminal merges stderr into stdout".into(),
+        ));
+    }
+    if !(stdin || stdout || stderr) {
+        return Err(Error::InvalidArgument(
+            "at least one of stdin, stdout and stderr must be set".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The full id of a running application container.
+async fn running_container(rt: &Runtime, id: &str) -> Result<String> {
+    let inspected = container::inspect(rt, id).await?;
+    let cid = inspected.id.clone().unwrap_or_default();
+    if !inspected
+        .state
+        .as_ref()
+        .and_then(|s| s.running)
+        .unwrap_or(false)
+    {
+        return Err(Error::FailedPrecondition(format!(
+            "container {cid} is not running"
+        )));
+    }
+    Ok(cid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_combinations_follow_the_cri() {
+        assert!(check_streams(true, true, true, false).is_ok());
+        assert!(matches!(
+            check_streams(true, false, true, true),
+            Err(Error::InvalidArgument(_))
+        ));
+        assert!(matches!(
+            check_streams(false, false, false, false),
+            Err(Error::InvalidArgument(_))
+        ));
+        assert!(check_streams(false, true, false, false).is_ok());
+    }
+}

@@ -1,0 +1,356 @@
+//! The HTTP side of the streaming server: routes `/exec|attach|portforward/
+//! <token>`, negotiates SPDY/3.1 or WebSocket and the Kubernetes protocol
+//! version, answers `101 Switching Protocols` and runs the session on the
+//! upgraded connection. At most `max_sessions` sessions run at once.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{CONNECTION, HeaderMap, HeaderValue, UPGRADE};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::Role;
+
+use super::remotecommand::{self, WsProtocol};
+use super::session::{RemoteCommandVersion, Wanted};
+use super::spdy::{self, Connection};
+use super::tokens::Pending;
+use super::{Streaming, StreamingConfig, bridge, portforward};
+use crate::runtime::Runtime;
+
+/// The port-forward protocol over SPDY.
+const PORT_FORWARD_PROTOCOL: &str = "portforward.k8s.io";
+
+#[derive(Clone)]
+struct Ctx {
+    streaming: Arc<Streaming>,
+    rt: Arc<Runtime>,
+    sessions: Arc<Semaphore>,
+    idle_timeout: Duration,
+}
+
+type Reply = Response<Full<Bytes>>;
+
+/// Accepts connections until the process ends.
+pub async fn serve(
+    listener: TcpListener,
+    streaming: Arc<Streaming>,
+    rt: Arc<Runtime>,
+    config: StreamingConfig,
+) {
+    let ctx = Ctx {
+        streaming,
+        rt,
+        sessions: Arc::new(Semaphore::new(config.max_sessions)),
+        idle_timeout: config.idle_timeout,
+    };
+    loop {
+        let (tcp, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(err) => {
+                tracing::warn!(error = %err, "streaming server cannot accept");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let ctx = ctx.clone();
+                async move { Ok::<_, Infallible>(handle(ctx, req).await) }
+            });
+            let served = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(30))
+                .serve_connection(TokioIo::new(tcp), service)
+                .with_upgrades()
+                .await;
+            if let Err(err) = served {
+                tracing::debug!(%peer, error = %err, "streaming connection ended");
+            }
+        });
+    }
+}
+
+fn reply(status: StatusCode, message: impl Into<String>) -> Reply {
+    let mut response = Response::new(Full::new(Bytes::from(message.into())));
+    *response.status_mut() = status;
+    response
+}
+
+/// All values of a header, split at commas.
+fn header_list(headers: &HeaderMap, name: &str) -> Vec<String> {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+        .collect()
+}
+
+fn wants_upgrade_to(headers: &HeaderMap, protocol: &str) -> bool {
+    let connection_upgrade = header_list(headers, CONNECTION.as_str())
+        .iter()
+        .any(|v| v.eq_ignore_ascii_case("upgrade"));
+    connection_upgrade
+        && headers
+            .get(UPGRADE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case(protocol))
+}
+
+async fn handle(ctx: Ctx, req: Request<Incoming>) -> Reply {
+    if req.method() != Method::GET && req.method() != Method::POST {
+        return reply(StatusCode::METHOD_NOT_ALLOWED, "use GET or POST");
+    }
+    let mut parts = req.uri().path().trim_start_matches('/').splitn(2, '/');
+    let (kind, token) = (
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+    );
+    let pending = match ctx.streaming.take(token) {
+        Some(p)
+            if matches!(
+                (kind, &p),
+                ("exec", Pending::Exec(_))
+                    | ("attach", Pending::Attach(_))
+                    | ("portforward", Pending::PortForward(_))
+            ) =>
+        {
+            p
+        }
+        _ => return reply(StatusCode::NOT_FOUND, "unknown or expired streaming token"),
+    };
+    let Ok(permit) = ctx.sessions.clone().try_acquire_owned() else {
+        return reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many streaming sessions",
+        );
+    };
+    let headers = req.headers().clone();
+    if wants_upgrade_to(&headers, "websocket") {
+        upgrade_websocket(ctx, req, pending, permit, &headers)
+    } else if wants_upgrade_to(&headers, "SPDY/3.1") {
+        upgrade_spdy(ctx, req, pending, permit, &headers)
+    } else {
+        reply(
+            StatusCode::BAD_REQUEST,
+            "unable to upgrade: missing upgrade headers in request",
+        )
+    }
+}
+
+fn switching(headers: &[(&str, String)]) -> Reply {
+    let mut response = reply(StatusCode::SWITCHING_PROTOCOLS, "");
+    for (name, value) in headers {
+        if let Ok(value) = HeaderValue::from_str(value)
+            && let Ok(name) = hyper::header::HeaderName::from_bytes(name.as_bytes())
+        {
+            response.headers_mut().append(name, value);
+        }
+    }
+    response
+}
+
+fn upgrade_spdy(
+    ctx: Ctx,
+    req: Request<Incoming>,
+    pending: Pending,
+    permit: OwnedSemaphorePermit,
+    headers: &HeaderMap,
+) -> Reply {
+    let offered = header_list(headers, "x-stream-protocol-version");
+    if offered.is_empty() {
+        return reply(
+            StatusCode::BAD_REQUEST,
+            "X-Stream-Protocol-Version is required",
+        );
+    }
+    let supported: Vec<&str> = match pending {
+        Pending::PortForward(_) => vec![PORT_FORWARD_PROTOCOL],
+        _ => RemoteCommandVersion::SPDY
+            .iter()
+            .map(|(name, _)| *name)
+            .collect(),
+    };
+    let Some(chosen) = offered
+        .iter()
+        .find(|o| supported.contains(&o.as_str()))
+        .cloned()
+    else {
+        let mut response = reply(
+            StatusCode::FORBIDDEN,
+            format!("none of the offered protocols {offered:?} is supported"),
+        );
+        for name in supported {
+            response.headers_mut().append(
+                "x-accepted-stream-protocol-versions",
+                HeaderValue::from_static(name),
+            );
+        }
+        return response;
+    };
+    let upgrade = hyper::upgrade::on(req);
+    let response = switching(&[
+        ("connection", "Upgrade".into()),
+        ("upgrade", "SPDY/3.1".into()),
+        ("x-stream-protocol-version", chosen.clone()),
+    ]);
+    tokio::spawn(async move {
+        let _permit = permit;
+        let io = match upgrade.await {
+            Ok(upgraded) => TokioIo::new(upgraded),
+            Err(err) => return tracing::debug!(error = %err, "SPDY upgrade failed"),
+        };
+        let config = spdy::Config {
+            idle_timeout: Some(ctx.idle_timeout),
+            ..Default::default()
+        };
+        let conn = Connection::server(io, config);
+        let version = RemoteCommandVersion::SPDY
+            .iter()
+            .find(|(name, _)| *name == chosen)
+            .map_or(RemoteCommandVersion::V1, |(_, v)| *v);
+        run_spdy(ctx, conn, version, pending).await;
+    });
+    response
+}
+
+async fn run_spdy(ctx: Ctx, conn: Connection, version: RemoteCommandVersion, pending: Pending) {
+    let rt = ctx.rt.as_ref();
+    match pending {
+        Pending::Exec(req) => {
+            let wanted = wanted(
+                req.stdin,
+                req.stdout,
+                req.stderr,
+                req.tty && version.has_resize(),
+            );
+            remotecommand::serve_spdy(conn, version, wanted, &req.cmd, |io| {
+                bridge::exec(rt, &req, io)
+            })
+            .await;
+        }
+        Pending::Attach(req) => {
+            let wanted = wanted(
+                req.stdin,
+                req.stdout,
+                req.stderr,
+                req.tty && version.has_resize(),
+            );
+            remotecommand::serve_spdy(conn, version, wanted, &[], |io| {
+                bridge::attach(rt, &req, io)
+            })
+            .await;
+        }
+        Pending::PortForward(req) => {
+            let Some(pid) = sandbox_pid(rt, &req.pod_sandbox_id).await else {
+                conn.close().await;
+                return;
+            };
+            let ports = req
+                .port
+                .iter()
+                .filter_map(|p| u16::try_from(*p).ok())
+                .collect();
+            portforward::serve_spdy(conn, pid, req.pod_sandbox_id.clone(), ports).await;
+        }
+    }
+}
+
+fn wanted(stdin: bool, stdout: bool, stderr: bool, resize: bool) -> Wanted {
+    Wanted {
+        stdin,
+        stdout,
+        stderr,
+        resize,
+    }
+}
+
+/// The pause process of a running sandbox, whose network namespace is the pod's.
+async fn sandbox_pid(rt: &Runtime, sandbox_id: &str) -> Option<i64> {
+    match rt.docker.inspect_container(sandbox_id).await {
+        Ok(inspected) => inspected.state.and_then(|s| s.pid).filter(|pid| *pid > 0),
+        Err(err) => {
+            tracing::warn!(sandbox = sandbox_id, error = %err, "port-forward: cannot inspect the sandbox");
+            None
+        }
+    }
+}
+
+fn upgrade_websocket(
+    ctx: Ctx,
+    req: Request<Incoming>,
+    pending: Pending,
+    permit: OwnedSemaphorePermit,
+    headers: &HeaderMap,
+) -> Reply {
+    let Some(key) = headers.get("sec-websocket-key") else {
+        return reply(StatusCode::BAD_REQUEST, "Sec-WebSocket-Key is required");
+    };
+    let accept = derive_accept_key(key.as_bytes());
+    let offered = header_list(headers, "sec-websocket-protocol");
+    if matches!(pending, Pending::PortForward(_)) {
+        return reply(
+            StatusCode::BAD_REQUEST,
+            "port-forward over WebSocket is not supported yet; use SPDY (crictl's default)",
+        );
+    }
+    let Some(protocol) = remotecommand::negotiate_ws(&offered) else {
+        return reply(
+            StatusCode::BAD_REQUEST,
+            format!("none of the offered protocols {offered:?} is supported"),
+        );
+    };
+    let mut response_headers = vec![
+        ("connection", "Upgrade".to_string()),
+        ("upgrade", "websocket".to_string()),
+        ("sec-websocket-accept", accept),
+    ];
+    if !protocol.name.is_empty() {
+        response_headers.push(("sec-websocket-protocol", protocol.name.to_string()));
+    }
+    let upgrade = hyper::upgrade::on(req);
+    tokio::spawn(async move {
+        let _permit = permit;
+        let io = match upgrade.await {
+            Ok(upgraded) => TokioIo::new(upgraded),
+            Err(err) => return tracing::debug!(error = %err, "WebSocket upgrade failed"),
+        };
+        let ws = WebSocketStream::from_raw_socket(io, Role::Server, None).await;
+        run_websocket(ctx, ws, protocol, pending).await;
+    });
+    switching(&response_headers)
+}
+
+async fn run_websocket<S>(ctx: Ctx, ws: WebSocketStream<S>, protocol: WsProtocol, pending: Pending)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let rt = ctx.rt.as_ref();
+    match pending {
+        Pending::Exec(req) => {
+            let wanted = wanted(req.stdin, req.stdout, req.stderr, req.tty);
+            remotecommand::serve_ws(ws, protocol, wanted, &req.cmd, |io| {
+                bridge::exec(rt, &req, io)
+            })
+            .await;
+        }
+        Pending::Attach(req) => {
+            let wanted = wanted(req.stdin, req.stdout, req.stderr, req.tty);
+            remotecommand::serve_ws(ws, protocol, wanted, &[], |io| bridge::attach(rt, &req, io))
+                .await;
+        }
+        Pending::PortForward(_) => {}
+    }
+}
