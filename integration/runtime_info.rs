@@ -87,13 +87,6 @@ async fn unserved_rpcs_answer_unimplemented_with_a_message() {
     let mut images = shim.images().await;
     let codes = vec![
         (
-            "Exec",
-            rt.exec(ExecRequest::default())
-                .await
-                .map(|_| ())
-                .unwrap_err(),
-        ),
-        (
             "ContainerStats",
             rt.container_stats(ContainerStatsRequest::default())
                 .await
