@@ -446,3 +446,180 @@ async fn tokens_are_single_use_and_requests_are_validated() {
         .unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
 }
+
+#[tokio::test]
+async fn port_forward_over_websocket_tunnel_and_channels() {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let mut pod = pod_with(
+        "echo ws-forwarded > /tmp/index.html; httpd -f -p 8080 -h /tmp",
+        false,
+        false,
+    )
+    .await;
+    let request = PortForwardRequest {
+        pod_sandbox_id: pod.pod_id.clone(),
+        port: vec![8080],
+    };
+    // Wait for httpd through SPDY first.
+    let url = pod
+        .rt
+        .port_forward(request.clone())
+        .await
+        .unwrap()
+        .into_inner()
+        .url;
+    let (_, _, conn) = spdy_upgrade(&url, &["portforward.k8s.io"]).await;
+    let conn = conn.unwrap();
+    let ready = eventually(Duration::from_secs(10), || {
+        let conn = conn.clone();
+        async move {
+            let id = unique("r");
+            let _e = open(
+                &conn,
+                &[
+                    ("streamtype", "error"),
+                    ("port", "8080"),
+                    ("requestid", &id),
+                ],
+            )
+            .await;
+            let mut d = open(
+                &conn,
+                &[("streamtype", "data"), ("port", "8080"), ("requestid", &id)],
+            )
+            .await;
+            d.send(bytes::Bytes::from_static(
+                b"GET /index.html HTTP/1.0\r\n\r\n",
+            ))
+            .await
+            .unwrap();
+            String::from_utf8_lossy(&read_all(&mut d).await).contains("ws-forwarded")
+        }
+    })
+    .await;
+    assert!(ready);
+
+    // SPDY tunnelled in a WebSocket.
+    let url = pod
+        .rt
+        .port_forward(request.clone())
+        .await
+        .unwrap()
+        .into_inner()
+        .url;
+    let ws = WsSession::connect(&url, "SPDY/3.1+portforward.k8s.io").await;
+    assert_eq!(ws.protocol, "SPDY/3.1+portforward.k8s.io");
+    let io = dockershim::streaming::portforward::ws_byte_stream(ws.socket);
+    let conn = dockershim::streaming::spdy::Connection::client(io, Default::default());
+    let _e = open(
+        &conn,
+        &[
+            ("streamtype", "error"),
+            ("port", "8080"),
+            ("requestid", "1"),
+        ],
+    )
+    .await;
+    let mut d = open(
+        &conn,
+        &[("streamtype", "data"), ("port", "8080"), ("requestid", "1")],
+    )
+    .await;
+    d.send(bytes::Bytes::from_static(
+        b"GET /index.html HTTP/1.0\r\n\r\n",
+    ))
+    .await
+    .unwrap();
+    let answer = String::from_utf8_lossy(&read_all(&mut d).await).into_owned();
+    assert!(answer.contains("ws-forwarded"), "{answer:?}");
+
+    // The channel protocol, ports in the query.
+    let url = pod.rt.port_forward(request).await.unwrap().into_inner().url;
+    let mut ws = WsSession::connect(&format!("{url}?port=8080"), "v4.channel.k8s.io").await;
+    assert_eq!(ws.protocol, "v4.channel.k8s.io");
+    let mut first = Vec::new();
+    while first.len() < 2 {
+        if let Some(Ok(Message::Binary(data))) = ws.socket.next().await {
+            first.push(data.to_vec());
+        }
+    }
+    assert!(
+        first.contains(&vec![0, 0x90, 0x1f]) && first.contains(&vec![1, 0x90, 0x1f]),
+        "{first:?}"
+    );
+    ws.send(0, b"GET /index.html HTTP/1.0\r\n\r\n").await;
+    let mut body = Vec::new();
+    while !String::from_utf8_lossy(&body).contains("ws-forwarded") {
+        match tokio::time::timeout(Duration::from_secs(10), ws.socket.next())
+            .await
+            .expect("forwarded data")
+        {
+            Some(Ok(Message::Binary(data))) if data.first() == Some(&0) => {
+                body.extend_from_slice(&data[1..])
+            }
+            Some(Ok(_)) => {}
+            other => panic!("connection ended: {other:?}"),
+        }
+    }
+    let _ = ws.socket.close(None).await;
+}
+
+#[tokio::test]
+async fn a_client_that_disconnects_ends_its_exec() {
+    let mut pod = pod_with("sleep 1000", false, false).await;
+    let url = exec_url(&mut pod, &["sleep", "731"], false, false).await;
+    let session = SpdySession::open(&url, "v4.channel.k8s.io", false, true, true, false).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    session.conn.close().await;
+    drop(session);
+    let ctr = pod.ctr.clone();
+    let gone = eventually(Duration::from_secs(10), || {
+        let (mut rt, ctr) = (pod.rt.clone(), ctr.clone());
+        async move {
+            let (ps, _, _) = exec(&mut rt, &ctr, &["ps", "-o", "args"]).await;
+            !ps.contains("sleep 731")
+        }
+    })
+    .await;
+    assert!(gone, "the exec outlived its client");
+}
+
+#[tokio::test]
+async fn garbage_on_a_session_closes_that_session_not_the_server() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut pod = pod_with("sleep 1000", false, false).await;
+    let url = exec_url(&mut pod, &["true"], false, false).await;
+    let uri: hyper::Uri = url.parse().unwrap();
+    let mut tcp = tokio::net::TcpStream::connect(uri.authority().unwrap().as_str())
+        .await
+        .unwrap();
+    let request = format!(
+        "POST {} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: v4.channel.k8s.io\r\nContent-Length: 0\r\n\r\n",
+        uri.path()
+    );
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        tcp.read_exact(&mut byte).await.unwrap();
+        head.push(byte[0]);
+    }
+    assert!(String::from_utf8_lossy(&head).starts_with("HTTP/1.1 101"));
+    // A control frame claiming an absurd length, then noise.
+    tcp.write_all(&[0x80, 0x03, 0x00, 0x01, 0x00, 0xff, 0xff, 0xff])
+        .await
+        .unwrap();
+    tcp.write_all(&[0x55; 256]).await.unwrap();
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(10), tcp.read_to_end(&mut rest)).await;
+    assert!(closed.is_ok(), "the server kept a broken session open");
+
+    // The server still serves others.
+    let url = exec_url(&mut pod, &["echo", "alive"], false, false).await;
+    let done = SpdySession::open(&url, "v4.channel.k8s.io", false, true, true, false)
+        .await
+        .finish()
+        .await;
+    assert_eq!(done.stdout(), "alive\n");
+}

@@ -1,7 +1,9 @@
-//! Port forwarding into a pod: each forwarded connection is a pair of SPDY
-//! streams (data and error) tagged with the port and a request id; the shim
-//! connects to the port inside the pod's network namespace itself, with no
-//! `nsenter` or `socat` on the host.
+//! Port forwarding into a pod. Over SPDY (also tunnelled in a WebSocket),
+//! each forwarded connection is a pair of streams (data and error) tagged
+//! with the port and a request id; over the WebSocket channel protocol each
+//! port has a data and an error channel. The shim connects to the port
+//! inside the pod's network namespace itself, with no `nsenter` or `socat`
+//! on the host.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -10,8 +12,13 @@ use std::os::fd::AsFd;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
 
+use super::remotecommand::{ws_decode, ws_frame};
 use super::spdy::{Connection, RstStatus, Stream};
 
 /// How long connecting to the pod's port may take.
@@ -122,4 +129,148 @@ async fn forward(error: Stream, data: Stream, pid: i64, port: u16, pod: String) 
         }
     }
     let _ = error.close().await;
+}
+
+/// WebSocket subprotocol that tunnels the SPDY port-forward protocol
+/// (newer kubectl and crictl): binary messages carry the raw SPDY bytes.
+pub const WS_SPDY_TUNNEL: &str = "SPDY/3.1+portforward.k8s.io";
+/// WebSocket port-forward channel protocols: (name, base64).
+pub const WS_CHANNEL_PROTOCOLS: [(&str, bool); 3] = [
+    ("v4.channel.k8s.io", false),
+    ("v4.base64.channel.k8s.io", true),
+    ("", false),
+];
+
+/// Turns a WebSocket carrying a byte stream in binary messages into an
+/// `AsyncRead + AsyncWrite`, for the SPDY tunnel.
+pub fn ws_byte_stream<S>(ws: WebSocketStream<S>) -> tokio::io::DuplexStream
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (ours, theirs) = tokio::io::duplex(256 * 1024);
+    let (mut sink, mut stream) = ws.split();
+    let (mut from_pipe, mut to_pipe) = tokio::io::split(theirs);
+    tokio::spawn(async move {
+        while let Some(Ok(message)) = stream.next().await {
+            match message {
+                Message::Binary(data) => {
+                    if to_pipe.write_all(&data).await.is_err() {
+                        break;
+                    }
+                }
+                Message::Close(_) => break,
+                _ => {}
+            }
+        }
+        let _ = to_pipe.shutdown().await;
+    });
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 32 * 1024];
+        loop {
+            match from_pipe.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if sink
+                        .send(Message::Binary(Bytes::copy_from_slice(&buf[..n])))
+                        .await
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+            }
+        }
+        let _ = sink.close().await;
+    });
+    ours
+}
+
+/// Serves the WebSocket channel protocol: for the i-th port, channel 2i
+/// carries data and 2i+1 errors, and each channel's first message is the
+/// port, little-endian. One connection to each port per session.
+pub async fn serve_ws_channels<S>(
+    ws: WebSocketStream<S>,
+    base64: bool,
+    pid: i64,
+    pod: String,
+    ports: Vec<u16>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sink, mut stream) = ws.split();
+    let (out_tx, mut out_rx) = tokio::sync::mpsc::channel::<Message>(64);
+    let mut to_port: Vec<tokio::sync::mpsc::Sender<Bytes>> = Vec::new();
+    for (i, port) in ports.iter().copied().enumerate() {
+        let data = u8::try_from(2 * i).unwrap_or(u8::MAX);
+        let error = data.saturating_add(1);
+        for channel in [data, error] {
+            let _ = out_tx
+                .send(ws_frame(base64, channel, &port.to_le_bytes()))
+                .await;
+        }
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(16);
+        to_port.push(tx);
+        let out = out_tx.clone();
+        let pod = pod.clone();
+        tokio::spawn(async move {
+            let tcp = match dial_in_netns(pid, port).await {
+                Ok(tcp) => tcp,
+                Err(err) => {
+                    let message = format!("error forwarding port {port} to pod {pod}: {err}");
+                    let _ = out.send(ws_frame(base64, error, message.as_bytes())).await;
+                    return;
+                }
+            };
+            let (mut read, mut write) = tcp.into_split();
+            let upstream = async {
+                while let Some(chunk) = rx.recv().await {
+                    if write.write_all(&chunk).await.is_err() {
+                        break;
+                    }
+                }
+                let _ = write.shutdown().await;
+            };
+            let downstream = async {
+                let mut buf = vec![0u8; 32 * 1024];
+                loop {
+                    match read.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            if out.send(ws_frame(base64, data, &buf[..n])).await.is_err() {
+                                break;
+                            }
+                        }
+                    }
+                }
+            };
+            tokio::join!(upstream, downstream);
+        });
+    }
+    drop(out_tx);
+    let writer = tokio::spawn(async move {
+        while let Some(message) = out_rx.recv().await {
+            if sink.send(message).await.is_err() {
+                break;
+            }
+        }
+        let _ = sink.close().await;
+    });
+    while let Some(Ok(message)) = stream.next().await {
+        if matches!(message, Message::Close(_)) {
+            break;
+        }
+        let Some((channel, payload)) = ws_decode(base64, message) else {
+            continue;
+        };
+        // Only even (data) channels carry client bytes.
+        let index = usize::from(channel / 2);
+        if channel % 2 == 0
+            && !payload.is_empty()
+            && let Some(tx) = to_port.get(index)
+        {
+            let _ = tx.send(Bytes::from(payload)).await;
+        }
+    }
+    drop(to_port);
+    let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
 }

@@ -93,8 +93,10 @@ async fn recv_opt<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
     }
 }
 
-fn ws_frame(protocol: WsProtocol, channel: u8, payload: &[u8]) -> Message {
-    if protocol.base64 {
+/// Encodes a channel frame: binary `[channel, payload...]`, or text
+/// `'0'+channel` followed by base64 for the base64 protocols.
+pub(crate) fn ws_frame(base64: bool, channel: u8, payload: &[u8]) -> Message {
+    if base64 {
         let text = format!(
             "{}{}",
             char::from(b'0' + channel),
@@ -110,13 +112,13 @@ fn ws_frame(protocol: WsProtocol, channel: u8, payload: &[u8]) -> Message {
 }
 
 /// Decodes a client frame into (channel, payload).
-fn ws_decode(protocol: WsProtocol, message: Message) -> Option<(u8, Vec<u8>)> {
+pub(crate) fn ws_decode(base64: bool, message: Message) -> Option<(u8, Vec<u8>)> {
     match message {
-        Message::Binary(data) if !protocol.base64 => {
+        Message::Binary(data) if !base64 => {
             let (&channel, payload) = data.split_first()?;
             Some((channel, payload.to_vec()))
         }
-        Message::Text(text) if protocol.base64 => {
+        Message::Text(text) if base64 => {
             let text = text.as_str();
             let channel = text.as_bytes().first()?.checked_sub(b'0')?;
             let payload = base64::engine::general_purpose::STANDARD
@@ -158,7 +160,10 @@ pub async fn serve_ws<S, F, Fut>(
     } else {
         ERROR
     };
-    let mut alive = sink.send(ws_frame(protocol, ready, &[])).await.is_ok();
+    let mut alive = sink
+        .send(ws_frame(protocol.base64, ready, &[]))
+        .await
+        .is_ok();
 
     let gone = client_gone.clone();
     let reader = tokio::spawn(async move {
@@ -168,7 +173,7 @@ pub async fn serve_ws<S, F, Fut>(
             if matches!(message, Message::Close(_)) {
                 break;
             }
-            let Some((channel, payload)) = ws_decode(protocol, message) else {
+            let Some((channel, payload)) = ws_decode(protocol.base64, message) else {
                 continue;
             };
             match channel {
@@ -209,7 +214,7 @@ pub async fn serve_ws<S, F, Fut>(
             // bridge never blocks.
             if alive
                 && sink
-                    .send(ws_frame(protocol, channel, &chunk))
+                    .send(ws_frame(protocol.base64, channel, &chunk))
                     .await
                     .is_err()
             {
@@ -221,7 +226,7 @@ pub async fn serve_ws<S, F, Fut>(
 
     if alive {
         if let Some(status) = protocol.version.status_payload(&outcome, cmd) {
-            let _ = sink.send(ws_frame(protocol, ERROR, &status)).await;
+            let _ = sink.send(ws_frame(protocol.base64, ERROR, &status)).await;
         }
         let _ = sink
             .send(Message::Close(Some(CloseFrame {
@@ -396,16 +401,14 @@ mod tests {
     #[test]
     fn websocket_frames_round_trip_in_both_encodings() {
         for protocol in WS_PROTOCOLS {
-            let frame = ws_frame(protocol, STDERR, b"\x00\xffdata");
+            let frame = ws_frame(protocol.base64, STDERR, b"\x00\xffdata");
             assert_eq!(
-                ws_decode(protocol, frame),
+                ws_decode(protocol.base64, frame),
                 Some((STDERR, b"\x00\xffdata".to_vec()))
             );
         }
-        let binary = WS_PROTOCOLS[0];
-        assert_eq!(ws_decode(binary, Message::Binary(Bytes::new())), None);
-        assert_eq!(ws_decode(binary, Message::Text("1abc".into())), None);
-        let base64 = WS_PROTOCOLS[2];
-        assert_eq!(ws_decode(base64, Message::Text("0!!!".into())), None);
+        assert_eq!(ws_decode(false, Message::Binary(Bytes::new())), None);
+        assert_eq!(ws_decode(false, Message::Text("1abc".into())), None);
+        assert_eq!(ws_decode(true, Message::Text("0!!!".into())), None);
     }
 }

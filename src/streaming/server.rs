@@ -300,11 +300,8 @@ fn upgrade_websocket(
     };
     let accept = derive_accept_key(key.as_bytes());
     let offered = header_list(headers, "sec-websocket-protocol");
-    if matches!(pending, Pending::PortForward(_)) {
-        return reply(
-            StatusCode::BAD_REQUEST,
-            "port-forward over WebSocket is not supported yet; use SPDY (crictl's default)",
-        );
+    if let Pending::PortForward(request) = pending {
+        return upgrade_ws_port_forward(ctx, req, request, permit, accept, &offered);
     }
     let Some(protocol) = remotecommand::negotiate_ws(&offered) else {
         return reply(
@@ -329,6 +326,105 @@ fn upgrade_websocket(
         };
         let ws = WebSocketStream::from_raw_socket(io, Role::Server, None).await;
         run_websocket(ctx, ws, protocol, pending).await;
+    });
+    switching(&response_headers)
+}
+
+/// How a WebSocket port-forward session speaks.
+enum WsPortForward {
+    /// SPDY tunnelled in binary messages.
+    Tunnel,
+    /// The channel protocol; `true` for base64 text frames.
+    Channels(bool),
+}
+
+fn upgrade_ws_port_forward(
+    ctx: Ctx,
+    req: Request<Incoming>,
+    request: crate::cri::PortForwardRequest,
+    permit: OwnedSemaphorePermit,
+    accept: String,
+    offered: &[String],
+) -> Reply {
+    let choice = if offered.is_empty() {
+        Some(("", WsPortForward::Channels(false)))
+    } else {
+        offered.iter().find_map(|o| {
+            if o == portforward::WS_SPDY_TUNNEL {
+                return Some((portforward::WS_SPDY_TUNNEL, WsPortForward::Tunnel));
+            }
+            portforward::WS_CHANNEL_PROTOCOLS
+                .iter()
+                .find(|(name, _)| !name.is_empty() && *name == o.as_str())
+                .map(|(name, base64)| (*name, WsPortForward::Channels(*base64)))
+        })
+    };
+    let Some((name, mode)) = choice else {
+        return reply(
+            StatusCode::BAD_REQUEST,
+            format!("none of the offered protocols {offered:?} is supported"),
+        );
+    };
+    // Clients of the channel protocol name their ports in the query;
+    // otherwise the ports of the CRI request apply.
+    let query_ports: Vec<u16> = req
+        .uri()
+        .query()
+        .unwrap_or_default()
+        .split('&')
+        .filter_map(|kv| kv.strip_prefix("port="))
+        .flat_map(|v| v.split(','))
+        .filter_map(|p| p.parse().ok())
+        .collect();
+    let ports: Vec<u16> = if query_ports.is_empty() {
+        request
+            .port
+            .iter()
+            .filter_map(|p| u16::try_from(*p).ok())
+            .collect()
+    } else {
+        query_ports
+    };
+    if matches!(mode, WsPortForward::Channels(_)) && ports.is_empty() {
+        return reply(
+            StatusCode::BAD_REQUEST,
+            "at least one port must be specified",
+        );
+    }
+    let mut response_headers = vec![
+        ("connection", "Upgrade".to_string()),
+        ("upgrade", "websocket".to_string()),
+        ("sec-websocket-accept", accept),
+    ];
+    if !name.is_empty() {
+        response_headers.push(("sec-websocket-protocol", name.to_string()));
+    }
+    let upgrade = hyper::upgrade::on(req);
+    tokio::spawn(async move {
+        let _permit = permit;
+        let io = match upgrade.await {
+            Ok(upgraded) => TokioIo::new(upgraded),
+            Err(err) => return tracing::debug!(error = %err, "WebSocket upgrade failed"),
+        };
+        let ws = WebSocketStream::from_raw_socket(io, Role::Server, None).await;
+        let rt = ctx.rt.as_ref();
+        let Some(pid) = sandbox_pid(rt, &request.pod_sandbox_id).await else {
+            return;
+        };
+        let pod = request.pod_sandbox_id.clone();
+        match mode {
+            WsPortForward::Tunnel => {
+                let config = spdy::Config {
+                    idle_timeout: Some(ctx.idle_timeout),
+                    ..Default::default()
+                };
+                let conn = Connection::server(portforward::ws_byte_stream(ws), config);
+                portforward::serve_spdy(conn, pid, pod, ports).await;
+            }
+            WsPortForward::Channels(base64) => {
+                portforward::serve_ws_channels(ws, base64, pid, pod, ports).await;
+            }
+        }
     });
     switching(&response_headers)
 }
