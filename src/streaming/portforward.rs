@@ -19,6 +19,7 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::remotecommand::{ws_decode, ws_frame};
+use super::session::Activity;
 use super::spdy::{Connection, RstStatus, Stream};
 
 /// How long connecting to the pod's port may take.
@@ -190,6 +191,7 @@ pub async fn serve_ws_channels<S>(
     pid: i64,
     pod: String,
     ports: Vec<u16>,
+    activity: Activity,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -243,8 +245,10 @@ pub async fn serve_ws_channels<S>(
         });
     }
     drop(out_tx);
+    let sent = activity.clone();
     let writer = tokio::spawn(async move {
         while let Some(message) = out_rx.recv().await {
+            sent.touch();
             if sink.send(message).await.is_err() {
                 break;
             }
@@ -252,6 +256,7 @@ pub async fn serve_ws_channels<S>(
         let _ = sink.close().await;
     });
     while let Some(Ok(message)) = stream.next().await {
+        activity.touch();
         if matches!(message, Message::Close(_)) {
             break;
         }

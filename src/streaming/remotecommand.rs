@@ -16,7 +16,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use super::session::{
-    ClientSide, Outcome, RemoteCommandVersion, ResizeDecoder, SessionIo, Wanted, channels,
+    Activity, ClientSide, Outcome, RemoteCommandVersion, ResizeDecoder, SessionIo, Wanted, channels,
 };
 use super::spdy::{Connection, Stream};
 
@@ -136,6 +136,7 @@ pub async fn serve_ws<S, F, Fut>(
     protocol: WsProtocol,
     wanted: Wanted,
     cmd: &[String],
+    idle_timeout: Duration,
     run: F,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -165,11 +166,14 @@ pub async fn serve_ws<S, F, Fut>(
         .await
         .is_ok();
 
+    let activity = Activity::default();
     let gone = client_gone.clone();
+    let seen = activity.clone();
     let reader = tokio::spawn(async move {
         let mut stdin = stdin;
         let mut decoder = ResizeDecoder::default();
         while let Some(Ok(message)) = stream.next().await {
+            seen.touch();
             if matches!(message, Message::Close(_)) {
                 break;
             }
@@ -210,6 +214,7 @@ pub async fn serve_ws<S, F, Fut>(
                 Some(chunk) = recv_opt(&mut stderr) => (STDERR, chunk),
                 else => break,
             };
+            activity.touch();
             // Once the client is gone, output is drained and dropped so the
             // bridge never blocks.
             if alive
@@ -222,7 +227,15 @@ pub async fn serve_ws<S, F, Fut>(
             }
         }
     };
-    let (outcome, ()) = tokio::join!(run(io), writer);
+    let idle = async {
+        activity.idle_for(idle_timeout).await;
+        tracing::info!(?idle_timeout, "closing an idle streaming session");
+        client_gone.cancel();
+    };
+    let (outcome, ()) = tokio::select! {
+        done = async { tokio::join!(run(io), writer) } => done,
+        () = idle => (Outcome::Failed("the session was idle too long".into()), ()),
+    };
 
     if alive {
         if let Some(status) = protocol.version.status_payload(&outcome, cmd) {

@@ -20,7 +20,7 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
 use super::remotecommand::{self, WsProtocol};
-use super::session::{RemoteCommandVersion, Wanted};
+use super::session::{Activity, RemoteCommandVersion, Wanted};
 use super::spdy::{self, Connection};
 use super::tokens::Pending;
 use super::{Streaming, StreamingConfig, bridge, portforward};
@@ -422,7 +422,14 @@ fn upgrade_ws_port_forward(
                 portforward::serve_spdy(conn, pid, pod, ports).await;
             }
             WsPortForward::Channels(base64) => {
-                portforward::serve_ws_channels(ws, base64, pid, pod, ports).await;
+                let activity = Activity::default();
+                let idle = ctx.idle_timeout;
+                tokio::select! {
+                    () = portforward::serve_ws_channels(ws, base64, pid, pod, ports, activity.clone()) => {}
+                    () = activity.idle_for(idle) => {
+                        tracing::info!(?idle, "closing an idle port-forward session");
+                    }
+                }
             }
         }
     });
@@ -437,16 +444,21 @@ where
     match pending {
         Pending::Exec(req) => {
             let wanted = wanted(req.stdin, req.stdout, req.stderr, req.tty);
-            remotecommand::serve_ws(ws, protocol, wanted, &req.cmd, |io| {
+            let idle = ctx.idle_timeout;
+            remotecommand::serve_ws(ws, protocol, wanted, &req.cmd, idle, |io| {
                 bridge::exec(rt, &req, io)
             })
             .await;
         }
         Pending::Attach(req) => {
             let wanted = wanted(req.stdin, req.stdout, req.stderr, req.tty);
-            remotecommand::serve_ws(ws, protocol, wanted, &[], |io| bridge::attach(rt, &req, io))
-                .await;
+            let idle = ctx.idle_timeout;
+            remotecommand::serve_ws(ws, protocol, wanted, &[], idle, |io| {
+                bridge::attach(rt, &req, io)
+            })
+            .await;
         }
+        // Port-forward sessions are routed before this point.
         Pending::PortForward(_) => {}
     }
 }

@@ -3,8 +3,13 @@
 //! that the client went away, and the outcome reported on the error stream
 //! in the form each protocol version expects.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
 use bytes::Bytes;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::docker::TermSize;
@@ -85,6 +90,42 @@ pub fn channels(wanted: Wanted) -> (ClientSide, SessionIo) {
             client_gone,
         },
     )
+}
+
+/// When a session last carried traffic, either way.
+#[derive(Clone)]
+pub struct Activity {
+    start: Instant,
+    last_ms: Arc<AtomicU64>,
+}
+
+impl Default for Activity {
+    fn default() -> Self {
+        Self {
+            start: Instant::now(),
+            last_ms: Arc::new(AtomicU64::new(0)),
+        }
+    }
+}
+
+impl Activity {
+    /// Records traffic now.
+    pub fn touch(&self) {
+        let ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Resolves once there has been no traffic for `limit`.
+    pub async fn idle_for(&self, limit: Duration) {
+        loop {
+            let last = self.start + Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+            let deadline = last + limit;
+            if Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep_until(deadline).await;
+        }
+    }
 }
 
 /// How a session ended.
@@ -243,6 +284,23 @@ mod tests {
         );
         assert!(!RemoteCommandVersion::V2.has_resize());
         assert!(RemoteCommandVersion::V3.has_resize());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idleness_counts_traffic_both_ways() {
+        let activity = Activity::default();
+        let limit = Duration::from_secs(10);
+        let watcher = activity.clone();
+        let idle = tokio::spawn(async move { watcher.idle_for(limit).await });
+        tokio::time::sleep(Duration::from_secs(8)).await;
+        activity.touch();
+        tokio::time::sleep(Duration::from_secs(8)).await;
+        assert!(
+            !idle.is_finished(),
+            "traffic 8 s ago keeps the session alive"
+        );
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert!(idle.await.is_ok());
     }
 
     #[test]
