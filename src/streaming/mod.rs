@@ -150,6 +150,55 @@ async fn running_container(rt: &Runtime, id: &str) -> Result<String> {
 mod tests {
     use super::*;
 
+    /// Random-input robustness of every decoder that reads client or Docker
+    /// bytes: none may panic. `DOCKERSHIM_FUZZ_ITERATIONS` raises the count
+    /// for a longer run (docs/streaming.md).
+    #[test]
+    fn decoders_survive_random_input() {
+        let iterations: u64 = std::env::var("DOCKERSHIM_FUZZ_ITERATIONS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(3000);
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        for _ in 0..iterations {
+            let len = (next() % 512) as usize;
+            let mut data: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            // Often start from something plausible so decoders get past the
+            // first checks.
+            match next() % 4 {
+                0 if data.len() >= 4 => data[..4].copy_from_slice(&[0x80, 0x03, 0x00, 0x01]),
+                1 if !data.is_empty() => data[0] = 1,
+                _ => {}
+            }
+            spdy::fuzz_decode(&data);
+            for base64 in [false, true] {
+                let text = String::from_utf8_lossy(&data).into_owned();
+                let _ = remotecommand::ws_decode(
+                    base64,
+                    tokio_tungstenite::tungstenite::Message::Binary(data.clone().into()),
+                );
+                let _ = remotecommand::ws_decode(
+                    base64,
+                    tokio_tungstenite::tungstenite::Message::Text(text.into()),
+                );
+            }
+            session::ResizeDecoder::default().push(&data);
+            runtime.block_on(async {
+                let mut demux = crate::docker::hijack::Demuxer::new(data.as_slice());
+                while let Ok(Some(_)) = demux.next().await {}
+            });
+        }
+    }
+
     #[test]
     fn stream_combinations_follow_the_cri() {
         assert!(check_streams(true, true, true, false).is_ok());

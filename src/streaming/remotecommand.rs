@@ -119,10 +119,11 @@ pub(crate) fn ws_decode(base64: bool, message: Message) -> Option<(u8, Vec<u8>)>
             Some((channel, payload.to_vec()))
         }
         Message::Text(text) if base64 => {
-            let text = text.as_str();
-            let channel = text.as_bytes().first()?.checked_sub(b'0')?;
+            // Bytes, not a str slice: the first character may not be ASCII.
+            let (first, encoded) = text.as_bytes().split_first()?;
+            let channel = first.checked_sub(b'0')?;
             let payload = base64::engine::general_purpose::STANDARD
-                .decode(&text[1..])
+                .decode(encoded)
                 .ok()?;
             Some((channel, payload))
         }
@@ -423,5 +424,7 @@ mod tests {
         assert_eq!(ws_decode(false, Message::Binary(Bytes::new())), None);
         assert_eq!(ws_decode(false, Message::Text("1abc".into())), None);
         assert_eq!(ws_decode(true, Message::Text("0!!!".into())), None);
+        // Found by the random-input test: a multi-byte first character.
+        assert_eq!(ws_decode(true, Message::Text("é".into())), None);
     }
 }
