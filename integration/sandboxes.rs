@@ -60,7 +60,7 @@ async fn a_pod_becomes_a_labelled_pause_container_with_dns_ports_and_ip() {
     assert_eq!(inspected.path.as_deref(), Some("/pause"));
     let host = inspected.host_config.clone().unwrap();
     assert_eq!(host.ipc_mode.as_deref(), Some("shareable"));
-    assert_eq!(host.network_mode.as_deref(), Some("default"));
+    assert_eq!(host.network_mode.as_deref(), Some("bridge"));
     assert_eq!(host.shm_size, Some(64 * 1024 * 1024));
     let bindings = host.port_bindings.unwrap();
     let binding = bindings["8080/tcp"].as_ref().unwrap();

@@ -82,7 +82,9 @@ pub fn create_body(config: &PodSandboxConfig, env: &SandboxEnv<'_>) -> Result<Co
     let non_empty = |v: Vec<String>| (!v.is_empty()).then_some(v);
 
     let host_config = HostConfig {
-        network_mode: Some(if host_network { "host" } else { "default" }.into()),
+        // Docker's bridge, named explicitly: engines from 26 rewrite
+        // "default" to "bridge" anyway.
+        network_mode: Some(if host_network { "host" } else { "bridge" }.into()),
         port_bindings,
         ipc_mode: Some(
             if mode(namespaces.ipc) == NamespaceMode::Node {
@@ -258,7 +260,7 @@ mod tests {
         assert_eq!(body.exposed_ports, Some(vec!["80/tcp".to_string()]));
 
         let host = body.host_config.unwrap();
-        assert_eq!(host.network_mode.as_deref(), Some("default"));
+        assert_eq!(host.network_mode.as_deref(), Some("bridge"));
         assert_eq!(host.ipc_mode.as_deref(), Some("shareable"));
         assert_eq!(host.pid_mode, None);
         assert_eq!(host.dns, Some(vec!["10.96.0.10".to_string()]));
