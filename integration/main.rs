@@ -10,6 +10,7 @@ mod containers;
 mod errors;
 mod images;
 mod lifecycle;
+mod logs;
 mod runtime_info;
 mod sandboxes;
 mod streaming;

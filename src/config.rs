@@ -49,6 +49,23 @@ pub struct Config {
     #[arg(long, default_value_t = -998, allow_hyphen_values = true)]
     pub sandbox_oom_score_adj: i64,
 
+    /// Docker log driver of application containers. Docker's copy of a
+    /// container's output is what the CRI log file is written from:
+    /// `json-file` keeps lines intact but turns bytes that are not UTF-8 into
+    /// U+FFFD; `local` keeps bytes exact, but Docker 20.10's local driver
+    /// drops the newline that ends a line longer than 16 KiB.
+    #[arg(long, value_enum, default_value = "json-file")]
+    pub docker_log_driver: LogDriver,
+
+    /// Size at which Docker rotates its own copy of a container's output
+    /// (the source of the CRI log file), e.g. `10m`.
+    #[arg(long, default_value = "10m")]
+    pub docker_log_max_size: String,
+
+    /// Files Docker keeps of its own copy of a container's output.
+    #[arg(long, default_value_t = 2)]
+    pub docker_log_max_files: u32,
+
     /// Address of the streaming server (exec, attach, port-forward). The
     /// kubelet on the same node proxies to it, so loopback is the default;
     /// port 0 picks a free port.
@@ -70,6 +87,26 @@ pub struct Config {
     /// Log as JSON lines instead of text.
     #[arg(long)]
     pub log_json: bool,
+}
+
+/// Docker log drivers the CRI log writer can read back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogDriver {
+    /// Docker's `local` driver (binary, compressed rotation).
+    Local,
+    /// Docker's `json-file` driver.
+    #[value(name = "json-file")]
+    JsonFile,
+}
+
+impl LogDriver {
+    /// The driver's name for Docker.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogDriver::Local => "local",
+            LogDriver::JsonFile => "json-file",
+        }
+    }
 }
 
 /// Where the CRI server listens.

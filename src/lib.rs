@@ -16,6 +16,7 @@
 //! - [`sandbox`]: pod sandboxes (pause containers).
 //! - [`container`]: application containers and `ExecSync`.
 //! - [`image`]: images, registry auth, the built-in pause image.
+//! - [`logs`]: the containers' CRI log files.
 //! - [`naming`]: Docker names and labels for pods and containers.
 //! - [`docker`]: the narrow Docker interface and its bollard adapter.
 //! - [`streaming`]: the exec/attach/port-forward server (SPDY/3.1, WebSocket).
@@ -29,6 +30,7 @@ pub mod docker;
 pub mod error;
 pub mod image;
 pub mod info;
+pub mod logs;
 pub mod naming;
 pub mod runtime;
 pub mod sandbox;

@@ -19,6 +19,9 @@ pub struct Settings {
     pub sandbox_oom_score_adj: Option<i64>,
     /// True when the shim may ask for negative oom_score_adj values.
     pub may_lower_oom_score: bool,
+    /// Docker log configuration of application containers: a driver the
+    /// shim can read back, with a size bound.
+    pub log_config: bollard::models::HostConfigLogConfig,
 }
 
 /// The cgroup driver Docker uses, as the CRI names it.
@@ -48,6 +51,8 @@ pub struct HostFacts {
     pub runtimes: Vec<String>,
     /// Docker's data directory.
     pub docker_root_dir: String,
+    /// Docker's default log driver.
+    pub log_driver: String,
 }
 
 impl HostFacts {
@@ -77,6 +82,7 @@ impl HostFacts {
             docker_root_dir: info
                 .docker_root_dir
                 .unwrap_or_else(|| "/var/lib/docker".into()),
+            log_driver: info.logging_driver.unwrap_or_default(),
         })
     }
 }
@@ -91,6 +97,8 @@ pub struct Runtime {
     pub host: HostFacts,
     /// The pause image in use.
     pub pause: PauseImage,
+    /// Writers of the containers' CRI log files.
+    pub logs: crate::logs::LogWriters,
     /// The command line, for verbose status.
     pub config: Config,
 }
@@ -109,16 +117,28 @@ impl Runtime {
                 "this host withholds CAP_SYS_RESOURCE: negative oom_score_adj values are raised to 0"
             );
         }
+        let log_config = bollard::models::HostConfigLogConfig {
+            typ: Some(config.docker_log_driver.as_str().to_string()),
+            config: Some(std::collections::HashMap::from([
+                ("max-size".to_string(), config.docker_log_max_size.clone()),
+                (
+                    "max-file".to_string(),
+                    config.docker_log_max_files.to_string(),
+                ),
+            ])),
+        };
         let settings = Settings {
             sandbox_oom_score_adj: Some(config.sandbox_oom_score_adj)
                 .filter(|adj| *adj >= 0 || may_lower_oom_score),
             may_lower_oom_score,
+            log_config,
         };
         let pause = PauseImage::new(
             config.pod_infra_container_image.clone(),
             Duration::from_secs(config.pod_infra_pull_timeout),
         );
         Ok(Self {
+            logs: crate::logs::LogWriters::new(docker.clone()),
             docker,
             settings,
             host,

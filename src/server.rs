@@ -104,6 +104,11 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         "runtime ready"
     );
 
+    // Containers that ran while no shim did: catch their log files up.
+    let resuming = rt.clone();
+    let started = chrono::Utc::now();
+    tokio::spawn(async move { resuming.logs.resume(started).await });
+
     let streaming_config = StreamingConfig {
         bind: rt.config.streaming_bind_addr,
         max_sessions: rt.config.streaming_max_sessions,

@@ -61,7 +61,7 @@ pub async fn create(rt: &Runtime, req: CreateContainerRequest) -> Result<String>
                 .filter(|r| *r != rt.host.default_runtime),
         },
         req.sandbox_config.as_ref(),
-        rt.settings.may_lower_oom_score,
+        &rt.settings,
     )?;
     let name = naming::container_name(meta, &pod);
     let id = sandbox::create_named(rt, &name, body).await?;
@@ -97,9 +97,10 @@ fn full_id(inspected: &ContainerInspectResponse) -> String {
     inspected.id.clone().unwrap_or_default()
 }
 
-/// Starts a created container.
+/// Starts a created container, and the writer of its CRI log file.
 pub async fn start(rt: &Runtime, id: &str) -> Result<()> {
-    let cid = full_id(&inspect(rt, id).await?);
+    let inspected = inspect(rt, id).await?;
+    let cid = full_id(&inspected);
     rt.docker
         .start_container(&cid)
         .await
@@ -116,8 +117,40 @@ pub async fn start(rt: &Runtime, id: &str) -> Result<()> {
                 source: other,
             },
         })?;
+    let config = inspected.config.unwrap_or_default();
+    if let Some(path) = config
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(naming::LOG_PATH_LABEL))
+        .filter(|p| !p.is_empty())
+    {
+        rt.logs
+            .start(&cid, path.into(), config.tty.unwrap_or(false), true);
+    }
     tracing::info!(container = %cid, "container started");
     Ok(())
+}
+
+/// Reopens a running container's CRI log file (after the kubelet rotated it).
+pub async fn reopen_log(rt: &Runtime, id: &str) -> Result<()> {
+    let inspected = inspect(rt, id).await?;
+    let cid = full_id(&inspected);
+    if !inspected
+        .state
+        .as_ref()
+        .and_then(|s| s.running)
+        .unwrap_or(false)
+    {
+        return Err(Error::FailedPrecondition(format!(
+            "container {cid} is not running"
+        )));
+    }
+    rt.logs.reopen(&cid).await.map_err(|err| match err {
+        crate::logs::ReopenError::NotRunning(_) => Error::FailedPrecondition(format!(
+            "container {cid} has no log file being written (no log path, or its output ended)"
+        )),
+        io @ crate::logs::ReopenError::Io { .. } => Error::Internal(io.to_string()),
+    })
 }
 
 /// Stops a container, giving it `timeout_secs` after the stop signal before
@@ -144,6 +177,7 @@ pub async fn remove(rt: &Runtime, id: &str) -> Result<()> {
         Err(Error::NotFound(_)) => return Ok(()),
         Err(err) => return Err(err),
     };
+    rt.logs.stop(&cid);
     match rt.docker.remove_container(&cid).await {
         Ok(()) | Err(DockerError::NotFound(_)) => {}
         Err(err) => return Err(err).context(|| format!("remove container {cid}")),

@@ -14,6 +14,7 @@ use crate::cri::{
 };
 use crate::error::{Error, Result};
 use crate::naming;
+use crate::runtime::Settings;
 
 /// What the container joins and inherits from its sandbox.
 #[derive(Debug, Clone)]
@@ -33,7 +34,7 @@ pub fn create_body(
     config: &ContainerConfig,
     sandbox: &SandboxRef<'_>,
     sandbox_config: Option<&PodSandboxConfig>,
-    may_lower_oom_score: bool,
+    settings: &Settings,
 ) -> Result<ContainerCreateBody> {
     let image = config
         .image
@@ -99,7 +100,7 @@ pub fn create_body(
     };
 
     let (binds, mounts) = mounts(config)?;
-    let limits = Limits::from_cri(linux.resources.as_ref(), may_lower_oom_score);
+    let limits = Limits::from_cri(linux.resources.as_ref(), settings.may_lower_oom_score);
 
     let host_config = HostConfig {
         network_mode: Some(format!("container:{}", sandbox.id)),
@@ -139,6 +140,7 @@ pub fn create_body(
         cpuset_cpus: limits.cpuset_cpus.clone(),
         cpuset_mems: limits.cpuset_mems.clone(),
         oom_score_adj: limits.oom_score_adj,
+        log_config: Some(settings.log_config.clone()),
         ..Default::default()
     };
 
@@ -397,6 +399,17 @@ mod tests {
         }
     }
 
+    fn settings() -> Settings {
+        Settings {
+            sandbox_oom_score_adj: None,
+            may_lower_oom_score: true,
+            log_config: bollard::models::HostConfigLogConfig {
+                typ: Some("json-file".into()),
+                config: Some(HashMap::from([("max-size".into(), "10m".into())])),
+            },
+        }
+    }
+
     fn sandbox_config() -> PodSandboxConfig {
         PodSandboxConfig {
             log_directory: "/var/log/pods/ns_web_u1".into(),
@@ -406,7 +419,7 @@ mod tests {
 
     #[test]
     fn process_labels_and_namespaces_follow_the_sandbox() {
-        let body = create_body(&config(), &SANDBOX, Some(&sandbox_config()), true).unwrap();
+        let body = create_body(&config(), &SANDBOX, Some(&sandbox_config()), &settings()).unwrap();
         assert_eq!(body.image.as_deref(), Some("busybox"));
         assert_eq!(body.entrypoint, Some(vec!["/bin/sh".to_string()]));
         assert_eq!(
@@ -443,12 +456,12 @@ mod tests {
     fn command_without_args_does_not_inherit_the_image_cmd() {
         let mut cfg = config();
         cfg.args.clear();
-        let body = create_body(&cfg, &SANDBOX, None, true).unwrap();
+        let body = create_body(&cfg, &SANDBOX, None, &settings()).unwrap();
         assert_eq!(body.entrypoint, Some(vec!["/bin/sh".to_string()]));
         assert_eq!(body.cmd, None);
         let mut cfg = config();
         cfg.command.clear();
-        let body = create_body(&cfg, &SANDBOX, None, true).unwrap();
+        let body = create_body(&cfg, &SANDBOX, None, &settings()).unwrap();
         assert_eq!(
             body.entrypoint, None,
             "args alone keep the image's entrypoint"
@@ -470,7 +483,7 @@ mod tests {
                 }),
                 ..Default::default()
             });
-            create_body(&cfg, &SANDBOX, None, true).map(|b| b.host_config.unwrap().pid_mode)
+            create_body(&cfg, &SANDBOX, None, &settings()).map(|b| b.host_config.unwrap().pid_mode)
         };
         assert_eq!(with_pid(NamespaceMode::Container, "").unwrap(), None);
         assert_eq!(
@@ -540,7 +553,7 @@ mod tests {
         let mut cfg = config();
         cfg.image = None;
         assert!(matches!(
-            create_body(&cfg, &SANDBOX, None, true),
+            create_body(&cfg, &SANDBOX, None, &settings()),
             Err(Error::InvalidArgument(_))
         ));
         let mut cfg = config();
@@ -549,7 +562,7 @@ mod tests {
             value: b"x".to_vec(),
         });
         assert!(matches!(
-            create_body(&cfg, &SANDBOX, None, true),
+            create_body(&cfg, &SANDBOX, None, &settings()),
             Err(Error::InvalidArgument(_))
         ));
         let mut cfg = config();
@@ -558,7 +571,7 @@ mod tests {
             ..Default::default()
         });
         assert!(matches!(
-            create_body(&cfg, &SANDBOX, None, true),
+            create_body(&cfg, &SANDBOX, None, &settings()),
             Err(Error::Unimplemented(_))
         ));
     }

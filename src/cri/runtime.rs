@@ -182,11 +182,12 @@ impl RuntimeService for RuntimeServiceImpl {
 
     async fn reopen_container_log(
         &self,
-        _: Request<ReopenContainerLogRequest>,
+        req: Request<ReopenContainerLogRequest>,
     ) -> Reply<ReopenContainerLogResponse> {
-        unsupported(
+        let result = container::reopen_log(&self.rt, &req.into_inner().container_id).await;
+        respond(
             "ReopenContainerLog",
-            "container log files are not written by this version yet",
+            result.map(|()| ReopenContainerLogResponse {}),
         )
     }
 

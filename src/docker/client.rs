@@ -276,6 +276,22 @@ impl DockerApi for BollardDocker {
         hijack::post_upgrade(&self.endpoint, &path, serde_json::json!({})).await
     }
 
+    async fn container_logs(
+        &self,
+        container_id: &str,
+        follow: bool,
+        since: Option<(i64, u32)>,
+    ) -> DockerResult<Box<dyn tokio::io::AsyncRead + Send + Unpin>> {
+        let mut path = format!(
+            "/containers/{container_id}/logs?stdout=1&stderr=1&timestamps=1&follow={}",
+            u8::from(follow)
+        );
+        if let Some((secs, nanos)) = since {
+            path.push_str(&format!("&since={secs}.{nanos:09}"));
+        }
+        hijack::get_body(&self.endpoint, &path).await
+    }
+
     async fn resize_container(&self, container_id: &str, size: TermSize) -> DockerResult<()> {
         let options = ResizeContainerTTYOptions {
             h: i32::from(size.height),

@@ -46,6 +46,63 @@ impl Endpoint {
     }
 }
 
+/// Sends `GET path` and returns the response body as a byte stream, for
+/// long-running streamed answers such as followed logs.
+pub async fn get_body(
+    endpoint: &Endpoint,
+    path: &str,
+) -> DockerResult<Box<dyn AsyncRead + Send + Unpin>> {
+    let transport = |e: std::io::Error| DockerError::Transport(format!("connect to docker: {e}"));
+    match endpoint {
+        Endpoint::Unix(socket) => {
+            let stream = UnixStream::connect(socket).await.map_err(transport)?;
+            body_of(stream, path).await
+        }
+        Endpoint::Tcp(addr) => {
+            let stream = TcpStream::connect(addr).await.map_err(transport)?;
+            body_of(stream, path).await
+        }
+    }
+}
+
+async fn body_of<S>(stream: S, path: &str) -> DockerResult<Box<dyn AsyncRead + Send + Unpin>>
+where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    use futures_util::TryStreamExt;
+    use http_body_util::BodyExt;
+    let http = |e: hyper::Error| DockerError::Transport(format!("{path}: {e}"));
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(http)?;
+    tokio::spawn(async move {
+        if let Err(err) = connection.await {
+            tracing::debug!(error = %err, "streamed docker response ended");
+        }
+    });
+    let request = Request::get(path)
+        .header(hyper::header::HOST, "docker")
+        .body(Full::new(Bytes::new()))
+        .map_err(|e| DockerError::Transport(format!("{path}: {e}")))?;
+    let response = sender.send_request(request).await.map_err(http)?;
+    let status = response.status();
+    if !status.is_success() {
+        let message = read_error(response.into_body()).await;
+        return Err(match status {
+            StatusCode::NOT_FOUND => DockerError::NotFound(message),
+            _ => DockerError::Api {
+                status: status.as_u16(),
+                message,
+            },
+        });
+    }
+    let chunks = response
+        .into_body()
+        .into_data_stream()
+        .map_err(std::io::Error::other);
+    Ok(Box::new(tokio_util::io::StreamReader::new(chunks)))
+}
+
 /// Sends `POST path` with a JSON body asking for a raw stream and returns the
 /// upgraded connection.
 pub async fn post_upgrade(

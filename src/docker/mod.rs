@@ -156,6 +156,16 @@ pub trait DockerApi: Send + Sync + 'static {
     ) -> DockerResult<Box<dyn RawStream>>;
     /// `POST /containers/{id}/resize`.
     async fn resize_container(&self, container_id: &str, size: TermSize) -> DockerResult<()>;
+    /// `GET /containers/{id}/logs?stdout=1&stderr=1&timestamps=1`, following
+    /// new output when `follow`, from `since` (Unix seconds and nanoseconds)
+    /// when given: the raw body (multiplexed unless the container has a TTY),
+    /// each message prefixed by its RFC 3339 timestamp and a space.
+    async fn container_logs(
+        &self,
+        container_id: &str,
+        follow: bool,
+        since: Option<(i64, u32)>,
+    ) -> DockerResult<Box<dyn tokio::io::AsyncRead + Send + Unpin>>;
     /// `GET /exec/{id}/json`.
     async fn inspect_exec(&self, exec_id: &str) -> DockerResult<ExecInspectResponse>;
 

@@ -1,0 +1,320 @@
+//! Container logs in the CRI format.
+//!
+//! One writer per container follows Docker's own copy of its output (the
+//! json-file or local log driver, bounded by the shim's size limit) and
+//! writes it to the container's CRI log path in the format the kubelet and
+//! crictl read ([`crilog`]). Docker's copy is the durable buffer: a writer
+//! started after a restart of the shim resumes after the last entry already
+//! in the file, by timestamp, so every line lands exactly once, including
+//! output written before any writer was attached.
+
+pub mod crilog;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::docker::hijack::{Demuxer, Output};
+use crate::docker::{DockerApi, Filters};
+use crate::naming;
+use crilog::{LineSplitter, LogFile, Stream};
+
+/// Longest CRI log entry; longer lines are split into partial entries.
+pub const MAX_LINE: usize = 16 * 1024;
+/// Buffered log data reaches the file at least this often.
+const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Why a log file could not be reopened.
+#[derive(Debug, thiserror::Error)]
+pub enum ReopenError {
+    /// No writer runs for the container (it is not running, or has no log path).
+    #[error("no log writer runs for container {0}")]
+    NotRunning(String),
+    /// The file could not be reopened.
+    #[error("reopen {path}: {source}")]
+    Io {
+        /// The log path.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+enum Control {
+    Reopen(oneshot::Sender<std::io::Result<()>>),
+}
+
+struct Writer {
+    control: mpsc::Sender<Control>,
+    task: JoinHandle<()>,
+    path: PathBuf,
+}
+
+/// The log writers of all containers.
+pub struct LogWriters {
+    docker: Arc<dyn DockerApi>,
+    writers: Mutex<HashMap<String, Writer>>,
+}
+
+impl LogWriters {
+    /// No writers yet.
+    pub fn new(docker: Arc<dyn DockerApi>) -> Self {
+        Self {
+            docker,
+            writers: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn writers(&self) -> std::sync::MutexGuard<'_, HashMap<String, Writer>> {
+        self.writers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Starts writing a container's output to `path`, unless a writer
+    /// already does. With `follow`, the writer keeps going until the
+    /// container's output ends; without, it catches up and stops.
+    pub fn start(&self, container_id: &str, path: PathBuf, tty: bool, follow: bool) {
+        let mut writers = self.writers();
+        if writers
+            .get(container_id)
+            .is_some_and(|w| !w.task.is_finished())
+        {
+            return;
+        }
+        let (control, control_rx) = mpsc::channel(4);
+        let task = tokio::spawn(write_logs(
+            self.docker.clone(),
+            container_id.to_string(),
+            path.clone(),
+            tty,
+            follow,
+            control_rx,
+        ));
+        writers.insert(
+            container_id.to_string(),
+            Writer {
+                control,
+                task,
+                path,
+            },
+        );
+    }
+
+    /// Reopens a running container's log file at its path (the kubelet has
+    /// renamed the old one), without losing a line.
+    pub async fn reopen(&self, container_id: &str) -> Result<(), ReopenError> {
+        let (control, path) = {
+            let writers = self.writers();
+            match writers.get(container_id).filter(|w| !w.task.is_finished()) {
+                Some(w) => (w.control.clone(), w.path.clone()),
+                None => return Err(ReopenError::NotRunning(container_id.to_string())),
+            }
+        };
+        let (ack, done) = oneshot::channel();
+        control
+            .send(Control::Reopen(ack))
+            .await
+            .map_err(|_| ReopenError::NotRunning(container_id.to_string()))?;
+        match done.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(source)) => Err(ReopenError::Io { path, source }),
+            Err(_) => Err(ReopenError::NotRunning(container_id.to_string())),
+        }
+    }
+
+    /// Stops a container's writer (the container is being removed).
+    pub fn stop(&self, container_id: &str) {
+        if let Some(writer) = self.writers().remove(container_id) {
+            writer.task.abort();
+        }
+    }
+
+    /// After a start of the shim: resumes the writers of containers started
+    /// before `shim_started` that still run, and catches up the files of
+    /// those that exited while no writer ran. Containers started later were
+    /// started by another shim on the same Docker, whose writers have them.
+    pub async fn resume(&self, shim_started: DateTime<Utc>) {
+        let filters = Filters::from([(
+            "label".to_string(),
+            vec![format!("{}={}", naming::TYPE_LABEL, naming::TYPE_CONTAINER)],
+        )]);
+        let containers = match self.docker.list_containers(filters).await {
+            Ok(containers) => containers,
+            Err(err) => {
+                return tracing::warn!(error = %err, "cannot list containers to resume their logs");
+            }
+        };
+        for summary in containers {
+            let (Some(id), Some(path)) = (
+                summary.id.as_deref(),
+                summary
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(naming::LOG_PATH_LABEL)),
+            ) else {
+                continue;
+            };
+            let Ok(inspected) = self.docker.inspect_container(id).await else {
+                continue;
+            };
+            let tty = inspected
+                .config
+                .as_ref()
+                .and_then(|c| c.tty)
+                .unwrap_or(false);
+            let state = inspected.state.unwrap_or_default();
+            let started = crate::docker::timestamp_nanos(state.started_at.as_deref());
+            let before_us = shim_started
+                .timestamp_nanos_opt()
+                .is_some_and(|ours| started < ours);
+            if started == 0 || !before_us {
+                continue;
+            }
+            let path = PathBuf::from(path);
+            if state.running == Some(true) {
+                self.start(id, path, tty, true);
+            } else if path.exists() {
+                self.start(id, path, tty, false);
+            }
+        }
+    }
+}
+
+/// One log message from Docker: its stream, its timestamp, its bytes.
+type Message = (Stream, DateTime<Utc>, Bytes);
+
+/// Reads Docker's log stream message by message.
+enum Messages {
+    /// Multiplexed frames, one message each (containers without a TTY).
+    Framed(Demuxer<Box<dyn AsyncRead + Send + Unpin>>),
+    /// Raw lines, each starting with its timestamp (TTY containers).
+    Raw(BufReader<Box<dyn AsyncRead + Send + Unpin>>, Vec<u8>),
+}
+
+impl Messages {
+    async fn next(&mut self) -> std::io::Result<Option<Message>> {
+        loop {
+            let (stream, payload) = match self {
+                Messages::Framed(demux) => match demux.next().await? {
+                    Some((Output::Stdout, bytes)) => (Stream::Stdout, bytes),
+                    Some((Output::Stderr, bytes)) => (Stream::Stderr, bytes),
+                    None => return Ok(None),
+                },
+                Messages::Raw(reader, line) => {
+                    line.clear();
+                    if reader.read_until(b'\n', line).await? == 0 {
+                        return Ok(None);
+                    }
+                    (Stream::Stdout, Bytes::copy_from_slice(line))
+                }
+            };
+            let Some(space) = payload.iter().position(|b| *b == b' ') else {
+                continue;
+            };
+            match crilog::parse_timestamp(&payload[..space]) {
+                Ok(ts) => return Ok(Some((stream, ts, payload.slice(space + 1..)))),
+                Err(err) => tracing::debug!(error = %err, "log message without a timestamp"),
+            }
+        }
+    }
+}
+
+async fn write_logs(
+    docker: Arc<dyn DockerApi>,
+    id: String,
+    path: PathBuf,
+    tty: bool,
+    follow: bool,
+    mut control: mpsc::Receiver<Control>,
+) {
+    match copy_logs(docker.as_ref(), &id, &path, tty, follow, &mut control).await {
+        Ok(()) => {}
+        Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {
+            tracing::info!(container = %id, error = %err, "another writer has this container's log");
+        }
+        Err(err) => {
+            tracing::warn!(container = %id, path = %path.display(), error = %err, "container log writer stopped");
+        }
+    }
+    // Later reopen requests find the writer gone; answer any already queued.
+    control.close();
+    while let Ok(Control::Reopen(ack)) = control.try_recv() {
+        let _ = ack.send(Err(std::io::Error::other(
+            "the container's output has ended",
+        )));
+    }
+}
+
+async fn copy_logs(
+    docker: &dyn DockerApi,
+    id: &str,
+    path: &PathBuf,
+    tty: bool,
+    follow: bool,
+    control: &mut mpsc::Receiver<Control>,
+) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        tokio::fs::create_dir_all(dir).await?;
+    }
+    let last = crilog::last_timestamp(path).await;
+    let mut file = LogFile::open(path.clone()).await?;
+    let since = last.map(|t| (t.timestamp(), t.timestamp_subsec_nanos()));
+    let body = docker
+        .container_logs(id, follow, since)
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let mut messages = if tty {
+        Messages::Raw(BufReader::new(body), Vec::new())
+    } else {
+        Messages::Framed(Demuxer::new(body))
+    };
+    let mut stdout = LineSplitter::new(Stream::Stdout, MAX_LINE);
+    let mut stderr = LineSplitter::new(Stream::Stderr, MAX_LINE);
+    let mut latest = last.unwrap_or_else(Utc::now);
+    // Set when unflushed data waits: it reaches the file by then at the
+    // latest, however steadily more output trickles in.
+    let mut flush_at: Option<tokio::time::Instant> = None;
+    loop {
+        tokio::select! {
+            message = messages.next() => {
+                let Some((stream, ts, content)) = message? else { break };
+                // Docker's `since` is inclusive: skip what the file has.
+                if last.is_some_and(|l| ts <= l) {
+                    continue;
+                }
+                latest = ts;
+                let splitter = match stream {
+                    Stream::Stdout => &mut stdout,
+                    Stream::Stderr => &mut stderr,
+                };
+                file.write_output(splitter, &content, ts).await?;
+                flush_at.get_or_insert_with(|| tokio::time::Instant::now() + FLUSH_INTERVAL);
+            }
+            Some(Control::Reopen(ack)) = control.recv() => {
+                let _ = ack.send(file.reopen().await);
+            }
+            () = sleep_until(flush_at), if flush_at.is_some() => {
+                file.flush().await?;
+                flush_at = None;
+            }
+        }
+    }
+    // Output that ended without a newline is a final partial entry.
+    file.finish_output(&mut stdout, latest).await?;
+    file.finish_output(&mut stderr, latest).await?;
+    file.close().await
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
