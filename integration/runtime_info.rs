@@ -115,13 +115,6 @@ async fn unserved_rpcs_answer_unimplemented_with_a_message() {
                 .unwrap_err(),
         ),
         (
-            "ReopenContainerLog",
-            rt.reopen_container_log(ReopenContainerLogRequest::default())
-                .await
-                .map(|_| ())
-                .unwrap_err(),
-        ),
-        (
             "CheckpointPod",
             rt.checkpoint_pod(CheckpointPodRequest::default())
                 .await
