@@ -277,7 +277,7 @@ async fn copy_logs(
     };
     let mut stdout = LineSplitter::new(Stream::Stdout, MAX_LINE);
     let mut stderr = LineSplitter::new(Stream::Stderr, MAX_LINE);
-    let mut latest = last.unwrap_or_else(Utc::now);
+    let mut latest = last.unwrap_or(DateTime::<Utc>::MIN_UTC);
     // Set when unflushed data waits: it reaches the file by then at the
     // latest, however steadily more output trickles in.
     let mut flush_at: Option<tokio::time::Instant> = None;
@@ -289,6 +289,10 @@ async fn copy_logs(
                 if last.is_some_and(|l| ts <= l) {
                     continue;
                 }
+                // Docker stamps stdout and stderr in separate readers, so the
+                // two can be out of order by microseconds; the file keeps
+                // time monotonic, as its readers (`--since`) assume.
+                let ts = ts.max(latest);
                 latest = ts;
                 let splitter = match stream {
                     Stream::Stdout => &mut stdout,
@@ -307,6 +311,9 @@ async fn copy_logs(
         }
     }
     // Output that ended without a newline is a final partial entry.
+    if latest == DateTime::<Utc>::MIN_UTC {
+        latest = Utc::now();
+    }
     file.finish_output(&mut stdout, latest).await?;
     file.finish_output(&mut stderr, latest).await?;
     file.close().await
