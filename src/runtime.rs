@@ -162,3 +162,45 @@ fn has_cap_sys_resource() -> bool {
         })
         .is_some_and(|bits| bits & (1 << CAP_SYS_RESOURCE) != 0)
 }
+
+impl Runtime {
+    /// Inspects a container by id (or unique prefix) that must carry the
+    /// shim's type label `kind` (a sandbox or an application container);
+    /// anything else is reported as not found, named as `what`.
+    pub async fn inspect_kind(
+        &self,
+        id: &str,
+        kind: &str,
+        what: &str,
+    ) -> crate::error::Result<bollard::models::ContainerInspectResponse> {
+        use crate::error::{DockerContext, Error};
+        if id.is_empty() {
+            return Err(Error::InvalidArgument(format!("{what} id is required")));
+        }
+        let not_found = || Error::NotFound(format!("{what} {id:?} not found"));
+        let inspected = match self.docker.inspect_container(id).await {
+            Ok(inspected) => inspected,
+            Err(crate::docker::DockerError::NotFound(_)) => return Err(not_found()),
+            Err(err) => return Err(err).context(|| format!("inspect {what} {id}")),
+        };
+        let matches = inspected
+            .config
+            .as_ref()
+            .and_then(|c| c.labels.as_ref())
+            .and_then(|l| l.get(crate::naming::TYPE_LABEL))
+            .is_some_and(|t| t == kind);
+        if !matches {
+            return Err(not_found());
+        }
+        Ok(inspected)
+    }
+}
+
+/// Whether Docker reports the container running.
+pub fn is_running(inspected: &bollard::models::ContainerInspectResponse) -> bool {
+    inspected
+        .state
+        .as_ref()
+        .and_then(|s| s.running)
+        .unwrap_or(false)
+}

@@ -15,7 +15,7 @@ use crate::cri::{
 use crate::docker::hijack::{Demuxer, Output};
 use crate::docker::{DockerError, ExecSpec, Filters, RawStream};
 use crate::error::{DockerContext, Error, Result};
-use crate::runtime::Runtime;
+use crate::runtime::{Runtime, is_running};
 use crate::{naming, sandbox};
 
 /// Most output ExecSync keeps per stream; the rest is read and dropped.
@@ -36,12 +36,7 @@ pub async fn create(rt: &Runtime, req: CreateContainerRequest) -> Result<String>
     let pod = naming::parse_sandbox_name(sandbox_name).ok_or_else(|| {
         Error::FailedPrecondition(format!("pod sandbox {sandbox_name:?} has no readable name"))
     })?;
-    if !sandbox
-        .state
-        .as_ref()
-        .and_then(|s| s.running)
-        .unwrap_or(false)
-    {
+    if !is_running(&sandbox) {
         return Err(Error::FailedPrecondition(format!(
             "pod sandbox {} is not ready",
             req.pod_sandbox_id
@@ -72,25 +67,21 @@ pub async fn create(rt: &Runtime, req: CreateContainerRequest) -> Result<String>
 /// Inspects an application container by id (or unique prefix); sandboxes
 /// and foreign containers are not found.
 pub async fn inspect(rt: &Runtime, id: &str) -> Result<ContainerInspectResponse> {
-    if id.is_empty() {
-        return Err(Error::InvalidArgument("container id is required".into()));
+    rt.inspect_kind(id, naming::TYPE_CONTAINER, "container")
+        .await
+}
+
+/// Inspects an application container that must be running; returns its
+/// full id with what Docker reported.
+pub async fn inspect_running(rt: &Runtime, id: &str) -> Result<(String, ContainerInspectResponse)> {
+    let inspected = inspect(rt, id).await?;
+    let cid = full_id(&inspected);
+    if !is_running(&inspected) {
+        return Err(Error::FailedPrecondition(format!(
+            "container {cid} is not running"
+        )));
     }
-    let not_found = || Error::NotFound(format!("container {id:?} not found"));
-    let inspected = match rt.docker.inspect_container(id).await {
-        Ok(inspected) => inspected,
-        Err(DockerError::NotFound(_)) => return Err(not_found()),
-        Err(err) => return Err(err).context(|| format!("inspect container {id}")),
-    };
-    let is_container = inspected
-        .config
-        .as_ref()
-        .and_then(|c| c.labels.as_ref())
-        .and_then(|l| l.get(naming::TYPE_LABEL))
-        .is_some_and(|t| t == naming::TYPE_CONTAINER);
-    if !is_container {
-        return Err(not_found());
-    }
-    Ok(inspected)
+    Ok((cid, inspected))
 }
 
 fn full_id(inspected: &ContainerInspectResponse) -> String {
@@ -133,18 +124,7 @@ pub async fn start(rt: &Runtime, id: &str) -> Result<()> {
 
 /// Reopens a running container's CRI log file (after the kubelet rotated it).
 pub async fn reopen_log(rt: &Runtime, id: &str) -> Result<()> {
-    let inspected = inspect(rt, id).await?;
-    let cid = full_id(&inspected);
-    if !inspected
-        .state
-        .as_ref()
-        .and_then(|s| s.running)
-        .unwrap_or(false)
-    {
-        return Err(Error::FailedPrecondition(format!(
-            "container {cid} is not running"
-        )));
-    }
+    let (cid, _) = inspect_running(rt, id).await?;
     rt.logs.reopen(&cid).await.map_err(|err| match err {
         crate::logs::ReopenError::NotRunning(_) => Error::FailedPrecondition(format!(
             "container {cid} has no log file being written (no log path, or its output ended)"
@@ -267,18 +247,7 @@ pub async fn exec_sync(rt: &Runtime, req: ExecSyncRequest) -> Result<ExecSyncRes
     if req.cmd.is_empty() {
         return Err(Error::InvalidArgument("exec command is required".into()));
     }
-    let inspected = inspect(rt, &req.container_id).await?;
-    let cid = full_id(&inspected);
-    if !inspected
-        .state
-        .as_ref()
-        .and_then(|s| s.running)
-        .unwrap_or(false)
-    {
-        return Err(Error::FailedPrecondition(format!(
-            "container {cid} is not running"
-        )));
-    }
+    let (cid, _) = inspect_running(rt, &req.container_id).await?;
     let spec = ExecSpec {
         cmd: req.cmd.clone(),
         stdout: true,

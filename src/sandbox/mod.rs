@@ -117,25 +117,8 @@ pub(crate) async fn discard(rt: &Runtime, id: &str) {
 /// Inspects a sandbox by id (or unique id prefix). Anything that is not a
 /// pod sandbox is reported as not found.
 pub async fn inspect(rt: &Runtime, id: &str) -> Result<ContainerInspectResponse> {
-    if id.is_empty() {
-        return Err(Error::InvalidArgument("pod sandbox id is required".into()));
-    }
-    let not_found = || Error::NotFound(format!("pod sandbox {id:?} not found"));
-    let inspected = match rt.docker.inspect_container(id).await {
-        Ok(inspected) => inspected,
-        Err(DockerError::NotFound(_)) => return Err(not_found()),
-        Err(err) => return Err(err).context(|| format!("inspect pod sandbox {id}")),
-    };
-    let is_sandbox = inspected
-        .config
-        .as_ref()
-        .and_then(|c| c.labels.as_ref())
-        .and_then(|l| l.get(naming::TYPE_LABEL))
-        .is_some_and(|t| t == naming::TYPE_SANDBOX);
-    if !is_sandbox {
-        return Err(not_found());
-    }
-    Ok(inspected)
+    rt.inspect_kind(id, naming::TYPE_SANDBOX, "pod sandbox")
+        .await
 }
 
 /// The containers that belong to a sandbox.

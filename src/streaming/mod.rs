@@ -79,14 +79,14 @@ impl Streaming {
             return Err(Error::InvalidArgument("exec command is required".into()));
         }
         check_streams(req.tty, req.stdin, req.stdout, req.stderr)?;
-        req.container_id = running_container(rt, &req.container_id).await?;
+        req.container_id = container::inspect_running(rt, &req.container_id).await?.0;
         self.url("exec", Pending::Exec(req))
     }
 
     /// `Attach`: checks the request and returns the URL to stream it.
     pub async fn attach(&self, rt: &Runtime, mut req: AttachRequest) -> Result<String> {
         check_streams(req.tty, req.stdin, req.stdout, req.stderr)?;
-        req.container_id = running_container(rt, &req.container_id).await?;
+        req.container_id = container::inspect_running(rt, &req.container_id).await?.0;
         self.url("attach", Pending::Attach(req))
     }
 
@@ -98,12 +98,7 @@ impl Streaming {
             )));
         }
         let inspected = sandbox::inspect(rt, &req.pod_sandbox_id).await?;
-        if !inspected
-            .state
-            .as_ref()
-            .and_then(|s| s.running)
-            .unwrap_or(false)
-        {
+        if !crate::runtime::is_running(&inspected) {
             return Err(Error::FailedPrecondition(format!(
                 "pod sandbox {} is not running",
                 req.pod_sandbox_id
@@ -127,23 +122,6 @@ fn check_streams(tty: bool, stdin: bool, stdout: bool, stderr: bool) -> Result<(
         ));
     }
     Ok(())
-}
-
-/// The full id of a running application container.
-async fn running_container(rt: &Runtime, id: &str) -> Result<String> {
-    let inspected = container::inspect(rt, id).await?;
-    let cid = inspected.id.clone().unwrap_or_default();
-    if !inspected
-        .state
-        .as_ref()
-        .and_then(|s| s.running)
-        .unwrap_or(false)
-    {
-        return Err(Error::FailedPrecondition(format!(
-            "container {cid} is not running"
-        )));
-    }
-    Ok(cid)
 }
 
 #[cfg(test)]
