@@ -197,6 +197,7 @@ pub async fn remove(rt: &Runtime, id: &str) -> Result<()> {
         .iter()
         .filter_map(|c| c.id.as_deref())
         .map(|cid| async move {
+            rt.logs.stop(cid);
             match rt.docker.remove_container(cid).await {
                 Ok(()) | Err(DockerError::NotFound(_)) => Ok(()),
                 Err(err) => Err(err)
