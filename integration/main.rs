@@ -13,4 +13,5 @@ mod lifecycle;
 mod logs;
 mod runtime_info;
 mod sandboxes;
+mod security;
 mod streaming;

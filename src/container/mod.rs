@@ -1,6 +1,7 @@
 //! Application containers: create, start, stop, remove, list, status,
 //! resource updates and synchronous exec.
 
+pub mod security;
 pub mod spec;
 pub mod status;
 

@@ -16,6 +16,8 @@ use crate::error::{Error, Result};
 use crate::naming;
 use crate::runtime::Settings;
 
+use super::security;
+
 /// What the container joins and inherits from its sandbox.
 #[derive(Debug, Clone)]
 pub struct SandboxRef<'a> {
@@ -129,9 +131,14 @@ pub fn create_body(
                 .map(i64::to_string)
                 .collect()
         }),
-        security_opt: security
-            .no_new_privs
-            .then(|| vec!["no-new-privileges".to_string()]),
+        security_opt: Some(security::security_opts(&security)?).filter(|o| !o.is_empty()),
+        // Docker applies its own defaults when none are given; an
+        // unprivileged container gets the kubelet's lists as they are.
+        masked_paths: (!security.privileged && !security.masked_paths.is_empty())
+            .then(|| security.masked_paths.clone()),
+        readonly_paths: (!security.privileged && !security.readonly_paths.is_empty())
+            .then(|| security.readonly_paths.clone()),
+        devices: Some(security::devices(&config.devices)?).filter(|d| !d.is_empty()),
         cpu_period: limits.cpu_period,
         cpu_quota: limits.cpu_quota,
         cpu_shares: limits.cpu_shares,
@@ -151,6 +158,7 @@ pub fn create_body(
         env: (!env.is_empty()).then_some(env),
         working_dir: (!config.working_dir.is_empty()).then(|| config.working_dir.clone()),
         user: user(&security)?,
+        stop_signal: security::stop_signal(config.stop_signal),
         tty: Some(config.tty),
         open_stdin: Some(config.stdin),
         stdin_once: Some(config.stdin_once),

@@ -8,7 +8,10 @@ use bollard::models::{
     ContainerSummaryStateEnum, ImageInspect,
 };
 
-use crate::cri::{Container, ContainerState, ContainerStatus, ImageSpec, Mount, MountPropagation};
+use crate::cri::{
+    Container, ContainerResources, ContainerState, ContainerStatus, ContainerUser, ImageSpec,
+    LinuxContainerResources, LinuxContainerUser, Mount, MountPropagation,
+};
 use crate::docker::timestamp_nanos;
 use crate::naming;
 
@@ -135,8 +138,65 @@ pub fn status_from_inspect(
             .get(naming::LOG_PATH_LABEL)
             .cloned()
             .unwrap_or_default(),
-        ..Default::default()
+        resources: Some(resources(inspected)),
+        user: user(inspected),
+        stop_signal: super::security::signal_from_docker(config.stop_signal.as_deref()),
     }
+}
+
+/// The limits Docker applies now (they change with UpdateContainerResources),
+/// so the kubelet can tell whether an in-place resize took effect.
+fn resources(inspected: &ContainerInspectResponse) -> ContainerResources {
+    let host = inspected.host_config.clone().unwrap_or_default();
+    ContainerResources {
+        linux: Some(LinuxContainerResources {
+            cpu_period: host.cpu_period.unwrap_or_default(),
+            cpu_quota: host.cpu_quota.unwrap_or_default(),
+            cpu_shares: host.cpu_shares.unwrap_or_default(),
+            memory_limit_in_bytes: host.memory.unwrap_or_default(),
+            memory_swap_limit_in_bytes: host.memory_swap.unwrap_or_default().max(0),
+            oom_score_adj: host.oom_score_adj.unwrap_or_default(),
+            cpuset_cpus: host.cpuset_cpus.unwrap_or_default(),
+            cpuset_mems: host.cpuset_mems.unwrap_or_default(),
+            ..Default::default()
+        }),
+        windows: None,
+    }
+}
+
+/// The process's user as Docker runs it, when it is numeric (a user name
+/// would need the image's /etc/passwd to resolve).
+fn user(inspected: &ContainerInspectResponse) -> Option<ContainerUser> {
+    let configured = inspected.config.as_ref()?.user.clone().unwrap_or_default();
+    let (uid, gid) = match configured.split_once(':') {
+        Some((uid, gid)) => (uid, Some(gid)),
+        None => (configured.as_str(), None),
+    };
+    let uid = if uid.is_empty() {
+        Some(0)
+    } else {
+        uid.parse::<i64>().ok()
+    }?;
+    let gid = match gid {
+        Some(gid) => gid.parse::<i64>().ok()?,
+        None if uid == 0 => 0,
+        None => return None,
+    };
+    let supplemental_groups = inspected
+        .host_config
+        .as_ref()
+        .and_then(|h| h.group_add.clone())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|g| g.parse().ok())
+        .collect();
+    Some(ContainerUser {
+        linux: Some(LinuxContainerUser {
+            uid,
+            gid,
+            supplemental_groups,
+        }),
+    })
 }
 
 /// The container's bind mounts as Docker applied them.
