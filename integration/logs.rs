@@ -167,7 +167,7 @@ async fn long_lines_split_into_partial_entries_and_output_without_newline_is_kep
     let (_, long) = pod
         .run(
             "long",
-            "head -c 1048576 /dev/zero | tr '\\0' 'a'; echo; echo after",
+            "head -c 1049576 /dev/zero | tr '\\0' 'a'; echo; echo after",
         )
         .await;
     wait_for(&long, "the long line and the next", |e| {
@@ -176,7 +176,7 @@ async fn long_lines_split_into_partial_entries_and_output_without_newline_is_kep
     .await;
     let all = entries(&long);
     let joined = lines(&all, Stream::Stdout);
-    assert_eq!(joined[0].len(), 1024 * 1024);
+    assert_eq!(joined[0].len(), 1024 * 1024 + 1000);
     assert!(joined[0].iter().all(|b| *b == b'a'));
     assert_eq!(joined[1], b"after");
     assert!(
@@ -196,8 +196,46 @@ async fn long_lines_split_into_partial_entries_and_output_without_newline_is_kep
 }
 
 #[tokio::test]
-async fn the_local_log_driver_keeps_bytes_that_are_not_utf8() {
-    let mut pod = logging_pod_with(&["--docker-log-driver", "local"]).await;
+async fn the_json_file_driver_keeps_long_lines_whole() {
+    let mut pod = logging_pod_with(&["--docker-log-driver", "json-file"]).await;
+    let (id, long) = pod
+        .run(
+            "jsonlong",
+            "head -c 1048576 /dev/zero | tr '\\0' 'b'; echo; echo after",
+        )
+        .await;
+    wait_for(&long, "the long line and the next", |e| {
+        lines(e, Stream::Stdout).len() >= 2
+    })
+    .await;
+    let joined = lines(&entries(&long), Stream::Stdout);
+    assert_eq!(
+        (joined[0].len(), joined[1].as_slice()),
+        (1024 * 1024, &b"after"[..])
+    );
+    let inspected = docker()
+        .await
+        .inspect_container(
+            &id,
+            None::<bollard::query_parameters::InspectContainerOptions>,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        inspected
+            .host_config
+            .unwrap()
+            .log_config
+            .unwrap()
+            .typ
+            .as_deref(),
+        Some("json-file")
+    );
+}
+
+#[tokio::test]
+async fn bytes_that_are_not_utf8_are_kept_with_the_default_local_driver() {
+    let mut pod = logging_pod().await;
     let (id, binary) = pod.run("binary", "printf '\\377\\001\\033[1mx\\n'").await;
     wait_for(&binary, "binary output", |e| !e.is_empty()).await;
     assert_eq!(entries(&binary)[0].content, b"\xff\x01\x1b[1mx");

@@ -50,11 +50,10 @@ pub struct Config {
     pub sandbox_oom_score_adj: i64,
 
     /// Docker log driver of application containers. Docker's copy of a
-    /// container's output is what the CRI log file is written from:
-    /// `json-file` keeps lines intact but turns bytes that are not UTF-8 into
-    /// U+FFFD; `local` keeps bytes exact, but Docker 20.10's local driver
-    /// drops the newline that ends a line longer than 16 KiB.
-    #[arg(long, value_enum, default_value = "json-file")]
+    /// container's output is what the CRI log file is written from: `local`
+    /// keeps every byte; `json-file` turns bytes that are not UTF-8 into
+    /// U+FFFD.
+    #[arg(long, value_enum, default_value = "local")]
     pub docker_log_driver: LogDriver,
 
     /// Size at which Docker rotates its own copy of a container's output

@@ -28,6 +28,8 @@ use crilog::{LineSplitter, LogFile, Stream};
 
 /// Longest CRI log entry; longer lines are split into partial entries.
 pub const MAX_LINE: usize = 16 * 1024;
+/// Size at which Docker's log copier cuts a line into partial messages.
+const DOCKER_MESSAGE_MAX: usize = 16 * 1024;
 /// Buffered log data reaches the file at least this often.
 const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
 
@@ -277,6 +279,7 @@ async fn copy_logs(
     };
     let mut stdout = LineSplitter::new(Stream::Stdout, MAX_LINE);
     let mut stderr = LineSplitter::new(Stream::Stderr, MAX_LINE);
+    let (mut stdout_unterminated, mut stderr_unterminated) = (false, false);
     let mut latest = last.unwrap_or(DateTime::<Utc>::MIN_UTC);
     // Set when unflushed data waits: it reaches the file by then at the
     // latest, however steadily more output trickles in.
@@ -294,10 +297,18 @@ async fn copy_logs(
                 // time monotonic, as its readers (`--since`) assume.
                 let ts = ts.max(latest);
                 latest = ts;
-                let splitter = match stream {
-                    Stream::Stdout => &mut stdout,
-                    Stream::Stderr => &mut stderr,
+                let (splitter, unterminated) = match stream {
+                    Stream::Stdout => (&mut stdout, &mut stdout_unterminated),
+                    Stream::Stderr => (&mut stderr, &mut stderr_unterminated),
                 };
+                // Docker's copier cuts a message without a newline only when
+                // its 16 KiB buffer is full or the stream ends. A shorter one
+                // followed by more output is the last piece of a long line
+                // whose newline Docker's local driver dropped: end the line.
+                if *unterminated {
+                    file.write_output(splitter, b"\n", ts).await?;
+                }
+                *unterminated = !content.ends_with(b"\n") && content.len() < DOCKER_MESSAGE_MAX;
                 file.write_output(splitter, &content, ts).await?;
                 flush_at.get_or_insert_with(|| tokio::time::Instant::now() + FLUSH_INTERVAL);
             }
