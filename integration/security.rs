@@ -156,3 +156,65 @@ async fn security_context_takes_effect_inside_the_container() {
     .await
     .unwrap();
 }
+
+#[tokio::test]
+async fn pids_limits_apply_and_unsupported_limits_are_refused() {
+    let cleanup = Cleanup::new();
+    let shim = Shim::start().await;
+    let mut rt = shim.runtime().await;
+    let pod = pod_config(&cleanup, &unique("pids"));
+    let pod_id = run_pod(&mut rt, &pod).await;
+    let mut config = container_config(&cleanup, "limited", "sleep 1000");
+    config.linux = Some(LinuxContainerConfig {
+        resources: Some(LinuxContainerResources {
+            unified: std::collections::HashMap::from([("pids.max".into(), "42".into())]),
+            hugepage_limits: vec![HugepageLimit {
+                page_size: "2MB".into(),
+                limit: 0,
+            }],
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    let id = start_container(&mut rt, &pod_id, &pod, config.clone()).await;
+    let (max, _, _) = exec(
+        &mut rt,
+        &id,
+        &[
+            "sh",
+            "-c",
+            "cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max",
+        ],
+    )
+    .await;
+    assert_eq!(max.trim(), "42");
+
+    let mut huge = config;
+    huge.metadata.as_mut().unwrap().name = "huge".into();
+    huge.linux
+        .as_mut()
+        .unwrap()
+        .resources
+        .as_mut()
+        .unwrap()
+        .hugepage_limits = vec![HugepageLimit {
+        page_size: "2MB".into(),
+        limit: 2 << 20,
+    }];
+    let err = rt
+        .create_container(CreateContainerRequest {
+            pod_sandbox_id: pod_id.clone(),
+            config: Some(huge),
+            sandbox_config: Some(pod),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unimplemented, "{err:?}");
+    assert!(err.message().contains("huge page"), "{}", err.message());
+    rt.remove_pod_sandbox(RemovePodSandboxRequest {
+        pod_sandbox_id: pod_id,
+    })
+    .await
+    .unwrap();
+    assert!(cleanup.docker_ids().is_empty());
+}

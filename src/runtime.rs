@@ -22,6 +22,22 @@ pub struct Settings {
     /// Docker log configuration of application containers: a driver the
     /// shim can read back, with a size bound.
     pub log_config: bollard::models::HostConfigLogConfig,
+    /// The negotiated Docker Engine API version.
+    pub docker_api: (u32, u32),
+}
+
+impl Settings {
+    /// Fails clearly when a feature needs a newer Docker API than the
+    /// engine speaks, instead of sending a field Docker would ignore.
+    pub fn require_api(&self, needed: (u32, u32), what: &str) -> crate::error::Result<()> {
+        if self.docker_api >= needed {
+            return Ok(());
+        }
+        Err(crate::error::Error::FailedPrecondition(format!(
+            "{what} need Docker API {}.{} or newer; this Docker speaks {}.{}",
+            needed.0, needed.1, self.docker_api.0, self.docker_api.1
+        )))
+    }
 }
 
 /// The cgroup driver Docker uses, as the CRI names it.
@@ -132,6 +148,7 @@ impl Runtime {
                 .filter(|adj| *adj >= 0 || may_lower_oom_score),
             may_lower_oom_score,
             log_config,
+            docker_api: parse_api_version(&host.api_version),
         };
         let pause = PauseImage::new(
             config.pod_infra_container_image.clone(),
@@ -203,4 +220,12 @@ pub fn is_running(inspected: &bollard::models::ContainerInspectResponse) -> bool
         .as_ref()
         .and_then(|s| s.running)
         .unwrap_or(false)
+}
+
+/// `1.41` as (1, 41); an unreadable version counts as the oldest supported.
+fn parse_api_version(version: &str) -> (u32, u32) {
+    version
+        .split_once('.')
+        .and_then(|(major, minor)| Some((major.parse().ok()?, minor.parse().ok()?)))
+        .unwrap_or((1, 41))
 }

@@ -234,7 +234,7 @@ pub async fn update_resources(
     let Some(resources) = resources else {
         return Ok(());
     };
-    let limits = spec::Limits::from_cri(Some(&resources), rt.settings.may_lower_oom_score);
+    let limits = spec::Limits::from_cri(Some(&resources), rt.settings.may_lower_oom_score)?;
     rt.docker
         .update_container(&cid, limits.update_body())
         .await

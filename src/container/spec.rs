@@ -5,12 +5,13 @@
 use std::path::Path;
 
 use bollard::models::{
-    ContainerCreateBody, ContainerUpdateBody, HealthConfig, HostConfig, Mount, MountBindOptions,
-    MountBindOptionsPropagationEnum, MountType,
+    ContainerCreateBody, ContainerUpdateBody, DeviceRequest, HealthConfig, HostConfig, Mount,
+    MountBindOptions, MountBindOptionsPropagationEnum, MountType,
 };
 
 use crate::cri::{
     ContainerConfig, LinuxContainerResources, MountPropagation, NamespaceMode, PodSandboxConfig,
+    SupplementalGroupsPolicy,
 };
 use crate::error::{Error, Result};
 use crate::naming;
@@ -101,8 +102,14 @@ pub fn create_body(
         format!("container:{}", sandbox.id)
     };
 
-    let (binds, mounts) = mounts(config)?;
-    let limits = Limits::from_cri(linux.resources.as_ref(), settings.may_lower_oom_score);
+    if security.supplemental_groups_policy == SupplementalGroupsPolicy::Strict as i32 {
+        return Err(Error::Unimplemented(
+            "supplemental_groups_policy Strict: Docker always adds the groups the image's /etc/group gives the user"
+                .into(),
+        ));
+    }
+    let (binds, mounts) = mounts(config, settings)?;
+    let limits = Limits::from_cri(linux.resources.as_ref(), settings.may_lower_oom_score)?;
 
     let host_config = HostConfig {
         network_mode: Some(format!("container:{}", sandbox.id)),
@@ -147,6 +154,8 @@ pub fn create_body(
         cpuset_cpus: limits.cpuset_cpus.clone(),
         cpuset_mems: limits.cpuset_mems.clone(),
         oom_score_adj: limits.oom_score_adj,
+        pids_limit: limits.pids_limit,
+        device_requests: cdi_requests(config, settings)?,
         log_config: Some(settings.log_config.clone()),
         ..Default::default()
     };
@@ -175,6 +184,22 @@ pub fn create_body(
         host_config: Some(host_config),
         ..Default::default()
     })
+}
+
+/// CDI devices, as Docker device requests (Docker API 1.44+).
+fn cdi_requests(
+    config: &ContainerConfig,
+    settings: &Settings,
+) -> Result<Option<Vec<DeviceRequest>>> {
+    if config.cdi_devices.is_empty() {
+        return Ok(None);
+    }
+    settings.require_api((1, 44), "CDI devices")?;
+    Ok(Some(vec![DeviceRequest {
+        driver: Some("cdi".into()),
+        device_ids: Some(config.cdi_devices.iter().map(|d| d.name.clone()).collect()),
+        ..Default::default()
+    }]))
 }
 
 /// The container's CRI log file: the sandbox's log directory joined with the
@@ -211,7 +236,7 @@ fn user(security: &crate::cri::LinuxContainerSecurityContext) -> Result<Option<S
 /// Docker's two ways to ask for bind mounts: `Binds` strings and `Mounts`.
 type BindMounts = (Option<Vec<String>>, Option<Vec<Mount>>);
 
-fn mounts(config: &ContainerConfig) -> Result<BindMounts> {
+fn mounts(config: &ContainerConfig, settings: &Settings) -> Result<BindMounts> {
     let mut binds = Vec::new();
     let mut structured = Vec::new();
     for mount in &config.mounts {
@@ -229,14 +254,31 @@ fn mounts(config: &ContainerConfig) -> Result<BindMounts> {
         }
         let propagation = MountPropagation::try_from(mount.propagation)
             .unwrap_or(MountPropagation::PropagationPrivate);
+        if mount.recursive_read_only && !mount.readonly {
+            return Err(Error::InvalidArgument(format!(
+                "mount {:?}: recursive_read_only needs readonly",
+                mount.container_path
+            )));
+        }
+        if mount.recursive_read_only {
+            settings.require_api((1, 44), "recursive read-only mounts")?;
+        }
         let awkward = |p: &str| p.contains(':') || p.contains(',');
-        if awkward(&mount.host_path) || awkward(&mount.container_path) {
+        if mount.selinux_relabel && (awkward(&mount.host_path) || awkward(&mount.container_path)) {
+            return Err(Error::InvalidArgument(format!(
+                "mount {:?}: SELinux relabelling needs paths without ':' or ','",
+                mount.container_path
+            )));
+        }
+        if awkward(&mount.host_path) || awkward(&mount.container_path) || mount.recursive_read_only
+        {
             structured.push(Mount {
                 target: Some(mount.container_path.clone()),
                 source: Some(mount.host_path.clone()),
                 typ: Some(MountType::BIND),
                 read_only: Some(mount.readonly),
                 bind_options: Some(MountBindOptions {
+                    read_only_force_recursive: mount.recursive_read_only.then_some(true),
                     propagation: Some(match propagation {
                         MountPropagation::PropagationBidirectional => {
                             MountBindOptionsPropagationEnum::RSHARED
@@ -257,6 +299,10 @@ fn mounts(config: &ContainerConfig) -> Result<BindMounts> {
         let mut opts = Vec::new();
         if mount.readonly {
             opts.push("ro");
+        }
+        // A private relabel, as the kubelet asks for a pod's own volumes.
+        if mount.selinux_relabel {
+            opts.push("Z");
         }
         match propagation {
             MountPropagation::PropagationBidirectional => opts.push("rshared"),
@@ -295,6 +341,8 @@ pub struct Limits {
     pub cpuset_mems: Option<String>,
     /// OOM score adjustment.
     pub oom_score_adj: Option<i64>,
+    /// Most processes (from the `pids.max` unified key).
+    pub pids_limit: Option<i64>,
 }
 
 impl Limits {
@@ -304,10 +352,35 @@ impl Limits {
     pub fn from_cri(
         resources: Option<&LinuxContainerResources>,
         may_lower_oom_score: bool,
-    ) -> Self {
+    ) -> Result<Self> {
         let Some(r) = resources else {
-            return Self::default();
+            return Ok(Self::default());
         };
+        // The kubelet lists every huge page size, with 0 when none is asked.
+        if let Some(h) = r.hugepage_limits.iter().find(|h| h.limit > 0) {
+            return Err(Error::Unimplemented(format!(
+                "huge page limit {} for {}: Docker cannot limit huge pages",
+                h.limit, h.page_size
+            )));
+        }
+        let mut pids_limit = None;
+        for (key, value) in &r.unified {
+            match key.as_str() {
+                "pids.max" if value == "max" => pids_limit = Some(-1),
+                "pids.max" => {
+                    pids_limit = Some(value.parse::<i64>().map_err(|_| {
+                        Error::InvalidArgument(format!(
+                            "unified pids.max {value:?} is not a number"
+                        ))
+                    })?)
+                }
+                other => {
+                    return Err(Error::Unimplemented(format!(
+                        "cgroup v2 setting {other:?}: Docker has no way to set it"
+                    )));
+                }
+            }
+        }
         let positive = |v: i64| (v > 0).then_some(v);
         let text = |v: &str| (!v.is_empty()).then(|| v.to_string());
         let memory = positive(r.memory_limit_in_bytes);
@@ -321,7 +394,7 @@ impl Limits {
         } else {
             r.oom_score_adj
         };
-        Self {
+        Ok(Self {
             cpu_period: positive(r.cpu_period),
             cpu_quota: positive(r.cpu_quota),
             cpu_shares: positive(r.cpu_shares),
@@ -330,7 +403,8 @@ impl Limits {
             cpuset_cpus: text(&r.cpuset_cpus),
             cpuset_mems: text(&r.cpuset_mems),
             oom_score_adj: (oom != 0).then_some(oom),
-        }
+            pids_limit,
+        })
     }
 
     /// The update request that applies these limits to a running container.
@@ -344,6 +418,7 @@ impl Limits {
             memory_swap: self.memory_swap,
             cpuset_cpus: self.cpuset_cpus.clone(),
             cpuset_mems: self.cpuset_mems.clone(),
+            pids_limit: self.pids_limit,
             ..Default::default()
         }
     }
@@ -415,7 +490,76 @@ mod tests {
                 typ: Some("json-file".into()),
                 config: Some(HashMap::from([("max-size".into(), "10m".into())])),
             },
+            docker_api: (1, 41),
         }
+    }
+
+    #[test]
+    fn features_newer_than_the_engine_are_refused_clearly() {
+        let mut cfg = config();
+        cfg.mounts[0].recursive_read_only = true;
+        let err = create_body(&cfg, &SANDBOX, None, &settings()).unwrap_err();
+        assert!(
+            matches!(&err, Error::FailedPrecondition(m) if m.contains("1.44")),
+            "{err}"
+        );
+        let newer = Settings {
+            docker_api: (1, 45),
+            ..settings()
+        };
+        let body = create_body(&cfg, &SANDBOX, None, &newer).unwrap();
+        let mounts = body.host_config.unwrap().mounts.unwrap();
+        let rro = mounts
+            .iter()
+            .find(|m| m.target.as_deref() == Some("/data"))
+            .unwrap();
+        assert_eq!(
+            rro.bind_options.as_ref().unwrap().read_only_force_recursive,
+            Some(true)
+        );
+
+        let mut cdi = config();
+        cdi.cdi_devices = vec![crate::cri::CdiDevice {
+            name: "vendor.com/gpu=0".into(),
+        }];
+        assert!(create_body(&cdi, &SANDBOX, None, &settings()).is_err());
+        let requests = create_body(&cdi, &SANDBOX, None, &newer)
+            .unwrap()
+            .host_config
+            .unwrap()
+            .device_requests
+            .unwrap();
+        assert_eq!(requests[0].driver.as_deref(), Some("cdi"));
+        assert_eq!(
+            requests[0].device_ids,
+            Some(vec!["vendor.com/gpu=0".to_string()])
+        );
+    }
+
+    #[test]
+    fn selinux_relabel_and_strict_groups() {
+        let mut cfg = config();
+        cfg.mounts.truncate(1);
+        cfg.mounts[0].selinux_relabel = true;
+        let binds = create_body(&cfg, &SANDBOX, None, &settings())
+            .unwrap()
+            .host_config
+            .unwrap()
+            .binds
+            .unwrap();
+        assert_eq!(binds, vec!["/srv/data:/data:ro,Z,rslave".to_string()]);
+        let mut strict = config();
+        strict.linux = Some(LinuxContainerConfig {
+            security_context: Some(LinuxContainerSecurityContext {
+                supplemental_groups_policy: SupplementalGroupsPolicy::Strict as i32,
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        assert!(matches!(
+            create_body(&strict, &SANDBOX, None, &settings()),
+            Err(Error::Unimplemented(_))
+        ));
     }
 
     fn sandbox_config() -> PodSandboxConfig {
@@ -543,7 +687,7 @@ mod tests {
             cpuset_cpus: "0".into(),
             ..Default::default()
         };
-        let limits = Limits::from_cri(Some(&res), false);
+        let limits = Limits::from_cri(Some(&res), false).unwrap();
         assert_eq!(limits.cpu_quota, Some(50_000));
         assert_eq!(limits.memory, Some(64 << 20));
         assert_eq!(limits.memory_swap, Some(64 << 20));
@@ -551,8 +695,35 @@ mod tests {
             limits.oom_score_adj, None,
             "negative scores need CAP_SYS_RESOURCE"
         );
-        assert_eq!(Limits::from_cri(Some(&res), true).oom_score_adj, Some(-997));
-        assert_eq!(Limits::from_cri(None, true), Limits::default());
+        assert_eq!(
+            Limits::from_cri(Some(&res), true).unwrap().oom_score_adj,
+            Some(-997)
+        );
+        assert_eq!(Limits::from_cri(None, true).unwrap(), Limits::default());
+        let mut pids = res.clone();
+        pids.unified = std::collections::HashMap::from([("pids.max".into(), "64".into())]);
+        pids.hugepage_limits = vec![crate::cri::HugepageLimit {
+            page_size: "2MB".into(),
+            limit: 0,
+        }];
+        assert_eq!(
+            Limits::from_cri(Some(&pids), true).unwrap().pids_limit,
+            Some(64)
+        );
+        pids.unified.insert("memory.high".into(), "1".into());
+        assert!(matches!(
+            Limits::from_cri(Some(&pids), true),
+            Err(Error::Unimplemented(_))
+        ));
+        let mut huge = res.clone();
+        huge.hugepage_limits = vec![crate::cri::HugepageLimit {
+            page_size: "2MB".into(),
+            limit: 1 << 21,
+        }];
+        assert!(matches!(
+            Limits::from_cri(Some(&huge), true),
+            Err(Error::Unimplemented(_))
+        ));
         assert_eq!(limits.update_body().cpuset_cpus.as_deref(), Some("0"));
     }
 
