@@ -254,6 +254,18 @@ fn mounts(config: &ContainerConfig, settings: &Settings) -> Result<BindMounts> {
         }
         let propagation = MountPropagation::try_from(mount.propagation)
             .unwrap_or(MountPropagation::PropagationPrivate);
+        if !mount.uid_mappings.is_empty() || !mount.gid_mappings.is_empty() {
+            return Err(Error::Unimplemented(format!(
+                "mount {:?}: ID-mapped mounts are not supported on Docker",
+                mount.container_path
+            )));
+        }
+        if !mount.mount_options.is_empty() {
+            return Err(Error::Unimplemented(format!(
+                "mount {:?}: mount options {:?} cannot be passed to Docker",
+                mount.container_path, mount.mount_options
+            )));
+        }
         if mount.recursive_read_only && !mount.readonly {
             return Err(Error::InvalidArgument(format!(
                 "mount {:?}: recursive_read_only needs readonly",
