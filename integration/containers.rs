@@ -160,16 +160,7 @@ async fn a_container_joins_its_pod_with_command_env_mounts_and_labels() {
     .await
     .unwrap();
     assert!(started.elapsed() < Duration::from_secs(30));
-    let s = rt
-        .container_status(ContainerStatusRequest {
-            container_id: id.clone(),
-            verbose: false,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .status
-        .unwrap();
+    let s = container_status(&mut rt, &id).await;
     assert_eq!(s.state, ContainerState::ContainerExited as i32);
     assert_eq!(
         s.exit_code, 137,
@@ -246,17 +237,7 @@ async fn exit_reasons_and_list_filters() {
 
     let status = |id: String| {
         let mut rt = shared.clone();
-        async move {
-            rt.container_status(ContainerStatusRequest {
-                container_id: id,
-                verbose: false,
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .status
-            .unwrap()
-        }
+        async move { container_status(&mut rt, &id).await }
     };
     let exited = eventually(Duration::from_secs(10), || {
         let (ok, failed) = (ok.clone(), failed.clone());

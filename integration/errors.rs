@@ -281,16 +281,7 @@ async fn a_container_whose_binary_is_missing_fails_to_start_and_says_why() {
         .await
         .unwrap_err();
     assert!(err.message().contains("/no/such/binary"), "{err:?}");
-    let s = rt
-        .container_status(ContainerStatusRequest {
-            container_id: id,
-            verbose: false,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .status
-        .unwrap();
+    let s = container_status(&mut rt, &id).await;
     assert_eq!(s.reason, "ContainerCannotRun", "{s:?}");
     assert!(s.message.contains("/no/such/binary"), "{s:?}");
     rt.remove_pod_sandbox(RemovePodSandboxRequest {

@@ -136,16 +136,7 @@ async fn state_survives_a_shim_restart() {
         vec![pod_id.as_str()]
     );
     assert_eq!(pods[0].metadata, pod.metadata);
-    let status = rt
-        .container_status(ContainerStatusRequest {
-            container_id: ctr.clone(),
-            verbose: false,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .status
-        .unwrap();
+    let status = container_status(&mut rt, &ctr).await;
     assert_eq!(status.state, ContainerState::ContainerRunning as i32);
     let (out, _, _) = exec(&mut rt, &ctr, &["echo", "still here"]).await;
     assert_eq!(out, "still here\n");
@@ -239,16 +230,7 @@ async fn pods_created_by_cri_dockerd_are_recognised() {
         ("legacy", "default", uid.as_str(), 1)
     );
     assert_eq!(pods[0].annotations["kubernetes.io/config.source"], "api");
-    let status = rt
-        .container_status(ContainerStatusRequest {
-            container_id: container.clone(),
-            verbose: false,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .status
-        .unwrap();
+    let status = container_status(&mut rt, &container).await;
     assert_eq!(status.metadata.unwrap().attempt, 2);
     assert_eq!(status.log_path, "/var/log/pods/x/app/2.log");
     rt.stop_pod_sandbox(StopPodSandboxRequest {

@@ -187,16 +187,7 @@ async fn host_network_pods_use_the_nodes_namespaces() {
         Some(node_name.trim())
     );
 
-    let s = rt
-        .pod_sandbox_status(PodSandboxStatusRequest {
-            pod_sandbox_id: id.clone(),
-            verbose: false,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .status
-        .unwrap();
+    let s = sandbox_status(&mut rt, &id).await;
     assert!(
         s.network.is_none_or(|n| n.ip.is_empty()),
         "host-network pods have the node's IP, not their own"

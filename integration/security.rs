@@ -113,16 +113,7 @@ async fn security_context_takes_effect_inside_the_container() {
     })
     .await
     .unwrap();
-    let s = rt
-        .container_status(ContainerStatusRequest {
-            container_id: id.clone(),
-            verbose: false,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .status
-        .unwrap();
+    let s = container_status(&mut rt, &id).await;
     let resources = s.resources.unwrap().linux.unwrap();
     assert_eq!(
         (resources.cpu_shares, resources.memory_limit_in_bytes),

@@ -49,20 +49,10 @@ pub fn security_opts(security: &LinuxContainerSecurityContext) -> Result<Vec<Str
 /// Unconfined, the node's profile file (inlined, as Docker's API takes it)
 /// for Localhost. An unset profile is unconfined, as the kubelet means it.
 fn seccomp_opt(profile: Option<&SecurityProfile>, deprecated_path: &str) -> Result<Option<String>> {
-    let (kind, localhost) = match profile {
-        Some(p) => (
-            ProfileType::try_from(p.profile_type).unwrap_or(ProfileType::RuntimeDefault),
-            p.localhost_ref.clone(),
-        ),
-        None => match deprecated_path {
-            "runtime/default" | "docker/default" => (ProfileType::RuntimeDefault, String::new()),
-            path if path.starts_with("localhost/") => (
-                ProfileType::Localhost,
-                path.trim_start_matches("localhost/").to_string(),
-            ),
-            _ => (ProfileType::Unconfined, String::new()),
-        },
-    };
+    let (kind, localhost) = profile_kind(profile, deprecated_path, |path| match path {
+        "runtime/default" | "docker/default" => ProfileType::RuntimeDefault,
+        _ => ProfileType::Unconfined,
+    });
     match kind {
         ProfileType::RuntimeDefault => Ok(None),
         ProfileType::Unconfined => Ok(Some("seccomp=unconfined".to_string())),
@@ -81,20 +71,10 @@ fn seccomp_opt(profile: Option<&SecurityProfile>, deprecated_path: &str) -> Resu
 /// The AppArmor option: Docker's default profile for RuntimeDefault (or
 /// unset), `unconfined`, or a profile loaded on the node by name.
 fn apparmor_opt(profile: Option<&SecurityProfile>, deprecated: &str) -> Result<Option<String>> {
-    let (kind, name) = match profile {
-        Some(p) => (
-            ProfileType::try_from(p.profile_type).unwrap_or(ProfileType::RuntimeDefault),
-            p.localhost_ref.clone(),
-        ),
-        None => match deprecated {
-            "unconfined" => (ProfileType::Unconfined, String::new()),
-            name if name.starts_with("localhost/") => (
-                ProfileType::Localhost,
-                name.trim_start_matches("localhost/").to_string(),
-            ),
-            _ => (ProfileType::RuntimeDefault, String::new()),
-        },
-    };
+    let (kind, name) = profile_kind(profile, deprecated, |name| match name {
+        "unconfined" => ProfileType::Unconfined,
+        _ => ProfileType::RuntimeDefault,
+    });
     match kind {
         ProfileType::RuntimeDefault => Ok(None),
         ProfileType::Unconfined => Ok(Some("apparmor=unconfined".to_string())),
@@ -102,6 +82,25 @@ fn apparmor_opt(profile: Option<&SecurityProfile>, deprecated: &str) -> Result<O
             "AppArmor Localhost profile needs localhost_ref".into(),
         )),
         ProfileType::Localhost => Ok(Some(format!("apparmor={name}"))),
+    }
+}
+
+/// The profile asked for: the structured field when set, else the
+/// deprecated string (`localhost/<ref>`, or a keyword `keyword` reads).
+fn profile_kind(
+    profile: Option<&SecurityProfile>,
+    deprecated: &str,
+    keyword: impl Fn(&str) -> ProfileType,
+) -> (ProfileType, String) {
+    match profile {
+        Some(p) => (
+            ProfileType::try_from(p.profile_type).unwrap_or(ProfileType::RuntimeDefault),
+            p.localhost_ref.clone(),
+        ),
+        None => match deprecated.strip_prefix("localhost/") {
+            Some(reference) => (ProfileType::Localhost, reference.to_string()),
+            None => (keyword(deprecated), String::new()),
+        },
     }
 }
 

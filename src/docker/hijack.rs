@@ -46,57 +46,68 @@ impl Endpoint {
     }
 }
 
+/// Opens a connection to the engine, for a request the shim sends itself.
+async fn connect(endpoint: &Endpoint) -> DockerResult<Box<dyn RawStream>> {
+    let transport = |e: std::io::Error| DockerError::Transport(format!("connect to docker: {e}"));
+    Ok(match endpoint {
+        Endpoint::Unix(socket) => Box::new(UnixStream::connect(socket).await.map_err(transport)?),
+        Endpoint::Tcp(addr) => Box::new(TcpStream::connect(addr).await.map_err(transport)?),
+    })
+}
+
+/// Sends one request on a new connection; `upgrades` keeps the connection
+/// usable after a `101 Switching Protocols`. Error statuses become errors.
+async fn send(
+    endpoint: &Endpoint,
+    request: Request<Full<Bytes>>,
+    upgrades: bool,
+) -> DockerResult<hyper::Response<hyper::body::Incoming>> {
+    let path = request.uri().path().to_string();
+    let http = |e: hyper::Error| DockerError::Transport(format!("{path}: {e}"));
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(TokioIo::new(connect(endpoint).await?))
+            .await
+            .map_err(http)?;
+    tokio::spawn(async move {
+        let ended = if upgrades {
+            connection.with_upgrades().await
+        } else {
+            connection.await
+        };
+        if let Err(err) = ended {
+            tracing::debug!(error = %err, "docker connection ended");
+        }
+    });
+    let response = sender.send_request(request).await.map_err(http)?;
+    let status = response.status();
+    if status.is_success() || status == StatusCode::SWITCHING_PROTOCOLS {
+        return Ok(response);
+    }
+    let message = read_error(response.into_body()).await;
+    Err(match status {
+        StatusCode::NOT_FOUND => DockerError::NotFound(message),
+        StatusCode::CONFLICT => DockerError::Conflict(message),
+        _ => DockerError::Api {
+            status: status.as_u16(),
+            message,
+        },
+    })
+}
+
 /// Sends `GET path` and returns the response body as a byte stream, for
 /// long-running streamed answers such as followed logs.
 pub async fn get_body(
     endpoint: &Endpoint,
     path: &str,
 ) -> DockerResult<Box<dyn AsyncRead + Send + Unpin>> {
-    let transport = |e: std::io::Error| DockerError::Transport(format!("connect to docker: {e}"));
-    match endpoint {
-        Endpoint::Unix(socket) => {
-            let stream = UnixStream::connect(socket).await.map_err(transport)?;
-            body_of(stream, path).await
-        }
-        Endpoint::Tcp(addr) => {
-            let stream = TcpStream::connect(addr).await.map_err(transport)?;
-            body_of(stream, path).await
-        }
-    }
-}
-
-async fn body_of<S>(stream: S, path: &str) -> DockerResult<Box<dyn AsyncRead + Send + Unpin>>
-where
-    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
-{
     use futures_util::TryStreamExt;
     use http_body_util::BodyExt;
-    let http = |e: hyper::Error| DockerError::Transport(format!("{path}: {e}"));
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(http)?;
-    tokio::spawn(async move {
-        if let Err(err) = connection.await {
-            tracing::debug!(error = %err, "streamed docker response ended");
-        }
-    });
     let request = Request::get(path)
         .header(hyper::header::HOST, "docker")
         .body(Full::new(Bytes::new()))
         .map_err(|e| DockerError::Transport(format!("{path}: {e}")))?;
-    let response = sender.send_request(request).await.map_err(http)?;
-    let status = response.status();
-    if !status.is_success() {
-        let message = read_error(response.into_body()).await;
-        return Err(match status {
-            StatusCode::NOT_FOUND => DockerError::NotFound(message),
-            _ => DockerError::Api {
-                status: status.as_u16(),
-                message,
-            },
-        });
-    }
-    let chunks = response
+    let chunks = send(endpoint, request, false)
+        .await?
         .into_body()
         .into_data_stream()
         .map_err(std::io::Error::other);
@@ -110,36 +121,6 @@ pub async fn post_upgrade(
     path: &str,
     body: serde_json::Value,
 ) -> DockerResult<Box<dyn RawStream>> {
-    let transport = |e: std::io::Error| DockerError::Transport(format!("connect to docker: {e}"));
-    match endpoint {
-        Endpoint::Unix(socket) => {
-            let stream = UnixStream::connect(socket).await.map_err(transport)?;
-            upgrade(stream, path, body).await
-        }
-        Endpoint::Tcp(addr) => {
-            let stream = TcpStream::connect(addr).await.map_err(transport)?;
-            upgrade(stream, path, body).await
-        }
-    }
-}
-
-async fn upgrade<S>(
-    stream: S,
-    path: &str,
-    body: serde_json::Value,
-) -> DockerResult<Box<dyn RawStream>>
-where
-    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
-{
-    let http = |e: hyper::Error| DockerError::Transport(format!("{path}: {e}"));
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(http)?;
-    tokio::spawn(async move {
-        if let Err(err) = connection.with_upgrades().await {
-            tracing::debug!(error = %err, "hijacked docker connection ended");
-        }
-    });
     let request = Request::post(path)
         .header(hyper::header::HOST, "docker")
         .header(hyper::header::CONTENT_TYPE, "application/json")
@@ -147,20 +128,10 @@ where
         .header(hyper::header::UPGRADE, "tcp")
         .body(Full::new(Bytes::from(body.to_string())))
         .map_err(|e| DockerError::Transport(format!("{path}: {e}")))?;
-    let mut response = sender.send_request(request).await.map_err(http)?;
-    let status = response.status();
-    if status != StatusCode::SWITCHING_PROTOCOLS && status != StatusCode::OK {
-        let message = read_error(response.into_body()).await;
-        return Err(match status {
-            StatusCode::NOT_FOUND => DockerError::NotFound(message),
-            StatusCode::CONFLICT => DockerError::Conflict(message),
-            _ => DockerError::Api {
-                status: status.as_u16(),
-                message,
-            },
-        });
-    }
-    let upgraded = hyper::upgrade::on(&mut response).await.map_err(http)?;
+    let mut response = send(endpoint, request, true).await?;
+    let upgraded = hyper::upgrade::on(&mut response)
+        .await
+        .map_err(|e| DockerError::Transport(format!("{path}: {e}")))?;
     Ok(Box::new(TokioIo::new(upgraded)))
 }
 

@@ -56,11 +56,6 @@ impl Streaming {
         Ok(streaming)
     }
 
-    /// `http://host:port` of the server.
-    pub fn base_url(&self) -> &str {
-        &self.base_url
-    }
-
     fn url(&self, kind: &str, request: Pending) -> Result<String> {
         let token = self
             .tokens

@@ -309,13 +309,31 @@ fn upgrade_websocket(
             format!("none of the offered protocols {offered:?} is supported"),
         );
     };
+    accept_websocket(req, permit, accept, protocol.name, move |ws| {
+        run_websocket(ctx, ws, protocol, pending)
+    })
+}
+
+/// Answers `101` with the chosen subprotocol and runs `session` on the
+/// WebSocket once the connection is upgraded, holding the session permit.
+fn accept_websocket<F, Fut>(
+    req: Request<Incoming>,
+    permit: OwnedSemaphorePermit,
+    accept: String,
+    protocol: &str,
+    session: F,
+) -> Reply
+where
+    F: FnOnce(WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
     let mut response_headers = vec![
         ("connection", "Upgrade".to_string()),
         ("upgrade", "websocket".to_string()),
         ("sec-websocket-accept", accept),
     ];
-    if !protocol.name.is_empty() {
-        response_headers.push(("sec-websocket-protocol", protocol.name.to_string()));
+    if !protocol.is_empty() {
+        response_headers.push(("sec-websocket-protocol", protocol.to_string()));
     }
     let upgrade = hyper::upgrade::on(req);
     tokio::spawn(async move {
@@ -324,8 +342,7 @@ fn upgrade_websocket(
             Ok(upgraded) => TokioIo::new(upgraded),
             Err(err) => return tracing::debug!(error = %err, "WebSocket upgrade failed"),
         };
-        let ws = WebSocketStream::from_raw_socket(io, Role::Server, None).await;
-        run_websocket(ctx, ws, protocol, pending).await;
+        session(WebSocketStream::from_raw_socket(io, Role::Server, None).await).await;
     });
     switching(&response_headers)
 }
@@ -391,22 +408,7 @@ fn upgrade_ws_port_forward(
             "at least one port must be specified",
         );
     }
-    let mut response_headers = vec![
-        ("connection", "Upgrade".to_string()),
-        ("upgrade", "websocket".to_string()),
-        ("sec-websocket-accept", accept),
-    ];
-    if !name.is_empty() {
-        response_headers.push(("sec-websocket-protocol", name.to_string()));
-    }
-    let upgrade = hyper::upgrade::on(req);
-    tokio::spawn(async move {
-        let _permit = permit;
-        let io = match upgrade.await {
-            Ok(upgraded) => TokioIo::new(upgraded),
-            Err(err) => return tracing::debug!(error = %err, "WebSocket upgrade failed"),
-        };
-        let ws = WebSocketStream::from_raw_socket(io, Role::Server, None).await;
+    accept_websocket(req, permit, accept, name, move |ws| async move {
         let rt = ctx.rt.as_ref();
         let Some(pid) = sandbox_pid(rt, &request.pod_sandbox_id).await else {
             return;
@@ -432,8 +434,7 @@ fn upgrade_ws_port_forward(
                 }
             }
         }
-    });
-    switching(&response_headers)
+    })
 }
 
 async fn run_websocket<S>(ctx: Ctx, ws: WebSocketStream<S>, protocol: WsProtocol, pending: Pending)
