@@ -84,36 +84,7 @@ async fn runtime_config_reports_dockers_cgroup_driver() {
 async fn unserved_rpcs_answer_unimplemented_with_a_message() {
     let shim = Shim::start().await;
     let mut rt = shim.runtime().await;
-    let mut images = shim.images().await;
     let codes = vec![
-        (
-            "ContainerStats",
-            rt.container_stats(ContainerStatsRequest::default())
-                .await
-                .map(|_| ())
-                .unwrap_err(),
-        ),
-        (
-            "ListPodSandboxStats",
-            rt.list_pod_sandbox_stats(ListPodSandboxStatsRequest::default())
-                .await
-                .map(|_| ())
-                .unwrap_err(),
-        ),
-        (
-            "StreamPodSandboxes",
-            rt.stream_pod_sandboxes(StreamPodSandboxesRequest::default())
-                .await
-                .map(|_| ())
-                .unwrap_err(),
-        ),
-        (
-            "GetContainerEvents",
-            rt.get_container_events(GetEventsRequest::default())
-                .await
-                .map(|_| ())
-                .unwrap_err(),
-        ),
         (
             "CheckpointPod",
             rt.checkpoint_pod(CheckpointPodRequest::default())
@@ -122,9 +93,15 @@ async fn unserved_rpcs_answer_unimplemented_with_a_message() {
                 .unwrap_err(),
         ),
         (
-            "StreamImages",
-            images
-                .stream_images(StreamImagesRequest::default())
+            "CheckpointContainer",
+            rt.checkpoint_container(CheckpointContainerRequest::default())
+                .await
+                .map(|_| ())
+                .unwrap_err(),
+        ),
+        (
+            "RestorePod",
+            rt.restore_pod(RestorePodRequest::default())
                 .await
                 .map(|_| ())
                 .unwrap_err(),

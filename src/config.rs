@@ -79,6 +79,47 @@ pub struct Config {
     #[arg(long, default_value_t = 1000)]
     pub streaming_max_sessions: usize,
 
+    /// Pod networking: `cni`, or `""` (also `no-op`, `docker`) for Docker's
+    /// own bridge. Unset: `cni` when `--cni-conf-dir` exists, else Docker's
+    /// bridge.
+    #[arg(long)]
+    pub network_plugin: Option<String>,
+
+    /// Where CNI network configurations are read from.
+    #[arg(long, default_value = "/etc/cni/net.d")]
+    pub cni_conf_dir: PathBuf,
+
+    /// Directories searched for CNI plugin binaries, comma-separated.
+    /// Debian's `containernetworking-plugins` installs into /usr/lib/cni.
+    #[arg(long, default_value = "/opt/cni/bin,/usr/lib/cni", value_delimiter = ',')]
+    pub cni_bin_dir: Vec<PathBuf>,
+
+    /// Where CNI results are cached (libcni's layout, shared with
+    /// cri-dockerd).
+    #[arg(long, default_value = "/var/lib/cni/cache")]
+    pub cni_cache_dir: PathBuf,
+
+    /// Time limit of one CNI plugin call, in seconds.
+    #[arg(long, default_value_t = 220)]
+    pub cni_plugin_timeout: u64,
+
+    /// Pod network MTU. With CNI the MTU belongs in the network
+    /// configuration; this flag is accepted for cri-dockerd compatibility and
+    /// only logged.
+    #[arg(long, default_value_t = 0)]
+    pub network_plugin_mtu: u32,
+
+    /// Hairpin mode. With CNI it belongs in the bridge plugin's
+    /// configuration (`hairpinMode`); accepted for cri-dockerd compatibility
+    /// and only logged.
+    #[arg(long, default_value = "promiscuous-bridge")]
+    pub hairpin_mode: String,
+
+    /// The node's pod CIDR, passed to CNI plugins as `ipRanges` until the
+    /// kubelet sends one with UpdateRuntimeConfig.
+    #[arg(long, default_value = "")]
+    pub pod_cidr: String,
+
     /// Log level (error, warn, info, debug, trace) or a tracing filter.
     #[arg(long, env = "DOCKERSHIM_LOG", default_value = "info")]
     pub log_level: String,
@@ -86,6 +127,37 @@ pub struct Config {
     /// Log as JSON lines instead of text.
     #[arg(long)]
     pub log_json: bool,
+}
+
+/// How pods get their network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NetworkPlugin {
+    /// CNI plugins.
+    Cni,
+    /// Docker's default bridge, with host ports as Docker port bindings.
+    Docker,
+}
+
+impl Config {
+    /// The network plugin in use, from `--network-plugin` (or its default).
+    pub fn network_plugin(&self) -> Result<NetworkPlugin, String> {
+        match self.network_plugin.as_deref() {
+            None => Ok(if self.cni_conf_dir.is_dir() {
+                NetworkPlugin::Cni
+            } else {
+                NetworkPlugin::Docker
+            }),
+            Some("cni") => Ok(NetworkPlugin::Cni),
+            Some("" | "no-op" | "docker") => Ok(NetworkPlugin::Docker),
+            Some("kubenet") => Err(
+                "--network-plugin=kubenet is not supported: configure the bridge and host-local CNI plugins instead"
+                    .into(),
+            ),
+            Some(other) => Err(format!(
+                "--network-plugin={other:?} is unknown: use cni, or \"\" for Docker's bridge"
+            )),
+        }
+    }
 }
 
 /// Docker log drivers the CRI log writer can read back.
@@ -157,5 +229,20 @@ mod tests {
         assert_eq!(parse("fd://"), Ok(Listen::Systemd));
         assert_eq!(parse("/run/x.sock"), Ok(Listen::Unix("/run/x.sock".into())));
         assert!(parse("tcp://0.0.0.0:1").is_err());
+    }
+
+    #[test]
+    fn network_plugins_are_parsed() {
+        let parse = |args: &[&str]| {
+            let mut all = vec!["dockershim", "--cni-conf-dir", "/nonexistent/cni"];
+            all.extend_from_slice(args);
+            Config::parse_from(all).network_plugin()
+        };
+        assert_eq!(parse(&[]), Ok(NetworkPlugin::Docker));
+        assert_eq!(parse(&["--network-plugin", "cni"]), Ok(NetworkPlugin::Cni));
+        assert_eq!(parse(&["--network-plugin", ""]), Ok(NetworkPlugin::Docker));
+        assert!(parse(&["--network-plugin", "kubenet"]).is_err());
+        let config = Config::parse_from(["dockershim", "--cni-bin-dir", "/a,/b"]);
+        assert_eq!(config.cni_bin_dir, [PathBuf::from("/a"), PathBuf::from("/b")]);
     }
 }

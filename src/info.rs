@@ -33,7 +33,8 @@ pub async fn version(rt: &Runtime) -> Result<VersionResponse> {
 }
 
 /// `Status`: RuntimeReady follows a Docker ping made for each call;
-/// NetworkReady is true, since Docker's own networking needs no setup.
+/// NetworkReady is true with Docker's own networking, and with CNI once a
+/// valid network configuration exists.
 pub async fn status(rt: &Runtime, verbose: bool) -> StatusResponse {
     let runtime_ready = match rt.docker.ping().await {
         Ok(()) => RuntimeCondition {
@@ -51,10 +52,18 @@ pub async fn status(rt: &Runtime, verbose: bool) -> StatusResponse {
             ),
         },
     };
-    let network_ready = RuntimeCondition {
-        r#type: "NetworkReady".into(),
-        status: true,
-        ..Default::default()
+    let network_ready = match rt.network.ready() {
+        Ok(()) => RuntimeCondition {
+            r#type: "NetworkReady".into(),
+            status: true,
+            ..Default::default()
+        },
+        Err((reason, message)) => RuntimeCondition {
+            r#type: "NetworkReady".into(),
+            status: false,
+            reason,
+            message,
+        },
     };
     let handler = |name: &str| RuntimeHandler {
         name: name.to_string(),
@@ -85,7 +94,10 @@ fn verbose_info(rt: &Runtime) -> HashMap<String, String> {
         "builtinSandboxImage": crate::image::pause::PauseImage::builtin(),
         "dockerEndpoint": rt.config.docker_endpoint,
         "rootDirectory": rt.config.root_directory,
-        "networkPlugin": "docker",
+        "networkPlugin": if rt.network.is_cni() { "cni" } else { "docker" },
+        "cniConfDir": rt.config.cni_conf_dir,
+        "cniBinDirs": rt.config.cni_bin_dir,
+        "cniCacheDir": rt.config.cni_cache_dir,
     });
     let docker = serde_json::json!({
         "version": rt.host.docker_version,

@@ -17,10 +17,14 @@
 //! - [`container`]: application containers and `ExecSync`.
 //! - [`image`]: images, registry auth, the built-in pause image.
 //! - [`logs`]: the containers' CRI log files.
+//! - [`network`]: pod networking: Docker's bridge or CNI plugins.
 //! - [`naming`]: Docker names and labels for pods and containers.
 //! - [`docker`]: the narrow Docker interface and its bollard adapter.
 //! - [`streaming`]: the exec/attach/port-forward server (SPDY/3.1, WebSocket).
+//! - [`stats`]: container and pod statistics from cgroups and `/proc`.
+//! - [`store`]: the live view of Docker's containers, kept by its events.
 //! - [`runtime`]: state shared by handlers; facts learned at start.
+//! - [`events`]: `GetContainerEvents` from the live view's changes.
 //! - [`error`]: the error type and its mapping to gRPC codes.
 
 pub mod config;
@@ -28,11 +32,15 @@ pub mod container;
 pub mod cri;
 pub mod docker;
 pub mod error;
+pub mod events;
 pub mod image;
 pub mod info;
 pub mod logs;
 pub mod naming;
+pub mod network;
 pub mod runtime;
 pub mod sandbox;
 pub mod server;
+pub mod stats;
+pub mod store;
 pub mod streaming;

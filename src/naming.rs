@@ -143,6 +143,11 @@ pub fn from_docker_labels(
     (labels, annotations)
 }
 
+/// True for a full 64-hex-digit Docker container id (not a prefix).
+pub fn is_full_id(id: &str) -> bool {
+    id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 /// The Docker name without the leading `/` Docker reports.
 pub fn bare_name(name: &str) -> &str {
     name.strip_prefix('/').unwrap_or(name)

@@ -8,8 +8,9 @@ use bollard::models::SystemInfoCgroupDriverEnum;
 
 use crate::config::Config;
 use crate::docker::DockerApi;
-use crate::error::{DockerContext, Result};
+use crate::error::{DockerContext, Error, Result};
 use crate::image::pause::PauseImage;
+use crate::store::{Entry, Kind, Lookup};
 
 /// Settings the handlers need, taken from the command line.
 #[derive(Debug, Clone)]
@@ -115,6 +116,12 @@ pub struct Runtime {
     pub pause: PauseImage,
     /// Writers of the containers' CRI log files.
     pub logs: crate::logs::LogWriters,
+    /// The live view of the shim's sandboxes and containers.
+    pub view: Arc<crate::store::View>,
+    /// Kernel statistics of containers and pods.
+    pub stats: crate::stats::Stats,
+    /// Pod networking (Docker's bridge or CNI).
+    pub network: Arc<crate::network::Network>,
     /// The command line, for verbose status.
     pub config: Config,
 }
@@ -150,12 +157,17 @@ impl Runtime {
             log_config,
             docker_api: parse_api_version(&host.api_version),
         };
+        let network = Arc::new(crate::network::Network::new(&config).map_err(Error::InvalidArgument)?);
+        network.watch();
         let pause = PauseImage::new(
             config.pod_infra_container_image.clone(),
             Duration::from_secs(config.pod_infra_pull_timeout),
         );
         Ok(Self {
             logs: crate::logs::LogWriters::new(docker.clone()),
+            view: Arc::new(crate::store::View::new(docker.clone())),
+            stats: crate::stats::Stats::new(&host.docker_root_dir),
+            network,
             docker,
             settings,
             host,
@@ -181,35 +193,37 @@ fn has_cap_sys_resource() -> bool {
 }
 
 impl Runtime {
-    /// Inspects a container by id (or unique prefix) that must carry the
-    /// shim's type label `kind` (a sandbox or an application container);
-    /// anything else is reported as not found, named as `what`.
-    pub async fn inspect_kind(
-        &self,
-        id: &str,
-        kind: &str,
-        what: &str,
-    ) -> crate::error::Result<bollard::models::ContainerInspectResponse> {
-        use crate::error::{DockerContext, Error};
+    /// Finds a container by id (or unique prefix) that must be of `kind` (a
+    /// sandbox or an application container), from the live view; an id the
+    /// view does not hold is asked of Docker once. Anything else is reported
+    /// as not found, named as `what`.
+    pub async fn find(&self, id: &str, kind: Kind, what: &str) -> Result<Entry> {
         if id.is_empty() {
             return Err(Error::InvalidArgument(format!("{what} id is required")));
         }
         let not_found = || Error::NotFound(format!("{what} {id:?} not found"));
-        let inspected = match self.docker.inspect_container(id).await {
-            Ok(inspected) => inspected,
-            Err(crate::docker::DockerError::NotFound(_)) => return Err(not_found()),
-            Err(err) => return Err(err).context(|| format!("inspect {what} {id}")),
+        let entry = match self.view.lookup(id) {
+            Lookup::Found(entry) => Some(entry),
+            Lookup::Ambiguous => {
+                return Err(Error::InvalidArgument(format!(
+                    "{what} id prefix {id:?} is ambiguous"
+                )));
+            }
+            Lookup::Missing => self
+                .view
+                .refresh(id)
+                .await
+                .context(|| format!("inspect {what} {id}"))?,
         };
-        let matches = inspected
-            .config
-            .as_ref()
-            .and_then(|c| c.labels.as_ref())
-            .and_then(|l| l.get(crate::naming::TYPE_LABEL))
-            .is_some_and(|t| t == kind);
-        if !matches {
-            return Err(not_found());
+        entry.filter(|e| e.kind == kind).ok_or_else(not_found)
+    }
+
+    /// Re-reads a container the shim just changed, so its next answer shows
+    /// the change; a failure only delays that to Docker's event.
+    pub async fn refresh(&self, id: &str) {
+        if let Err(err) = self.view.refresh(id).await {
+            tracing::warn!(container = id, error = %err, "cannot inspect after a change");
         }
-        Ok(inspected)
     }
 }
 

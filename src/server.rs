@@ -96,7 +96,11 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
 
     std::fs::create_dir_all(&config.root_directory)
         .map_err(io_err("create state directory", &config.root_directory))?;
+    let endpoint = config.docker_endpoint.clone();
     let rt = Arc::new(Runtime::new(config, Arc::new(docker), api_version).await?);
+    crate::store::watch::start(rt.view.clone())
+        .await
+        .map_err(|source| ServeError::Docker { endpoint, source })?;
     tracing::info!(
         docker = %rt.host.docker_version,
         cgroup_driver = ?rt.host.cgroup_driver,

@@ -131,6 +131,11 @@ impl Shim {
             "--log-level".to_string(),
             "debug".to_string(),
         ];
+        if !extra.contains(&"--network-plugin") {
+            // Docker's bridge unless the test asks for CNI, whatever the
+            // machine's /etc/cni holds.
+            args.extend(["--network-plugin".to_string(), "docker".to_string()]);
+        }
         args.extend(extra.iter().map(|s| s.to_string()));
         let mut shim = Shim {
             child: None,

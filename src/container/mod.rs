@@ -5,18 +5,20 @@ pub mod security;
 pub mod spec;
 pub mod status;
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use bollard::models::ContainerInspectResponse;
+use bollard::models::{ContainerInspectResponse, ImageInspect};
 
 use crate::cri::{
     ContainerFilter, ContainerStatusResponse, CreateContainerRequest, ExecSyncRequest,
     ExecSyncResponse, LinuxContainerResources,
 };
 use crate::docker::hijack::{Demuxer, Output};
-use crate::docker::{DockerError, ExecSpec, Filters, RawStream};
+use crate::docker::{DockerError, ExecSpec, RawStream};
 use crate::error::{DockerContext, Error, Result};
 use crate::runtime::{Runtime, is_running};
+use crate::store::Kind;
 use crate::{naming, sandbox};
 
 /// Most output ExecSync keeps per stream; the rest is read and dropped.
@@ -32,7 +34,7 @@ pub async fn create(rt: &Runtime, req: CreateContainerRequest) -> Result<String>
         .as_ref()
         .ok_or_else(|| Error::InvalidArgument("container metadata is required".into()))?;
     naming::check_name_part("container metadata.name", &meta.name)?;
-    let sandbox = sandbox::inspect(rt, &req.pod_sandbox_id).await?;
+    let sandbox = sandbox::inspect(rt, &req.pod_sandbox_id).await?.inspected;
     let sandbox_name = sandbox.name.as_deref().unwrap_or_default();
     let pod = naming::parse_sandbox_name(sandbox_name).ok_or_else(|| {
         Error::FailedPrecondition(format!("pod sandbox {sandbox_name:?} has no readable name"))
@@ -61,20 +63,23 @@ pub async fn create(rt: &Runtime, req: CreateContainerRequest) -> Result<String>
     )?;
     let name = naming::container_name(meta, &pod);
     let id = sandbox::create_named(rt, &name, body).await?;
+    rt.refresh(&id).await;
     tracing::info!(container = %id, name = %name, sandbox = %sandbox_id, "container created");
     Ok(id)
 }
 
-/// Inspects an application container by id (or unique prefix); sandboxes
-/// and foreign containers are not found.
-pub async fn inspect(rt: &Runtime, id: &str) -> Result<ContainerInspectResponse> {
-    rt.inspect_kind(id, naming::TYPE_CONTAINER, "container")
-        .await
+/// Finds an application container by id (or unique prefix); sandboxes and
+/// foreign containers are not found.
+pub async fn inspect(rt: &Runtime, id: &str) -> Result<Arc<ContainerInspectResponse>> {
+    Ok(rt.find(id, Kind::Container, "container").await?.inspected)
 }
 
-/// Inspects an application container that must be running; returns its
-/// full id with what Docker reported.
-pub async fn inspect_running(rt: &Runtime, id: &str) -> Result<(String, ContainerInspectResponse)> {
+/// Finds an application container that must be running; returns its full
+/// id with what Docker reported.
+pub async fn inspect_running(
+    rt: &Runtime,
+    id: &str,
+) -> Result<(String, Arc<ContainerInspectResponse>)> {
     let inspected = inspect(rt, id).await?;
     let cid = full_id(&inspected);
     if !is_running(&inspected) {
@@ -93,23 +98,23 @@ fn full_id(inspected: &ContainerInspectResponse) -> String {
 pub async fn start(rt: &Runtime, id: &str) -> Result<()> {
     let inspected = inspect(rt, id).await?;
     let cid = full_id(&inspected);
-    rt.docker
-        .start_container(&cid)
-        .await
-        .map_err(|err| match err {
-            // Docker's message for a missing binary names runc internals; say it
-            // the way the kubelet's users know it.
-            DockerError::Api { message, .. } if message.contains("executable file not found") => {
-                Error::FailedPrecondition(format!(
-                    "start container {cid}: executable not found in $PATH: {message}"
-                ))
-            }
-            other => Error::Docker {
-                context: format!("start container {cid}"),
-                source: other,
-            },
-        })?;
-    let config = inspected.config.unwrap_or_default();
+    let started = rt.docker.start_container(&cid).await;
+    // A failed start leaves Docker's error in the container's state.
+    rt.refresh(&cid).await;
+    started.map_err(|err| match err {
+        // Docker's message for a missing binary names runc internals; say it
+        // the way the kubelet's users know it.
+        DockerError::Api { message, .. } if message.contains("executable file not found") => {
+            Error::FailedPrecondition(format!(
+                "start container {cid}: executable not found in $PATH: {message}"
+            ))
+        }
+        other => Error::Docker {
+            context: format!("start container {cid}"),
+            source: other,
+        },
+    })?;
+    let config = inspected.config.clone().unwrap_or_default();
     if let Some(path) = config
         .labels
         .as_ref()
@@ -137,7 +142,7 @@ pub async fn reopen_log(rt: &Runtime, id: &str) -> Result<()> {
 /// Stops a container, giving it `timeout_secs` after the stop signal before
 /// it is killed. Stopping a stopped container succeeds.
 pub async fn stop(rt: &Runtime, id: &str, timeout_secs: i64) -> Result<()> {
-    let cid = full_id(&inspect(rt, id).await?);
+    let cid = full_id(inspect(rt, id).await?.as_ref());
     let grace = Duration::from_secs(u64::try_from(timeout_secs).unwrap_or(0));
     match rt.docker.stop_container(&cid, grace).await {
         Ok(()) => {}
@@ -146,6 +151,7 @@ pub async fn stop(rt: &Runtime, id: &str, timeout_secs: i64) -> Result<()> {
         }
         Err(err) => return Err(err).context(|| format!("stop container {cid}")),
     }
+    rt.refresh(&cid).await;
     tracing::info!(container = %cid, "container stopped");
     Ok(())
 }
@@ -160,41 +166,33 @@ pub async fn remove(rt: &Runtime, id: &str) -> Result<()> {
     };
     rt.logs.stop(&cid);
     match rt.docker.remove_container(&cid).await {
-        Ok(()) | Err(DockerError::NotFound(_)) => {}
+        Ok(()) | Err(DockerError::NotFound(_)) => rt.view.forget(&cid),
         Err(err) => return Err(err).context(|| format!("remove container {cid}")),
     }
     tracing::info!(container = %cid, "container removed");
     Ok(())
 }
 
-/// Containers matching a filter.
-pub async fn list(
-    rt: &Runtime,
-    filter: Option<ContainerFilter>,
-) -> Result<Vec<crate::cri::Container>> {
+/// Containers matching a filter, from the live view.
+pub fn list(rt: &Runtime, filter: Option<ContainerFilter>) -> Vec<crate::cri::Container> {
     let filter = filter.unwrap_or_default();
-    let mut labels = vec![format!("{}={}", naming::TYPE_LABEL, naming::TYPE_CONTAINER)];
-    labels.extend(
-        filter
-            .label_selector
-            .iter()
-            .map(|(k, v)| format!("{k}={v}")),
-    );
-    let summaries = rt
-        .docker
-        .list_containers(Filters::from([("label".to_string(), labels)]))
-        .await
-        .context(|| "list containers".into())?;
     let wanted_state = filter.state.map(|s| s.state);
-    Ok(summaries
+    rt.view
+        .all(Kind::Container)
         .iter()
-        .filter_map(status::container_from_summary)
-        .filter(|c| filter.id.is_empty() || c.id.starts_with(&filter.id))
-        .filter(|c| {
-            filter.pod_sandbox_id.is_empty() || c.pod_sandbox_id.starts_with(&filter.pod_sandbox_id)
+        .filter(|e| filter.id.is_empty() || e.id().starts_with(&filter.id))
+        .filter(|e| {
+            filter.pod_sandbox_id.is_empty() || e.sandbox_id().starts_with(&filter.pod_sandbox_id)
         })
+        .filter_map(|e| status::container_from_inspect(&e.inspected))
         .filter(|c| wanted_state.is_none_or(|state| c.state == state))
-        .collect())
+        .filter(|c| {
+            filter
+                .label_selector
+                .iter()
+                .all(|(k, v)| c.labels.get(k) == Some(v))
+        })
+        .collect()
 }
 
 /// The status of one container.
@@ -204,17 +202,9 @@ pub async fn container_status(
     verbose: bool,
 ) -> Result<ContainerStatusResponse> {
     let inspected = inspect(rt, id).await?;
-    let image = match inspected.image.as_deref() {
-        Some(image_id) => match rt.docker.inspect_image(image_id).await {
-            Ok(image) => Some(image),
-            // The image may have been removed while the container exists.
-            Err(DockerError::NotFound(_)) => None,
-            Err(err) => return Err(err).context(|| format!("inspect image {image_id}")),
-        },
-        None => None,
-    };
+    let image = image_of(rt, &inspected).await?;
     Ok(ContainerStatusResponse {
-        status: Some(status::status_from_inspect(&inspected, image.as_ref())),
+        status: Some(status::status_from_inspect(&inspected, image.as_deref())),
         info: if verbose {
             status::verbose_info(&inspected)
         } else {
@@ -230,7 +220,7 @@ pub async fn update_resources(
     id: &str,
     resources: Option<LinuxContainerResources>,
 ) -> Result<()> {
-    let cid = full_id(&inspect(rt, id).await?);
+    let cid = full_id(inspect(rt, id).await?.as_ref());
     let Some(resources) = resources else {
         return Ok(());
     };
@@ -238,7 +228,25 @@ pub async fn update_resources(
     rt.docker
         .update_container(&cid, limits.update_body())
         .await
-        .context(|| format!("update resources of container {cid}"))
+        .context(|| format!("update resources of container {cid}"))?;
+    rt.refresh(&cid).await;
+    Ok(())
+}
+
+/// The container's image, from the view's cache. The image may have been
+/// removed while the container exists.
+pub(crate) async fn image_of(
+    rt: &Runtime,
+    inspected: &ContainerInspectResponse,
+) -> Result<Option<Arc<ImageInspect>>> {
+    match inspected.image.as_deref() {
+        Some(image_id) => rt
+            .view
+            .image(image_id)
+            .await
+            .context(|| format!("inspect image {image_id}")),
+        None => Ok(None),
+    }
 }
 
 /// Runs a command in a running container and returns its output and exit

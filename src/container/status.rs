@@ -3,10 +3,7 @@
 
 use std::collections::HashMap;
 
-use bollard::models::{
-    ContainerInspectResponse, ContainerStateStatusEnum, ContainerSummary,
-    ContainerSummaryStateEnum, ImageInspect,
-};
+use bollard::models::{ContainerInspectResponse, ContainerStateStatusEnum, ImageInspect};
 
 use crate::cri::{
     Container, ContainerResources, ContainerState, ContainerStatus, ContainerUser, ImageSpec,
@@ -14,19 +11,6 @@ use crate::cri::{
 };
 use crate::docker::timestamp_nanos;
 use crate::naming;
-
-/// A container's CRI state from its Docker list state.
-pub fn state_from_summary(state: Option<&ContainerSummaryStateEnum>) -> ContainerState {
-    use ContainerSummaryStateEnum as S;
-    match state {
-        Some(S::CREATED) => ContainerState::ContainerCreated,
-        Some(S::RUNNING | S::PAUSED | S::RESTARTING | S::STOPPING) => {
-            ContainerState::ContainerRunning
-        }
-        Some(S::EXITED | S::DEAD | S::REMOVING) => ContainerState::ContainerExited,
-        _ => ContainerState::ContainerUnknown,
-    }
-}
 
 fn state_from_inspect(state: Option<&ContainerStateStatusEnum>) -> ContainerState {
     use ContainerStateStatusEnum as S;
@@ -38,32 +22,30 @@ fn state_from_inspect(state: Option<&ContainerStateStatusEnum>) -> ContainerStat
     }
 }
 
-/// A CRI container from a Docker list entry; entries without a container
-/// name the shim can read are skipped.
-pub fn container_from_summary(summary: &ContainerSummary) -> Option<Container> {
-    let name = summary.names.as_ref()?.first()?;
-    let metadata = naming::parse_container_name(name)?;
-    let docker_labels = summary.labels.clone().unwrap_or_default();
+/// A CRI container list entry; containers without a container name the
+/// shim can read are skipped.
+pub fn container_from_inspect(inspected: &ContainerInspectResponse) -> Option<Container> {
+    let metadata = naming::parse_container_name(inspected.name.as_deref()?)?;
+    let config = inspected.config.as_ref();
+    let docker_labels = config.and_then(|c| c.labels.as_ref());
     let sandbox_id = docker_labels
-        .get(naming::SANDBOX_ID_LABEL)
+        .and_then(|l| l.get(naming::SANDBOX_ID_LABEL))
         .cloned()
         .unwrap_or_default();
-    let (labels, annotations) = naming::from_docker_labels(&docker_labels, false);
-    let image_id = summary.image_id.clone().unwrap_or_default();
+    let (labels, annotations) =
+        naming::from_docker_labels(docker_labels.unwrap_or(&HashMap::new()), false);
+    let image_id = inspected.image.clone().unwrap_or_default();
     Some(Container {
-        id: summary.id.clone()?,
+        id: inspected.id.clone()?,
         pod_sandbox_id: sandbox_id,
         metadata: Some(metadata),
         image: Some(ImageSpec {
-            image: summary.image.clone().unwrap_or_default(),
+            image: config.and_then(|c| c.image.clone()).unwrap_or_default(),
             ..Default::default()
         }),
         image_ref: image_id.clone(),
-        state: state_from_summary(summary.state.as_ref()) as i32,
-        created_at: summary
-            .created
-            .unwrap_or_default()
-            .saturating_mul(1_000_000_000),
+        state: state_from_inspect(inspected.state.as_ref().and_then(|s| s.status.as_ref())) as i32,
+        created_at: timestamp_nanos(inspected.created.as_deref()),
         labels,
         annotations,
         image_id,

@@ -7,7 +7,7 @@ use tonic::{Request, Response, Status};
 
 use super::v1::image_service_server::ImageService;
 use super::v1::*;
-use super::{respond, unsupported};
+use super::{paged, respond};
 use crate::image;
 use crate::runtime::Runtime;
 
@@ -38,9 +38,15 @@ impl ImageService for ImageServiceImpl {
 
     async fn stream_images(
         &self,
-        _: Request<StreamImagesRequest>,
+        req: Request<StreamImagesRequest>,
     ) -> Reply<BoxStream<StreamImagesResponse>> {
-        unsupported("StreamImages", "use the unary ListImages call")
+        let images = respond(
+            "StreamImages",
+            image::list(&self.rt, req.into_inner().filter).await,
+        )?;
+        Ok(Response::new(paged(images.into_inner(), |images| {
+            StreamImagesResponse { images }
+        })))
     }
 
     async fn image_status(&self, req: Request<ImageStatusRequest>) -> Reply<ImageStatusResponse> {

@@ -39,6 +39,24 @@ pub(crate) fn respond<T>(
     }
 }
 
+/// Items per message of the list streams (`StreamContainers` ...): small
+/// enough to stay far below gRPC's message limit on nodes with many pods.
+pub(crate) const PAGE_SIZE: usize = 100;
+
+/// A list served as a stream of pages of [`PAGE_SIZE`] items.
+pub(crate) fn paged<T, R>(items: Vec<T>, page: fn(Vec<T>) -> R) -> tonic::codegen::BoxStream<R>
+where
+    T: Send + 'static,
+    R: Send + 'static,
+{
+    let mut items = items.into_iter().peekable();
+    let mut pages = Vec::new();
+    while items.peek().is_some() {
+        pages.push(Ok(page(items.by_ref().take(PAGE_SIZE).collect())));
+    }
+    Box::pin(tokio_stream::iter(pages))
+}
+
 /// The answer to an RPC this shim does not serve.
 pub(crate) fn unsupported<T>(
     rpc: &'static str,

@@ -8,17 +8,13 @@ use tonic::{Request, Response, Status};
 
 use super::v1::runtime_service_server::RuntimeService;
 use super::v1::*;
-use super::{respond, unsupported};
+use super::{paged, respond, unsupported};
 use crate::runtime::Runtime;
 use crate::streaming::Streaming;
-use crate::{container, info, sandbox};
+use crate::{container, info, sandbox, stats};
 
 type Reply<T> = Result<Response<T>, Status>;
 
-const NO_STATS: &str =
-    "container and pod statistics are not available yet; the kubelet falls back to cAdvisor";
-const NO_EVENTS: &str = "container events are not available yet; use the generic PLEG";
-const NO_LIST_STREAMS: &str = "use the unary list call";
 const NO_CHECKPOINT: &str = "Docker's checkpoint support is experimental and not used";
 
 /// The CRI runtime service over Docker.
@@ -86,18 +82,18 @@ impl RuntimeService for RuntimeServiceImpl {
         &self,
         req: Request<ListPodSandboxRequest>,
     ) -> Reply<ListPodSandboxResponse> {
-        let result = sandbox::list(&self.rt, req.into_inner().filter).await;
-        respond(
-            "ListPodSandbox",
-            result.map(|items| ListPodSandboxResponse { items }),
-        )
+        let items = sandbox::list(&self.rt, req.into_inner().filter);
+        Ok(Response::new(ListPodSandboxResponse { items }))
     }
 
     async fn stream_pod_sandboxes(
         &self,
-        _: Request<StreamPodSandboxesRequest>,
+        req: Request<StreamPodSandboxesRequest>,
     ) -> Reply<BoxStream<StreamPodSandboxesResponse>> {
-        unsupported("StreamPodSandboxes", NO_LIST_STREAMS)
+        let items = sandbox::list(&self.rt, req.into_inner().filter);
+        Ok(Response::new(paged(items, |pod_sandboxes| {
+            StreamPodSandboxesResponse { pod_sandboxes }
+        })))
     }
 
     async fn create_container(
@@ -143,18 +139,18 @@ impl RuntimeService for RuntimeServiceImpl {
         &self,
         req: Request<ListContainersRequest>,
     ) -> Reply<ListContainersResponse> {
-        let result = container::list(&self.rt, req.into_inner().filter).await;
-        respond(
-            "ListContainers",
-            result.map(|containers| ListContainersResponse { containers }),
-        )
+        let containers = container::list(&self.rt, req.into_inner().filter);
+        Ok(Response::new(ListContainersResponse { containers }))
     }
 
     async fn stream_containers(
         &self,
-        _: Request<StreamContainersRequest>,
+        req: Request<StreamContainersRequest>,
     ) -> Reply<BoxStream<StreamContainersResponse>> {
-        unsupported("StreamContainers", NO_LIST_STREAMS)
+        let containers = container::list(&self.rt, req.into_inner().filter);
+        Ok(Response::new(paged(containers, |containers| {
+            StreamContainersResponse { containers }
+        })))
     }
 
     async fn container_status(
@@ -218,44 +214,60 @@ impl RuntimeService for RuntimeServiceImpl {
 
     async fn container_stats(
         &self,
-        _: Request<ContainerStatsRequest>,
+        req: Request<ContainerStatsRequest>,
     ) -> Reply<ContainerStatsResponse> {
-        unsupported("ContainerStats", NO_STATS)
+        let result = stats::container_stats(&self.rt, &req.into_inner().container_id).await;
+        respond(
+            "ContainerStats",
+            result.map(|stats| ContainerStatsResponse { stats: Some(stats) }),
+        )
     }
 
     async fn list_container_stats(
         &self,
-        _: Request<ListContainerStatsRequest>,
+        req: Request<ListContainerStatsRequest>,
     ) -> Reply<ListContainerStatsResponse> {
-        unsupported("ListContainerStats", NO_STATS)
+        let stats = stats::list_container_stats(&self.rt, req.into_inner().filter);
+        Ok(Response::new(ListContainerStatsResponse { stats }))
     }
 
     async fn stream_container_stats(
         &self,
-        _: Request<StreamContainerStatsRequest>,
+        req: Request<StreamContainerStatsRequest>,
     ) -> Reply<BoxStream<StreamContainerStatsResponse>> {
-        unsupported("StreamContainerStats", NO_STATS)
+        let stats = stats::list_container_stats(&self.rt, req.into_inner().filter);
+        Ok(Response::new(paged(stats, |container_stats| {
+            StreamContainerStatsResponse { container_stats }
+        })))
     }
 
     async fn pod_sandbox_stats(
         &self,
-        _: Request<PodSandboxStatsRequest>,
+        req: Request<PodSandboxStatsRequest>,
     ) -> Reply<PodSandboxStatsResponse> {
-        unsupported("PodSandboxStats", NO_STATS)
+        let result = stats::pod_sandbox_stats(&self.rt, &req.into_inner().pod_sandbox_id).await;
+        respond(
+            "PodSandboxStats",
+            result.map(|stats| PodSandboxStatsResponse { stats: Some(stats) }),
+        )
     }
 
     async fn list_pod_sandbox_stats(
         &self,
-        _: Request<ListPodSandboxStatsRequest>,
+        req: Request<ListPodSandboxStatsRequest>,
     ) -> Reply<ListPodSandboxStatsResponse> {
-        unsupported("ListPodSandboxStats", NO_STATS)
+        let stats = stats::list_pod_sandbox_stats(&self.rt, req.into_inner().filter);
+        Ok(Response::new(ListPodSandboxStatsResponse { stats }))
     }
 
     async fn stream_pod_sandbox_stats(
         &self,
-        _: Request<StreamPodSandboxStatsRequest>,
+        req: Request<StreamPodSandboxStatsRequest>,
     ) -> Reply<BoxStream<StreamPodSandboxStatsResponse>> {
-        unsupported("StreamPodSandboxStats", NO_STATS)
+        let stats = stats::list_pod_sandbox_stats(&self.rt, req.into_inner().filter);
+        Ok(Response::new(paged(stats, |pod_sandbox_stats| {
+            StreamPodSandboxStatsResponse { pod_sandbox_stats }
+        })))
     }
 
     async fn update_runtime_config(
@@ -263,14 +275,14 @@ impl RuntimeService for RuntimeServiceImpl {
         req: Request<UpdateRuntimeConfigRequest>,
     ) -> Reply<UpdateRuntimeConfigResponse> {
         // With Docker's own networking the pod CIDR is Docker's business;
-        // the value is logged so an operator can see what the kubelet sent.
+        // CNI plugins get it as `ipRanges`.
         let pod_cidr = req
             .into_inner()
             .runtime_config
             .and_then(|c| c.network_config)
             .map(|n| n.pod_cidr)
             .unwrap_or_default();
-        tracing::info!(%pod_cidr, "runtime config update (unused with Docker networking)");
+        self.rt.network.set_pod_cidr(&pod_cidr);
         Ok(Response::new(UpdateRuntimeConfigResponse {}))
     }
 
@@ -302,28 +314,37 @@ impl RuntimeService for RuntimeServiceImpl {
         &self,
         _: Request<GetEventsRequest>,
     ) -> Reply<BoxStream<ContainerEventResponse>> {
-        unsupported("GetContainerEvents", NO_EVENTS)
+        Ok(Response::new(crate::events::subscribe(self.rt.clone())))
     }
 
     async fn list_metric_descriptors(
         &self,
         _: Request<ListMetricDescriptorsRequest>,
     ) -> Reply<ListMetricDescriptorsResponse> {
-        unsupported("ListMetricDescriptors", NO_STATS)
+        Ok(Response::new(ListMetricDescriptorsResponse {
+            descriptors: stats::metric_descriptors(),
+        }))
     }
 
     async fn list_pod_sandbox_metrics(
         &self,
         _: Request<ListPodSandboxMetricsRequest>,
     ) -> Reply<ListPodSandboxMetricsResponse> {
-        unsupported("ListPodSandboxMetrics", NO_STATS)
+        Ok(Response::new(ListPodSandboxMetricsResponse {
+            pod_metrics: stats::pod_sandbox_metrics(&self.rt),
+        }))
     }
 
     async fn stream_pod_sandbox_metrics(
         &self,
         _: Request<StreamPodSandboxMetricsRequest>,
     ) -> Reply<BoxStream<StreamPodSandboxMetricsResponse>> {
-        unsupported("StreamPodSandboxMetrics", NO_STATS)
+        let metrics = stats::pod_sandbox_metrics(&self.rt);
+        Ok(Response::new(paged(metrics, |pod_sandbox_metrics| {
+            StreamPodSandboxMetricsResponse {
+                pod_sandbox_metrics,
+            }
+        })))
     }
 
     async fn runtime_config(

@@ -9,14 +9,15 @@ use bollard::auth::DockerCredentials;
 use bollard::exec::{CreateExecOptions, ResizeExecOptions};
 use bollard::models::{
     ContainerCreateBody, ContainerInspectResponse, ContainerSummary, ContainerUpdateBody,
-    ExecInspectResponse, ImageInspect, ImageSummary, SystemInfo, SystemVersion,
+    EventMessage, ExecInspectResponse, ImageInspect, ImageSummary, SystemInfo, SystemVersion,
 };
 use bollard::query_parameters::{
-    CreateContainerOptions, CreateImageOptions, InspectContainerOptions, ListContainersOptions,
-    ListImagesOptions, RemoveContainerOptions, RemoveImageOptions, ResizeContainerTTYOptions,
-    StopContainerOptions,
+    CreateContainerOptions, CreateImageOptions, EventsOptions, InspectContainerOptions,
+    ListContainersOptions, ListImagesOptions, RemoveContainerOptions, RemoveImageOptions,
+    ResizeContainerTTYOptions, StopContainerOptions,
 };
-use futures_util::TryStreamExt;
+use futures_util::stream::BoxStream;
+use futures_util::{StreamExt, TryStreamExt};
 
 use super::hijack::{self, Endpoint, RawStream};
 use super::{DockerApi, DockerError, DockerResult, ExecSpec, Filters, RegistryAuth, TermSize};
@@ -136,6 +137,18 @@ impl DockerApi for BollardDocker {
 
     async fn info(&self) -> DockerResult<SystemInfo> {
         self.docker.info().await.map_err(map_err)
+    }
+
+    fn events(&self, since: Option<i64>) -> BoxStream<'static, DockerResult<EventMessage>> {
+        let options = EventsOptions {
+            since: since.map(|s| s.to_string()),
+            until: None,
+            filters: Some(Filters::from([(
+                "type".to_string(),
+                vec!["container".to_string(), "image".to_string()],
+            )])),
+        };
+        self.docker.events(Some(options)).map_err(map_err).boxed()
     }
 
     async fn list_containers(&self, filters: Filters) -> DockerResult<Vec<ContainerSummary>> {

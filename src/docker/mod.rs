@@ -8,6 +8,8 @@
 
 pub mod client;
 pub mod hijack;
+#[cfg(test)]
+pub mod unreachable;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -15,8 +17,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bollard::models::{
     ContainerCreateBody, ContainerInspectResponse, ContainerSummary, ContainerUpdateBody,
-    ExecInspectResponse, ImageInspect, ImageSummary, SystemInfo, SystemVersion,
+    EventMessage, ExecInspectResponse, ImageInspect, ImageSummary, SystemInfo, SystemVersion,
 };
+use futures_util::stream::BoxStream;
 
 /// Label filters and other list filters, as the Engine API takes them.
 pub type Filters = HashMap<String, Vec<String>>;
@@ -116,6 +119,10 @@ pub trait DockerApi: Send + Sync + 'static {
     async fn version(&self) -> DockerResult<SystemVersion>;
     /// `GET /info`.
     async fn info(&self) -> DockerResult<SystemInfo>;
+
+    /// `GET /events` for containers and images, from `since` (Unix
+    /// seconds) when given, then live until the connection ends.
+    fn events(&self, since: Option<i64>) -> BoxStream<'static, DockerResult<EventMessage>>;
 
     /// `GET /containers/json?all=1` with filters.
     async fn list_containers(&self, filters: Filters) -> DockerResult<Vec<ContainerSummary>>;

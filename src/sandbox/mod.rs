@@ -6,18 +6,19 @@ pub mod spec;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use bollard::models::{ContainerInspectResponse, ContainerSummary, ContainerSummaryStateEnum};
+use bollard::models::ContainerInspectResponse;
 use futures_util::future::join_all;
 
 use crate::cri::{
-    Namespace, NamespaceMode, NamespaceOption, PodIp, PodSandbox, PodSandboxFilter,
-    PodSandboxNetworkStatus, PodSandboxState, PodSandboxStatus, PodSandboxStatusResponse,
-    RunPodSandboxRequest,
+    Namespace, NamespaceMode, NamespaceOption, PodIp, PodSandbox, PodSandboxConfig,
+    PodSandboxFilter, PodSandboxNetworkStatus, PodSandboxState, PodSandboxStatus,
+    PodSandboxStatusResponse, RunPodSandboxRequest,
 };
-use crate::docker::{DockerError, Filters, timestamp_nanos};
+use crate::docker::{DockerError, timestamp_nanos};
 use crate::error::{DockerContext, Error, Result};
 use crate::naming;
 use crate::runtime::Runtime;
+use crate::store::{Entry, Kind, Phase};
 
 /// Grace period of the pause process; it exits at once on SIGTERM.
 const PAUSE_STOP_GRACE: Duration = Duration::from_secs(10);
@@ -37,16 +38,62 @@ pub async fn run(rt: &Runtime, req: RunPodSandboxRequest) -> Result<String> {
             runtime,
             oom_score_adj: rt.settings.sandbox_oom_score_adj,
             cgroup_driver: rt.host.cgroup_driver,
+            network_mode: rt.network.docker_network_mode(),
         },
     )?;
+    let host_network = spec::namespace_options(&config).network == NamespaceMode::Node as i32;
     let name = naming::sandbox_name(meta);
     let id = create_named(rt, &name, body).await?;
+    if !host_network {
+        rt.network.begin(&id);
+    }
     if let Err(err) = rt.docker.start_container(&id).await {
+        rt.network.end(&id);
         discard(rt, &id).await;
         return Err(err).context(|| format!("start sandbox {name}"));
     }
+    if !host_network && let Err(err) = attach_network(rt, &id, &config).await {
+        discard(rt, &id).await;
+        return Err(err);
+    }
+    rt.refresh(&id).await;
     tracing::info!(sandbox = %id, name = %name, "pod sandbox running");
     Ok(id)
+}
+
+/// Attaches a started pause container to the pod network (CNI); on
+/// failure nothing of the attachment is left.
+async fn attach_network(rt: &Runtime, id: &str, config: &PodSandboxConfig) -> Result<()> {
+    if !rt.network.is_cni() {
+        return Ok(());
+    }
+    let pid = match rt.view.refresh(id).await {
+        Ok(Some(entry)) => entry
+            .inspected
+            .state
+            .as_ref()
+            .and_then(|s| s.pid)
+            .and_then(|pid| u32::try_from(pid).ok())
+            .filter(|pid| *pid > 0),
+        Ok(None) => None,
+        Err(err) => {
+            rt.network.end(id);
+            return Err(err).context(|| format!("inspect pod sandbox {id}"));
+        }
+    };
+    let Some(pid) = pid else {
+        rt.network.end(id);
+        return Err(Error::Internal(format!(
+            "pod sandbox {id} exited before its network was set up"
+        )));
+    };
+    rt.network
+        .attach(&crate::network::PodAttachment {
+            sandbox_id: id,
+            pid,
+            config,
+        })
+        .await
 }
 
 /// The Docker runtime for a CRI runtime handler: Docker's default for the
@@ -107,33 +154,19 @@ fn random_suffix() -> String {
 /// Removes a container the shim just created and could not use; failures
 /// are logged, since the original error is what the caller needs to see.
 pub(crate) async fn discard(rt: &Runtime, id: &str) {
-    if let Err(err) = rt.docker.remove_container(id).await
-        && !err.is_not_found()
-    {
-        tracing::error!(container = id, error = %err, "cannot remove a half-created container");
+    match rt.docker.remove_container(id).await {
+        Ok(()) => rt.view.forget(id),
+        Err(err) if err.is_not_found() => rt.view.forget(id),
+        Err(err) => {
+            tracing::error!(container = id, error = %err, "cannot remove a half-created container");
+        }
     }
 }
 
-/// Inspects a sandbox by id (or unique id prefix). Anything that is not a
-/// pod sandbox is reported as not found.
-pub async fn inspect(rt: &Runtime, id: &str) -> Result<ContainerInspectResponse> {
-    rt.inspect_kind(id, naming::TYPE_SANDBOX, "pod sandbox")
-        .await
-}
-
-/// The containers that belong to a sandbox.
-pub(crate) async fn containers_of(rt: &Runtime, sandbox_id: &str) -> Result<Vec<ContainerSummary>> {
-    let filters = Filters::from([(
-        "label".to_string(),
-        vec![
-            format!("{}={}", naming::TYPE_LABEL, naming::TYPE_CONTAINER),
-            format!("{}={sandbox_id}", naming::SANDBOX_ID_LABEL),
-        ],
-    )]);
-    rt.docker
-        .list_containers(filters)
-        .await
-        .context(|| format!("list containers of pod sandbox {sandbox_id}"))
+/// Finds a sandbox by id (or unique id prefix). Anything that is not a pod
+/// sandbox is reported as not found.
+pub async fn inspect(rt: &Runtime, id: &str) -> Result<Entry> {
+    rt.find(id, Kind::Sandbox, "pod sandbox").await
 }
 
 /// Stops a sandbox: its containers are killed, then the pause container is
@@ -141,19 +174,28 @@ pub(crate) async fn containers_of(rt: &Runtime, sandbox_id: &str) -> Result<Vec<
 pub async fn stop(rt: &Runtime, id: &str) -> Result<()> {
     let sandbox = match inspect(rt, id).await {
         Ok(sandbox) => sandbox,
-        Err(Error::NotFound(_)) => return Ok(()),
+        Err(Error::NotFound(_)) => {
+            // The pause container was removed behind our back: its network
+            // may still be attached, and the CNI cache knows how.
+            if naming::is_full_id(id) {
+                rt.network.detach(id, None).await?;
+            }
+            return Ok(());
+        }
         Err(err) => return Err(err),
     };
-    let sandbox_id = sandbox.id.unwrap_or_default();
-    let sandbox_id = sandbox_id.as_str();
-    let containers = containers_of(rt, sandbox_id).await?;
+    let sandbox_id = sandbox.id();
+    let containers = rt.view.containers_of(sandbox_id);
     let stops = containers
         .iter()
-        .filter(|c| is_active(c.state.as_ref()))
-        .filter_map(|c| c.id.as_deref())
-        .map(|cid| async move {
+        .filter(|c| c.phase() == Phase::Running)
+        .map(|c| async move {
+            let cid = c.id();
             match rt.docker.stop_container(cid, Duration::ZERO).await {
-                Ok(()) | Err(DockerError::NotFound(_)) => Ok(()),
+                Ok(()) | Err(DockerError::NotFound(_)) => {
+                    rt.refresh(cid).await;
+                    Ok(())
+                }
                 Err(err) => {
                     Err(err).context(|| format!("stop container {cid} of pod sandbox {sandbox_id}"))
                 }
@@ -163,23 +205,20 @@ pub async fn stop(rt: &Runtime, id: &str) -> Result<()> {
         .await
         .into_iter()
         .collect::<Result<Vec<()>>>()?;
+    if !uses_host_network(&sandbox.inspected) {
+        let pid = (sandbox.phase() == Phase::Running)
+            .then(|| sandbox.inspected.state.as_ref().and_then(|s| s.pid))
+            .flatten()
+            .and_then(|pid| u32::try_from(pid).ok())
+            .filter(|pid| *pid > 0);
+        rt.network.detach(sandbox_id, pid).await?;
+    }
     match rt.docker.stop_container(sandbox_id, PAUSE_STOP_GRACE).await {
-        Ok(()) | Err(DockerError::NotFound(_)) => {}
+        Ok(()) | Err(DockerError::NotFound(_)) => rt.refresh(sandbox_id).await,
         Err(err) => return Err(err).context(|| format!("stop pod sandbox {sandbox_id}")),
     }
     tracing::info!(sandbox = %sandbox_id, "pod sandbox stopped");
     Ok(())
-}
-
-fn is_active(state: Option<&ContainerSummaryStateEnum>) -> bool {
-    matches!(
-        state,
-        Some(
-            ContainerSummaryStateEnum::RUNNING
-                | ContainerSummaryStateEnum::PAUSED
-                | ContainerSummaryStateEnum::RESTARTING
-        )
-    )
 }
 
 /// Removes a sandbox and all its containers. Removing a missing sandbox
@@ -190,26 +229,31 @@ pub async fn remove(rt: &Runtime, id: &str) -> Result<()> {
         Err(Error::NotFound(_)) => return Ok(()),
         Err(err) => return Err(err),
     };
-    let sandbox_id = sandbox.id.unwrap_or_default();
-    let sandbox_id = sandbox_id.as_str();
-    let containers = containers_of(rt, sandbox_id).await?;
-    let removals = containers
-        .iter()
-        .filter_map(|c| c.id.as_deref())
-        .map(|cid| async move {
-            rt.logs.stop(cid);
-            match rt.docker.remove_container(cid).await {
-                Ok(()) | Err(DockerError::NotFound(_)) => Ok(()),
-                Err(err) => Err(err)
-                    .context(|| format!("remove container {cid} of pod sandbox {sandbox_id}")),
+    let sandbox_id = sandbox.id();
+    if !uses_host_network(&sandbox.inspected) {
+        // Normally StopPodSandbox tore the network down already; this only
+        // acts on what the CNI cache still holds.
+        rt.network.detach(sandbox_id, None).await?;
+    }
+    let containers = rt.view.containers_of(sandbox_id);
+    let removals = containers.iter().map(|c| c.id()).map(|cid| async move {
+        rt.logs.stop(cid);
+        match rt.docker.remove_container(cid).await {
+            Ok(()) | Err(DockerError::NotFound(_)) => {
+                rt.view.forget(cid);
+                Ok(())
             }
-        });
+            Err(err) => {
+                Err(err).context(|| format!("remove container {cid} of pod sandbox {sandbox_id}"))
+            }
+        }
+    });
     join_all(removals)
         .await
         .into_iter()
         .collect::<Result<Vec<()>>>()?;
     match rt.docker.remove_container(sandbox_id).await {
-        Ok(()) | Err(DockerError::NotFound(_)) => {}
+        Ok(()) | Err(DockerError::NotFound(_)) => rt.view.forget(sandbox_id),
         Err(err) => return Err(err).context(|| format!("remove pod sandbox {sandbox_id}")),
     }
     tracing::info!(sandbox = %sandbox_id, "pod sandbox removed");
@@ -218,10 +262,10 @@ pub async fn remove(rt: &Runtime, id: &str) -> Result<()> {
 
 /// The status of one sandbox.
 pub async fn status(rt: &Runtime, id: &str, verbose: bool) -> Result<PodSandboxStatusResponse> {
-    let inspected = inspect(rt, id).await?;
-    let status = status_from_inspect(&inspected, &rt.host.default_runtime);
+    let sandbox = inspect(rt, id).await?;
+    let status = status_of(rt, &sandbox.inspected);
     let info = if verbose {
-        verbose_info(&inspected)
+        verbose_info(&sandbox.inspected)
     } else {
         HashMap::new()
     };
@@ -230,6 +274,45 @@ pub async fn status(rt: &Runtime, id: &str, verbose: bool) -> Result<PodSandboxS
         info,
         ..Default::default()
     })
+}
+
+/// A sandbox's CRI status from what Docker reported and, for pods on a
+/// CNI network, the IPs of its attachment. A pod whose network is still
+/// being set up is not ready.
+pub fn status_of(rt: &Runtime, inspected: &ContainerInspectResponse) -> PodSandboxStatus {
+    let mut status = status_from_inspect(inspected, &rt.host.default_runtime);
+    let on_cni = inspected
+        .host_config
+        .as_ref()
+        .and_then(|h| h.network_mode.as_deref())
+        == Some("none");
+    if !on_cni {
+        return status;
+    }
+    if rt.network.is_pending(&status.id) {
+        status.state = PodSandboxState::SandboxNotready as i32;
+    }
+    if status.state == PodSandboxState::SandboxReady as i32 {
+        let mut ips = rt
+            .network
+            .pod_ips(&status.id)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|ip| ip.to_string());
+        status.network = Some(PodSandboxNetworkStatus {
+            ip: ips.next().unwrap_or_default(),
+            additional_ips: ips.map(|ip| PodIp { ip }).collect(),
+        });
+    }
+    status
+}
+
+fn uses_host_network(inspected: &ContainerInspectResponse) -> bool {
+    inspected
+        .host_config
+        .as_ref()
+        .and_then(|h| h.network_mode.as_deref())
+        == Some("host")
 }
 
 /// Builds a CRI sandbox status from what Docker reports.
@@ -355,52 +438,36 @@ fn verbose_info(inspected: &ContainerInspectResponse) -> HashMap<String, String>
     HashMap::from([("info".to_string(), info.to_string())])
 }
 
-/// Sandboxes matching a filter.
-pub async fn list(rt: &Runtime, filter: Option<PodSandboxFilter>) -> Result<Vec<PodSandbox>> {
+/// Sandboxes matching a filter, from the live view.
+pub fn list(rt: &Runtime, filter: Option<PodSandboxFilter>) -> Vec<PodSandbox> {
     let filter = filter.unwrap_or_default();
-    let mut label_filters = vec![format!("{}={}", naming::TYPE_LABEL, naming::TYPE_SANDBOX)];
-    label_filters.extend(
-        filter
-            .label_selector
-            .iter()
-            .map(|(k, v)| format!("{k}={v}")),
-    );
-    let summaries = rt
-        .docker
-        .list_containers(Filters::from([("label".to_string(), label_filters)]))
-        .await
-        .context(|| "list pod sandboxes".into())?;
     let wanted_state = filter.state.map(|s| s.state);
-    Ok(summaries
+    rt.view
+        .all(Kind::Sandbox)
         .iter()
-        .filter_map(sandbox_from_summary)
-        .filter(|s| filter.id.is_empty() || s.id.starts_with(&filter.id))
+        .filter(|e| filter.id.is_empty() || e.id().starts_with(&filter.id))
+        .filter_map(|e| sandbox_from_inspect(rt, &e.inspected))
         .filter(|s| wanted_state.is_none_or(|state| s.state == state))
-        .collect())
+        .filter(|s| {
+            filter
+                .label_selector
+                .iter()
+                .all(|(k, v)| s.labels.get(k) == Some(v))
+        })
+        .collect()
 }
 
-/// A CRI sandbox from a Docker list entry; entries whose names are not
-/// sandbox names are skipped.
-fn sandbox_from_summary(summary: &ContainerSummary) -> Option<PodSandbox> {
-    let name = summary.names.as_ref()?.first()?;
-    let metadata = naming::parse_sandbox_name(name)?;
-    let (labels, annotations) =
-        naming::from_docker_labels(summary.labels.as_ref().unwrap_or(&HashMap::new()), true);
-    let ready = summary.state == Some(ContainerSummaryStateEnum::RUNNING);
+/// A CRI sandbox list entry; containers whose names are not sandbox names
+/// are skipped.
+fn sandbox_from_inspect(rt: &Runtime, inspected: &ContainerInspectResponse) -> Option<PodSandbox> {
+    let status = status_of(rt, inspected);
     Some(PodSandbox {
-        id: summary.id.clone()?,
-        metadata: Some(metadata),
-        state: if ready {
-            PodSandboxState::SandboxReady
-        } else {
-            PodSandboxState::SandboxNotready
-        } as i32,
-        created_at: summary
-            .created
-            .unwrap_or_default()
-            .saturating_mul(1_000_000_000),
-        labels,
-        annotations,
-        runtime_handler: String::new(),
+        id: status.id,
+        metadata: Some(status.metadata?),
+        state: status.state,
+        created_at: status.created_at,
+        labels: status.labels,
+        annotations: status.annotations,
+        runtime_handler: status.runtime_handler,
     })
 }

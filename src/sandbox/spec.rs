@@ -24,6 +24,9 @@ pub struct SandboxEnv<'a> {
     pub oom_score_adj: Option<i64>,
     /// Docker's cgroup driver.
     pub cgroup_driver: CgroupDriver,
+    /// Docker network of a pod not on the host's network: `bridge`, or
+    /// `none` when CNI plugins attach it.
+    pub network_mode: &'a str,
 }
 
 /// The pod's namespace options, with the CRI's defaults when absent.
@@ -72,7 +75,9 @@ pub fn create_body(config: &PodSandboxConfig, env: &SandboxEnv<'_>) -> Result<Co
         labels.insert(naming::SHARED_PID_LABEL.into(), "true".into());
     }
 
-    let (exposed_ports, port_bindings) = if host_network {
+    // Under CNI the portmap plugin maps host ports; Docker ignores port
+    // bindings on its `none` network anyway.
+    let (exposed_ports, port_bindings) = if host_network || env.network_mode != "bridge" {
         (None, None)
     } else {
         port_bindings(config)?
@@ -82,9 +87,9 @@ pub fn create_body(config: &PodSandboxConfig, env: &SandboxEnv<'_>) -> Result<Co
     let non_empty = |v: Vec<String>| (!v.is_empty()).then_some(v);
 
     let host_config = HostConfig {
-        // Docker's bridge, named explicitly: engines from 26 rewrite
+        // Docker's bridge is named explicitly: engines from 26 rewrite
         // "default" to "bridge" anyway.
-        network_mode: Some(if host_network { "host" } else { "bridge" }.into()),
+        network_mode: Some(if host_network { "host" } else { env.network_mode }.into()),
         port_bindings,
         ipc_mode: Some(
             if mode(namespaces.ipc) == NamespaceMode::Node {
@@ -202,6 +207,7 @@ mod tests {
             runtime: None,
             oom_score_adj: Some(-998),
             cgroup_driver: CgroupDriver::Cgroupfs,
+            network_mode: "bridge",
         }
     }
 
@@ -324,6 +330,21 @@ mod tests {
             Some("kubepods-burstable-podu1.slice")
         );
         assert_eq!(cgroup_parent("", CgroupDriver::Systemd), None);
+    }
+
+    #[test]
+    fn under_cni_the_pause_container_has_no_docker_network_or_ports() {
+        let env = SandboxEnv {
+            network_mode: "none",
+            ..env()
+        };
+        let body = create_body(&config(), &env).unwrap();
+        assert_eq!(body.exposed_ports, None);
+        assert_eq!(body.hostname.as_deref(), Some("web-host"));
+        let host = body.host_config.unwrap();
+        assert_eq!(host.network_mode.as_deref(), Some("none"));
+        assert_eq!(host.port_bindings, None);
+        assert_eq!(host.dns, Some(vec!["10.96.0.10".to_string()]));
     }
 
     #[test]

@@ -92,14 +92,14 @@ impl Streaming {
                 "port {port} is out of range 1-65535"
             )));
         }
-        let inspected = sandbox::inspect(rt, &req.pod_sandbox_id).await?;
+        let inspected = sandbox::inspect(rt, &req.pod_sandbox_id).await?.inspected;
         if !crate::runtime::is_running(&inspected) {
             return Err(Error::FailedPrecondition(format!(
                 "pod sandbox {} is not running",
                 req.pod_sandbox_id
             )));
         }
-        req.pod_sandbox_id = inspected.id.unwrap_or_default();
+        req.pod_sandbox_id = inspected.id.clone().unwrap_or_default();
         self.url("portforward", Pending::PortForward(req))
     }
 }

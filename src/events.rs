@@ -1,0 +1,87 @@
+//! `GetContainerEvents`: the live view's changes as CRI container events,
+//! each with the pod's sandbox status and its containers' statuses, as the
+//! kubelet's evented PLEG expects.
+
+use std::sync::Arc;
+
+use tokio::sync::broadcast::error::RecvError;
+use tonic::codegen::BoxStream;
+
+use crate::container;
+use crate::cri::{ContainerEventResponse, ContainerEventType, ContainerStatus};
+use crate::runtime::Runtime;
+use crate::sandbox;
+use crate::store::{Change, ChangeType, Kind};
+
+/// Every change from now on, until the client goes away. A reader that
+/// falls too far behind skips what it missed (the kubelet relists anyway).
+pub fn subscribe(rt: Arc<Runtime>) -> BoxStream<ContainerEventResponse> {
+    let mut changes = rt.view.subscribe();
+    Box::pin(async_stream(move |tx| async move {
+        loop {
+            let change = match changes.recv().await {
+                Ok(change) => change,
+                Err(RecvError::Lagged(missed)) => {
+                    tracing::warn!(missed, "container event reader fell behind");
+                    continue;
+                }
+                Err(RecvError::Closed) => return,
+            };
+            let Some(event) = to_event(&rt, &change).await else {
+                continue;
+            };
+            if tx.send(Ok(event)).await.is_err() {
+                return;
+            }
+        }
+    }))
+}
+
+/// Runs `produce` with the sending half of a channel; the stream yields
+/// what it sends and ends when it returns or the stream is dropped.
+fn async_stream<T, F, Fut>(produce: F) -> tokio_stream::wrappers::ReceiverStream<T>
+where
+    T: Send + 'static,
+    F: FnOnce(tokio::sync::mpsc::Sender<T>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(produce(tx));
+    tokio_stream::wrappers::ReceiverStream::new(rx)
+}
+
+/// The CRI event for a change; `None` when its pod is no longer known,
+/// since the kubelet needs the pod's status to place an event.
+async fn to_event(rt: &Runtime, change: &Change) -> Option<ContainerEventResponse> {
+    let sandbox_id = change.entry.sandbox_id();
+    let sandbox = match change.entry.kind {
+        Kind::Sandbox => change.entry.clone(),
+        Kind::Container => match rt.view.lookup(sandbox_id) {
+            crate::store::Lookup::Found(entry) => entry,
+            _ => return None,
+        },
+    };
+    let mut statuses: Vec<ContainerStatus> = Vec::new();
+    for entry in rt.view.containers_of(sandbox_id) {
+        let image = container::image_of(rt, &entry.inspected)
+            .await
+            .unwrap_or_default();
+        statuses.push(container::status::status_from_inspect(
+            &entry.inspected,
+            image.as_deref(),
+        ));
+    }
+    let container_event_type = match change.change {
+        ChangeType::Created => ContainerEventType::ContainerCreatedEvent,
+        ChangeType::Started => ContainerEventType::ContainerStartedEvent,
+        ChangeType::Stopped => ContainerEventType::ContainerStoppedEvent,
+        ChangeType::Deleted => ContainerEventType::ContainerDeletedEvent,
+    };
+    Some(ContainerEventResponse {
+        container_id: change.entry.id().to_string(),
+        container_event_type: container_event_type as i32,
+        created_at: change.at,
+        pod_sandbox_status: Some(sandbox::status_of(rt, &sandbox.inspected)),
+        containers_statuses: statuses,
+    })
+}

@@ -1,0 +1,590 @@
+//! Pod networking: Docker's own bridge, or CNI plugins attached to the
+//! pause container's network namespace.
+//!
+//! With CNI the pause container runs with Docker's `none` network; once it
+//! runs, loopback and the node's network are added in `/proc/<pid>/ns/net`
+//! before RunPodSandbox returns, so a sandbox is never reported ready
+//! without its IP. The pod IPs come from the ADD result, kept in memory and
+//! in libcni's cache (which also lets DEL work after a crash, after the
+//! pause container is gone, and for pods networked by cri-dockerd).
+
+pub mod cni;
+
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime};
+
+use serde_json::{Map, Value, json};
+
+use self::cni::{Cni, CniError, CniSettings, NetworkConfigList, RuntimeConf};
+use crate::config::{Config, NetworkPlugin};
+use crate::cri::{PodSandboxConfig, Protocol};
+use crate::error::{Error, Result};
+
+/// The interface name of the pod's network, as the kubelet expects.
+pub const POD_IFNAME: &str = "eth0";
+
+/// How often the CNI config directory is checked for changes.
+const CONF_POLL: Duration = Duration::from_secs(2);
+
+/// Pod annotations that ask for bandwidth limits.
+const INGRESS_BANDWIDTH: &str = "kubernetes.io/ingress-bandwidth";
+const EGRESS_BANDWIDTH: &str = "kubernetes.io/egress-bandwidth";
+
+/// The pod networking in use.
+pub struct Network {
+    cni: Option<CniNetwork>,
+}
+
+/// CNI state: the client, the network config in use, the pod CIDR, and
+/// the IPs of the pods attached by this process.
+struct CniNetwork {
+    client: Cni,
+    config: RwLock<ConfigState>,
+    pod_cidr: RwLock<String>,
+    /// Sandbox id to its pod IPs (primary first).
+    pod_ips: Mutex<HashMap<String, Vec<IpAddr>>>,
+    /// Sandboxes whose network is being set up right now.
+    pending: Mutex<HashSet<String>>,
+}
+
+struct ConfigState {
+    loaded: std::result::Result<Arc<NetworkConfigList>, String>,
+    fingerprint: Vec<(PathBuf, Option<SystemTime>, u64)>,
+}
+
+/// What the pod's network attachment needs from the sandbox.
+pub struct PodAttachment<'a> {
+    /// The pause container's id (CNI's container id).
+    pub sandbox_id: &'a str,
+    /// The pause process, whose network namespace the pod uses.
+    pub pid: u32,
+    /// The pod's configuration.
+    pub config: &'a PodSandboxConfig,
+}
+
+impl Network {
+    /// Networking as configured; starts watching the CNI config directory.
+    pub fn new(config: &Config) -> std::result::Result<Self, String> {
+        let cni = match config.network_plugin()? {
+            NetworkPlugin::Docker => None,
+            NetworkPlugin::Cni => {
+                if config.network_plugin_mtu != 0 {
+                    tracing::warn!(
+                        mtu = config.network_plugin_mtu,
+                        "--network-plugin-mtu is not applied with CNI: set mtu in the network configuration"
+                    );
+                }
+                let settings = CniSettings {
+                    conf_dir: config.cni_conf_dir.clone(),
+                    bin_dirs: config.cni_bin_dir.clone(),
+                    cache_dir: config.cni_cache_dir.clone(),
+                    plugin_timeout: Duration::from_secs(config.cni_plugin_timeout),
+                };
+                let network = CniNetwork {
+                    client: Cni::new(settings),
+                    config: RwLock::new(ConfigState {
+                        loaded: Err("cni config uninitialized".into()),
+                        fingerprint: vec![(PathBuf::new(), None, u64::MAX)],
+                    }),
+                    pod_cidr: RwLock::new(config.pod_cidr.clone()),
+                    pod_ips: Mutex::new(HashMap::new()),
+                    pending: Mutex::new(HashSet::new()),
+                };
+                network.reload_if_changed();
+                Some(network)
+            }
+        };
+        Ok(Self { cni })
+    }
+
+    /// Re-reads the CNI configuration whenever its directory changes, for
+    /// the life of the process.
+    pub fn watch(self: &Arc<Self>) {
+        if self.cni.is_none() {
+            return;
+        }
+        let network = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(CONF_POLL).await;
+                let Some(network) = network.upgrade() else {
+                    return;
+                };
+                if let Some(cni) = &network.cni {
+                    cni.reload_if_changed();
+                }
+            }
+        });
+    }
+
+    /// True when pods get their network from CNI.
+    pub fn is_cni(&self) -> bool {
+        self.cni.is_some()
+    }
+
+    /// Docker's network mode for a pod's pause container that is not on
+    /// the host's network.
+    pub fn docker_network_mode(&self) -> &'static str {
+        if self.is_cni() { "none" } else { "bridge" }
+    }
+
+    /// NetworkReady: `Ok` or the reason and message why not.
+    pub fn ready(&self) -> std::result::Result<(), (String, String)> {
+        let Some(cni) = &self.cni else {
+            return Ok(());
+        };
+        cni.reload_if_changed();
+        match &cni.read_config().loaded {
+            Ok(_) => Ok(()),
+            Err(why) => Err(("NetworkPluginNotReady".into(), why.clone())),
+        }
+    }
+
+    /// Takes the pod CIDR the kubelet sends.
+    pub fn set_pod_cidr(&self, cidr: &str) {
+        if let Some(cni) = &self.cni
+            && !cidr.is_empty()
+        {
+            let mut current = cni.pod_cidr.write().unwrap_or_else(|e| e.into_inner());
+            if *current != cidr {
+                tracing::info!(pod_cidr = cidr, "pod CIDR updated");
+                *current = cidr.to_string();
+            }
+        }
+    }
+
+    /// Marks a sandbox's network as being set up: it is not ready until
+    /// [`Network::attach`] returns.
+    pub fn begin(&self, sandbox_id: &str) {
+        if let Some(cni) = &self.cni {
+            lock(&cni.pending).insert(sandbox_id.to_string());
+        }
+    }
+
+    /// Ends a setup that never got to [`Network::attach`].
+    pub fn end(&self, sandbox_id: &str) {
+        if let Some(cni) = &self.cni {
+            lock(&cni.pending).remove(sandbox_id);
+        }
+    }
+
+    /// True while a sandbox's network is being set up.
+    pub fn is_pending(&self, sandbox_id: &str) -> bool {
+        self.cni
+            .as_ref()
+            .is_some_and(|cni| lock(&cni.pending).contains(sandbox_id))
+    }
+
+    /// Attaches a pod to loopback and the node's CNI network. On failure
+    /// everything attached is detached again.
+    pub async fn attach(&self, pod: &PodAttachment<'_>) -> Result<()> {
+        let Some(cni) = &self.cni else {
+            return Ok(());
+        };
+        let result = cni.attach(pod).await;
+        if let Err(err) = result {
+            if let Err(undo) = cni.detach(pod.sandbox_id, Some(pod.pid)).await {
+                tracing::error!(sandbox = pod.sandbox_id, error = %undo, "cannot undo a failed network setup");
+            }
+            self.end(pod.sandbox_id);
+            return Err(err);
+        }
+        self.end(pod.sandbox_id);
+        Ok(())
+    }
+
+    /// Detaches a pod from every network it was attached to: by the cached
+    /// results (so it works after a restart, with a changed configuration,
+    /// and for pods attached by cri-dockerd), then by the current network
+    /// config in case ADD never got to cache its result. `pid` is the
+    /// running pause process, if any.
+    pub async fn detach(&self, sandbox_id: &str, pid: Option<u32>) -> Result<()> {
+        let Some(cni) = &self.cni else {
+            return Ok(());
+        };
+        cni.detach(sandbox_id, pid).await
+    }
+
+    /// The pod's IPs, primary first; `None` when the network is not CNI's
+    /// (Docker reports the IPs then).
+    pub fn pod_ips(&self, sandbox_id: &str) -> Option<Vec<IpAddr>> {
+        let cni = self.cni.as_ref()?;
+        if let Some(ips) = lock(&cni.pod_ips).get(sandbox_id) {
+            return Some(ips.clone());
+        }
+        // Attached before this process started: the cached result says.
+        let ips = cni.cached_ips(sandbox_id);
+        if !ips.is_empty() {
+            lock(&cni.pod_ips).insert(sandbox_id.to_string(), ips.clone());
+        }
+        Some(ips)
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl CniNetwork {
+    fn read_config(&self) -> std::sync::RwLockReadGuard<'_, ConfigState> {
+        self.config.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Reloads the network configuration when the files in the config
+    /// directory changed (names, sizes or modification times).
+    fn reload_if_changed(&self) {
+        let settings = self.client.settings();
+        let fingerprint = fingerprint(&settings.conf_dir);
+        if self.read_config().fingerprint == fingerprint {
+            return;
+        }
+        let loaded = match cni::load_network(settings) {
+            Ok(list) => {
+                tracing::info!(network = %list.name, file = %list.source.display(), "CNI network configuration loaded");
+                Ok(Arc::new(list))
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "no usable CNI network configuration");
+                Err(format!("cni config uninitialized: {err}"))
+            }
+        };
+        *self.config.write().unwrap_or_else(|e| e.into_inner()) = ConfigState {
+            loaded,
+            fingerprint,
+        };
+    }
+
+    fn network(&self) -> Result<Arc<NetworkConfigList>> {
+        self.read_config()
+            .loaded
+            .clone()
+            .map_err(|why| Error::FailedPrecondition(format!("pod network is not ready: {why}")))
+    }
+
+    async fn attach(&self, pod: &PodAttachment<'_>) -> Result<()> {
+        let network = self.network()?;
+        let netns = PathBuf::from(format!("/proc/{}/ns/net", pod.pid));
+        let args = cni_args(pod.sandbox_id, pod.config);
+        let loopback = RuntimeConf {
+            container_id: pod.sandbox_id.to_string(),
+            netns: Some(netns.clone()),
+            ifname: "lo".into(),
+            args: args.clone(),
+            capability_args: Map::new(),
+        };
+        self.client
+            .add(&cni::loopback_network(), &loopback)
+            .await
+            .map_err(|e| cni_error("set up loopback", pod.sandbox_id, e))?;
+        let pod_cidr = self
+            .pod_cidr
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let conf = RuntimeConf {
+            container_id: pod.sandbox_id.to_string(),
+            netns: Some(netns),
+            ifname: POD_IFNAME.into(),
+            args,
+            capability_args: capability_args(pod.config, &pod_cidr)?,
+        };
+        let result = self
+            .client
+            .add(&network, &conf)
+            .await
+            .map_err(|e| cni_error("set up the pod network", pod.sandbox_id, e))?;
+        let ips = result.pod_ips();
+        tracing::info!(sandbox = pod.sandbox_id, network = %network.name, ips = ?ips, "pod network attached");
+        lock(&self.pod_ips).insert(pod.sandbox_id.to_string(), ips);
+        Ok(())
+    }
+
+    async fn detach(&self, sandbox_id: &str, pid: Option<u32>) -> Result<()> {
+        let netns = pid.map(|pid| PathBuf::from(format!("/proc/{pid}/ns/net")));
+        let cached = self
+            .client
+            .cached_for_container(sandbox_id)
+            .map_err(|e| cni_error("read the network cache", sandbox_id, e))?;
+        let mut done = HashSet::new();
+        // The pod network first, loopback last: the reverse of ADD.
+        for entry in cached.iter().rev() {
+            self.client
+                .del_cached_in_netns(
+                    &entry.network_name,
+                    sandbox_id,
+                    &entry.ifname,
+                    netns.as_deref(),
+                )
+                .await
+                .map_err(|e| cni_error("tear down the pod network", sandbox_id, e))?;
+            done.insert(entry.network_name.clone());
+        }
+        if let Ok(network) = self.network()
+            && !done.contains(&network.name)
+        {
+            let conf = RuntimeConf {
+                container_id: sandbox_id.to_string(),
+                netns,
+                ifname: POD_IFNAME.into(),
+                args: Vec::new(),
+                capability_args: Map::new(),
+            };
+            self.client
+                .del(&network, &conf)
+                .await
+                .map_err(|e| cni_error("tear down the pod network", sandbox_id, e))?;
+        }
+        lock(&self.pod_ips).remove(sandbox_id);
+        tracing::info!(sandbox = sandbox_id, "pod network detached");
+        Ok(())
+    }
+
+    fn cached_ips(&self, sandbox_id: &str) -> Vec<IpAddr> {
+        match self.client.cached_for_container(sandbox_id) {
+            Ok(entries) => entries
+                .iter()
+                .filter(|e| e.ifname == POD_IFNAME)
+                .filter_map(|e| e.result.as_ref())
+                .flat_map(|r| r.pod_ips())
+                .collect(),
+            Err(err) => {
+                tracing::warn!(sandbox = sandbox_id, error = %err, "cannot read the network cache");
+                Vec::new()
+            }
+        }
+    }
+}
+
+/// A fingerprint of the config directory's candidate files.
+fn fingerprint(dir: &std::path::Path) -> Vec<(PathBuf, Option<SystemTime>, u64)> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut files: Vec<_> = entries
+        .flatten()
+        .filter_map(|e| {
+            let meta = e.metadata().ok()?;
+            Some((e.path(), meta.modified().ok(), meta.len()))
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+fn cni_error(what: &str, sandbox_id: &str, err: CniError) -> Error {
+    let message = format!("{what} of pod sandbox {sandbox_id}: {err}");
+    match err {
+        CniError::NoConfig(_) => Error::FailedPrecondition(message),
+        CniError::Timeout { .. } => Error::DeadlineExceeded(message),
+        CniError::Invalid(_) => Error::InvalidArgument(message),
+        CniError::Plugin { .. } | CniError::Io { .. } => Error::Internal(message),
+    }
+}
+
+/// `CNI_ARGS` as the kubelet's runtimes send them.
+fn cni_args(sandbox_id: &str, config: &PodSandboxConfig) -> Vec<(String, String)> {
+    let meta = config.metadata.clone().unwrap_or_default();
+    vec![
+        ("IgnoreUnknown".into(), "1".into()),
+        ("K8S_POD_NAMESPACE".into(), meta.namespace),
+        ("K8S_POD_NAME".into(), meta.name),
+        ("K8S_POD_INFRA_CONTAINER_ID".into(), sandbox_id.into()),
+        ("K8S_POD_UID".into(), meta.uid),
+    ]
+}
+
+/// The runtime capabilities a plugin may declare: host ports, bandwidth
+/// limits, the pod CIDR and DNS.
+fn capability_args(config: &PodSandboxConfig, pod_cidr: &str) -> Result<Map<String, Value>> {
+    let mut args = Map::new();
+    let ports: Vec<Value> = config
+        .port_mappings
+        .iter()
+        .filter(|p| p.host_port > 0)
+        .map(|p| {
+            let protocol = match Protocol::try_from(p.protocol) {
+                Ok(Protocol::Udp) => "udp",
+                Ok(Protocol::Sctp) => "sctp",
+                _ => "tcp",
+            };
+            let mut port = json!({
+                "hostPort": p.host_port,
+                "containerPort": p.container_port,
+                "protocol": protocol,
+            });
+            if !p.host_ip.is_empty() {
+                port["hostIP"] = json!(p.host_ip);
+            }
+            port
+        })
+        .collect();
+    args.insert("portMappings".into(), Value::Array(ports));
+
+    let rate = |key: &str| -> Result<Option<u64>> {
+        config
+            .annotations
+            .get(key)
+            .map(|v| {
+                parse_bandwidth(v).ok_or_else(|| {
+                    Error::InvalidArgument(format!(
+                        "annotation {key}={v:?} is not a bandwidth between 1k and 1P"
+                    ))
+                })
+            })
+            .transpose()
+    };
+    let (ingress, egress) = (rate(INGRESS_BANDWIDTH)?, rate(EGRESS_BANDWIDTH)?);
+    if ingress.is_some() || egress.is_some() {
+        let mut bandwidth = Map::new();
+        // The burst is as large as the plugin allows, as the kubelet did:
+        // the annotations only give a rate.
+        if let Some(rate) = ingress {
+            bandwidth.insert("ingressRate".into(), json!(rate));
+            bandwidth.insert("ingressBurst".into(), json!(i32::MAX));
+        }
+        if let Some(rate) = egress {
+            bandwidth.insert("egressRate".into(), json!(rate));
+            bandwidth.insert("egressBurst".into(), json!(i32::MAX));
+        }
+        args.insert("bandwidth".into(), Value::Object(bandwidth));
+    }
+
+    if !pod_cidr.is_empty() {
+        args.insert("ipRanges".into(), json!([[{ "subnet": pod_cidr }]]));
+    }
+
+    if let Some(dns) = &config.dns_config {
+        args.insert(
+            "dns".into(),
+            json!({
+                "servers": dns.servers,
+                "searches": dns.searches,
+                "options": dns.options,
+            }),
+        );
+    }
+    Ok(args)
+}
+
+/// A Kubernetes quantity (`10M`, `1Gi`, `500k`) as bits per second, within
+/// the 1k..1P range the kubelet allowed.
+fn parse_bandwidth(value: &str) -> Option<u64> {
+    let value = value.trim();
+    let split = value
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(value.len());
+    let (number, suffix) = value.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let multiplier: f64 = match suffix {
+        "" => 1.0,
+        "k" => 1e3,
+        "M" => 1e6,
+        "G" => 1e9,
+        "T" => 1e12,
+        "P" => 1e15,
+        "Ki" => 1024.0,
+        "Mi" => 1024.0 * 1024.0,
+        "Gi" => 1024.0 * 1024.0 * 1024.0,
+        "Ti" => 1024f64.powi(4),
+        "Pi" => 1024f64.powi(5),
+        _ => return None,
+    };
+    let bits = number * multiplier;
+    if !(1e3..=1e15).contains(&bits) {
+        return None;
+    }
+    // In range and finite, so the conversion cannot truncate meaningfully.
+    Some(bits.round() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cri::{DnsConfig, PodSandboxMetadata, PortMapping};
+
+    fn pod() -> PodSandboxConfig {
+        PodSandboxConfig {
+            metadata: Some(PodSandboxMetadata {
+                name: "web".into(),
+                namespace: "prod".into(),
+                uid: "u-1".into(),
+                attempt: 0,
+            }),
+            port_mappings: vec![
+                PortMapping {
+                    protocol: Protocol::Udp as i32,
+                    container_port: 53,
+                    host_port: 5353,
+                    host_ip: "127.0.0.1".into(),
+                },
+                PortMapping {
+                    protocol: Protocol::Tcp as i32,
+                    container_port: 80,
+                    host_port: 0,
+                    host_ip: String::new(),
+                },
+            ],
+            annotations: HashMap::from([(INGRESS_BANDWIDTH.to_string(), "10M".to_string())]),
+            dns_config: Some(DnsConfig {
+                servers: vec!["10.96.0.10".into()],
+                searches: vec![],
+                options: vec!["ndots:5".into()],
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn capabilities_carry_host_ports_bandwidth_ranges_and_dns() {
+        let args = capability_args(&pod(), "10.244.1.0/24").unwrap();
+        assert_eq!(
+            args["portMappings"],
+            json!([{"hostPort": 5353, "containerPort": 53, "protocol": "udp", "hostIP": "127.0.0.1"}])
+        );
+        assert_eq!(args["bandwidth"]["ingressRate"], json!(10_000_000u64));
+        assert!(args["bandwidth"].get("egressRate").is_none());
+        assert_eq!(args["ipRanges"], json!([[{"subnet": "10.244.1.0/24"}]]));
+        assert_eq!(args["dns"]["servers"], json!(["10.96.0.10"]));
+
+        let bare = capability_args(&PodSandboxConfig::default(), "").unwrap();
+        assert_eq!(bare["portMappings"], json!([]), "always present, as libcni users expect");
+        assert!(!bare.contains_key("ipRanges"));
+        assert!(!bare.contains_key("bandwidth"));
+    }
+
+    #[test]
+    fn bad_bandwidth_annotations_are_refused() {
+        let mut config = pod();
+        config
+            .annotations
+            .insert(EGRESS_BANDWIDTH.into(), "lots".into());
+        assert!(matches!(
+            capability_args(&config, ""),
+            Err(Error::InvalidArgument(_))
+        ));
+    }
+
+    #[test]
+    fn bandwidth_quantities() {
+        assert_eq!(parse_bandwidth("1k"), Some(1000));
+        assert_eq!(parse_bandwidth("1.5M"), Some(1_500_000));
+        assert_eq!(parse_bandwidth("1Mi"), Some(1_048_576));
+        assert_eq!(parse_bandwidth("999"), None, "below 1k");
+        assert_eq!(parse_bandwidth("2P"), None, "above 1P");
+        assert_eq!(parse_bandwidth("10X"), None);
+    }
+
+    #[test]
+    fn cni_args_name_the_pod() {
+        let args = cni_args("abc", &pod());
+        let get = |k: &str| args.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("K8S_POD_NAMESPACE"), Some("prod"));
+        assert_eq!(get("K8S_POD_NAME"), Some("web"));
+        assert_eq!(get("K8S_POD_INFRA_CONTAINER_ID"), Some("abc"));
+        assert_eq!(get("K8S_POD_UID"), Some("u-1"));
+        assert_eq!(get("IgnoreUnknown"), Some("1"));
+    }
+}

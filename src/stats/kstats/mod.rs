@@ -1,0 +1,175 @@
+//! Container and pod statistics read straight from the kernel.
+//!
+//! The kubelet's `ContainerStats`, `ListContainerStats`, `PodSandboxStats` and
+//! `ListPodSandboxStats` calls are answered from cgroup files and `/proc`
+//! instead of asking Docker for every container (Docker's stats endpoint is
+//! slow: without one-shot mode it waits for a second sample per container).
+//!
+//! # Pieces
+//!
+//! - [`CgroupRoots`]: where the cgroup hierarchies are mounted, learned once
+//!   from `/proc/self/mountinfo` (cgroup v1, v2, or the hybrid layout).
+//! - [`ProcessCgroup`]: the cgroup directories of one process (from
+//!   `/proc/<pid>/cgroup`) or of a known cgroup path; [`ProcessCgroup::read`]
+//!   takes a [`CgroupSample`] (CPU, memory, pids, OOM kills).
+//! - [`CpuRateTracker`]: turns cumulative CPU time into nano-cores between two
+//!   samples, as the CRI's `usage_nano_cores` wants.
+//! - [`net_dev_of_pid`] / [`parse_net_dev`]: interface counters of the network
+//!   namespace a process lives in (the pod's sandbox).
+//! - [`FsUsageCache`] / [`measure_dir`]: disk usage of a container's writable
+//!   layer, walked in the background and cached so that stats calls never wait
+//!   for a walk.
+//!
+//! Everything here reads small pseudo-files synchronously; each read is a few
+//! microseconds, so callers may do it inline on the async runtime. Only the
+//! directory walk is slow, and it always runs off the runtime.
+
+mod cgroup;
+mod fsusage;
+mod netdev;
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Instant;
+
+pub use self::cgroup::{CgroupRoots, CgroupSample, CgroupVersion, ProcessCgroup};
+pub use self::fsusage::{FsUsage, FsUsageCache, measure_dir};
+pub use self::netdev::{InterfaceCounters, net_dev_of_pid, parse_net_dev};
+
+/// CPU usage in nano-cores (billionths of a CPU) from two cumulative samples.
+///
+/// Keeps the last sample per key (a container or sandbox id); each
+/// [`observe`](Self::observe) returns the average rate since the previous
+/// sample of that key. Thread-safe; share it by reference or in an `Arc`.
+#[derive(Debug, Default)]
+pub struct CpuRateTracker {
+    last: Mutex<HashMap<String, CpuSample>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct CpuSample {
+    at: Instant,
+    cpu_usage_ns: u64,
+}
+
+impl CpuRateTracker {
+    /// An empty tracker.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records `cpu_usage_ns` (cumulative CPU time) taken at `at` for `key` and
+    /// returns the nano-cores used since the previous sample of `key`.
+    ///
+    /// `None` on the first sample, when the counter went backwards (the
+    /// container was recreated under the same key), or when no time passed
+    /// since the previous sample. A sample older than the stored one (two
+    /// callers racing) is ignored and yields `None`; otherwise the new sample
+    /// replaces the stored one.
+    pub fn observe(&self, key: &str, at: Instant, cpu_usage_ns: u64) -> Option<u64> {
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        let sample = CpuSample { at, cpu_usage_ns };
+        let Some(prev) = last.get_mut(key) else {
+            last.insert(key.to_owned(), sample);
+            return None;
+        };
+        if at < prev.at {
+            return None;
+        }
+        let before = std::mem::replace(prev, sample);
+        nano_cores(before, sample)
+    }
+
+    /// Drops the stored sample of `key` (the container or sandbox is gone).
+    pub fn forget(&self, key: &str) {
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        last.remove(key);
+    }
+
+    /// Keeps only the keys for which `keep` returns true; for pruning after a
+    /// listing, so keys of removed containers do not pile up.
+    pub fn retain(&self, mut keep: impl FnMut(&str) -> bool) {
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        last.retain(|key, _| keep(key));
+    }
+}
+
+/// Average nano-cores between two samples; `None` if the counter went
+/// backwards or no time passed.
+fn nano_cores(before: CpuSample, after: CpuSample) -> Option<u64> {
+    let used = after.cpu_usage_ns.checked_sub(before.cpu_usage_ns)?;
+    let elapsed = after.at.checked_duration_since(before.at)?.as_nanos();
+    if elapsed == 0 {
+        return None;
+    }
+    let rate = u128::from(used) * 1_000_000_000 / elapsed;
+    Some(u64::try_from(rate).unwrap_or(u64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn cpu_rate_first_sample_is_none() {
+        let t = CpuRateTracker::new();
+        assert_eq!(t.observe("a", Instant::now(), 1_000), None);
+    }
+
+    #[test]
+    fn cpu_rate_between_two_samples() {
+        let t = CpuRateTracker::new();
+        let t0 = Instant::now();
+        assert_eq!(t.observe("a", t0, 5_000_000_000), None);
+        // 0.5 s of CPU over 2 s of wall time: a quarter of a core.
+        let t1 = t0 + Duration::from_secs(2);
+        assert_eq!(t.observe("a", t1, 5_500_000_000), Some(250_000_000));
+        // Two full cores over the next second.
+        let t2 = t1 + Duration::from_secs(1);
+        assert_eq!(t.observe("a", t2, 7_500_000_000), Some(2_000_000_000));
+        // Other keys are independent.
+        assert_eq!(t.observe("b", t2, 1), None);
+    }
+
+    #[test]
+    fn cpu_rate_counter_reset_is_none_then_recovers() {
+        let t = CpuRateTracker::new();
+        let t0 = Instant::now();
+        assert_eq!(t.observe("a", t0, 9_000_000_000), None);
+        let t1 = t0 + Duration::from_secs(1);
+        assert_eq!(t.observe("a", t1, 100_000_000), None);
+        let t2 = t1 + Duration::from_secs(1);
+        assert_eq!(t.observe("a", t2, 600_000_000), Some(500_000_000));
+    }
+
+    #[test]
+    fn cpu_rate_same_instant_or_older_sample_is_none() {
+        let t = CpuRateTracker::new();
+        let t0 = Instant::now();
+        let t1 = t0 + Duration::from_secs(1);
+        assert_eq!(t.observe("a", t1, 1_000_000_000), None);
+        assert_eq!(t.observe("a", t1, 2_000_000_000), None);
+        // An older sample is ignored and does not replace the stored one.
+        assert_eq!(t.observe("a", t0, 500), None);
+        let t2 = t1 + Duration::from_secs(1);
+        assert_eq!(t.observe("a", t2, 3_000_000_000), Some(1_000_000_000));
+    }
+
+    #[test]
+    fn cpu_rate_forget_and_retain() {
+        let t = CpuRateTracker::new();
+        let t0 = Instant::now();
+        let t1 = t0 + Duration::from_secs(1);
+        t.observe("a", t0, 0);
+        t.observe("b", t0, 0);
+        t.forget("a");
+        assert_eq!(t.observe("a", t1, 10), None);
+        t.retain(|k| k != "b");
+        assert_eq!(t.observe("b", t1, 10), None);
+        assert_eq!(
+            t.observe("a", t1 + Duration::from_secs(1), 1_000_000_010),
+            Some(1_000_000_000)
+        );
+    }
+}

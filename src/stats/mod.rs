@@ -1,0 +1,608 @@
+//! Container and pod statistics and the cAdvisor-named pod metrics, read
+//! from the kernel ([`kstats`]) for the containers the live view holds, so
+//! a stats call costs no Docker request at all.
+
+pub mod kstats;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use bollard::models::ContainerInspectResponse;
+
+use crate::cri::{
+    ContainerAttributes, ContainerMetrics, ContainerStats, ContainerStatsFilter, CpuUsage,
+    FilesystemIdentifier, FilesystemUsage, LinuxPodSandboxStats, MemoryUsage, Metric,
+    MetricDescriptor, MetricType, NetworkInterfaceUsage, NetworkUsage, PodSandboxAttributes,
+    PodSandboxMetrics, PodSandboxStats, PodSandboxStatsFilter, ProcessUsage, UInt64Value,
+};
+use crate::error::Result;
+use crate::naming;
+use crate::runtime::Runtime;
+use crate::store::{Entry, Kind, Phase};
+use kstats::{CgroupRoots, CgroupSample, CpuRateTracker, FsUsageCache, InterfaceCounters};
+
+/// How often a container's writable layer is walked at most.
+const LAYER_WALK_INTERVAL: Duration = Duration::from_secs(60);
+
+/// What the stats need besides the view: where cgroups live, the last CPU
+/// samples, and the cached sizes of writable layers.
+pub struct Stats {
+    roots: Option<CgroupRoots>,
+    cpu: CpuRateTracker,
+    layers: FsUsageCache,
+    /// The mount point reported for writable layers (Docker's data dir).
+    layer_mountpoint: String,
+}
+
+impl Stats {
+    /// Learns where cgroups are mounted; without them, stats carry only
+    /// attributes.
+    pub fn new(docker_root_dir: &str) -> Self {
+        let roots = match CgroupRoots::discover() {
+            Ok(roots) => Some(roots),
+            Err(err) => {
+                tracing::warn!(error = %err, "no cgroup mounts found: container stats will be empty");
+                None
+            }
+        };
+        Self {
+            roots,
+            cpu: CpuRateTracker::new(),
+            layers: FsUsageCache::new(LAYER_WALK_INTERVAL),
+            layer_mountpoint: docker_root_dir.to_string(),
+        }
+    }
+
+    /// Forgets samples of containers the view no longer holds.
+    fn prune(&self, rt: &Runtime) {
+        let live: std::collections::HashSet<String> = rt
+            .view
+            .all(Kind::Container)
+            .into_iter()
+            .chain(rt.view.all(Kind::Sandbox))
+            .map(|e| e.id().to_string())
+            .collect();
+        self.cpu.retain(|id| live.contains(id));
+    }
+}
+
+/// One reading of a running container's cgroup.
+struct Reading {
+    at: i64,
+    cgroup: CgroupSample,
+    nano_cores: Option<u64>,
+}
+
+fn pid_of(inspected: &ContainerInspectResponse) -> Option<u32> {
+    inspected
+        .state
+        .as_ref()
+        .and_then(|s| s.pid)
+        .and_then(|pid| u32::try_from(pid).ok())
+        .filter(|pid| *pid > 0)
+}
+
+fn read(rt: &Runtime, entry: &Entry) -> Option<Reading> {
+    if entry.phase() != Phase::Running {
+        return None;
+    }
+    let roots = rt.stats.roots.as_ref()?;
+    let pid = pid_of(&entry.inspected)?;
+    let cgroup = roots.of_pid(pid).ok()?.read();
+    let nano_cores = cgroup
+        .cpu_usage_ns
+        .and_then(|ns| rt.stats.cpu.observe(entry.id(), Instant::now(), ns));
+    Some(Reading {
+        at: now_nanos(),
+        cgroup,
+        nano_cores,
+    })
+}
+
+fn value(v: Option<u64>) -> Option<UInt64Value> {
+    v.map(|value| UInt64Value { value })
+}
+
+fn cpu(r: &Reading) -> CpuUsage {
+    CpuUsage {
+        timestamp: r.at,
+        usage_core_nano_seconds: value(r.cgroup.cpu_usage_ns),
+        usage_nano_cores: value(r.nano_cores),
+        psi: None,
+    }
+}
+
+fn memory(r: &Reading) -> MemoryUsage {
+    let c = &r.cgroup;
+    MemoryUsage {
+        timestamp: r.at,
+        working_set_bytes: value(c.memory_working_set),
+        available_bytes: value(
+            c.memory_limit
+                .zip(c.memory_working_set)
+                .map(|(limit, ws)| limit.saturating_sub(ws)),
+        ),
+        usage_bytes: value(c.memory_usage),
+        rss_bytes: value(c.memory_rss),
+        page_faults: value(c.page_faults),
+        major_page_faults: value(c.major_page_faults),
+        psi: None,
+    }
+}
+
+fn writable_layer(rt: &Runtime, inspected: &ContainerInspectResponse) -> Option<FilesystemUsage> {
+    let upper = inspected
+        .graph_driver
+        .as_ref()
+        .and_then(|g| g.data.get("UpperDir"))?;
+    let usage = rt.stats.layers.get(Path::new(upper))?;
+    Some(FilesystemUsage {
+        timestamp: usage
+            .measured_at
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()
+            .and_then(|d| i64::try_from(d.as_nanos()).ok())
+            .unwrap_or(0),
+        fs_id: Some(FilesystemIdentifier {
+            mountpoint: rt.stats.layer_mountpoint.clone(),
+        }),
+        used_bytes: value(Some(usage.used_bytes)),
+        inodes_used: value(Some(usage.inodes_used)),
+    })
+}
+
+fn container_attributes(inspected: &ContainerInspectResponse) -> ContainerAttributes {
+    let docker_labels = inspected
+        .config
+        .as_ref()
+        .and_then(|c| c.labels.clone())
+        .unwrap_or_default();
+    let (labels, annotations) = naming::from_docker_labels(&docker_labels, false);
+    ContainerAttributes {
+        id: inspected.id.clone().unwrap_or_default(),
+        metadata: inspected
+            .name
+            .as_deref()
+            .and_then(naming::parse_container_name),
+        labels,
+        annotations,
+    }
+}
+
+fn container_stats_of(rt: &Runtime, entry: &Entry) -> ContainerStats {
+    let reading = read(rt, entry);
+    ContainerStats {
+        attributes: Some(container_attributes(&entry.inspected)),
+        cpu: reading.as_ref().map(cpu),
+        memory: reading.as_ref().map(memory),
+        writable_layer: writable_layer(rt, &entry.inspected),
+        swap: None,
+        io: None,
+    }
+}
+
+/// `ContainerStats` of one container.
+pub async fn container_stats(rt: &Runtime, id: &str) -> Result<ContainerStats> {
+    let entry = rt.find(id, Kind::Container, "container").await?;
+    Ok(container_stats_of(rt, &entry))
+}
+
+/// `ListContainerStats`: the running containers matching the filter.
+pub fn list_container_stats(
+    rt: &Runtime,
+    filter: Option<ContainerStatsFilter>,
+) -> Vec<ContainerStats> {
+    let filter = filter.unwrap_or_default();
+    rt.stats.prune(rt);
+    rt.view
+        .all(Kind::Container)
+        .iter()
+        .filter(|e| e.phase() == Phase::Running)
+        .filter(|e| filter.id.is_empty() || e.id().starts_with(&filter.id))
+        .filter(|e| {
+            filter.pod_sandbox_id.is_empty() || e.sandbox_id().starts_with(&filter.pod_sandbox_id)
+        })
+        .map(|e| container_stats_of(rt, e))
+        .filter(|s| {
+            let labels = s.attributes.as_ref().map(|a| &a.labels);
+            filter
+                .label_selector
+                .iter()
+                .all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
+        })
+        .collect()
+}
+
+fn sandbox_attributes(inspected: &ContainerInspectResponse) -> PodSandboxAttributes {
+    let docker_labels = inspected
+        .config
+        .as_ref()
+        .and_then(|c| c.labels.clone())
+        .unwrap_or_default();
+    let (labels, annotations) = naming::from_docker_labels(&docker_labels, true);
+    PodSandboxAttributes {
+        id: inspected.id.clone().unwrap_or_default(),
+        metadata: inspected
+            .name
+            .as_deref()
+            .and_then(naming::parse_sandbox_name),
+        labels,
+        annotations,
+    }
+}
+
+fn host_network(inspected: &ContainerInspectResponse) -> bool {
+    inspected
+        .host_config
+        .as_ref()
+        .and_then(|h| h.network_mode.as_deref())
+        == Some("host")
+}
+
+/// The pod's interfaces (loopback left out), read in its network
+/// namespace through the pause process.
+fn interfaces(sandbox: &Entry) -> Vec<InterfaceCounters> {
+    if sandbox.phase() != Phase::Running || host_network(&sandbox.inspected) {
+        return Vec::new();
+    }
+    pid_of(&sandbox.inspected)
+        .and_then(|pid| kstats::net_dev_of_pid(pid).ok())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|i| i.name != "lo")
+        .collect()
+}
+
+fn network(at: i64, interfaces: &[InterfaceCounters]) -> Option<NetworkUsage> {
+    let usage = |i: &InterfaceCounters| NetworkInterfaceUsage {
+        name: i.name.clone(),
+        rx_bytes: value(Some(i.rx_bytes)),
+        rx_errors: value(Some(i.rx_errors)),
+        tx_bytes: value(Some(i.tx_bytes)),
+        tx_errors: value(Some(i.tx_errors)),
+    };
+    let default = interfaces
+        .iter()
+        .find(|i| i.name == "eth0")
+        .or_else(|| interfaces.first())?;
+    Some(NetworkUsage {
+        timestamp: at,
+        default_interface: Some(usage(default)),
+        interfaces: interfaces.iter().map(usage).collect(),
+    })
+}
+
+fn sum(values: impl Iterator<Item = Option<u64>>) -> Option<u64> {
+    values.fold(None, |acc, v| match (acc, v) {
+        (None, v) => v,
+        (Some(a), Some(b)) => Some(a.saturating_add(b)),
+        (a, None) => a,
+    })
+}
+
+fn pod_stats_of(rt: &Runtime, sandbox: &Entry) -> PodSandboxStats {
+    let containers = rt.view.containers_of(sandbox.id());
+    // The pod's usage is its containers' plus the pause process's.
+    let readings: Vec<Reading> = std::iter::once(sandbox)
+        .chain(containers.iter())
+        .filter_map(|e| read(rt, e))
+        .collect();
+    let at = now_nanos();
+    let total = |f: fn(&CgroupSample) -> Option<u64>| sum(readings.iter().map(|r| f(&r.cgroup)));
+    let pod = (!readings.is_empty()).then(|| Reading {
+        at,
+        cgroup: CgroupSample {
+            cpu_usage_ns: total(|c| c.cpu_usage_ns),
+            memory_usage: total(|c| c.memory_usage),
+            memory_working_set: total(|c| c.memory_working_set),
+            memory_rss: total(|c| c.memory_rss),
+            page_faults: total(|c| c.page_faults),
+            major_page_faults: total(|c| c.major_page_faults),
+            memory_limit: None,
+            pids: total(|c| c.pids),
+            oom_kills: total(|c| c.oom_kills),
+        },
+        nano_cores: sum(readings.iter().map(|r| r.nano_cores)),
+    });
+    PodSandboxStats {
+        attributes: Some(sandbox_attributes(&sandbox.inspected)),
+        linux: Some(LinuxPodSandboxStats {
+            cpu: pod.as_ref().map(cpu),
+            memory: pod.as_ref().map(memory),
+            network: network(at, &interfaces(sandbox)),
+            process: pod.as_ref().map(|p| ProcessUsage {
+                timestamp: at,
+                process_count: value(p.cgroup.pids),
+            }),
+            containers: containers
+                .iter()
+                .filter(|e| e.phase() == Phase::Running)
+                .map(|e| container_stats_of(rt, e))
+                .collect(),
+            io: None,
+        }),
+        windows: None,
+    }
+}
+
+/// `PodSandboxStats` of one sandbox.
+pub async fn pod_sandbox_stats(rt: &Runtime, id: &str) -> Result<PodSandboxStats> {
+    let sandbox = rt.find(id, Kind::Sandbox, "pod sandbox").await?;
+    Ok(pod_stats_of(rt, &sandbox))
+}
+
+/// `ListPodSandboxStats`: the ready sandboxes matching the filter.
+pub fn list_pod_sandbox_stats(
+    rt: &Runtime,
+    filter: Option<PodSandboxStatsFilter>,
+) -> Vec<PodSandboxStats> {
+    let filter = filter.unwrap_or_default();
+    rt.stats.prune(rt);
+    rt.view
+        .all(Kind::Sandbox)
+        .iter()
+        .filter(|e| e.phase() == Phase::Running)
+        .filter(|e| filter.id.is_empty() || e.id().starts_with(&filter.id))
+        .filter(|e| {
+            let (labels, _) = naming::from_docker_labels(e.labels(), true);
+            filter
+                .label_selector
+                .iter()
+                .all(|(k, v)| labels.get(k) == Some(v))
+        })
+        .map(|e| pod_stats_of(rt, e))
+        .collect()
+}
+
+/// Labels of every container metric, as cAdvisor names them.
+const CONTAINER_LABELS: [&str; 6] = ["container", "id", "image", "name", "namespace", "pod"];
+
+/// The metrics served, with their type and help, in cAdvisor's names.
+const CONTAINER_METRICS: [(&str, MetricType, &str); 9] = [
+    (
+        "container_cpu_usage_seconds_total",
+        MetricType::Counter,
+        "Cumulative cpu time consumed in seconds (whole seconds).",
+    ),
+    (
+        "container_memory_usage_bytes",
+        MetricType::Gauge,
+        "Current memory usage in bytes, including all memory regardless of when it was accessed.",
+    ),
+    (
+        "container_memory_working_set_bytes",
+        MetricType::Gauge,
+        "Current working set in bytes.",
+    ),
+    (
+        "container_memory_rss",
+        MetricType::Gauge,
+        "Size of RSS in bytes.",
+    ),
+    (
+        "container_spec_memory_limit_bytes",
+        MetricType::Gauge,
+        "Memory limit for the container.",
+    ),
+    (
+        "container_memory_failures_total",
+        MetricType::Counter,
+        "Cumulative count of memory allocation failures (page faults).",
+    ),
+    (
+        "container_processes",
+        MetricType::Gauge,
+        "Number of processes running inside the container.",
+    ),
+    (
+        "container_oom_events_total",
+        MetricType::Counter,
+        "Count of out of memory events observed for the container.",
+    ),
+    (
+        "container_fs_usage_bytes",
+        MetricType::Gauge,
+        "Number of bytes that are consumed by the container's writable layer.",
+    ),
+];
+
+/// Network metrics of a pod, per interface.
+const NETWORK_METRICS: [(&str, &str); 4] = [
+    (
+        "container_network_receive_bytes_total",
+        "Cumulative count of bytes received.",
+    ),
+    (
+        "container_network_transmit_bytes_total",
+        "Cumulative count of bytes transmitted.",
+    ),
+    (
+        "container_network_receive_errors_total",
+        "Cumulative count of errors encountered while receiving.",
+    ),
+    (
+        "container_network_transmit_errors_total",
+        "Cumulative count of errors encountered while transmitting.",
+    ),
+];
+
+/// `ListMetricDescriptors`.
+pub fn metric_descriptors() -> Vec<MetricDescriptor> {
+    let keys = |extra: Option<&str>| {
+        CONTAINER_LABELS
+            .iter()
+            .copied()
+            .chain(extra)
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    CONTAINER_METRICS
+        .iter()
+        .map(|(name, _, help)| MetricDescriptor {
+            name: name.to_string(),
+            help: help.to_string(),
+            label_keys: keys(None),
+        })
+        .chain(NETWORK_METRICS.iter().map(|(name, help)| MetricDescriptor {
+            name: name.to_string(),
+            help: help.to_string(),
+            label_keys: keys(Some("interface")),
+        }))
+        .collect()
+}
+
+/// `ListPodSandboxMetrics`: every ready pod's metrics.
+pub fn pod_sandbox_metrics(rt: &Runtime) -> Vec<PodSandboxMetrics> {
+    rt.stats.prune(rt);
+    rt.view
+        .all(Kind::Sandbox)
+        .iter()
+        .filter(|e| e.phase() == Phase::Running)
+        .map(|sandbox| pod_metrics_of(rt, sandbox))
+        .collect()
+}
+
+fn pod_metrics_of(rt: &Runtime, sandbox: &Entry) -> PodSandboxMetrics {
+    let pod = naming::parse_sandbox_name(sandbox.inspected.name.as_deref().unwrap_or_default())
+        .unwrap_or_default();
+    let labels_for = |container: &str, entry: &Entry| {
+        let image = entry
+            .inspected
+            .config
+            .as_ref()
+            .and_then(|c| c.image.clone())
+            .unwrap_or_default();
+        vec![
+            container.to_string(),
+            entry.id().to_string(),
+            image,
+            entry
+                .inspected
+                .name
+                .as_deref()
+                .unwrap_or_default()
+                .trim_start_matches('/')
+                .to_string(),
+            pod.namespace.clone(),
+            pod.name.clone(),
+        ]
+    };
+    let at = now_nanos();
+    let mut metrics = Vec::new();
+    for iface in interfaces(sandbox) {
+        let mut label_values = labels_for("POD", sandbox);
+        label_values.push(iface.name.clone());
+        let counters = [iface.rx_bytes, iface.tx_bytes, iface.rx_errors, iface.tx_errors];
+        for ((name, _), v) in NETWORK_METRICS.iter().zip(counters) {
+            metrics.push(Metric {
+                name: name.to_string(),
+                timestamp: at,
+                metric_type: MetricType::Counter as i32,
+                label_values: label_values.clone(),
+                value: value(Some(v)),
+            });
+        }
+    }
+    let container_metrics = rt
+        .view
+        .containers_of(sandbox.id())
+        .iter()
+        .filter_map(|entry| {
+            let reading = read(rt, entry)?;
+            let name = naming::parse_container_name(entry.inspected.name.as_deref()?)?.name;
+            let label_values = labels_for(&name, entry);
+            let layer = writable_layer(rt, &entry.inspected).and_then(|l| l.used_bytes);
+            let c = &reading.cgroup;
+            let values = [
+                c.cpu_usage_ns.map(|ns| ns / 1_000_000_000),
+                c.memory_usage,
+                c.memory_working_set,
+                c.memory_rss,
+                c.memory_limit,
+                c.page_faults,
+                c.pids,
+                c.oom_kills,
+                layer.map(|l| l.value),
+            ];
+            let metrics = CONTAINER_METRICS
+                .iter()
+                .zip(values)
+                .filter_map(|((name, kind, _), v)| {
+                    Some(Metric {
+                        name: name.to_string(),
+                        timestamp: reading.at,
+                        metric_type: *kind as i32,
+                        label_values: label_values.clone(),
+                        value: value(Some(v?)),
+                    })
+                })
+                .collect();
+            Some(ContainerMetrics {
+                container_id: entry.id().to_string(),
+                metrics,
+            })
+        })
+        .collect();
+    PodSandboxMetrics {
+        pod_sandbox_id: sandbox.id().to_string(),
+        metrics,
+        container_metrics,
+    }
+}
+
+fn now_nanos() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .and_then(|d| i64::try_from(d.as_nanos()).ok())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sums_skip_unknown_values() {
+        assert_eq!(sum([Some(1), None, Some(2)].into_iter()), Some(3));
+        assert_eq!(sum([None, None].into_iter()), None);
+        assert_eq!(sum([Some(u64::MAX), Some(1)].into_iter()), Some(u64::MAX));
+    }
+
+    #[test]
+    fn every_metric_has_a_descriptor_with_matching_labels() {
+        let descriptors = metric_descriptors();
+        assert_eq!(
+            descriptors.len(),
+            CONTAINER_METRICS.len() + NETWORK_METRICS.len()
+        );
+        let net = descriptors
+            .iter()
+            .find(|d| d.name == "container_network_receive_bytes_total")
+            .unwrap();
+        assert_eq!(net.label_keys.last().map(String::as_str), Some("interface"));
+        assert_eq!(net.label_keys.len(), CONTAINER_LABELS.len() + 1);
+    }
+
+    #[test]
+    fn network_usage_prefers_eth0_as_default() {
+        let ifaces = vec![
+            InterfaceCounters {
+                name: "net1".into(),
+                rx_bytes: 1,
+                ..Default::default()
+            },
+            InterfaceCounters {
+                name: "eth0".into(),
+                rx_bytes: 7,
+                ..Default::default()
+            },
+        ];
+        let usage = network(5, &ifaces).unwrap();
+        let default = usage.default_interface.unwrap();
+        assert_eq!(default.name, "eth0");
+        assert_eq!(default.rx_bytes.unwrap().value, 7);
+        assert_eq!(usage.interfaces.len(), 2);
+        assert!(network(5, &[]).is_none());
+    }
+}
