@@ -11,6 +11,7 @@ mod errors;
 mod images;
 mod lifecycle;
 mod logs;
+mod network;
 mod runtime_info;
 mod sandboxes;
 mod security;

@@ -36,7 +36,7 @@ missing=()
 # Any Docker Engine will do; Debian's is installed only when there is none.
 command -v dockerd >/dev/null || missing+=(docker.io)
 command -v systemd-socket-activate >/dev/null || missing+=(systemd)
-for pkg in busybox-static docker-registry apache2-utils curl; do
+for pkg in busybox-static docker-registry apache2-utils curl containernetworking-plugins iproute2 iptables; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -91,7 +91,11 @@ pub struct Config {
 
     /// Directories searched for CNI plugin binaries, comma-separated.
     /// Debian's `containernetworking-plugins` installs into /usr/lib/cni.
-    #[arg(long, default_value = "/opt/cni/bin,/usr/lib/cni", value_delimiter = ',')]
+    #[arg(
+        long,
+        default_value = "/opt/cni/bin,/usr/lib/cni",
+        value_delimiter = ','
+    )]
     pub cni_bin_dir: Vec<PathBuf>,
 
     /// Where CNI results are cached (libcni's layout, shared with
@@ -119,6 +123,11 @@ pub struct Config {
     /// kubelet sends one with UpdateRuntimeConfig.
     #[arg(long, default_value = "")]
     pub pod_cidr: String,
+
+    /// Serve Prometheus metrics at `http://<addr>/metrics`; off when unset.
+    /// A bare port (`9102`) listens on loopback only.
+    #[arg(long)]
+    pub metrics_bind_addr: Option<String>,
 
     /// Log level (error, warn, info, debug, trace) or a tracing filter.
     #[arg(long, env = "DOCKERSHIM_LOG", default_value = "info")]
@@ -243,6 +252,9 @@ mod tests {
         assert_eq!(parse(&["--network-plugin", ""]), Ok(NetworkPlugin::Docker));
         assert!(parse(&["--network-plugin", "kubenet"]).is_err());
         let config = Config::parse_from(["dockershim", "--cni-bin-dir", "/a,/b"]);
-        assert_eq!(config.cni_bin_dir, [PathBuf::from("/a"), PathBuf::from("/b")]);
+        assert_eq!(
+            config.cni_bin_dir,
+            [PathBuf::from("/a"), PathBuf::from("/b")]
+        );
     }
 }

@@ -18,6 +18,7 @@
 //! - [`image`]: images, registry auth, the built-in pause image.
 //! - [`logs`]: the containers' CRI log files.
 //! - [`network`]: pod networking: Docker's bridge or CNI plugins.
+//! - [`metrics`]: Prometheus metrics of RPCs and Docker calls, `/metrics`.
 //! - [`naming`]: Docker names and labels for pods and containers.
 //! - [`docker`]: the narrow Docker interface and its bollard adapter.
 //! - [`streaming`]: the exec/attach/port-forward server (SPDY/3.1, WebSocket).
@@ -36,6 +37,7 @@ pub mod events;
 pub mod image;
 pub mod info;
 pub mod logs;
+pub mod metrics;
 pub mod naming;
 pub mod network;
 pub mod runtime;

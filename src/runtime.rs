@@ -157,7 +157,8 @@ impl Runtime {
             log_config,
             docker_api: parse_api_version(&host.api_version),
         };
-        let network = Arc::new(crate::network::Network::new(&config).map_err(Error::InvalidArgument)?);
+        let network =
+            Arc::new(crate::network::Network::new(&config).map_err(Error::InvalidArgument)?);
         network.watch();
         let pause = PauseImage::new(
             config.pod_infra_container_image.clone(),

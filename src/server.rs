@@ -64,6 +64,15 @@ pub enum ServeError {
         #[source]
         source: io::Error,
     },
+    /// The metrics server could not listen.
+    #[error("metrics server on {addr}: {source}")]
+    Metrics {
+        /// The address asked for.
+        addr: std::net::SocketAddr,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
     /// The gRPC server failed.
     #[error("gRPC server: {0}")]
     Serve(#[from] tonic::transport::Error),
@@ -97,7 +106,21 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
     std::fs::create_dir_all(&config.root_directory)
         .map_err(io_err("create state directory", &config.root_directory))?;
     let endpoint = config.docker_endpoint.clone();
-    let rt = Arc::new(Runtime::new(config, Arc::new(docker), api_version).await?);
+    let metrics_addr = config
+        .metrics_bind_addr
+        .as_deref()
+        .map(crate::metrics::parse_bind_addr)
+        .transpose()
+        .map_err(ServeError::Config)?;
+    let metrics = metrics_addr.map(|_| Arc::new(crate::metrics::Metrics::new()));
+    let docker: Arc<dyn crate::docker::DockerApi> = match &metrics {
+        Some(metrics) => Arc::new(crate::metrics::docker::Instrumented::new(
+            Arc::new(docker),
+            metrics.clone(),
+        )),
+        None => Arc::new(docker),
+    };
+    let rt = Arc::new(Runtime::new(config, docker, api_version).await?);
     crate::store::watch::start(rt.view.clone())
         .await
         .map_err(|source| ServeError::Docker { endpoint, source })?;
@@ -125,6 +148,23 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
             source,
         })?;
 
+    if let (Some(addr), Some(metrics)) = (metrics_addr, &metrics) {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServeError::Metrics { addr, source })?;
+        tracing::info!(%addr, "serving metrics");
+        let sessions = {
+            let streaming = streaming.clone();
+            move || streaming.open_sessions()
+        };
+        tokio::spawn(crate::metrics::serve(
+            listener,
+            metrics.clone(),
+            rt.clone(),
+            sessions,
+        ));
+    }
+
     let (listener, socket_path) = open_listener(&listen)?;
     let runtime_service = RuntimeServiceServer::new(RuntimeServiceImpl::new(rt.clone(), streaming))
         .max_decoding_message_size(MAX_MESSAGE_SIZE)
@@ -138,8 +178,10 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
     }
     tracing::info!(endpoint = ?listen, "serving CRI v1");
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let layer = tower::util::option_layer(metrics.map(crate::metrics::grpc::RpcMetricsLayer::new));
     let mut server = tokio::spawn(
         Server::builder()
+            .layer(layer)
             .add_service(runtime_service)
             .add_service(image_service)
             .serve_with_incoming_shutdown(UnixListenerStream::new(listener), async {

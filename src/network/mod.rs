@@ -550,7 +550,11 @@ mod tests {
         assert_eq!(args["dns"]["servers"], json!(["10.96.0.10"]));
 
         let bare = capability_args(&PodSandboxConfig::default(), "").unwrap();
-        assert_eq!(bare["portMappings"], json!([]), "always present, as libcni users expect");
+        assert_eq!(
+            bare["portMappings"],
+            json!([]),
+            "always present, as libcni users expect"
+        );
         assert!(!bare.contains_key("ipRanges"));
         assert!(!bare.contains_key("bandwidth"));
     }
@@ -580,7 +584,11 @@ mod tests {
     #[test]
     fn cni_args_name_the_pod() {
         let args = cni_args("abc", &pod());
-        let get = |k: &str| args.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
+        let get = |k: &str| {
+            args.iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.as_str())
+        };
         assert_eq!(get("K8S_POD_NAMESPACE"), Some("prod"));
         assert_eq!(get("K8S_POD_NAME"), Some("web"));
         assert_eq!(get("K8S_POD_INFRA_CONTAINER_ID"), Some("abc"));

@@ -89,7 +89,14 @@ pub fn create_body(config: &PodSandboxConfig, env: &SandboxEnv<'_>) -> Result<Co
     let host_config = HostConfig {
         // Docker's bridge is named explicitly: engines from 26 rewrite
         // "default" to "bridge" anyway.
-        network_mode: Some(if host_network { "host" } else { env.network_mode }.into()),
+        network_mode: Some(
+            if host_network {
+                "host"
+            } else {
+                env.network_mode
+            }
+            .into(),
+        ),
         port_bindings,
         ipc_mode: Some(
             if mode(namespaces.ipc) == NamespaceMode::Node {

@@ -492,7 +492,12 @@ fn pod_metrics_of(rt: &Runtime, sandbox: &Entry) -> PodSandboxMetrics {
     for iface in interfaces(sandbox) {
         let mut label_values = labels_for("POD", sandbox);
         label_values.push(iface.name.clone());
-        let counters = [iface.rx_bytes, iface.tx_bytes, iface.rx_errors, iface.tx_errors];
+        let counters = [
+            iface.rx_bytes,
+            iface.tx_bytes,
+            iface.rx_errors,
+            iface.tx_errors,
+        ];
         for ((name, _), v) in NETWORK_METRICS.iter().zip(counters) {
             metrics.push(Metric {
                 name: name.to_string(),

@@ -40,6 +40,9 @@ pub struct StreamingConfig {
 pub struct Streaming {
     tokens: Tokens,
     base_url: String,
+    /// One permit per session that may open.
+    sessions: Arc<tokio::sync::Semaphore>,
+    max_sessions: usize,
 }
 
 impl Streaming {
@@ -50,10 +53,18 @@ impl Streaming {
         let streaming = Arc::new(Self {
             tokens: Tokens::default(),
             base_url: format!("http://{addr}"),
+            sessions: Arc::new(tokio::sync::Semaphore::new(config.max_sessions)),
+            max_sessions: config.max_sessions,
         });
         tokio::spawn(server::serve(listener, streaming.clone(), rt, config));
         tracing::info!(%addr, "streaming server listening");
         Ok(streaming)
+    }
+
+    /// Sessions open now.
+    pub fn open_sessions(&self) -> usize {
+        self.max_sessions
+            .saturating_sub(self.sessions.available_permits())
     }
 
     fn url(&self, kind: &str, request: Pending) -> Result<String> {

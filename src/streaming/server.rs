@@ -47,9 +47,9 @@ pub async fn serve(
     config: StreamingConfig,
 ) {
     let ctx = Ctx {
+        sessions: streaming.sessions.clone(),
         streaming,
         rt,
-        sessions: Arc::new(Semaphore::new(config.max_sessions)),
         idle_timeout: config.idle_timeout,
     };
     loop {

@@ -1,0 +1,459 @@
+//! Pod networking with real CNI plugins (Debian's containernetworking-
+//! plugins: bridge, host-local, loopback, firewall, portmap, bandwidth), each test on
+//! a bridge and subnet of its own, with its own config, cache and IPAM
+//! directories.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use dockershim::cri::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tonic::Code;
+
+use crate::support::*;
+
+/// Where Debian puts the plugins.
+const CNI_BIN: &str = "/usr/lib/cni";
+
+/// A CNI setup of one test: directories, a network name, a bridge and a
+/// subnet nobody else uses. The bridge goes away with it.
+struct Lab {
+    dir: tempfile::TempDir,
+    network: String,
+    bridge: String,
+    /// The first three octets of the /24.
+    prefix: String,
+}
+
+impl Lab {
+    fn new() -> Lab {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let seed = std::process::id().wrapping_mul(7).wrapping_add(n * 37);
+        let lab = Lab {
+            dir: tempfile::tempdir().expect("tempdir"),
+            network: format!("dsnet{n}-{}", std::process::id()),
+            bridge: format!("dsbr{:x}", seed % 0xffff_ff),
+            prefix: format!("10.233.{}", seed % 250 + 1),
+        };
+        std::fs::create_dir_all(lab.conf_dir()).expect("conf dir");
+        lab
+    }
+
+    fn conf_dir(&self) -> PathBuf {
+        self.dir.path().join("net.d")
+    }
+
+    fn cache_dir(&self) -> PathBuf {
+        self.dir.path().join("cache")
+    }
+
+    fn ipam_dir(&self) -> PathBuf {
+        self.dir.path().join("ipam")
+    }
+
+    /// The conflist: bridge + host-local, portmap, bandwidth.
+    fn conflist(&self, network: &str) -> String {
+        serde_json::json!({
+            "cniVersion": "1.0.0",
+            "name": network,
+            "plugins": [
+                {
+                    "type": "bridge",
+                    "bridge": self.bridge,
+                    "isGateway": true,
+                    "ipMasq": false,
+                    "hairpinMode": true,
+                    "ipam": {
+                        "type": "host-local",
+                        "ranges": [[{"subnet": format!("{}.0/24", self.prefix)}]],
+                        "dataDir": self.ipam_dir(),
+                    }
+                },
+                // Docker sets the FORWARD policy to DROP: the firewall
+                // plugin lets the pods' traffic through.
+                {"type": "firewall"},
+                {"type": "portmap", "capabilities": {"portMappings": true}},
+                {"type": "bandwidth", "capabilities": {"bandwidth": true}}
+            ]
+        })
+        .to_string()
+    }
+
+    fn write_config(&self) {
+        self.write_named_config(&self.network.clone());
+    }
+
+    fn write_named_config(&self, network: &str) {
+        std::fs::write(
+            self.conf_dir().join("10-test.conflist"),
+            self.conflist(network),
+        )
+        .expect("write conflist");
+    }
+
+    fn shim_flags(&self) -> Vec<String> {
+        [
+            "--network-plugin",
+            "cni",
+            "--cni-conf-dir",
+            &self.conf_dir().display().to_string(),
+            "--cni-bin-dir",
+            CNI_BIN,
+            "--cni-cache-dir",
+            &self.cache_dir().display().to_string(),
+            "--pod-infra-container-image",
+            "localhost/dockershim-test/no-such-pause:1",
+            "--pod-infra-pull-timeout",
+            "10",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    }
+
+    async fn shim(&self) -> Shim {
+        let flags = self.shim_flags();
+        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+        Shim::start_with(&flags).await
+    }
+
+    /// host-local's allocation files of this network: one per IP in use.
+    fn allocations(&self, network: &str) -> Vec<String> {
+        std::fs::read_dir(self.ipam_dir().join(network))
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|name| name.starts_with(&self.prefix))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn cache_entry(&self, network: &str, sandbox_id: &str) -> PathBuf {
+        self.cache_dir()
+            .join("results")
+            .join(format!("{network}-{sandbox_id}-eth0"))
+    }
+
+    /// Interfaces (veths) attached to the test bridge.
+    fn bridge_ports(&self) -> Vec<String> {
+        std::fs::read_dir(format!("/sys/class/net/{}/brif", self.bridge))
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.bridge])
+            .output();
+    }
+}
+
+fn pod_ip(status: &PodSandboxStatus) -> String {
+    status
+        .network
+        .as_ref()
+        .map(|n| n.ip.clone())
+        .unwrap_or_default()
+}
+
+async fn network_ready(rt: &mut RuntimeServiceClient) -> RuntimeCondition {
+    rt.status(StatusRequest { verbose: false })
+        .await
+        .expect("Status")
+        .into_inner()
+        .status
+        .expect("status")
+        .conditions
+        .into_iter()
+        .find(|c| c.r#type == "NetworkReady")
+        .expect("a NetworkReady condition")
+}
+
+type RuntimeServiceClient =
+    dockershim::cri::runtime_service_client::RuntimeServiceClient<tonic::transport::Channel>;
+
+async fn stop_and_remove(rt: &mut RuntimeServiceClient, id: &str) {
+    rt.stop_pod_sandbox(StopPodSandboxRequest {
+        pod_sandbox_id: id.to_string(),
+    })
+    .await
+    .expect("StopPodSandbox");
+    rt.remove_pod_sandbox(RemovePodSandboxRequest {
+        pod_sandbox_id: id.to_string(),
+    })
+    .await
+    .expect("RemovePodSandbox");
+}
+
+/// One HTTP GET over a plain TCP connection; returns the whole answer.
+async fn http_get(addr: &str) -> std::io::Result<String> {
+    let mut stream =
+        tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(addr))
+            .await
+            .map_err(|_| std::io::Error::other("connect timed out"))??;
+    stream
+        .write_all(b"GET /index.html HTTP/1.0\r\n\r\n")
+        .await?;
+    let mut answer = String::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_string(&mut answer))
+        .await
+        .map_err(|_| std::io::Error::other("read timed out"))??;
+    Ok(answer)
+}
+
+#[tokio::test]
+async fn pods_get_cni_ips_reach_each_other_and_host_ports_and_leave_nothing_behind() {
+    let lab = Lab::new();
+    lab.write_config();
+    let shim = lab.shim().await;
+    let mut rt = shim.runtime().await;
+    let cleanup = Cleanup::new();
+    assert!(network_ready(&mut rt).await.status);
+
+    let host_port = 20000 + (std::process::id() % 20000) as i32;
+    let mut web = pod_config(&cleanup, &unique("cni-web"));
+    web.port_mappings = vec![PortMapping {
+        protocol: Protocol::Tcp as i32,
+        container_port: 8080,
+        host_port,
+        host_ip: "127.0.0.1".into(),
+    }];
+    web.annotations
+        .insert("kubernetes.io/ingress-bandwidth".into(), "100M".into());
+    let client = pod_config(&cleanup, &unique("cni-client"));
+    let web_id = run_pod(&mut rt, &web).await;
+    let client_id = run_pod(&mut rt, &client).await;
+
+    let web_ip = pod_ip(&sandbox_status(&mut rt, &web_id).await);
+    let client_ip = pod_ip(&sandbox_status(&mut rt, &client_id).await);
+    assert!(web_ip.starts_with(&format!("{}.", lab.prefix)), "{web_ip}");
+    assert!(
+        client_ip.starts_with(&format!("{}.", lab.prefix)),
+        "{client_ip}"
+    );
+    assert_ne!(web_ip, client_ip);
+    assert_eq!(
+        sandbox_status(&mut rt, &web_id).await.state,
+        PodSandboxState::SandboxReady as i32
+    );
+    let mut allocated = lab.allocations(&lab.network);
+    allocated.sort();
+    let mut expected = vec![web_ip.clone(), client_ip.clone()];
+    expected.sort();
+    assert_eq!(allocated, expected, "host-local holds exactly the two IPs");
+    assert!(lab.cache_entry(&lab.network, &web_id).exists());
+
+    // Docker gave the pause container no network of its own.
+    let inspected = docker()
+        .await
+        .inspect_container(
+            &web_id,
+            None::<bollard::query_parameters::InspectContainerOptions>,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        inspected.host_config.unwrap().network_mode.as_deref(),
+        Some("none")
+    );
+
+    let server = start_container(
+        &mut rt,
+        &web_id,
+        &web,
+        container_config(
+            &cleanup,
+            "web",
+            "mkdir -p /tmp/www && echo hello-from-web > /tmp/www/index.html && exec httpd -f -p 8080 -h /tmp/www",
+        ),
+    )
+    .await;
+    let peer = start_container(
+        &mut rt,
+        &client_id,
+        &client,
+        container_config(&cleanup, "client", "exec sleep 600"),
+    )
+    .await;
+    let (out, _, _) = exec(&mut rt, &server, &["ip", "-4", "addr", "show", "eth0"]).await;
+    assert!(out.contains(&web_ip), "eth0 carries the pod IP: {out}");
+
+    let url = format!("http://{web_ip}:8080/index.html");
+    let reached = eventually(Duration::from_secs(10), || {
+        let mut rt = rt.clone();
+        let (peer, url) = (peer.clone(), url.clone());
+        async move {
+            let (out, _, code) = exec(&mut rt, &peer, &["wget", "-q", "-O", "-", &url]).await;
+            code == 0 && out.contains("hello-from-web")
+        }
+    })
+    .await;
+    assert!(reached, "the client pod reaches the web pod at {url}");
+
+    let via_host_port = eventually(Duration::from_secs(10), || async {
+        http_get(&format!("127.0.0.1:{host_port}"))
+            .await
+            .is_ok_and(|answer| answer.contains("hello-from-web"))
+    })
+    .await;
+    assert!(via_host_port, "host port {host_port} reaches the web pod");
+
+    let ports_before = lab.bridge_ports().len();
+    assert_eq!(ports_before, 2, "one veth per pod on the bridge");
+    stop_and_remove(&mut rt, &web_id).await;
+    stop_and_remove(&mut rt, &client_id).await;
+    assert!(lab.allocations(&lab.network).is_empty(), "IPs released");
+    assert!(!lab.cache_entry(&lab.network, &web_id).exists());
+    assert!(!lab.cache_entry(&lab.network, &client_id).exists());
+    assert!(lab.bridge_ports().is_empty(), "veths removed");
+    assert!(
+        http_get(&format!("127.0.0.1:{host_port}")).await.is_err(),
+        "the host port is closed again"
+    );
+}
+
+#[tokio::test]
+async fn network_ready_follows_the_config_directory() {
+    let lab = Lab::new();
+    let shim = lab.shim().await;
+    let mut rt = shim.runtime().await;
+    let cleanup = Cleanup::new();
+
+    let condition = network_ready(&mut rt).await;
+    assert!(!condition.status);
+    assert_eq!(condition.reason, "NetworkPluginNotReady");
+    assert!(
+        condition.message.contains("cni config uninitialized"),
+        "{condition:?}"
+    );
+
+    let err = rt
+        .run_pod_sandbox(RunPodSandboxRequest {
+            config: Some(pod_config(&cleanup, &unique("cni-early"))),
+            runtime_handler: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+    assert!(
+        cleanup.docker_ids().is_empty(),
+        "no pause container is left"
+    );
+
+    std::fs::write(lab.conf_dir().join("05-broken.conflist"), "{ not json").unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !network_ready(&mut rt).await.status,
+        "a broken file is no config"
+    );
+
+    lab.write_config();
+    let ready = eventually(Duration::from_secs(10), || {
+        let mut rt = rt.clone();
+        async move { network_ready(&mut rt).await.status }
+    })
+    .await;
+    assert!(ready, "a valid conflist makes the network ready");
+}
+
+#[tokio::test]
+async fn a_killed_pause_container_still_gets_its_network_torn_down() {
+    let lab = Lab::new();
+    lab.write_config();
+    let shim = lab.shim().await;
+    let mut rt = shim.runtime().await;
+    let cleanup = Cleanup::new();
+    let id = run_pod(&mut rt, &pod_config(&cleanup, &unique("cni-killed"))).await;
+    assert_eq!(lab.allocations(&lab.network).len(), 1);
+
+    let out = Command::new("docker").args(["kill", &id]).output().unwrap();
+    assert!(out.status.success());
+    let noticed = eventually(Duration::from_secs(5), || {
+        let mut rt = rt.clone();
+        let id = id.clone();
+        async move {
+            sandbox_status(&mut rt, &id).await.state == PodSandboxState::SandboxNotready as i32
+        }
+    })
+    .await;
+    assert!(noticed, "the view sees the killed pause container");
+    stop_and_remove(&mut rt, &id).await;
+    assert!(lab.allocations(&lab.network).is_empty(), "IP released");
+    assert!(!lab.cache_entry(&lab.network, &id).exists());
+    assert!(lab.bridge_ports().is_empty());
+}
+
+#[tokio::test]
+async fn teardown_uses_the_cached_attachment_after_the_config_changed_across_a_restart() {
+    let lab = Lab::new();
+    lab.write_config();
+    let mut shim = lab.shim().await;
+    let mut rt = shim.runtime().await;
+    let cleanup = Cleanup::new();
+    let id = run_pod(&mut rt, &pod_config(&cleanup, &unique("cni-moved"))).await;
+    let ip = pod_ip(&sandbox_status(&mut rt, &id).await);
+    assert_eq!(lab.allocations(&lab.network), vec![ip.clone()]);
+
+    // The node's config now names another network: what was attached can
+    // only be found in the cache, as after a move from cri-dockerd.
+    shim.kill();
+    lab.write_named_config("dsnet-renamed");
+    shim.restart().await;
+    let mut rt = shim.runtime().await;
+    assert_eq!(
+        pod_ip(&sandbox_status(&mut rt, &id).await),
+        ip,
+        "the IP is read back from the cache after a restart"
+    );
+    stop_and_remove(&mut rt, &id).await;
+    assert!(
+        lab.allocations(&lab.network).is_empty(),
+        "old network's IP released"
+    );
+    assert!(!lab.cache_entry(&lab.network, &id).exists());
+}
+
+#[tokio::test]
+async fn a_failing_plugin_fails_the_pod_with_its_message_and_leaks_nothing() {
+    let lab = Lab::new();
+    let broken = lab.conflist(&lab.network).replace(
+        &format!("{}.0/24", lab.prefix),
+        &format!("{}.0/33", lab.prefix),
+    );
+    std::fs::write(lab.conf_dir().join("10-test.conflist"), broken).unwrap();
+    let shim = lab.shim().await;
+    let mut rt = shim.runtime().await;
+    let cleanup = Cleanup::new();
+    let err = rt
+        .run_pod_sandbox(RunPodSandboxRequest {
+            config: Some(pod_config(&cleanup, &unique("cni-fail"))),
+            runtime_handler: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        err.message().contains("host-local") || err.message().contains("bridge"),
+        "the plugin's failure is named: {err:?}"
+    );
+    assert!(
+        cleanup.docker_ids().is_empty(),
+        "the pause container is removed"
+    );
+    let cached = std::fs::read_dir(lab.cache_dir().join("results"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(cached, 0, "no cache entry is left");
+    assert!(lab.bridge_ports().is_empty(), "no veth is left");
+}
