@@ -16,3 +16,4 @@ mod runtime_info;
 mod sandboxes;
 mod security;
 mod streaming;
+mod view;
