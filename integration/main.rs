@@ -7,6 +7,7 @@
 mod support;
 
 mod containers;
+mod docker_restart;
 mod errors;
 mod images;
 mod lifecycle;

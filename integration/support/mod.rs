@@ -124,13 +124,17 @@ impl Shim {
         let mut args = vec![
             "--container-runtime-endpoint".to_string(),
             format!("unix://{}", socket.display()),
-            "--docker-endpoint".to_string(),
-            format!("unix://{}", docker_socket()),
             "--cri-dockerd-root-directory".to_string(),
             dir.join("state").display().to_string(),
             "--log-level".to_string(),
             "debug".to_string(),
         ];
+        if !extra.contains(&"--docker-endpoint") {
+            args.extend([
+                "--docker-endpoint".to_string(),
+                format!("unix://{}", docker_socket()),
+            ]);
+        }
         if !extra.contains(&"--network-plugin") {
             // Docker's bridge unless the test asks for CNI, whatever the
             // machine's /etc/cni holds.

@@ -1,0 +1,209 @@
+//! The live view survives Docker restarting under the shim: a Docker daemon
+//! of the test's own (its own socket, data and exec roots, no bridge, no
+//! iptables) is stopped and started again while a shim watches it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use dockershim::cri::*;
+
+use crate::support::*;
+
+/// A dockerd started by this test; stopped (by its PID) when dropped.
+struct OwnDocker {
+    child: Option<Child>,
+    root: PathBuf,
+}
+
+impl OwnDocker {
+    fn socket(root: &Path) -> PathBuf {
+        root.join("docker.sock")
+    }
+
+    fn start(root: &Path) -> OwnDocker {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(root.join("dockerd.log"))
+            .unwrap();
+        let child = Command::new("dockerd")
+            .arg("--host")
+            .arg(format!("unix://{}", Self::socket(root).display()))
+            .arg("--data-root")
+            .arg(root.join("data"))
+            .arg("--exec-root")
+            .arg(root.join("exec"))
+            .arg("--pidfile")
+            .arg(root.join("dockerd.pid"))
+            .args(["--bridge", "none", "--iptables=false", "--ip-masq=false"])
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("start dockerd");
+        let own = OwnDocker {
+            child: Some(child),
+            root: root.to_path_buf(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !own.answers() {
+            assert!(
+                Instant::now() < deadline,
+                "own dockerd did not start: {}",
+                std::fs::read_to_string(root.join("dockerd.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        own
+    }
+
+    fn cli(&self) -> Command {
+        let mut cmd = Command::new("docker");
+        cmd.arg("--host")
+            .arg(format!("unix://{}", Self::socket(&self.root).display()));
+        cmd
+    }
+
+    fn answers(&self) -> bool {
+        self.cli()
+            .args(["version", "--format", "{{.Server.Version}}"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    }
+
+    /// SIGTERM, then wait: dockerd stops its containers on the way out.
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let pid = rustix::process::Pid::from_raw(child.id() as i32).expect("pid");
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for OwnDocker {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            let ids = self.cli().args(["ps", "-aq"]).output();
+            if let Ok(ids) = ids {
+                let ids = String::from_utf8_lossy(&ids.stdout).into_owned();
+                let ids: Vec<&str> = ids.split_whitespace().collect();
+                if !ids.is_empty() {
+                    let _ = self.cli().args(["rm", "-f"]).args(&ids).output();
+                }
+            }
+        }
+        self.stop();
+    }
+}
+
+#[tokio::test]
+async fn the_view_is_rebuilt_after_docker_restarts_under_the_shim() {
+    // The test image comes from the main daemon.
+    docker().await;
+    ensure_test_image();
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().to_path_buf();
+    let mut own = OwnDocker::start(&root);
+    let save = Command::new("docker")
+        .args(["save", TEST_IMAGE])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let load = own
+        .cli()
+        .arg("load")
+        .stdin(save.stdout.unwrap())
+        .output()
+        .unwrap();
+    assert!(
+        load.status.success(),
+        "{}",
+        String::from_utf8_lossy(&load.stderr)
+    );
+
+    let socket = format!("unix://{}", OwnDocker::socket(&root).display());
+    let shim = Shim::start_with(&[
+        "--docker-endpoint",
+        &socket,
+        "--pod-infra-container-image",
+        UNPULLABLE_PAUSE,
+        "--pod-infra-pull-timeout",
+        "5",
+    ])
+    .await;
+    let mut rt = shim.runtime().await;
+    let cleanup = Cleanup::new();
+    // This daemon has no bridge: the pod uses the host's network.
+    let mut pod = pod_config(&cleanup, &unique("restart"));
+    pod.linux = Some(LinuxPodSandboxConfig {
+        security_context: Some(LinuxSandboxSecurityContext {
+            namespace_options: Some(NamespaceOption {
+                network: NamespaceMode::Node as i32,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    let pod_id = run_pod(&mut rt, &pod).await;
+    let id = start_container(
+        &mut rt,
+        &pod_id,
+        &pod,
+        container_config(&cleanup, "app", "exec sleep 600"),
+    )
+    .await;
+    assert_eq!(
+        container_status(&mut rt, &id).await.state,
+        ContainerState::ContainerRunning as i32
+    );
+
+    own.stop();
+    let own = OwnDocker::start(&root);
+    let rebuilt = eventually(Duration::from_secs(20), || {
+        let mut rt = rt.clone();
+        let (id, pod_id) = (id.clone(), pod_id.clone());
+        async move {
+            container_status(&mut rt, &id).await.state == ContainerState::ContainerExited as i32
+                && sandbox_status(&mut rt, &pod_id).await.state
+                    == PodSandboxState::SandboxNotready as i32
+        }
+    })
+    .await;
+    assert!(
+        rebuilt,
+        "the shim sees the containers Docker stopped while it restarted:\n{}",
+        shim.logs()
+    );
+
+    assert!(
+        shim.logs().contains("view rebuilt"),
+        "the view was rebuilt from a new list"
+    );
+
+    // Events flow again: a removal with the CLI is seen.
+    let out = own.cli().args(["rm", "-f", &id]).output().unwrap();
+    assert!(out.status.success());
+    let gone = eventually(Duration::from_secs(10), || {
+        let mut rt = rt.clone();
+        let id = id.clone();
+        async move {
+            rt.container_status(ContainerStatusRequest {
+                container_id: id,
+                verbose: false,
+            })
+            .await
+            .is_err_and(|s| s.code() == tonic::Code::NotFound)
+        }
+    })
+    .await;
+    assert!(gone, "a removal after the restart is seen");
+    drop(shim);
+    drop(own);
+}
