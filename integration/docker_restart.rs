@@ -1,6 +1,10 @@
 //! The live view survives Docker restarting under the shim: a Docker daemon
-//! of the test's own (its own socket, data and exec roots, no bridge, no
-//! iptables) is stopped and started again while a shim watches it.
+//! of the test's own (its own socket, data and exec roots, a bridge the test
+//! creates, no iptables) is stopped and started again while a shim watches
+//! it.
+//!
+//! The daemon must not run with `--bridge none`: Docker then deletes the
+//! host's `docker0`, which the main daemon needs.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -16,12 +20,47 @@ struct OwnDocker {
     root: PathBuf,
 }
 
+/// A Linux bridge for the test's daemon; deleted when dropped.
+struct Bridge(String);
+
+impl Bridge {
+    fn create() -> Bridge {
+        let name = format!("dsrst{:x}", std::process::id() % 0xffff_f);
+        let out = Command::new("ip")
+            .args(["link", "add", &name, "type", "bridge"])
+            .output()
+            .expect("ip link add");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let bridge = Bridge(name);
+        let out = Command::new("ip")
+            .args(["addr", "add", "10.234.77.1/24", "dev", &bridge.0])
+            .output()
+            .expect("ip addr add");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        bridge
+    }
+}
+
+impl Drop for Bridge {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["link", "del", &self.0]).output();
+    }
+}
+
 impl OwnDocker {
     fn socket(root: &Path) -> PathBuf {
         root.join("docker.sock")
     }
 
-    fn start(root: &Path) -> OwnDocker {
+    fn start(root: &Path, bridge: &Bridge) -> OwnDocker {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -36,7 +75,7 @@ impl OwnDocker {
             .arg(root.join("exec"))
             .arg("--pidfile")
             .arg(root.join("dockerd.pid"))
-            .args(["--bridge", "none", "--iptables=false", "--ip-masq=false"])
+            .args(["--bridge", &bridge.0, "--iptables=false", "--ip-masq=false"])
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log))
             .spawn()
@@ -109,7 +148,8 @@ async fn the_view_is_rebuilt_after_docker_restarts_under_the_shim() {
     ensure_test_image();
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().to_path_buf();
-    let mut own = OwnDocker::start(&root);
+    let bridge = Bridge::create();
+    let mut own = OwnDocker::start(&root, &bridge);
     let save = Command::new("docker")
         .args(["save", TEST_IMAGE])
         .stdout(Stdio::piped())
@@ -139,7 +179,7 @@ async fn the_view_is_rebuilt_after_docker_restarts_under_the_shim() {
     .await;
     let mut rt = shim.runtime().await;
     let cleanup = Cleanup::new();
-    // This daemon has no bridge: the pod uses the host's network.
+    // The pod uses the host's network: this daemon's bridge leads nowhere.
     let mut pod = pod_config(&cleanup, &unique("restart"));
     pod.linux = Some(LinuxPodSandboxConfig {
         security_context: Some(LinuxSandboxSecurityContext {
@@ -165,7 +205,7 @@ async fn the_view_is_rebuilt_after_docker_restarts_under_the_shim() {
     );
 
     own.stop();
-    let own = OwnDocker::start(&root);
+    let own = OwnDocker::start(&root, &bridge);
     let rebuilt = eventually(Duration::from_secs(20), || {
         let mut rt = rt.clone();
         let (id, pod_id) = (id.clone(), pod_id.clone());
@@ -206,4 +246,5 @@ async fn the_view_is_rebuilt_after_docker_restarts_under_the_shim() {
     assert!(gone, "a removal after the restart is seen");
     drop(shim);
     drop(own);
+    drop(bridge);
 }

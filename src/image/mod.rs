@@ -37,8 +37,8 @@ pub async fn list(rt: &Runtime, filter: Option<ImageFilter>) -> Result<Vec<Image
         None => None,
     };
     let images = rt
-        .docker
-        .list_images()
+        .view
+        .image_list()
         .await
         .context(|| "list images".into())?;
     Ok(images
@@ -174,6 +174,7 @@ pub async fn pull(
         .pull_image(&repository, reference.tag_or_digest(), auth)
         .await
         .context(|| format!("pull image {reference}"))?;
+    rt.view.invalidate_images();
     let inspected = rt
         .docker
         .inspect_image(&reference.to_string())
@@ -249,7 +250,7 @@ pub async fn remove(rt: &Runtime, image: Option<ImageSpec>) -> Result<()> {
     }
     for target in names {
         match rt.docker.remove_image(&target).await {
-            Ok(()) | Err(DockerError::NotFound(_)) => {}
+            Ok(()) | Err(DockerError::NotFound(_)) => rt.view.invalidate_images(),
             Err(err) => return Err(err).context(|| format!("remove image {target}")),
         }
     }
@@ -261,8 +262,8 @@ pub async fn remove(rt: &Runtime, image: Option<ImageSpec>) -> Result<()> {
 /// once) and inodes used on the filesystem holding Docker's data.
 pub async fn fs_info(rt: &Runtime) -> Result<Vec<FilesystemUsage>> {
     let images = rt
-        .docker
-        .list_images()
+        .view
+        .image_list()
         .await
         .context(|| "list images".into())?;
     let root = rt.host.docker_root_dir.clone();

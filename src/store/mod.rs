@@ -20,7 +20,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
-use bollard::models::{ContainerInspectResponse, ContainerStateStatusEnum, ImageInspect};
+use bollard::models::{
+    ContainerInspectResponse, ContainerStateStatusEnum, ImageInspect, ImageSummary,
+};
 use tokio::sync::broadcast;
 
 use crate::docker::{DockerApi, DockerError, DockerResult, timestamp_nanos};
@@ -165,6 +167,10 @@ struct State {
     removed: HashMap<String, (u64, Instant)>,
     /// Inspected images by id; `None` for an image Docker no longer has.
     images: HashMap<String, Option<Arc<ImageInspect>>>,
+    /// Docker's image list.
+    image_list: Option<Arc<Vec<ImageSummary>>>,
+    /// Bumped by every image change, so an answer that raced one is not kept.
+    image_generation: u64,
 }
 
 /// The live view. Cheap to share; never holds its lock across an await.
@@ -336,25 +342,47 @@ impl View {
     }
 
     /// An image by id, inspected once and cached until Docker reports an
-    /// image event. `None` when Docker no longer has it.
+    /// image event (or the shim changes an image). `None` when Docker no longer has it.
     pub async fn image(&self, image_id: &str) -> DockerResult<Option<Arc<ImageInspect>>> {
         if let Some(cached) = self.read().images.get(image_id) {
             return Ok(cached.clone());
         }
+        let generation = self.read().image_generation;
         let image = match self.docker.inspect_image(image_id).await {
             Ok(image) => Some(Arc::new(image)),
             Err(DockerError::NotFound(_)) => None,
             Err(err) => return Err(err),
         };
-        self.write()
-            .images
-            .insert(image_id.to_string(), image.clone());
+        let mut state = self.write();
+        if state.image_generation == generation {
+            state.images.insert(image_id.to_string(), image.clone());
+        }
         Ok(image)
+    }
+
+    /// Docker's image list, listed once and cached until an image changes.
+    pub async fn image_list(&self) -> DockerResult<Arc<Vec<ImageSummary>>> {
+        let generation = {
+            let state = self.read();
+            if let Some(list) = &state.image_list {
+                return Ok(list.clone());
+            }
+            state.image_generation
+        };
+        let list = Arc::new(self.docker.list_images().await?);
+        let mut state = self.write();
+        if state.image_generation == generation {
+            state.image_list = Some(list.clone());
+        }
+        Ok(list)
     }
 
     /// Forgets every cached image (an image was pulled, tagged or removed).
     pub fn invalidate_images(&self) {
-        self.write().images.clear();
+        let mut state = self.write();
+        state.images.clear();
+        state.image_list = None;
+        state.image_generation += 1;
     }
 
     /// Replaces the view with a full list from Docker; objects that are gone
