@@ -25,7 +25,7 @@ struct Bridge(String);
 
 impl Bridge {
     fn create() -> Bridge {
-        let name = format!("dsrst{:x}", std::process::id() % 0xffff_f);
+        let name = format!("dsrst{:x}", std::process::id() % 0x000f_ffff);
         let out = Command::new("ip")
             .args(["link", "add", &name, "type", "bridge"])
             .output()

@@ -35,7 +35,7 @@ impl Lab {
         let lab = Lab {
             dir: tempfile::tempdir().expect("tempdir"),
             network: format!("dsnet{n}-{}", std::process::id()),
-            bridge: format!("dsbr{:x}", seed % 0xffff_ff),
+            bridge: format!("dsbr{:x}", seed % 0x00ff_ffff),
             prefix: format!("10.233.{}", seed % 250 + 1),
         };
         std::fs::create_dir_all(lab.conf_dir()).expect("conf dir");
