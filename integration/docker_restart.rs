@@ -150,7 +150,7 @@ async fn the_view_is_rebuilt_after_docker_restarts_under_the_shim() {
     let root = tmp.path().to_path_buf();
     let bridge = Bridge::create();
     let mut own = OwnDocker::start(&root, &bridge);
-    let save = Command::new("docker")
+    let mut save = Command::new("docker")
         .args(["save", TEST_IMAGE])
         .stdout(Stdio::piped())
         .spawn()
@@ -158,9 +158,10 @@ async fn the_view_is_rebuilt_after_docker_restarts_under_the_shim() {
     let load = own
         .cli()
         .arg("load")
-        .stdin(save.stdout.unwrap())
+        .stdin(save.stdout.take().unwrap())
         .output()
         .unwrap();
+    assert!(save.wait().unwrap().success());
     assert!(
         load.status.success(),
         "{}",
