@@ -209,3 +209,41 @@ async fn pids_limits_apply_and_unsupported_limits_are_refused() {
     .unwrap();
     assert!(cleanup.docker_ids().is_empty());
 }
+
+#[tokio::test]
+async fn the_pods_seccomp_and_groups_apply_to_the_pause_process() {
+    let shim = Shim::start().await;
+    let mut rt = shim.runtime().await;
+    let cleanup = Cleanup::new();
+    let mut pod = pod_config(&cleanup, &unique("pause-seccomp"));
+    pod.linux = Some(LinuxPodSandboxConfig {
+        security_context: Some(LinuxSandboxSecurityContext {
+            seccomp: Some(SecurityProfile {
+                profile_type: ProfileType::RuntimeDefault as i32,
+                localhost_ref: String::new(),
+            }),
+            supplemental_groups: vec![4321],
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    let pod_id = run_pod(&mut rt, &pod).await;
+    let pid = docker()
+        .await
+        .inspect_container(&pod_id, None::<InspectContainerOptions>)
+        .await
+        .unwrap()
+        .state
+        .unwrap()
+        .pid
+        .unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    assert_eq!(status_field(&status, "Seccomp"), "2", "filter mode");
+    assert_eq!(status_field(&status, "NoNewPrivs"), "1");
+    assert!(
+        status_field(&status, "Groups")
+            .split_whitespace()
+            .any(|g| g == "4321"),
+        "{status}"
+    );
+}

@@ -5,7 +5,10 @@ use std::collections::HashMap;
 
 use bollard::models::{ContainerCreateBody, HostConfig, PortBinding};
 
-use crate::cri::{NamespaceMode, NamespaceOption, PodSandboxConfig, Protocol};
+use crate::cri::{
+    LinuxContainerSecurityContext, LinuxSandboxSecurityContext, NamespaceMode, NamespaceOption,
+    PodSandboxConfig, Protocol,
+};
 use crate::error::{Error, Result};
 use crate::naming;
 use crate::runtime::CgroupDriver;
@@ -119,7 +122,14 @@ pub fn create_body(config: &PodSandboxConfig, env: &SandboxEnv<'_>) -> Result<Co
         cpu_shares: Some(2),
         privileged: Some(security.privileged),
         readonly_rootfs: Some(security.readonly_rootfs),
-        security_opt: Some(vec!["no-new-privileges".into()]),
+        security_opt: Some(pause_security_opts(&security)?),
+        group_add: (!security.supplemental_groups.is_empty()).then(|| {
+            security
+                .supplemental_groups
+                .iter()
+                .map(|g| g.to_string())
+                .collect()
+        }),
         runtime: env.runtime.map(str::to_string),
         ..Default::default()
     };
@@ -136,6 +146,22 @@ pub fn create_body(config: &PodSandboxConfig, env: &SandboxEnv<'_>) -> Result<Co
         labels: Some(labels),
         exposed_ports,
         host_config: Some(host_config),
+        ..Default::default()
+    })
+}
+
+/// The pod's seccomp, AppArmor and SELinux settings on the pause process,
+/// read as the container-level ones are; the pause process never gains
+/// privileges.
+#[allow(deprecated)]
+fn pause_security_opts(security: &LinuxSandboxSecurityContext) -> Result<Vec<String>> {
+    crate::container::security::security_opts(&LinuxContainerSecurityContext {
+        no_new_privs: true,
+        privileged: security.privileged,
+        seccomp: security.seccomp.clone(),
+        seccomp_profile_path: security.seccomp_profile_path.clone(),
+        apparmor: security.apparmor.clone(),
+        selinux_options: security.selinux_options.clone(),
         ..Default::default()
     })
 }
@@ -352,6 +378,51 @@ mod tests {
         assert_eq!(host.network_mode.as_deref(), Some("none"));
         assert_eq!(host.port_bindings, None);
         assert_eq!(host.dns, Some(vec!["10.96.0.10".to_string()]));
+    }
+
+    #[test]
+    fn the_pods_security_profiles_apply_to_the_pause_process() {
+        use crate::cri::security_profile::ProfileType;
+        use crate::cri::{SeLinuxOption, SecurityProfile};
+        let mut cfg = config();
+        cfg.linux.as_mut().unwrap().security_context = Some(LinuxSandboxSecurityContext {
+            seccomp: Some(SecurityProfile {
+                profile_type: ProfileType::RuntimeDefault as i32,
+                localhost_ref: String::new(),
+            }),
+            apparmor: Some(SecurityProfile {
+                profile_type: ProfileType::Unconfined as i32,
+                localhost_ref: String::new(),
+            }),
+            selinux_options: Some(SeLinuxOption {
+                level: "s0:c1,c2".into(),
+                ..Default::default()
+            }),
+            supplemental_groups: vec![1234],
+            ..Default::default()
+        });
+        let host = create_body(&cfg, &env()).unwrap().host_config.unwrap();
+        assert_eq!(
+            host.security_opt.unwrap(),
+            [
+                "no-new-privileges",
+                "apparmor=unconfined",
+                "label=level:s0:c1,c2"
+            ]
+        );
+        assert_eq!(host.group_add, Some(vec!["1234".to_string()]));
+
+        cfg.linux.as_mut().unwrap().security_context = Some(LinuxSandboxSecurityContext {
+            seccomp: Some(SecurityProfile {
+                profile_type: ProfileType::Localhost as i32,
+                localhost_ref: "/nonexistent/profile.json".into(),
+            }),
+            ..Default::default()
+        });
+        assert!(matches!(
+            create_body(&cfg, &env()),
+            Err(Error::InvalidArgument(_))
+        ));
     }
 
     #[test]
