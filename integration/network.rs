@@ -232,6 +232,11 @@ async fn pods_get_cni_ips_reach_each_other_and_host_ports_and_leave_nothing_behi
     }];
     web.annotations
         .insert("kubernetes.io/ingress-bandwidth".into(), "100M".into());
+    web.dns_config = Some(DnsConfig {
+        servers: vec![format!("{}.53", lab.prefix)],
+        searches: vec!["svc.cluster.test".into()],
+        options: vec!["ndots:3".into()],
+    });
     let client = pod_config(&cleanup, &unique("cni-client"));
     let web_id = run_pod(&mut rt, &web).await;
     let client_id = run_pod(&mut rt, &client).await;
@@ -289,6 +294,15 @@ async fn pods_get_cni_ips_reach_each_other_and_host_ports_and_leave_nothing_behi
     .await;
     let (out, _, _) = exec(&mut rt, &server, &["ip", "-4", "addr", "show", "eth0"]).await;
     assert!(out.contains(&web_ip), "eth0 carries the pod IP: {out}");
+    let (resolv, _, _) = exec(&mut rt, &server, &["cat", "/etc/resolv.conf"]).await;
+    assert!(
+        resolv.contains(&format!("nameserver {}.53", lab.prefix))
+            && resolv.contains("search svc.cluster.test")
+            && resolv.contains("options ndots:3"),
+        "the pod's DNS config is its resolv.conf: {resolv}"
+    );
+    let (hostname, _, _) = exec(&mut rt, &server, &["hostname"]).await;
+    assert_eq!(hostname.trim(), web.hostname);
 
     let url = format!("http://{web_ip}:8080/index.html");
     let reached = eventually(Duration::from_secs(10), || {

@@ -215,11 +215,10 @@ impl Network {
         if let Some(ips) = lock(&cni.pod_ips).get(sandbox_id) {
             return Some(ips.clone());
         }
-        // Attached before this process started: the cached result says.
+        // Attached before this process started: the cached result says,
+        // once; a pod without one is remembered as having no IPs.
         let ips = cni.cached_ips(sandbox_id);
-        if !ips.is_empty() {
-            lock(&cni.pod_ips).insert(sandbox_id.to_string(), ips.clone());
-        }
+        lock(&cni.pod_ips).insert(sandbox_id.to_string(), ips.clone());
         Some(ips)
     }
 }
@@ -309,8 +308,10 @@ impl CniNetwork {
             .cached_for_container(sandbox_id)
             .map_err(|e| cni_error("read the network cache", sandbox_id, e))?;
         let mut done = HashSet::new();
-        // The pod network first, loopback last: the reverse of ADD.
-        for entry in cached.iter().rev() {
+        // The pod's networks first, loopback last: the reverse of ADD.
+        let mut cached = cached;
+        cached.sort_by_key(|entry| entry.ifname == "lo");
+        for entry in &cached {
             self.client
                 .del_cached_in_netns(
                     &entry.network_name,
