@@ -82,6 +82,26 @@ impl Lab {
         .to_string()
     }
 
+    /// A dual-stack variant: IPv4 and an IPv6 ULA range of the lab's own.
+    fn write_dual_stack_config(&self) {
+        let v6 = format!(
+            "fd00:{}::/64",
+            self.prefix.rsplit('.').next().unwrap_or("1")
+        );
+        let list = self.conflist(&self.network).replace(
+            &format!(r#"[[{{"subnet":"{}.0/24"}}]]"#, self.prefix),
+            &format!(
+                r#"[[{{"subnet":"{}.0/24"}}],[{{"subnet":"{v6}"}}]]"#,
+                self.prefix
+            ),
+        );
+        assert!(
+            list.contains(&v6),
+            "the conflist gained the IPv6 range: {list}"
+        );
+        std::fs::write(self.conf_dir().join("10-test.conflist"), list).expect("write conflist");
+    }
+
     fn write_config(&self) {
         self.write_named_config(&self.network.clone());
     }
@@ -470,4 +490,27 @@ async fn a_failing_plugin_fails_the_pod_with_its_message_and_leaks_nothing() {
         .unwrap_or(0);
     assert_eq!(cached, 0, "no cache entry is left");
     assert!(lab.bridge_ports().is_empty(), "no veth is left");
+}
+
+#[tokio::test]
+async fn dual_stack_pods_report_ipv4_first_then_ipv6() {
+    let lab = Lab::new();
+    lab.write_dual_stack_config();
+    let shim = lab.shim().await;
+    let mut rt = shim.runtime().await;
+    let cleanup = Cleanup::new();
+    let id = run_pod(&mut rt, &pod_config(&cleanup, &unique("cni-dual"))).await;
+    let status = sandbox_status(&mut rt, &id).await;
+    let network = status.network.expect("pod IPs");
+    assert!(
+        network.ip.starts_with(&format!("{}.", lab.prefix)),
+        "{network:?}"
+    );
+    assert_eq!(network.additional_ips.len(), 1, "{network:?}");
+    assert!(
+        network.additional_ips[0].ip.starts_with("fd00:"),
+        "{network:?}"
+    );
+    stop_and_remove(&mut rt, &id).await;
+    assert!(lab.allocations(&lab.network).is_empty());
 }
