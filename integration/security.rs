@@ -247,3 +247,55 @@ async fn the_pods_seccomp_and_groups_apply_to_the_pause_process() {
         "{status}"
     );
 }
+
+#[tokio::test]
+async fn status_reports_the_identity_an_image_user_name_resolves_to() {
+    docker().await;
+    ensure_test_image();
+    let tag = format!("dockershim-test/named-user:{}", std::process::id());
+    let dockerfile = format!(
+        "FROM {TEST_IMAGE}\n\
+         RUN echo 'app:x:4242:4343::/:/bin/sh' > /etc/passwd && \
+         printf 'app:x:4343:\\nextra:x:5555:app\\n' > /etc/group\n\
+         USER app\n"
+    );
+    let mut build = std::process::Command::new("docker")
+        .args(["build", "-q", "-t", &tag, "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        build
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(dockerfile.as_bytes())
+            .unwrap();
+    }
+    assert!(build.wait().unwrap().success(), "docker build");
+
+    let shim = Shim::start().await;
+    let mut rt = shim.runtime().await;
+    let cleanup = Cleanup::new();
+    let pod = pod_config(&cleanup, &unique("named-user"));
+    let pod_id = run_pod(&mut rt, &pod).await;
+    let mut config = container_config(&cleanup, "app", "exec sleep 600");
+    config.image = Some(ImageSpec {
+        image: tag.clone(),
+        ..Default::default()
+    });
+    let id = start_container(&mut rt, &pod_id, &pod, config).await;
+    let user = container_status(&mut rt, &id)
+        .await
+        .user
+        .and_then(|u| u.linux)
+        .expect("the user is reported");
+    assert_eq!((user.uid, user.gid), (4242, 4343));
+    assert!(user.supplemental_groups.contains(&5555), "{user:?}");
+    drop(cleanup);
+    let _ = std::process::Command::new("docker")
+        .args(["rmi", "-f", &tag])
+        .output();
+}

@@ -148,7 +148,22 @@ fn resources(inspected: &ContainerInspectResponse) -> ContainerResources {
 
 /// The process's user as Docker runs it, when it is numeric (a user name
 /// would need the image's /etc/passwd to resolve).
+/// The identity the container's process runs with: read from the kernel
+/// while it runs (so user names and the image's groups are resolved as
+/// applied), else from Docker's numeric `User` setting.
 fn user(inspected: &ContainerInspectResponse) -> Option<ContainerUser> {
+    let running_pid = inspected
+        .state
+        .as_ref()
+        .filter(|s| s.running == Some(true))
+        .and_then(|s| s.pid)
+        .filter(|pid| *pid > 0);
+    if let Some(user) = running_pid
+        .and_then(|pid| std::fs::read_to_string(format!("/proc/{pid}/status")).ok())
+        .and_then(|status| user_from_proc_status(&status))
+    {
+        return Some(user);
+    }
     let configured = inspected.config.as_ref()?.user.clone().unwrap_or_default();
     let (uid, gid) = match configured.split_once(':') {
         Some((uid, gid)) => (uid, Some(gid)),
@@ -170,6 +185,31 @@ fn user(inspected: &ContainerInspectResponse) -> Option<ContainerUser> {
         .and_then(|h| h.group_add.clone())
         .unwrap_or_default()
         .iter()
+        .filter_map(|g| g.parse().ok())
+        .collect();
+    Some(ContainerUser {
+        linux: Some(LinuxContainerUser {
+            uid,
+            gid,
+            supplemental_groups,
+        }),
+    })
+}
+
+/// Real uid, gid and supplementary groups from `/proc/<pid>/status`.
+fn user_from_proc_status(status: &str) -> Option<ContainerUser> {
+    let field = |key: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .map(str::trim)
+    };
+    let first = |key: &str| -> Option<i64> { field(key)?.split_whitespace().next()?.parse().ok() };
+    let uid = first("Uid:")?;
+    let gid = first("Gid:")?;
+    let supplemental_groups = field("Groups:")
+        .unwrap_or_default()
+        .split_whitespace()
         .filter_map(|g| g.parse().ok())
         .collect();
     Some(ContainerUser {
@@ -229,6 +269,15 @@ pub fn verbose_info(inspected: &ContainerInspectResponse) -> HashMap<String, Str
 mod tests {
     use super::*;
     use bollard::models::{ContainerConfig, ContainerState as DockerState, MountPoint};
+
+    #[test]
+    fn a_running_processs_identity_comes_from_the_kernel() {
+        let status = "Name:\tsh\nUid:\t65534\t65534\t65534\t65534\nGid:\t65533\t65533\t65533\t65533\nGroups:\t10 20 \n";
+        let user = user_from_proc_status(status).unwrap().linux.unwrap();
+        assert_eq!((user.uid, user.gid), (65534, 65533));
+        assert_eq!(user.supplemental_groups, [10, 20]);
+        assert!(user_from_proc_status("Name:\tsh\n").is_none());
+    }
 
     fn inspected(
         status: ContainerStateStatusEnum,
