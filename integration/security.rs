@@ -119,10 +119,11 @@ async fn security_context_takes_effect_inside_the_container() {
         (resources.cpu_shares, resources.memory_limit_in_bytes),
         (1024, 128 << 20)
     );
+    // As the kernel reports them: runc also lists the primary group.
     let user = s.user.unwrap().linux.unwrap();
     assert_eq!(
         (user.uid, user.gid, user.supplemental_groups),
-        (1000, 2000, vec![3000])
+        (1000, 2000, vec![2000, 3000])
     );
     assert_eq!(s.stop_signal, Signal::Sigusr1 as i32);
 
@@ -228,15 +229,7 @@ async fn the_pods_seccomp_and_groups_apply_to_the_pause_process() {
         ..Default::default()
     });
     let pod_id = run_pod(&mut rt, &pod).await;
-    let pid = docker()
-        .await
-        .inspect_container(&pod_id, None::<InspectContainerOptions>)
-        .await
-        .unwrap()
-        .state
-        .unwrap()
-        .pid
-        .unwrap();
+    let pid = container_pid(&pod_id).await;
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     assert_eq!(status_field(&status, "Seccomp"), "2", "filter mode");
     assert_eq!(status_field(&status, "NoNewPrivs"), "1");

@@ -348,18 +348,7 @@ async fn stats_come_from_the_containers_cgroups() {
         container_config(&cleanup, "burn", "while :; do :; done"),
     )
     .await;
-    let pid = docker()
-        .await
-        .inspect_container(
-            &id,
-            None::<bollard::query_parameters::InspectContainerOptions>,
-        )
-        .await
-        .unwrap()
-        .state
-        .unwrap()
-        .pid
-        .unwrap();
+    let pid = container_pid(&id).await;
 
     let stats = |rt: &mut Client| {
         let mut rt = rt.clone();

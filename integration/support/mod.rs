@@ -431,6 +431,21 @@ pub async fn container_status(rt: &mut RuntimeServiceClient<Channel>, id: &str) 
     .expect("a status")
 }
 
+/// The host PID of a running container's main process.
+pub async fn container_pid(id: &str) -> i64 {
+    docker()
+        .await
+        .inspect_container(
+            id,
+            None::<bollard::query_parameters::InspectContainerOptions>,
+        )
+        .await
+        .expect("inspect")
+        .state
+        .and_then(|s| s.pid)
+        .expect("a pid")
+}
+
 /// A pod sandbox's status (not verbose).
 pub async fn sandbox_status(rt: &mut RuntimeServiceClient<Channel>, id: &str) -> PodSandboxStatus {
     rt.pod_sandbox_status(PodSandboxStatusRequest {

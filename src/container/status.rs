@@ -187,13 +187,17 @@ fn user(inspected: &ContainerInspectResponse) -> Option<ContainerUser> {
         .iter()
         .filter_map(|g| g.parse().ok())
         .collect();
-    Some(ContainerUser {
+    Some(container_user(uid, gid, supplemental_groups))
+}
+
+fn container_user(uid: i64, gid: i64, supplemental_groups: Vec<i64>) -> ContainerUser {
+    ContainerUser {
         linux: Some(LinuxContainerUser {
             uid,
             gid,
             supplemental_groups,
         }),
-    })
+    }
 }
 
 /// Real uid, gid and supplementary groups from `/proc/<pid>/status`.
@@ -212,13 +216,7 @@ fn user_from_proc_status(status: &str) -> Option<ContainerUser> {
         .split_whitespace()
         .filter_map(|g| g.parse().ok())
         .collect();
-    Some(ContainerUser {
-        linux: Some(LinuxContainerUser {
-            uid,
-            gid,
-            supplemental_groups,
-        }),
-    })
+    Some(container_user(uid, gid, supplemental_groups))
 }
 
 /// The container's bind mounts as Docker applied them.

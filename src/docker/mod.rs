@@ -211,6 +211,15 @@ pub fn timestamp_nanos(value: Option<&str>) -> i64 {
         .unwrap_or(0)
 }
 
+/// Now, in Unix nanoseconds, as the CRI's timestamps are.
+pub fn now_nanos() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .and_then(|d| i64::try_from(d.as_nanos()).ok())
+        .unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,7 +20,8 @@ use serde_json::{Map, Value, json};
 
 use self::cni::{Cni, CniError, CniSettings, NetworkConfigList, RuntimeConf};
 use crate::config::{Config, NetworkPlugin};
-use crate::cri::{PodSandboxConfig, Protocol};
+use crate::cri::PodSandboxConfig;
+use crate::sandbox::spec::protocol_name;
 use crate::error::{Error, Result};
 
 /// The interface name of the pod's network, as the kubelet expects.
@@ -71,6 +72,12 @@ impl Network {
         let cni = match config.network_plugin()? {
             NetworkPlugin::Docker => None,
             NetworkPlugin::Cni => {
+                if config.hairpin_mode != "promiscuous-bridge" {
+                    tracing::warn!(
+                        hairpin_mode = %config.hairpin_mode,
+                        "--hairpin-mode is not applied with CNI: set hairpinMode in the bridge plugin's configuration"
+                    );
+                }
                 if config.network_plugin_mtu != 0 {
                     tracing::warn!(
                         mtu = config.network_plugin_mtu,
@@ -198,9 +205,9 @@ impl Network {
 
     /// Detaches a pod from every network it was attached to: by the cached
     /// results (so it works after a restart, with a changed configuration,
-    /// and for pods attached by cri-dockerd), then by the current network
-    /// config in case ADD never got to cache its result. `pid` is the
-    /// running pause process, if any.
+    /// and for pods attached by cri-dockerd), then, while the pause process
+    /// `pid` runs, by the current network config in case ADD never got to
+    /// cache its result.
     pub async fn detach(&self, sandbox_id: &str, pid: Option<u32>) -> Result<()> {
         let Some(cni) = &self.cni else {
             return Ok(());
@@ -323,7 +330,11 @@ impl CniNetwork {
                 .map_err(|e| cni_error("tear down the pod network", sandbox_id, e))?;
             done.insert(entry.network_name.clone());
         }
-        if let Ok(network) = self.network()
+        // ADD may have died before caching its result: while the pause
+        // container runs, its namespace is known, so DEL with the current
+        // configuration is safe.
+        if netns.is_some()
+            && let Ok(network) = self.network()
             && !done.contains(&network.name)
         {
             let conf = RuntimeConf {
@@ -406,15 +417,10 @@ fn capability_args(config: &PodSandboxConfig, pod_cidr: &str) -> Result<Map<Stri
         .iter()
         .filter(|p| p.host_port > 0)
         .map(|p| {
-            let protocol = match Protocol::try_from(p.protocol) {
-                Ok(Protocol::Udp) => "udp",
-                Ok(Protocol::Sctp) => "sctp",
-                _ => "tcp",
-            };
             let mut port = json!({
                 "hostPort": p.host_port,
                 "containerPort": p.container_port,
-                "protocol": protocol,
+                "protocol": protocol_name(p.protocol),
             });
             if !p.host_ip.is_empty() {
                 port["hostIP"] = json!(p.host_ip);
@@ -504,7 +510,7 @@ fn parse_bandwidth(value: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cri::{DnsConfig, PodSandboxMetadata, PortMapping};
+    use crate::cri::{DnsConfig, PodSandboxMetadata, PortMapping, Protocol};
 
     fn pod() -> PodSandboxConfig {
         PodSandboxConfig {

@@ -205,7 +205,7 @@ pub async fn stop(rt: &Runtime, id: &str) -> Result<()> {
         .await
         .into_iter()
         .collect::<Result<Vec<()>>>()?;
-    if !uses_host_network(&sandbox.inspected) {
+    if on_cni_network(&sandbox.inspected) {
         let pid = (sandbox.phase() == Phase::Running)
             .then(|| sandbox.inspected.state.as_ref().and_then(|s| s.pid))
             .flatten()
@@ -230,7 +230,7 @@ pub async fn remove(rt: &Runtime, id: &str) -> Result<()> {
         Err(err) => return Err(err),
     };
     let sandbox_id = sandbox.id();
-    if !uses_host_network(&sandbox.inspected) {
+    if on_cni_network(&sandbox.inspected) {
         // Normally StopPodSandbox tore the network down already; this only
         // acts on what the CNI cache still holds.
         rt.network.detach(sandbox_id, None).await?;
@@ -281,12 +281,7 @@ pub async fn status(rt: &Runtime, id: &str, verbose: bool) -> Result<PodSandboxS
 /// being set up is not ready.
 pub fn status_of(rt: &Runtime, inspected: &ContainerInspectResponse) -> PodSandboxStatus {
     let mut status = status_from_inspect(inspected, &rt.host.default_runtime);
-    let on_cni = inspected
-        .host_config
-        .as_ref()
-        .and_then(|h| h.network_mode.as_deref())
-        == Some("none");
-    if !on_cni {
+    if !on_cni_network(inspected) {
         return status;
     }
     if rt.network.is_pending(&status.id) {
@@ -307,12 +302,15 @@ pub fn status_of(rt: &Runtime, inspected: &ContainerInspectResponse) -> PodSandb
     status
 }
 
-fn uses_host_network(inspected: &ContainerInspectResponse) -> bool {
+/// True for a pause container on Docker's `none` network, which CNI
+/// plugins attach; pods on Docker's bridge or the host's network are not
+/// CNI's to tear down.
+fn on_cni_network(inspected: &ContainerInspectResponse) -> bool {
     inspected
         .host_config
         .as_ref()
         .and_then(|h| h.network_mode.as_deref())
-        == Some("host")
+        == Some("none")
 }
 
 /// Builds a CRI sandbox status from what Docker reports.

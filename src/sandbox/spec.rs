@@ -7,7 +7,7 @@ use bollard::models::{ContainerCreateBody, HostConfig, PortBinding};
 
 use crate::cri::{
     LinuxContainerSecurityContext, LinuxSandboxSecurityContext, NamespaceMode, NamespaceOption,
-    PodSandboxConfig, Protocol,
+    PodSandboxConfig, Protocol, SecurityProfile,
 };
 use crate::error::{Error, Result};
 use crate::naming;
@@ -151,14 +151,21 @@ pub fn create_body(config: &PodSandboxConfig, env: &SandboxEnv<'_>) -> Result<Co
 }
 
 /// The pod's seccomp, AppArmor and SELinux settings on the pause process,
-/// read as the container-level ones are; the pause process never gains
-/// privileges.
+/// read as the container-level ones are, except that a pod that names no
+/// seccomp profile keeps Docker's default one on its pause process (the
+/// kubelet always names one). The pause process never gains privileges.
 #[allow(deprecated)]
 fn pause_security_opts(security: &LinuxSandboxSecurityContext) -> Result<Vec<String>> {
+    let seccomp = security.seccomp.clone().or_else(|| {
+        security
+            .seccomp_profile_path
+            .is_empty()
+            .then(SecurityProfile::default)
+    });
     crate::container::security::security_opts(&LinuxContainerSecurityContext {
         no_new_privs: true,
         privileged: security.privileged,
-        seccomp: security.seccomp.clone(),
+        seccomp,
         seccomp_profile_path: security.seccomp_profile_path.clone(),
         apparmor: security.apparmor.clone(),
         selinux_options: security.selinux_options.clone(),
@@ -170,6 +177,15 @@ type PortMaps = (
     Option<Vec<String>>,
     Option<HashMap<String, Option<Vec<PortBinding>>>>,
 );
+
+/// A CRI protocol as Docker and CNI name it.
+pub fn protocol_name(protocol: i32) -> &'static str {
+    match Protocol::try_from(protocol) {
+        Ok(Protocol::Udp) => "udp",
+        Ok(Protocol::Sctp) => "sctp",
+        _ => "tcp",
+    }
+}
 
 /// Docker port bindings for the pod's host ports (mappings without a host
 /// port need nothing on Docker's bridge).
@@ -187,12 +203,11 @@ fn port_bindings(config: &PodSandboxConfig) -> Result<PortMaps> {
                 mapping.host_port, mapping.container_port
             )));
         }
-        let protocol = match Protocol::try_from(mapping.protocol) {
-            Ok(Protocol::Udp) => "udp",
-            Ok(Protocol::Sctp) => "sctp",
-            _ => "tcp",
-        };
-        let key = format!("{}/{protocol}", mapping.container_port);
+        let key = format!(
+            "{}/{}",
+            mapping.container_port,
+            protocol_name(mapping.protocol)
+        );
         if !exposed.contains(&key) {
             exposed.push(key.clone());
         }
@@ -314,6 +329,11 @@ mod tests {
         );
         assert_eq!(host.oom_score_adj, Some(-998));
         assert_eq!(host.shm_size, Some(DEFAULT_SHM_SIZE));
+        assert_eq!(
+            host.security_opt,
+            Some(vec!["no-new-privileges".to_string()]),
+            "no seccomp profile named: Docker's default stays on the pause process"
+        );
         let binding = &host.port_bindings.unwrap()["80/tcp"];
         assert_eq!(
             binding.as_deref(),

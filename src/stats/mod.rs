@@ -15,6 +15,7 @@ use crate::cri::{
     MetricDescriptor, MetricType, NetworkInterfaceUsage, NetworkUsage, PodSandboxAttributes,
     PodSandboxMetrics, PodSandboxStats, PodSandboxStatsFilter, ProcessUsage, UInt64Value,
 };
+use crate::docker::now_nanos;
 use crate::error::Result;
 use crate::naming;
 use crate::runtime::Runtime;
@@ -553,14 +554,6 @@ fn pod_metrics_of(rt: &Runtime, sandbox: &Entry) -> PodSandboxMetrics {
         metrics,
         container_metrics,
     }
-}
-
-fn now_nanos() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .ok()
-        .and_then(|d| i64::try_from(d.as_nanos()).ok())
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -25,7 +25,7 @@ use bollard::models::{
 };
 use tokio::sync::broadcast;
 
-use crate::docker::{DockerApi, DockerError, DockerResult, timestamp_nanos};
+use crate::docker::{DockerApi, DockerError, DockerResult, now_nanos, timestamp_nanos};
 use crate::naming;
 
 /// How long a removed id is remembered, so that late answers about it are
@@ -484,14 +484,6 @@ fn transitions(old: Option<&Entry>, new: &Entry) -> Vec<ChangeType> {
         _ => {}
     }
     changes
-}
-
-fn now_nanos() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .ok()
-        .and_then(|d| i64::try_from(d.as_nanos()).ok())
-        .unwrap_or(0)
 }
 
 #[cfg(test)]
