@@ -177,14 +177,18 @@ pub async fn remove(rt: &Runtime, id: &str) -> Result<()> {
 pub fn list(rt: &Runtime, filter: Option<ContainerFilter>) -> Vec<crate::cri::Container> {
     let filter = filter.unwrap_or_default();
     let wanted_state = filter.state.map(|s| s.state);
-    rt.view
-        .all(Kind::Container)
-        .iter()
-        .filter(|e| filter.id.is_empty() || e.id().starts_with(&filter.id))
-        .filter(|e| {
-            filter.pod_sandbox_id.is_empty() || e.sandbox_id().starts_with(&filter.pod_sandbox_id)
+    let all = rt.view.container_list.get(rt.view.generation(), || {
+        rt.view
+            .all(Kind::Container)
+            .iter()
+            .filter_map(|e| status::container_from_inspect(&e.inspected))
+            .collect()
+    });
+    all.iter()
+        .filter(|c| filter.id.is_empty() || c.id.starts_with(&filter.id))
+        .filter(|c| {
+            filter.pod_sandbox_id.is_empty() || c.pod_sandbox_id.starts_with(&filter.pod_sandbox_id)
         })
-        .filter_map(|e| status::container_from_inspect(&e.inspected))
         .filter(|c| wanted_state.is_none_or(|state| c.state == state))
         .filter(|c| {
             filter
@@ -192,6 +196,7 @@ pub fn list(rt: &Runtime, filter: Option<ContainerFilter>) -> Vec<crate::cri::Co
                 .iter()
                 .all(|(k, v)| c.labels.get(k) == Some(v))
         })
+        .cloned()
         .collect()
 }
 

@@ -440,17 +440,34 @@ fn verbose_info(inspected: &ContainerInspectResponse) -> HashMap<String, String>
 pub fn list(rt: &Runtime, filter: Option<PodSandboxFilter>) -> Vec<PodSandbox> {
     let filter = filter.unwrap_or_default();
     let wanted_state = filter.state.map(|s| s.state);
-    rt.view
-        .all(Kind::Sandbox)
-        .iter()
-        .filter(|e| filter.id.is_empty() || e.id().starts_with(&filter.id))
-        .filter_map(|e| sandbox_from_inspect(rt, &e.inspected))
-        .filter(|s| wanted_state.is_none_or(|state| s.state == state))
+    let all = rt.view.sandbox_list.get(rt.view.generation(), || {
+        rt.view
+            .all(Kind::Sandbox)
+            .iter()
+            .filter_map(|e| sandbox_from_inspect(rt, &e.inspected))
+            .collect()
+    });
+    // A pod whose network is being set up is not ready yet; that is not a
+    // change of the view, so it is applied here.
+    let state_of = |s: &PodSandbox| {
+        if s.state == PodSandboxState::SandboxReady as i32 && rt.network.is_pending(&s.id) {
+            PodSandboxState::SandboxNotready as i32
+        } else {
+            s.state
+        }
+    };
+    all.iter()
+        .filter(|s| filter.id.is_empty() || s.id.starts_with(&filter.id))
+        .filter(|s| wanted_state.is_none_or(|state| state_of(s) == state))
         .filter(|s| {
             filter
                 .label_selector
                 .iter()
                 .all(|(k, v)| s.labels.get(k) == Some(v))
+        })
+        .map(|s| PodSandbox {
+            state: state_of(s),
+            ..s.clone()
         })
         .collect()
 }
@@ -458,7 +475,7 @@ pub fn list(rt: &Runtime, filter: Option<PodSandboxFilter>) -> Vec<PodSandbox> {
 /// A CRI sandbox list entry; containers whose names are not sandbox names
 /// are skipped.
 fn sandbox_from_inspect(rt: &Runtime, inspected: &ContainerInspectResponse) -> Option<PodSandbox> {
-    let status = status_of(rt, inspected);
+    let status = status_from_inspect(inspected, &rt.host.default_runtime);
     Some(PodSandbox {
         id: status.id,
         metadata: Some(status.metadata?),

@@ -17,7 +17,7 @@ pub mod watch;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use bollard::models::{
@@ -180,6 +180,43 @@ pub struct View {
     seq: AtomicU64,
     changes: broadcast::Sender<Change>,
     resyncs: AtomicU64,
+    /// Bumped whenever an entry is added, replaced or removed.
+    generation: AtomicU64,
+    /// The CRI list of every sandbox, as of a generation.
+    pub sandbox_list: ListCache<crate::cri::PodSandbox>,
+    /// The CRI list of every application container, as of a generation.
+    pub container_list: ListCache<crate::cri::Container>,
+}
+
+/// A list built from the view, kept until the view changes: the kubelet
+/// relists every second, and most seconds nothing changed.
+pub struct ListCache<T> {
+    built: Mutex<Option<(u64, Arc<Vec<T>>)>>,
+}
+
+impl<T> Default for ListCache<T> {
+    fn default() -> Self {
+        Self {
+            built: Mutex::new(None),
+        }
+    }
+}
+
+impl<T> ListCache<T> {
+    /// The list as of `generation`, built by `build` when the cached one is
+    /// older. A list built while the view changed is stored under the
+    /// generation read before building, so the next call rebuilds it.
+    pub fn get(&self, generation: u64, build: impl FnOnce() -> Vec<T>) -> Arc<Vec<T>> {
+        let lock = || self.built.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((built_at, list)) = lock().as_ref()
+            && *built_at == generation
+        {
+            return list.clone();
+        }
+        let list = Arc::new(build());
+        *lock() = Some((generation, list.clone()));
+        list
+    }
 }
 
 impl View {
@@ -191,6 +228,9 @@ impl View {
             seq: AtomicU64::new(1),
             changes: broadcast::channel(CHANGE_BUFFER).0,
             resyncs: AtomicU64::new(0),
+            generation: AtomicU64::new(0),
+            sandbox_list: ListCache::default(),
+            container_list: ListCache::default(),
         }
     }
 
@@ -251,6 +291,7 @@ impl View {
         let changes = transitions(old, &entry);
         state.removed.remove(&id);
         state.entries.insert(id, entry.clone());
+        self.generation.fetch_add(1, Ordering::Release);
         drop(state);
         for change in changes {
             self.announce(&entry, change);
@@ -278,6 +319,7 @@ impl View {
         };
         state.removed.insert(full_id.clone(), (seq, now));
         let removed = state.entries.remove(&full_id);
+        self.generation.fetch_add(1, Ordering::Release);
         drop(state);
         if let Some(entry) = removed {
             self.announce(&entry, ChangeType::Deleted);
@@ -328,6 +370,11 @@ impl View {
             .filter(|e| e.kind == Kind::Container && e.sandbox_id() == sandbox_id)
             .cloned()
             .collect()
+    }
+
+    /// Changes whenever an entry is added, replaced or removed.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// Subscribes to changes from now on.
@@ -562,6 +609,25 @@ mod tests {
             [Stopped],
             "failed to start"
         );
+    }
+
+    #[test]
+    fn lists_are_rebuilt_only_when_the_view_changed() {
+        use ContainerStateStatusEnum as S;
+        let view = View::new(Arc::new(crate::docker::unreachable::Unreachable));
+        let cache = ListCache::<u32>::default();
+        let builds = std::cell::Cell::new(0);
+        let build = || {
+            builds.set(builds.get() + 1);
+            vec![builds.get()]
+        };
+        let first = cache.get(view.generation(), build);
+        let again = cache.get(view.generation(), build);
+        assert!(Arc::ptr_eq(&first, &again));
+        let seq = view.next_seq();
+        view.record(seq, inspected("c1", S::RUNNING, T1));
+        let after = cache.get(view.generation(), build);
+        assert_eq!(*after, [2]);
     }
 
     #[test]
