@@ -15,6 +15,23 @@ use crate::{container, info, sandbox, stats};
 
 type Reply<T> = Result<Response<T>, Status>;
 
+/// Runs a stats reader on a blocking thread: it reads many kernel files,
+/// which must not hold up the async runtime's workers.
+async fn off_runtime<A, T>(
+    rt: &Arc<Runtime>,
+    arg: A,
+    read: fn(&Runtime, A) -> T,
+) -> Result<T, Status>
+where
+    A: Send + 'static,
+    T: Send + 'static,
+{
+    let rt = rt.clone();
+    tokio::task::spawn_blocking(move || read(&rt, arg))
+        .await
+        .map_err(|e| Status::internal(format!("stats reader failed: {e}")))
+}
+
 const NO_CHECKPOINT: &str = "Docker's checkpoint support is experimental and not used";
 
 /// The CRI runtime service over Docker.
@@ -227,7 +244,12 @@ impl RuntimeService for RuntimeServiceImpl {
         &self,
         req: Request<ListContainerStatsRequest>,
     ) -> Reply<ListContainerStatsResponse> {
-        let stats = stats::list_container_stats(&self.rt, req.into_inner().filter);
+        let stats = off_runtime(
+            &self.rt,
+            req.into_inner().filter,
+            stats::list_container_stats,
+        )
+        .await?;
         Ok(Response::new(ListContainerStatsResponse { stats }))
     }
 
@@ -235,7 +257,12 @@ impl RuntimeService for RuntimeServiceImpl {
         &self,
         req: Request<StreamContainerStatsRequest>,
     ) -> Reply<BoxStream<StreamContainerStatsResponse>> {
-        let stats = stats::list_container_stats(&self.rt, req.into_inner().filter);
+        let stats = off_runtime(
+            &self.rt,
+            req.into_inner().filter,
+            stats::list_container_stats,
+        )
+        .await?;
         Ok(Response::new(paged(stats, |container_stats| {
             StreamContainerStatsResponse { container_stats }
         })))
@@ -256,7 +283,12 @@ impl RuntimeService for RuntimeServiceImpl {
         &self,
         req: Request<ListPodSandboxStatsRequest>,
     ) -> Reply<ListPodSandboxStatsResponse> {
-        let stats = stats::list_pod_sandbox_stats(&self.rt, req.into_inner().filter);
+        let stats = off_runtime(
+            &self.rt,
+            req.into_inner().filter,
+            stats::list_pod_sandbox_stats,
+        )
+        .await?;
         Ok(Response::new(ListPodSandboxStatsResponse { stats }))
     }
 
@@ -264,7 +296,12 @@ impl RuntimeService for RuntimeServiceImpl {
         &self,
         req: Request<StreamPodSandboxStatsRequest>,
     ) -> Reply<BoxStream<StreamPodSandboxStatsResponse>> {
-        let stats = stats::list_pod_sandbox_stats(&self.rt, req.into_inner().filter);
+        let stats = off_runtime(
+            &self.rt,
+            req.into_inner().filter,
+            stats::list_pod_sandbox_stats,
+        )
+        .await?;
         Ok(Response::new(paged(stats, |pod_sandbox_stats| {
             StreamPodSandboxStatsResponse { pod_sandbox_stats }
         })))
@@ -330,16 +367,16 @@ impl RuntimeService for RuntimeServiceImpl {
         &self,
         _: Request<ListPodSandboxMetricsRequest>,
     ) -> Reply<ListPodSandboxMetricsResponse> {
-        Ok(Response::new(ListPodSandboxMetricsResponse {
-            pod_metrics: stats::pod_sandbox_metrics(&self.rt),
-        }))
+        let pod_metrics =
+            off_runtime(&self.rt, (), |rt, ()| stats::pod_sandbox_metrics(rt)).await?;
+        Ok(Response::new(ListPodSandboxMetricsResponse { pod_metrics }))
     }
 
     async fn stream_pod_sandbox_metrics(
         &self,
         _: Request<StreamPodSandboxMetricsRequest>,
     ) -> Reply<BoxStream<StreamPodSandboxMetricsResponse>> {
-        let metrics = stats::pod_sandbox_metrics(&self.rt);
+        let metrics = off_runtime(&self.rt, (), |rt, ()| stats::pod_sandbox_metrics(rt)).await?;
         Ok(Response::new(paged(metrics, |pod_sandbox_metrics| {
             StreamPodSandboxMetricsResponse {
                 pod_sandbox_metrics,

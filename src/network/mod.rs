@@ -21,8 +21,8 @@ use serde_json::{Map, Value, json};
 use self::cni::{Cni, CniError, CniSettings, NetworkConfigList, RuntimeConf};
 use crate::config::{Config, NetworkPlugin};
 use crate::cri::PodSandboxConfig;
-use crate::sandbox::spec::protocol_name;
 use crate::error::{Error, Result};
+use crate::sandbox::spec::protocol_name;
 
 /// The interface name of the pod's network, as the kubelet expects.
 pub const POD_IFNAME: &str = "eth0";

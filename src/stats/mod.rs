@@ -195,6 +195,7 @@ pub fn list_container_stats(
 ) -> Vec<ContainerStats> {
     let filter = filter.unwrap_or_default();
     rt.stats.prune(rt);
+    // Filters first: reading a container's cgroup files is the costly part.
     rt.view
         .all(Kind::Container)
         .iter()
@@ -203,15 +204,17 @@ pub fn list_container_stats(
         .filter(|e| {
             filter.pod_sandbox_id.is_empty() || e.sandbox_id().starts_with(&filter.pod_sandbox_id)
         })
+        .filter(|e| has_labels(e, &filter.label_selector))
         .map(|e| container_stats_of(rt, e))
-        .filter(|s| {
-            let labels = s.attributes.as_ref().map(|a| &a.labels);
-            filter
-                .label_selector
-                .iter()
-                .all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
-        })
         .collect()
+}
+
+/// Whether an object carries every label of a CRI selector. CRI labels are
+/// stored as Docker labels under their own names.
+fn has_labels(entry: &Entry, selector: &std::collections::HashMap<String, String>) -> bool {
+    selector
+        .iter()
+        .all(|(k, v)| entry.labels().get(k) == Some(v))
 }
 
 fn sandbox_attributes(inspected: &ContainerInspectResponse) -> PodSandboxAttributes {
@@ -344,13 +347,7 @@ pub fn list_pod_sandbox_stats(
         .iter()
         .filter(|e| e.phase() == Phase::Running)
         .filter(|e| filter.id.is_empty() || e.id().starts_with(&filter.id))
-        .filter(|e| {
-            let (labels, _) = naming::from_docker_labels(e.labels(), true);
-            filter
-                .label_selector
-                .iter()
-                .all(|(k, v)| labels.get(k) == Some(v))
-        })
+        .filter(|e| has_labels(e, &filter.label_selector))
         .map(|e| pod_stats_of(rt, e))
         .collect()
 }
