@@ -426,7 +426,16 @@ async fn a_killed_pause_container_still_gets_its_network_torn_down() {
     stop_and_remove(&mut rt, &id).await;
     assert!(lab.allocations(&lab.network).is_empty(), "IP released");
     assert!(!lab.cache_entry(&lab.network, &id).exists());
-    assert!(lab.bridge_ports().is_empty());
+    // The kernel destroys a dead namespace's veth pair in the background.
+    let veth_gone = eventually(Duration::from_secs(10), || async {
+        lab.bridge_ports().is_empty()
+    })
+    .await;
+    assert!(
+        veth_gone,
+        "veth left on the bridge: {:?}",
+        lab.bridge_ports()
+    );
 }
 
 #[tokio::test]
