@@ -17,7 +17,7 @@ use crate::store::{Change, ChangeType, Kind};
 /// falls too far behind skips what it missed (the kubelet relists anyway).
 pub fn subscribe(rt: Arc<Runtime>) -> BoxStream<ContainerEventResponse> {
     let mut changes = rt.view.subscribe();
-    Box::pin(async_stream(move |tx| async move {
+    Box::pin(channel_stream(move |tx| async move {
         loop {
             let change = match changes.recv().await {
                 Ok(change) => change,
@@ -39,7 +39,7 @@ pub fn subscribe(rt: Arc<Runtime>) -> BoxStream<ContainerEventResponse> {
 
 /// Runs `produce` with the sending half of a channel; the stream yields
 /// what it sends and ends when it returns or the stream is dropped.
-fn async_stream<T, F, Fut>(produce: F) -> tokio_stream::wrappers::ReceiverStream<T>
+fn channel_stream<T, F, Fut>(produce: F) -> tokio_stream::wrappers::ReceiverStream<T>
 where
     T: Send + 'static,
     F: FnOnce(tokio::sync::mpsc::Sender<T>) -> Fut,
