@@ -510,3 +510,78 @@ async fn the_metrics_endpoint_counts_rpcs_by_code() {
         assert!(text.contains(wanted), "missing {wanted:?} in:\n{text}");
     }
 }
+
+/// The kubelet's relist (no filter) is served from a cache: every change
+/// must show in the very next one.
+#[tokio::test]
+async fn unfiltered_relists_show_every_change_at_once() {
+    let shim = Shim::start().await;
+    let mut rt = shim.runtime().await;
+    let cleanup = Cleanup::new();
+    let relist = |rt: &mut Client| {
+        let mut rt = rt.clone();
+        async move {
+            let pods = rt
+                .list_pod_sandbox(ListPodSandboxRequest { filter: None })
+                .await
+                .expect("ListPodSandbox")
+                .into_inner()
+                .items;
+            let containers = rt
+                .list_containers(ListContainersRequest {
+                    filter: Some(ContainerFilter::default()),
+                })
+                .await
+                .expect("ListContainers")
+                .into_inner()
+                .containers;
+            (pods, containers)
+        }
+    };
+    let pod = pod_config(&cleanup, &unique("relist"));
+    let pod_id = run_pod(&mut rt, &pod).await;
+    let (pods, _) = relist(&mut rt).await;
+    assert!(
+        pods.iter()
+            .any(|p| p.id == pod_id && p.state == PodSandboxState::SandboxReady as i32)
+    );
+
+    let id = start_container(
+        &mut rt,
+        &pod_id,
+        &pod,
+        container_config(&cleanup, "app", "exec sleep 600"),
+    )
+    .await;
+    let state = |containers: &[Container]| containers.iter().find(|c| c.id == id).map(|c| c.state);
+    assert_eq!(
+        state(&relist(&mut rt).await.1),
+        Some(ContainerState::ContainerRunning as i32)
+    );
+    rt.stop_container(StopContainerRequest {
+        container_id: id.clone(),
+        timeout: 0,
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        state(&relist(&mut rt).await.1),
+        Some(ContainerState::ContainerExited as i32)
+    );
+    rt.remove_container(RemoveContainerRequest {
+        container_id: id.clone(),
+    })
+    .await
+    .unwrap();
+    assert_eq!(state(&relist(&mut rt).await.1), None);
+    rt.stop_pod_sandbox(StopPodSandboxRequest {
+        pod_sandbox_id: pod_id.clone(),
+    })
+    .await
+    .unwrap();
+    let (pods, _) = relist(&mut rt).await;
+    assert!(
+        pods.iter()
+            .any(|p| p.id == pod_id && p.state == PodSandboxState::SandboxNotready as i32)
+    );
+}

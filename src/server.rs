@@ -169,7 +169,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
     let runtime_service = RuntimeServiceServer::new(RuntimeServiceImpl::new(rt.clone(), streaming))
         .max_decoding_message_size(MAX_MESSAGE_SIZE)
         .max_encoding_message_size(MAX_MESSAGE_SIZE);
-    let image_service = ImageServiceServer::new(ImageServiceImpl::new(rt))
+    let image_service = ImageServiceServer::new(ImageServiceImpl::new(rt.clone()))
         .max_decoding_message_size(MAX_MESSAGE_SIZE)
         .max_encoding_message_size(MAX_MESSAGE_SIZE);
 
@@ -179,9 +179,11 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
     tracing::info!(endpoint = ?listen, "serving CRI v1");
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let layer = tower::util::option_layer(metrics.map(crate::metrics::grpc::RpcMetricsLayer::new));
+    let relist = crate::cri::relist::RelistLayer::new(rt.clone());
     let mut server = tokio::spawn(
         Server::builder()
             .layer(layer)
+            .layer(relist)
             .add_service(runtime_service)
             .add_service(image_service)
             .serve_with_incoming_shutdown(UnixListenerStream::new(listener), async {

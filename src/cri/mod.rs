@@ -7,6 +7,7 @@
 //! statuses through [`crate::error`].
 
 pub mod image;
+pub mod relist;
 pub mod runtime;
 
 /// Generated CRI v1 messages, services, clients and servers.

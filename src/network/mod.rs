@@ -178,6 +178,13 @@ impl Network {
         }
     }
 
+    /// True while any sandbox's network is being set up.
+    pub fn any_pending(&self) -> bool {
+        self.cni
+            .as_ref()
+            .is_some_and(|cni| !lock(&cni.pending).is_empty())
+    }
+
     /// True while a sandbox's network is being set up.
     pub fn is_pending(&self, sandbox_id: &str) -> bool {
         self.cni

@@ -1,0 +1,251 @@
+//! A fast path for the kubelet's relist: `ListPodSandbox` and
+//! `ListContainers` without a filter are answered with the encoded
+//! response kept per generation of the live view.
+//!
+//! The kubelet asks both every second, and most seconds nothing changed;
+//! copying and encoding hundreds of messages each time was most of the
+//! shim's CPU on a busy node. Filtered lists, compressed requests and
+//! sandboxes whose network is still being set up take the normal path.
+
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use http_body_util::BodyExt;
+use prost::Message;
+use tonic::body::Body;
+use tonic::codegen::http::{self, HeaderMap, HeaderValue, Request, Response};
+use tower::{Layer, Service};
+
+use super::ListPodSandboxResponse;
+use super::{ListContainersRequest, ListContainersResponse, ListPodSandboxRequest};
+use crate::runtime::Runtime;
+use crate::server::MAX_MESSAGE_SIZE;
+
+const LIST_SANDBOXES: &str = "/runtime.v1.RuntimeService/ListPodSandbox";
+const LIST_CONTAINERS: &str = "/runtime.v1.RuntimeService/ListContainers";
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum List {
+    Sandboxes,
+    Containers,
+}
+
+/// gRPC frames of the unfiltered lists, with the view generation they show.
+#[derive(Default)]
+struct Frames {
+    sandboxes: Mutex<Option<(u64, Bytes)>>,
+    containers: Mutex<Option<(u64, Bytes)>>,
+}
+
+/// Puts the fast path in front of the CRI services.
+#[derive(Clone)]
+pub struct RelistLayer {
+    rt: Arc<Runtime>,
+    frames: Arc<Frames>,
+}
+
+impl RelistLayer {
+    /// Answers from `rt`'s live view.
+    pub fn new(rt: Arc<Runtime>) -> Self {
+        Self {
+            rt,
+            frames: Arc::default(),
+        }
+    }
+}
+
+impl<S> Layer<S> for RelistLayer {
+    type Service = Relist<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Relist {
+            inner,
+            rt: self.rt.clone(),
+            frames: self.frames.clone(),
+        }
+    }
+}
+
+/// The service [`RelistLayer`] makes.
+#[derive(Clone)]
+pub struct Relist<S> {
+    inner: S,
+    rt: Arc<Runtime>,
+    frames: Arc<Frames>,
+}
+
+impl<S> Service<Request<Body>> for Relist<S>
+where
+    S: Service<Request<Body>, Response = Response<Body>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = futures_util::future::BoxFuture<'static, Result<Response<Body>, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<Body>) -> Self::Future {
+        let list = match req.uri().path() {
+            LIST_SANDBOXES => List::Sandboxes,
+            LIST_CONTAINERS => List::Containers,
+            _ => return Box::pin(self.inner.call(req)),
+        };
+        if req.headers().contains_key("grpc-encoding") {
+            return Box::pin(self.inner.call(req));
+        }
+        // The ready service goes into the future; a clone stays for the
+        // next call, as tower asks.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let (rt, frames) = (self.rt.clone(), self.frames.clone());
+        Box::pin(async move {
+            let (parts, body) = req.into_parts();
+            let bytes = match body.collect().await {
+                Ok(collected) => collected.to_bytes(),
+                Err(status) => return Ok(status.into_http()),
+            };
+            if is_unfiltered(list, &bytes)
+                && let Some(frame) = frames.get(&rt, list)
+            {
+                return Ok(grpc_response(frame));
+            }
+            inner
+                .call(Request::from_parts(
+                    parts,
+                    Body::new(http_body_util::Full::new(bytes)),
+                ))
+                .await
+        })
+    }
+}
+
+/// True when the request is one uncompressed message with no filter, or
+/// an empty one (the kubelet sends both).
+fn is_unfiltered(list: List, bytes: &[u8]) -> bool {
+    let Some((&0, rest)) = bytes.split_first() else {
+        return false;
+    };
+    let Some((len, payload)) = rest.split_first_chunk::<4>() else {
+        return false;
+    };
+    if usize::try_from(u32::from_be_bytes(*len)).ok() != Some(payload.len()) {
+        return false;
+    }
+    match list {
+        List::Sandboxes => ListPodSandboxRequest::decode(payload)
+            .is_ok_and(|r| r.filter.unwrap_or_default() == Default::default()),
+        List::Containers => ListContainersRequest::decode(payload)
+            .is_ok_and(|r| r.filter.unwrap_or_default() == Default::default()),
+    }
+}
+
+impl Frames {
+    /// The framed response for the view as it is now; `None` when the fast
+    /// path must not answer.
+    fn get(&self, rt: &Runtime, list: List) -> Option<Bytes> {
+        // A sandbox whose network is being set up shows as not ready, which
+        // is not a change of the view.
+        if list == List::Sandboxes && rt.network.any_pending() {
+            return None;
+        }
+        let generation = rt.view.generation();
+        let slot = match list {
+            List::Sandboxes => &self.sandboxes,
+            List::Containers => &self.containers,
+        };
+        let lock = || slot.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((built_at, frame)) = lock().as_ref()
+            && *built_at == generation
+        {
+            return Some(frame.clone());
+        }
+        let payload = match list {
+            List::Sandboxes => ListPodSandboxResponse {
+                items: crate::sandbox::list(rt, None),
+            }
+            .encode_to_vec(),
+            List::Containers => ListContainersResponse {
+                containers: crate::container::list(rt, None),
+            }
+            .encode_to_vec(),
+        };
+        let len = u32::try_from(payload.len())
+            .ok()
+            .filter(|len| *len as usize <= MAX_MESSAGE_SIZE)?;
+        let mut frame = BytesMut::with_capacity(payload.len() + 5);
+        frame.put_u8(0);
+        frame.put_u32(len);
+        frame.extend_from_slice(&payload);
+        let frame = frame.freeze();
+        *lock() = Some((generation, frame.clone()));
+        Some(frame)
+    }
+}
+
+/// A successful unary gRPC response carrying one framed message.
+fn grpc_response(frame: Bytes) -> Response<Body> {
+    let mut trailers = HeaderMap::new();
+    trailers.insert("grpc-status", HeaderValue::from_static("0"));
+    let frames = futures_util::stream::iter([
+        Ok::<_, std::convert::Infallible>(hyper::body::Frame::data(frame)),
+        Ok(hyper::body::Frame::trailers(trailers)),
+    ]);
+    let mut response = Response::new(Body::new(http_body_util::StreamBody::new(frames)));
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/grpc"),
+    );
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cri::{ContainerFilter, PodSandboxFilter};
+
+    fn framed(payload: &[u8]) -> Vec<u8> {
+        let mut frame = vec![0];
+        frame.extend_from_slice(&u32::try_from(payload.len()).unwrap().to_be_bytes());
+        frame.extend_from_slice(payload);
+        frame
+    }
+
+    #[test]
+    fn only_requests_without_a_filter_take_the_fast_path() {
+        let none = ListContainersRequest { filter: None }.encode_to_vec();
+        let empty = ListContainersRequest {
+            filter: Some(ContainerFilter::default()),
+        }
+        .encode_to_vec();
+        let by_id = ListContainersRequest {
+            filter: Some(ContainerFilter {
+                id: "abc".into(),
+                ..Default::default()
+            }),
+        }
+        .encode_to_vec();
+        assert!(is_unfiltered(List::Containers, &framed(&none)));
+        assert!(is_unfiltered(List::Containers, &framed(&empty)));
+        assert!(!is_unfiltered(List::Containers, &framed(&by_id)));
+
+        let sandboxes = ListPodSandboxRequest {
+            filter: Some(PodSandboxFilter {
+                label_selector: [("a".to_string(), "b".to_string())].into(),
+                ..Default::default()
+            }),
+        }
+        .encode_to_vec();
+        assert!(!is_unfiltered(List::Sandboxes, &framed(&sandboxes)));
+        assert!(is_unfiltered(List::Sandboxes, &framed(&[])));
+
+        let mut compressed = framed(&none);
+        compressed[0] = 1;
+        assert!(!is_unfiltered(List::Containers, &compressed));
+        assert!(!is_unfiltered(List::Containers, &[0, 0, 0]));
+        assert!(!is_unfiltered(List::Containers, &[0, 0, 0, 0, 9]));
+    }
+}
