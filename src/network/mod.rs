@@ -327,7 +327,7 @@ impl CniNetwork {
         cached.sort_by_key(|entry| entry.ifname == "lo");
         for entry in &cached {
             self.client
-                .del_cached_in_netns(
+                .del_cached(
                     &entry.network_name,
                     sandbox_id,
                     &entry.ifname,

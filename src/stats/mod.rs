@@ -54,16 +54,22 @@ impl Stats {
         }
     }
 
-    /// Forgets samples of containers the view no longer holds.
+    /// Forgets CPU samples and layer sizes of containers the view no
+    /// longer holds.
     fn prune(&self, rt: &Runtime) {
-        let live: std::collections::HashSet<String> = rt
+        let live: Vec<Entry> = rt
             .view
             .all(Kind::Container)
             .into_iter()
             .chain(rt.view.all(Kind::Sandbox))
-            .map(|e| e.id().to_string())
             .collect();
-        self.cpu.retain(|id| live.contains(id));
+        let ids: std::collections::HashSet<&str> = live.iter().map(Entry::id).collect();
+        let layers: std::collections::HashSet<&Path> = live
+            .iter()
+            .filter_map(|e| upper_dir(&e.inspected))
+            .collect();
+        self.cpu.retain(|id| ids.contains(id));
+        self.layers.retain(|path| layers.contains(path));
     }
 }
 
@@ -131,12 +137,17 @@ fn memory(r: &Reading) -> MemoryUsage {
     }
 }
 
-fn writable_layer(rt: &Runtime, inspected: &ContainerInspectResponse) -> Option<FilesystemUsage> {
-    let upper = inspected
+/// The container's writable layer (overlay2's upper directory).
+fn upper_dir(inspected: &ContainerInspectResponse) -> Option<&Path> {
+    inspected
         .graph_driver
         .as_ref()
-        .and_then(|g| g.data.get("UpperDir"))?;
-    let usage = rt.stats.layers.get(Path::new(upper))?;
+        .and_then(|g| g.data.get("UpperDir"))
+        .map(Path::new)
+}
+
+fn writable_layer(rt: &Runtime, inspected: &ContainerInspectResponse) -> Option<FilesystemUsage> {
+    let usage = rt.stats.layers.get(upper_dir(inspected)?)?;
     Some(FilesystemUsage {
         timestamp: usage
             .measured_at

@@ -26,7 +26,6 @@ pub(super) enum CniCommand {
     Add,
     Del,
     Check,
-    Version,
 }
 
 impl CniCommand {
@@ -35,7 +34,6 @@ impl CniCommand {
             Self::Add => "ADD",
             Self::Del => "DEL",
             Self::Check => "CHECK",
-            Self::Version => "VERSION",
         }
     }
 }

@@ -242,40 +242,18 @@ impl Cni {
     }
 
     /// Detaches an attachment using only its cache entry: the config, args
-    /// and result recorded at ADD, and its netns if that is a pinned file
-    /// that still exists (see [`CachedAttachment::runtime_conf`]). This tears
-    /// down pods whose network config has since changed, and those set up
-    /// by cri-dockerd. `Ok(false)` when there is no entry.
+    /// and result recorded at ADD. This tears down pods whose network config
+    /// has since changed, and those set up by cri-dockerd. `netns` is the
+    /// sandbox's namespace as the caller knows it now; without one, the
+    /// cached netns is used only if it is a pinned file that still exists
+    /// (see [`CachedAttachment::runtime_conf`]). `Ok(false)` when there is
+    /// no entry.
     pub async fn del_cached(
         &self,
         network_name: &str,
         container_id: &str,
         ifname: &str,
-    ) -> Result<bool, CniError> {
-        self.del_cached_inner(network_name, container_id, ifname, None)
-            .await
-    }
-
-    /// Like [`Cni::del_cached`], but with the netns the caller knows to be
-    /// the sandbox's now (`None`: the sandbox is gone), instead of the
-    /// cached one.
-    pub async fn del_cached_in_netns(
-        &self,
-        network_name: &str,
-        container_id: &str,
-        ifname: &str,
         netns: Option<&Path>,
-    ) -> Result<bool, CniError> {
-        self.del_cached_inner(network_name, container_id, ifname, Some(netns))
-            .await
-    }
-
-    async fn del_cached_inner(
-        &self,
-        network_name: &str,
-        container_id: &str,
-        ifname: &str,
-        netns: Option<Option<&Path>>,
     ) -> Result<bool, CniError> {
         validate_key(network_name, container_id, ifname)?;
         let _lock = self.lock_container(container_id).await;
@@ -288,7 +266,7 @@ impl Cni {
         validate_network(&net)?;
         let mut rt = entry.runtime_conf();
         if let Some(netns) = netns {
-            rt.netns = netns.map(Path::to_path_buf);
+            rt.netns = Some(netns.to_path_buf());
         }
         validate_runtime_conf(&rt, false)?;
         let prev = if version_at_least(&net.cni_version, (0, 4, 0))? {
@@ -344,60 +322,6 @@ impl Cni {
     ) -> Result<Vec<CachedAttachment>, CniError> {
         validate_container_id(container_id)?;
         cache::scan(&self.settings.cache_dir, container_id)
-    }
-
-    /// Deletes a cache entry without running any plugin, for entries that
-    /// cannot be torn down (e.g. a corrupt file). Not serialised with
-    /// running operations. `Ok(false)` when there was none.
-    pub fn remove_cached(
-        &self,
-        network_name: &str,
-        container_id: &str,
-        ifname: &str,
-    ) -> Result<bool, CniError> {
-        validate_key(network_name, container_id, ifname)?;
-        cache::remove(&self.settings.cache_dir, network_name, container_id, ifname)
-    }
-
-    /// The spec versions a plugin supports (CNI `VERSION`).
-    pub async fn plugin_versions(&self, plugin_type: &str) -> Result<Vec<String>, CniError> {
-        // Dummy values as libcni sends: plugins built on old skel versions
-        // insist on these variables even for VERSION.
-        let dummy = Path::new("dummy");
-        let inv = Invocation {
-            command: CniCommand::Version,
-            container_id: "",
-            netns: Some(dummy),
-            ifname: "dummy",
-            args: &[],
-        };
-        let stdout = exec::run_plugin(
-            &self.settings,
-            plugin_type,
-            &inv,
-            br#"{"cniVersion":"1.1.0"}"#,
-        )
-        .await?;
-        let info: Value = serde_json::from_slice(&stdout).map_err(|e| {
-            CniError::Invalid(format!(
-                "cni plugin {plugin_type}: invalid VERSION output: {e}"
-            ))
-        })?;
-        let listed = info.get("supportedVersions").and_then(Value::as_array);
-        let versions: Vec<String> = match listed {
-            Some(list) => list
-                .iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect(),
-            // Plugins that predate VERSION lists speak only their own version.
-            None => info
-                .get("cniVersion")
-                .and_then(Value::as_str)
-                .map(|v| vec![v.to_owned()])
-                .unwrap_or_default(),
-        };
-        Ok(versions)
     }
 
     async fn run_del(

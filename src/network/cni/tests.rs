@@ -334,7 +334,7 @@ async fn del_cached_uses_a_go_libcni_cache_entry_alone() {
     assert_eq!(found[0].network_name, "k8s-pod-network");
 
     assert!(
-        cni.del_cached("k8s-pod-network", cid, "eth0")
+        cni.del_cached("k8s-pod-network", cid, "eth0", None)
             .await
             .unwrap()
     );
@@ -363,7 +363,7 @@ async fn del_cached_uses_a_go_libcni_cache_entry_alone() {
 
     assert!(!path.exists());
     assert!(
-        !cni.del_cached("k8s-pod-network", cid, "eth0")
+        !cni.del_cached("k8s-pod-network", cid, "eth0", None)
             .await
             .unwrap()
     );
@@ -372,7 +372,7 @@ async fn del_cached_uses_a_go_libcni_cache_entry_alone() {
     // With the live netns supplied by the caller.
     fs::write(&path, GO_CACHE_SAMPLE).unwrap();
     assert!(
-        cni.del_cached_in_netns("k8s-pod-network", cid, "eth0", Some(&f.netns))
+        cni.del_cached("k8s-pod-network", cid, "eth0", Some(&f.netns))
             .await
             .unwrap()
     );
@@ -595,8 +595,6 @@ async fn real_plugins_if_installed() {
     assert_eq!(net.name, "real");
 
     let cni = Cni::new(settings);
-    let versions = cni.plugin_versions("loopback").await.unwrap();
-    assert!(versions.iter().any(|v| v == "1.0.0"), "{versions:?}");
     // With no netns, loopback's DEL has nothing to do: no privileges or
     // namespaces needed.
     let rt = RuntimeConf {

@@ -219,20 +219,6 @@ impl CgroupRoots {
         cg
     }
 
-    /// The cgroup at `path` in every mounted hierarchy, e.g. a pod's
-    /// `/kubepods/burstable/pod<uid>` (cgroupfs driver) or
-    /// `/kubepods.slice/...` (systemd driver); relative to the hierarchy root.
-    pub fn of_path(&self, path: &str) -> ProcessCgroup {
-        let path = format!("/{}", path.trim_start_matches('/'));
-        ProcessCgroup {
-            v1: self
-                .v1
-                .iter()
-                .map(|(c, m)| (c.clone(), m.join(&path)))
-                .collect(),
-            unified: self.unified.as_ref().map(|m| m.join(&path)),
-        }
-    }
 }
 
 /// Replaces `slot` with `new` if empty, or if `new` shows the whole hierarchy
@@ -629,20 +615,6 @@ garbage line
         assert_eq!(
             cg.controller_dir("memory"),
             Some(Path::new("/sys/fs/cgroup/memory/docker/abcd"))
-        );
-    }
-
-    #[test]
-    fn of_path_joins_every_hierarchy() {
-        let r = CgroupRoots::from_mountinfo(MOUNTINFO_HYBRID);
-        let cg = r.of_path("kubepods/pod1");
-        assert_eq!(
-            cg.controller_dir("cpuacct"),
-            Some(Path::new("/sys/fs/cgroup/cpu,cpuacct/kubepods/pod1"))
-        );
-        assert_eq!(
-            cg.unified.as_deref(),
-            Some(Path::new("/sys/fs/cgroup/unified/kubepods/pod1"))
         );
     }
 

@@ -124,8 +124,8 @@ struct Inner {
 
 #[derive(Debug)]
 struct Entry {
-    /// Distinguishes this entry from one re-created after [`FsUsageCache::forget`],
-    /// so a walk started before the forget does not write into it.
+    /// Distinguishes this entry from one re-created after it was dropped by
+    /// [`FsUsageCache::retain`], so an older walk does not write into it.
     id: u64,
     value: Option<FsUsage>,
     walking: bool,
@@ -182,12 +182,8 @@ impl FsUsageCache {
         entry.value
     }
 
-    /// Drops `path` from the cache; a walk of it still running is discarded.
-    pub fn forget(&self, path: &Path) {
-        self.inner.lock().remove(path);
-    }
-
-    /// Keeps only the paths for which `keep` returns true.
+    /// Keeps only the paths for which `keep` returns true; a walk of a
+    /// dropped path still running is discarded.
     pub fn retain(&self, mut keep: impl FnMut(&Path) -> bool) {
         self.inner.lock().retain(|path, _| keep(path));
     }
@@ -394,11 +390,11 @@ mod tests {
     }
 
     #[test]
-    fn cache_forget_and_missing_dir() {
+    fn cache_retain_and_missing_dir() {
         let (tmp, root) = layer();
         let cache = FsUsageCache::new(Duration::from_secs(3600));
         wait_for(&cache, &root, |_| true);
-        cache.forget(&root);
+        cache.retain(|path| path != root);
         assert_eq!(cache.get(&root), None);
         wait_for(&cache, &root, |_| true);
         cache.retain(|_| false);

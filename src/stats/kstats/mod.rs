@@ -80,12 +80,6 @@ impl CpuRateTracker {
         nano_cores(before, sample)
     }
 
-    /// Drops the stored sample of `key` (the container or sandbox is gone).
-    pub fn forget(&self, key: &str) {
-        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
-        last.remove(key);
-    }
-
     /// Keeps only the keys for which `keep` returns true; for pruning after a
     /// listing, so keys of removed containers do not pile up.
     pub fn retain(&self, mut keep: impl FnMut(&str) -> bool) {
@@ -157,13 +151,13 @@ mod tests {
     }
 
     #[test]
-    fn cpu_rate_forget_and_retain() {
+    fn cpu_rate_retain() {
         let t = CpuRateTracker::new();
         let t0 = Instant::now();
         let t1 = t0 + Duration::from_secs(1);
         t.observe("a", t0, 0);
         t.observe("b", t0, 0);
-        t.forget("a");
+        t.retain(|k| k != "a");
         assert_eq!(t.observe("a", t1, 10), None);
         t.retain(|k| k != "b");
         assert_eq!(t.observe("b", t1, 10), None);
