@@ -87,16 +87,7 @@ async fn a_two_container_pod_from_start_to_nothing_left() {
         .await
         .unwrap();
     }
-    rt.stop_pod_sandbox(StopPodSandboxRequest {
-        pod_sandbox_id: pod_id.clone(),
-    })
-    .await
-    .unwrap();
-    rt.remove_pod_sandbox(RemovePodSandboxRequest {
-        pod_sandbox_id: pod_id,
-    })
-    .await
-    .unwrap();
+    stop_and_remove_pod(&mut rt, &pod_id).await;
     assert!(
         cleanup.docker_ids().is_empty(),
         "Docker objects left behind"
@@ -140,16 +131,7 @@ async fn state_survives_a_shim_restart() {
     assert_eq!(status.state, ContainerState::ContainerRunning as i32);
     let (out, _, _) = exec(&mut rt, &ctr, &["echo", "still here"]).await;
     assert_eq!(out, "still here\n");
-    rt.stop_pod_sandbox(StopPodSandboxRequest {
-        pod_sandbox_id: pod_id.clone(),
-    })
-    .await
-    .unwrap();
-    rt.remove_pod_sandbox(RemovePodSandboxRequest {
-        pod_sandbox_id: pod_id,
-    })
-    .await
-    .unwrap();
+    stop_and_remove_pod(&mut rt, &pod_id).await;
     assert!(cleanup.docker_ids().is_empty());
 }
 
@@ -233,16 +215,7 @@ async fn pods_created_by_cri_dockerd_are_recognised() {
     let status = container_status(&mut rt, &container).await;
     assert_eq!(status.metadata.unwrap().attempt, 2);
     assert_eq!(status.log_path, "/var/log/pods/x/app/2.log");
-    rt.stop_pod_sandbox(StopPodSandboxRequest {
-        pod_sandbox_id: sandbox.clone(),
-    })
-    .await
-    .unwrap();
-    rt.remove_pod_sandbox(RemovePodSandboxRequest {
-        pod_sandbox_id: sandbox,
-    })
-    .await
-    .unwrap();
+    stop_and_remove_pod(&mut rt, &sandbox).await;
     assert!(cleanup.docker_ids().is_empty());
 }
 

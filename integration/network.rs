@@ -188,7 +188,7 @@ fn pod_ip(status: &PodSandboxStatus) -> String {
         .unwrap_or_default()
 }
 
-async fn network_ready(rt: &mut RuntimeServiceClient) -> RuntimeCondition {
+async fn network_ready(rt: &mut Cri) -> RuntimeCondition {
     rt.status(StatusRequest { verbose: false })
         .await
         .expect("Status")
@@ -199,22 +199,6 @@ async fn network_ready(rt: &mut RuntimeServiceClient) -> RuntimeCondition {
         .into_iter()
         .find(|c| c.r#type == "NetworkReady")
         .expect("a NetworkReady condition")
-}
-
-type RuntimeServiceClient =
-    dockershim::cri::runtime_service_client::RuntimeServiceClient<tonic::transport::Channel>;
-
-async fn stop_and_remove(rt: &mut RuntimeServiceClient, id: &str) {
-    rt.stop_pod_sandbox(StopPodSandboxRequest {
-        pod_sandbox_id: id.to_string(),
-    })
-    .await
-    .expect("StopPodSandbox");
-    rt.remove_pod_sandbox(RemovePodSandboxRequest {
-        pod_sandbox_id: id.to_string(),
-    })
-    .await
-    .expect("RemovePodSandbox");
 }
 
 /// One HTTP GET over a plain TCP connection; returns the whole answer.
@@ -346,8 +330,8 @@ async fn pods_get_cni_ips_reach_each_other_and_host_ports_and_leave_nothing_behi
 
     let ports_before = lab.bridge_ports().len();
     assert_eq!(ports_before, 2, "one veth per pod on the bridge");
-    stop_and_remove(&mut rt, &web_id).await;
-    stop_and_remove(&mut rt, &client_id).await;
+    stop_and_remove_pod(&mut rt, &web_id).await;
+    stop_and_remove_pod(&mut rt, &client_id).await;
     assert!(lab.allocations(&lab.network).is_empty(), "IPs released");
     assert!(!lab.cache_entry(&lab.network, &web_id).exists());
     assert!(!lab.cache_entry(&lab.network, &client_id).exists());
@@ -423,7 +407,7 @@ async fn a_killed_pause_container_still_gets_its_network_torn_down() {
     })
     .await;
     assert!(noticed, "the view sees the killed pause container");
-    stop_and_remove(&mut rt, &id).await;
+    stop_and_remove_pod(&mut rt, &id).await;
     assert!(lab.allocations(&lab.network).is_empty(), "IP released");
     assert!(!lab.cache_entry(&lab.network, &id).exists());
     // The kernel destroys a dead namespace's veth pair in the background.
@@ -460,7 +444,7 @@ async fn teardown_uses_the_cached_attachment_after_the_config_changed_across_a_r
         ip,
         "the IP is read back from the cache after a restart"
     );
-    stop_and_remove(&mut rt, &id).await;
+    stop_and_remove_pod(&mut rt, &id).await;
     assert!(
         lab.allocations(&lab.network).is_empty(),
         "old network's IP released"
@@ -520,6 +504,6 @@ async fn dual_stack_pods_report_ipv4_first_then_ipv6() {
         network.additional_ips[0].ip.starts_with("fd00:"),
         "{network:?}"
     );
-    stop_and_remove(&mut rt, &id).await;
+    stop_and_remove_pod(&mut rt, &id).await;
     assert!(lab.allocations(&lab.network).is_empty());
 }

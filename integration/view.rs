@@ -11,9 +11,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::support::*;
 
-type Client =
-    dockershim::cri::runtime_service_client::RuntimeServiceClient<tonic::transport::Channel>;
-
 fn docker_cli(args: &[&str]) {
     let out = Command::new("docker").args(args).output().expect("docker");
     assert!(
@@ -23,7 +20,7 @@ fn docker_cli(args: &[&str]) {
     );
 }
 
-async fn state_of(rt: &mut Client, id: &str) -> Option<i32> {
+async fn state_of(rt: &mut Cri, id: &str) -> Option<i32> {
     rt.list_containers(ListContainersRequest {
         filter: Some(ContainerFilter {
             id: id.to_string(),
@@ -350,7 +347,7 @@ async fn stats_come_from_the_containers_cgroups() {
     .await;
     let pid = container_pid(&id).await;
 
-    let stats = |rt: &mut Client| {
+    let stats = |rt: &mut Cri| {
         let mut rt = rt.clone();
         let id = id.clone();
         async move {
@@ -518,7 +515,7 @@ async fn unfiltered_relists_show_every_change_at_once() {
     let shim = Shim::start().await;
     let mut rt = shim.runtime().await;
     let cleanup = Cleanup::new();
-    let relist = |rt: &mut Client| {
+    let relist = |rt: &mut Cri| {
         let mut rt = rt.clone();
         async move {
             let pods = rt

@@ -341,6 +341,23 @@ pub fn container_config(cleanup: &Cleanup, name: &str, script: &str) -> Containe
     }
 }
 
+/// The CRI runtime client the tests drive.
+pub type Cri = RuntimeServiceClient<Channel>;
+
+/// Stops and removes a pod, as the kubelet does when a pod is deleted.
+pub async fn stop_and_remove_pod(rt: &mut Cri, id: &str) {
+    rt.stop_pod_sandbox(StopPodSandboxRequest {
+        pod_sandbox_id: id.to_string(),
+    })
+    .await
+    .expect("StopPodSandbox");
+    rt.remove_pod_sandbox(RemovePodSandboxRequest {
+        pod_sandbox_id: id.to_string(),
+    })
+    .await
+    .expect("RemovePodSandbox");
+}
+
 /// Runs a pod and returns its id.
 pub async fn run_pod(rt: &mut RuntimeServiceClient<Channel>, config: &PodSandboxConfig) -> String {
     rt.run_pod_sandbox(RunPodSandboxRequest {

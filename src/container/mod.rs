@@ -178,11 +178,13 @@ pub fn list(rt: &Runtime, filter: Option<ContainerFilter>) -> Vec<crate::cri::Co
     let filter = filter.unwrap_or_default();
     let wanted_state = filter.state.map(|s| s.state);
     let all = rt.view.container_list.get(rt.view.generation(), || {
-        rt.view
-            .all(Kind::Container)
-            .iter()
-            .filter_map(|e| status::container_from_inspect(&e.inspected))
-            .collect()
+        Arc::new(
+            rt.view
+                .all(Kind::Container)
+                .iter()
+                .filter_map(|e| status::container_from_inspect(&e.inspected))
+                .collect(),
+        )
     });
     all.iter()
         .filter(|c| filter.id.is_empty() || c.id.starts_with(&filter.id))

@@ -7,7 +7,7 @@
 //! shim's CPU on a busy node. Filtered lists, compressed requests and
 //! sandboxes whose network is still being set up take the normal path.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -21,6 +21,7 @@ use super::ListPodSandboxResponse;
 use super::{ListContainersRequest, ListContainersResponse, ListPodSandboxRequest};
 use crate::runtime::Runtime;
 use crate::server::MAX_MESSAGE_SIZE;
+use crate::store::GenerationCache;
 
 const LIST_SANDBOXES: &str = "/runtime.v1.RuntimeService/ListPodSandbox";
 const LIST_CONTAINERS: &str = "/runtime.v1.RuntimeService/ListContainers";
@@ -31,11 +32,12 @@ enum List {
     Containers,
 }
 
-/// gRPC frames of the unfiltered lists, with the view generation they show.
+/// gRPC frames of the unfiltered lists, kept per view generation; `None`
+/// when a list is too large to answer here.
 #[derive(Default)]
 struct Frames {
-    sandboxes: Mutex<Option<(u64, Bytes)>>,
-    containers: Mutex<Option<(u64, Bytes)>>,
+    sandboxes: GenerationCache<Option<Bytes>>,
+    containers: GenerationCache<Option<Bytes>>,
 }
 
 /// Puts the fast path in front of the CRI services.
@@ -152,38 +154,34 @@ impl Frames {
         if list == List::Sandboxes && rt.network.any_pending() {
             return None;
         }
-        let generation = rt.view.generation();
         let slot = match list {
             List::Sandboxes => &self.sandboxes,
             List::Containers => &self.containers,
         };
-        let lock = || slot.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((built_at, frame)) = lock().as_ref()
-            && *built_at == generation
-        {
-            return Some(frame.clone());
-        }
-        let payload = match list {
-            List::Sandboxes => ListPodSandboxResponse {
-                items: crate::sandbox::list(rt, None),
-            }
-            .encode_to_vec(),
-            List::Containers => ListContainersResponse {
-                containers: crate::container::list(rt, None),
-            }
-            .encode_to_vec(),
-        };
-        let len = u32::try_from(payload.len())
-            .ok()
-            .filter(|len| *len as usize <= MAX_MESSAGE_SIZE)?;
-        let mut frame = BytesMut::with_capacity(payload.len() + 5);
-        frame.put_u8(0);
-        frame.put_u32(len);
-        frame.extend_from_slice(&payload);
-        let frame = frame.freeze();
-        *lock() = Some((generation, frame.clone()));
-        Some(frame)
+        slot.get(rt.view.generation(), || frame(rt, list))
     }
+}
+
+/// The unfiltered list, encoded and framed as gRPC sends a message.
+fn frame(rt: &Runtime, list: List) -> Option<Bytes> {
+    let payload = match list {
+        List::Sandboxes => ListPodSandboxResponse {
+            items: crate::sandbox::list(rt, None),
+        }
+        .encode_to_vec(),
+        List::Containers => ListContainersResponse {
+            containers: crate::container::list(rt, None),
+        }
+        .encode_to_vec(),
+    };
+    let len = u32::try_from(payload.len())
+        .ok()
+        .filter(|len| *len as usize <= MAX_MESSAGE_SIZE)?;
+    let mut frame = BytesMut::with_capacity(payload.len() + 5);
+    frame.put_u8(0);
+    frame.put_u32(len);
+    frame.extend_from_slice(&payload);
+    Some(frame.freeze())
 }
 
 /// A successful unary gRPC response carrying one framed message.

@@ -4,6 +4,7 @@
 pub mod spec;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bollard::models::ContainerInspectResponse;
@@ -441,11 +442,13 @@ pub fn list(rt: &Runtime, filter: Option<PodSandboxFilter>) -> Vec<PodSandbox> {
     let filter = filter.unwrap_or_default();
     let wanted_state = filter.state.map(|s| s.state);
     let all = rt.view.sandbox_list.get(rt.view.generation(), || {
-        rt.view
-            .all(Kind::Sandbox)
-            .iter()
-            .filter_map(|e| sandbox_from_inspect(rt, &e.inspected))
-            .collect()
+        Arc::new(
+            rt.view
+                .all(Kind::Sandbox)
+                .iter()
+                .filter_map(|e| sandbox_from_inspect(rt, &e.inspected))
+                .collect(),
+        )
     });
     // A pod whose network is being set up is not ready yet; that is not a
     // change of the view, so it is applied here.

@@ -188,13 +188,16 @@ pub struct View {
     pub container_list: ListCache<crate::cri::Container>,
 }
 
-/// A list built from the view, kept until the view changes: the kubelet
+/// A value built from the view, kept until the view changes: the kubelet
 /// relists every second, and most seconds nothing changed.
-pub struct ListCache<T> {
-    built: Mutex<Option<(u64, Arc<Vec<T>>)>>,
+pub struct GenerationCache<V> {
+    built: Mutex<Option<(u64, V)>>,
 }
 
-impl<T> Default for ListCache<T> {
+/// A CRI list kept per view generation.
+pub type ListCache<T> = GenerationCache<Arc<Vec<T>>>;
+
+impl<V> Default for GenerationCache<V> {
     fn default() -> Self {
         Self {
             built: Mutex::new(None),
@@ -202,20 +205,20 @@ impl<T> Default for ListCache<T> {
     }
 }
 
-impl<T> ListCache<T> {
-    /// The list as of `generation`, built by `build` when the cached one is
-    /// older. A list built while the view changed is stored under the
+impl<V: Clone> GenerationCache<V> {
+    /// The value as of `generation`, built by `build` when the cached one is
+    /// older. A value built while the view changed is stored under the
     /// generation read before building, so the next call rebuilds it.
-    pub fn get(&self, generation: u64, build: impl FnOnce() -> Vec<T>) -> Arc<Vec<T>> {
+    pub fn get(&self, generation: u64, build: impl FnOnce() -> V) -> V {
         let lock = || self.built.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((built_at, list)) = lock().as_ref()
+        if let Some((built_at, value)) = lock().as_ref()
             && *built_at == generation
         {
-            return list.clone();
+            return value.clone();
         }
-        let list = Arc::new(build());
-        *lock() = Some((generation, list.clone()));
-        list
+        let value = build();
+        *lock() = Some((generation, value.clone()));
+        value
     }
 }
 
@@ -619,7 +622,7 @@ mod tests {
         let builds = std::cell::Cell::new(0);
         let build = || {
             builds.set(builds.get() + 1);
-            vec![builds.get()]
+            Arc::new(vec![builds.get()])
         };
         let first = cache.get(view.generation(), build);
         let again = cache.get(view.generation(), build);

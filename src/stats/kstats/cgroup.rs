@@ -218,7 +218,6 @@ impl CgroupRoots {
         }
         cg
     }
-
 }
 
 /// Replaces `slot` with `new` if empty, or if `new` shows the whole hierarchy
