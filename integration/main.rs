@@ -9,6 +9,7 @@ mod support;
 mod containers;
 mod docker_restart;
 mod errors;
+mod grpc_clients;
 mod images;
 mod lifecycle;
 mod logs;
