@@ -17,7 +17,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .compile_fds(fds)?;
 
     build_pause()?;
+    record_rustc_version();
     Ok(())
+}
+
+/// The compiler's version, for `dockershim --buildinfo`.
+fn record_rustc_version() {
+    let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".to_string());
+    let version = Command::new(rustc)
+        .arg("--version")
+        .output()
+        .ok()
+        .and_then(|out| String::from_utf8(out.stdout).ok())
+        .map(|v| v.trim().to_string())
+        .unwrap_or_else(|| "unknown".to_string());
+    println!("cargo:rustc-env=DOCKERSHIM_RUSTC_VERSION={version}");
 }
 
 /// Compiles `src/pause/pause.rs` into a statically linked executable in OUT_DIR.

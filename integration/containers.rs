@@ -506,3 +506,105 @@ async fn update_container_resources_changes_the_live_limits() {
     .await
     .unwrap();
 }
+
+#[tokio::test]
+async fn app_containers_sit_in_the_pods_cgroup() {
+    let cleanup = Cleanup::new();
+    let shim = Shim::start().await;
+    let mut rt = shim.runtime().await;
+    let host = docker().await.info().await.unwrap();
+    let systemd = host.cgroup_driver == Some(bollard::models::SystemInfoCgroupDriverEnum::SYSTEMD);
+    // The kubelet's parent for a BestEffort pod, in the driver's form.
+    let uid = unique("cg").replace('-', "_");
+    let (parent, expected) = if systemd {
+        let slice = format!("dockershimtest-pod{uid}.slice");
+        (format!("/dockershimtest.slice/{slice}"), slice)
+    } else {
+        let path = format!("/dockershim-test/pod{uid}");
+        (path.clone(), path)
+    };
+    let mut pod = pod_config(&cleanup, &unique("cgroup"));
+    pod.linux = Some(LinuxPodSandboxConfig {
+        cgroup_parent: parent.clone(),
+        ..Default::default()
+    });
+    let pod_id = run_pod(&mut rt, &pod).await;
+    let id = start_container(
+        &mut rt,
+        &pod_id,
+        &pod,
+        container_config(&cleanup, "main", "sleep 1000"),
+    )
+    .await;
+    for (what, cid) in [("pause", &pod_id), ("app", &id)] {
+        let pid = container_pid(cid).await;
+        let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+        assert!(
+            cgroups
+                .lines()
+                .any(|l| l.contains(&format!("{expected}/")) && l.contains(cid.as_str())),
+            "{what} container {cid} is not under {expected}:\n{cgroups}"
+        );
+    }
+    stop_and_remove_pod(&mut rt, &pod_id).await;
+    // Docker leaves the pod's cgroupfs parents behind; the kubelet owns them.
+    if !systemd {
+        for hierarchy in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+            let _ = std::fs::remove_dir(hierarchy.path().join(parent.trim_start_matches('/')));
+            let _ = std::fs::remove_dir(hierarchy.path().join("dockershim-test"));
+        }
+    }
+}
+
+#[tokio::test]
+async fn stop_and_remove_are_idempotent_even_when_concurrent() {
+    let cleanup = Cleanup::new();
+    let shim = Shim::start().await;
+    let mut rt = shim.runtime().await;
+    let pod = pod_config(&cleanup, &unique("twice"));
+    let pod_id = run_pod(&mut rt, &pod).await;
+    for round in 0..3 {
+        let id = start_container(
+            &mut rt,
+            &pod_id,
+            &pod,
+            container_config(&cleanup, &format!("c{round}"), "sleep 1000"),
+        )
+        .await;
+        let remove = |mut rt: Cri, id: String| async move {
+            rt.remove_container(RemoveContainerRequest { container_id: id })
+                .await
+                .map(|_| ())
+        };
+        let (a, b) = tokio::join!(
+            remove(rt.clone(), id.clone()),
+            remove(rt.clone(), id.clone())
+        );
+        assert!(a.is_ok() && b.is_ok(), "round {round}: {a:?} {b:?}");
+        let gone = eventually(Duration::from_secs(20), || {
+            let docker_id = id.clone();
+            async move {
+                docker()
+                    .await
+                    .inspect_container(&docker_id, None::<InspectContainerOptions>)
+                    .await
+                    .is_err()
+            }
+        })
+        .await;
+        assert!(gone, "container {id} still exists in Docker");
+    }
+    // Stopping and removing what does not exist succeed, as the CRI says.
+    rt.stop_container(StopContainerRequest {
+        container_id: "f00d".repeat(16),
+        timeout: 1,
+    })
+    .await
+    .expect("StopContainer of a missing container");
+    rt.remove_container(RemoveContainerRequest {
+        container_id: "f00d".repeat(16),
+    })
+    .await
+    .expect("RemoveContainer of a missing container");
+    stop_and_remove_pod(&mut rt, &pod_id).await;
+}

@@ -180,13 +180,6 @@ async fn bad_container_requests_are_refused_without_side_effects() {
         .await
         .map(|_| ())
         .unwrap_err(),
-        rt.stop_container(StopContainerRequest {
-            container_id: "f00d".repeat(16),
-            timeout: 1,
-        })
-        .await
-        .map(|_| ())
-        .unwrap_err(),
         rt.container_status(ContainerStatusRequest {
             container_id: "f00d".repeat(16),
             verbose: false,

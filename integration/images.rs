@@ -4,6 +4,7 @@
 
 use std::io::Write;
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use base64::Engine;
 use bollard::auth::DockerCredentials;
@@ -133,20 +134,27 @@ async fn pull_list_status_and_remove_through_a_local_registry() {
         .unwrap()
         .into_inner()
         .image_ref;
-    assert!(
-        image_ref.starts_with(&format!("{}/dockershim-test/{name}@sha256:", registry())),
-        "{image_ref}"
-    );
+    // The pull answers the image id, as ImageStatus and ContainerStatus do.
+    assert_eq!(image_ref, id);
 
     let image = image_status(&mut images, &reference)
         .await
         .expect("pulled image");
     assert_eq!(image.id, id);
     assert_eq!(image.repo_tags, vec![reference.clone()]);
-    assert_eq!(image.repo_digests, vec![image_ref.clone()]);
+    assert_eq!(image.repo_digests.len(), 1, "{:?}", image.repo_digests);
+    let digest_ref = image.repo_digests[0].clone();
+    assert!(
+        digest_ref.starts_with(&format!("{}/dockershim-test/{name}@sha256:", registry())),
+        "{digest_ref}"
+    );
     assert!(image.size > 0);
     assert!(!image.pinned);
-    // The digest reference the pull returned names the same image.
+    // The digest reference names the same image, and so does the id.
+    assert_eq!(
+        image_status(&mut images, &digest_ref).await.map(|i| i.id),
+        Some(id.clone())
+    );
     assert_eq!(
         image_status(&mut images, &image_ref).await.map(|i| i.id),
         Some(id.clone())
@@ -396,4 +404,135 @@ async fn the_pause_image_is_pinned_and_invalid_references_are_refused() {
     })
     .await
     .unwrap();
+}
+
+/// A registry on loopback that serves a manifest and config, then sends a
+/// few bytes of the layer and stalls, as a registry or proxy that hangs.
+async fn stalling_registry() -> (String, tokio::task::JoinHandle<()>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let sha256 = |data: &[u8]| {
+        let mut child = Command::new("sha256sum")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("sha256sum");
+        child.stdin.take().unwrap().write_all(data).unwrap();
+        let out = child.wait_with_output().unwrap();
+        format!("sha256:{}", String::from_utf8_lossy(&out.stdout[..64]))
+    };
+    let layer_digest = sha256(b"a layer this registry never finishes sending");
+    let config = format!(
+        r#"{{"architecture":"amd64","os":"linux","config":{{}},"rootfs":{{"type":"layers","diff_ids":["{layer_digest}"]}}}}"#
+    );
+    let config_digest = sha256(config.as_bytes());
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":{{"mediaType":"application/vnd.docker.container.image.v1+json","size":{},"digest":"{config_digest}"}},"layers":[{{"mediaType":"application/vnd.docker.image.rootfs.diff.tar.gzip","size":1048576,"digest":"{layer_digest}"}}]}}"#,
+        config.len()
+    );
+    let manifest_digest = sha256(manifest.as_bytes());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let server = tokio::spawn(async move {
+        loop {
+            let Ok((mut conn, _)) = listener.accept().await else {
+                return;
+            };
+            let (manifest, manifest_digest, config, config_digest) = (
+                manifest.clone(),
+                manifest_digest.clone(),
+                config.clone(),
+                config_digest.clone(),
+            );
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                loop {
+                    let mut chunk = [0u8; 4096];
+                    let head_end = loop {
+                        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            break end + 4;
+                        }
+                        match conn.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    };
+                    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+                    buf.drain(..head_end);
+                    let mut words = head.split_whitespace();
+                    let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+                    let (status, content_type, body): (&str, &str, Vec<u8>) = if path == "/v2/" {
+                        ("200 OK", "application/json", b"{}".to_vec())
+                    } else if path.contains("/manifests/") {
+                        (
+                            "200 OK",
+                            "application/vnd.docker.distribution.manifest.v2+json",
+                            manifest.clone().into_bytes(),
+                        )
+                    } else if path.ends_with(&config_digest) {
+                        (
+                            "200 OK",
+                            "application/octet-stream",
+                            config.clone().into_bytes(),
+                        )
+                    } else if path.contains("/blobs/") {
+                        // A few bytes of the layer, then silence.
+                        let head = "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: 1048576\r\n\r\n";
+                        let _ = conn.write_all(head.as_bytes()).await;
+                        let _ = conn.write_all(&[0x1f, 0x8b, 0x08, 0x00]).await;
+                        tokio::time::sleep(Duration::from_secs(600)).await;
+                        return;
+                    } else {
+                        ("404 Not Found", "application/json", b"{}".to_vec())
+                    };
+                    let mut response = format!(
+                        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nDocker-Distribution-API-Version: registry/2.0\r\n",
+                        body.len()
+                    );
+                    if path.contains("/manifests/") {
+                        response.push_str(&format!("Docker-Content-Digest: {manifest_digest}\r\n"));
+                    }
+                    response.push_str("\r\n");
+                    let mut bytes = response.into_bytes();
+                    if method != "HEAD" {
+                        bytes.extend_from_slice(&body);
+                    }
+                    if conn.write_all(&bytes).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, server)
+}
+
+#[tokio::test]
+async fn a_pull_that_stops_making_progress_is_cancelled_after_the_deadline() {
+    let (addr, server) = stalling_registry().await;
+    let shim = Shim::start_with(&[
+        "--pod-infra-container-image",
+        UNPULLABLE_PAUSE,
+        "--image-pull-progress-deadline",
+        "3s",
+    ])
+    .await;
+    let mut images = shim.images().await;
+    let reference = format!("{addr}/dockershim-test/stalled:v1");
+    let answer = tokio::time::timeout(
+        Duration::from_secs(90),
+        images.pull_image(PullImageRequest {
+            image: spec(&reference),
+            ..Default::default()
+        }),
+    )
+    .await
+    .expect("the pull must be cancelled, not hang");
+    let status = answer.unwrap_err();
+    assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+    assert!(
+        status.message().contains(&reference),
+        "{}",
+        status.message()
+    );
+    server.abort();
 }

@@ -3,6 +3,7 @@
 //! start-up failures.
 
 use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -333,6 +334,10 @@ async fn systemd_socket_activation_and_readiness_notification() {
         .unwrap();
     // systemd-socket-activate binds the socket and hands it over as fd 3 with
     // LISTEN_FDS, exactly as the dockershim.socket unit does.
+    // cri-dockerd's packaged cri-docker.service runs
+    // `cri-dockerd --container-runtime-endpoint fd://`; operators add the
+    // rest of its flags there, so all of them must start the shim.
+    let runtime_cgroup = unique("/dockershim-test-runtime");
     let mut activator = Command::new("systemd-socket-activate")
         .arg("-l")
         .arg(&socket)
@@ -348,6 +353,27 @@ async fn systemd_socket_activation_and_readiness_notification() {
             &dir.path().join("state").display().to_string(),
             "--pod-infra-container-image",
             UNPULLABLE_PAUSE,
+            "--ipv6-dual-stack",
+            "--image-pull-progress-deadline",
+            "1m0s",
+            "--runtime-request-timeout",
+            "2m0s",
+            "--runtime-cgroups",
+            &runtime_cgroup,
+            "--streaming-bind-addr",
+            "127.0.0.1",
+            "--network-plugin",
+            "cni",
+            "--cni-conf-dir",
+            &dir.path().join("cni").display().to_string(),
+            "--hairpin-mode",
+            "hairpin-veth",
+            "--network-plugin-mtu",
+            "1460",
+            "--pod-cidr",
+            "10.233.250.0/24",
+            "--log-level",
+            "info",
         ])
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -377,6 +403,44 @@ async fn systemd_socket_activation_and_readiness_notification() {
     let mut buf = [0u8; 256];
     let n = notify.recv(&mut buf).expect("readiness notification");
     assert!(String::from_utf8_lossy(&buf[..n]).contains("READY=1"));
+    // The shim moved itself into --runtime-cgroups.
+    let shim_pid = activator.id();
+    let cgroups = std::fs::read_to_string(format!("/proc/{shim_pid}/cgroup")).unwrap();
+    assert!(
+        cgroups.lines().any(|l| l.ends_with(&runtime_cgroup)),
+        "{cgroups}"
+    );
     let _ = activator.kill();
     let _ = activator.wait();
+    remove_cgroup(&runtime_cgroup);
+}
+
+/// Removes a cgroup the test made, in every hierarchy (v1) or the unified one.
+fn remove_cgroup(path: &str) {
+    let root = Path::new("/sys/fs/cgroup");
+    let relative = path.trim_start_matches('/');
+    let mut dirs = vec![root.join(relative)];
+    if let Ok(entries) = std::fs::read_dir(root) {
+        dirs.extend(entries.flatten().map(|e| e.path().join(relative)));
+    }
+    for dir in dirs {
+        let _ = std::fs::remove_dir(dir);
+    }
+}
+
+#[tokio::test]
+async fn buildinfo_and_info_print_the_build_and_exit() {
+    for flag in ["--buildinfo", "--info"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_dockershim"))
+            .arg(flag)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("Program: dockershim"), "{text}");
+        assert!(
+            text.contains(&format!("Version: {}", env!("CARGO_PKG_VERSION"))),
+            "{text}"
+        );
+    }
 }

@@ -359,3 +359,64 @@ async fn a_shim_killed_while_a_container_logs_resumes_without_gaps_or_doubles() 
     .await
     .unwrap();
 }
+
+/// The kubelet links a container's log into /var/log/containers only if the
+/// file exists when StartContainer answers, and `kubectl logs` of a finished
+/// Job reads the file as soon as the container is reported exited: both must
+/// hold for every container, however many start and exit at once.
+#[tokio::test]
+async fn log_file_exists_at_start_and_is_complete_when_the_exit_is_reported() {
+    let pod = logging_pod().await;
+    const CONTAINERS: usize = 50;
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..CONTAINERS {
+        let mut rt = pod.rt.clone();
+        let mut config = container_config(&pod._cleanup, &format!("quick{i}"), "");
+        config.command = vec!["echo".into(), format!("line from container {i}")];
+        config.labels = pod.cleanup_labels.clone();
+        let (pod_id, sandbox) = (pod.pod_id.clone(), pod.pod.clone());
+        tasks.spawn(async move {
+            let path = PathBuf::from(&sandbox.log_directory).join(&config.log_path);
+            let id = rt
+                .create_container(CreateContainerRequest {
+                    pod_sandbox_id: pod_id,
+                    config: Some(config),
+                    sandbox_config: Some(sandbox),
+                })
+                .await
+                .expect("CreateContainer")
+                .into_inner()
+                .container_id;
+            rt.start_container(StartContainerRequest {
+                container_id: id.clone(),
+            })
+            .await
+            .expect("StartContainer");
+            assert!(
+                path.exists(),
+                "container {i}: no log file when StartContainer answered"
+            );
+            let deadline = std::time::Instant::now() + Duration::from_secs(60);
+            loop {
+                let status = container_status(&mut rt, &id).await;
+                if status.state == ContainerState::ContainerExited as i32 {
+                    break;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "container {i} not exited after 60 s"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let logged = lines(&entries(&path), Stream::Stdout);
+            assert_eq!(
+                logged,
+                vec![format!("line from container {i}").into_bytes()],
+                "container {i}: log at the first exited status"
+            );
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.expect("container task");
+    }
+}

@@ -68,7 +68,8 @@ pub struct Config {
     /// Address of the streaming server (exec, attach, port-forward). The
     /// kubelet on the same node proxies to it, so loopback is the default;
     /// port 0 picks a free port.
-    #[arg(long, default_value = "127.0.0.1:0")]
+    /// An IP alone (as cri-dockerd takes it) means a free port on it.
+    #[arg(long, default_value = "127.0.0.1:0", value_parser = parse_bind_addr)]
     pub streaming_bind_addr: std::net::SocketAddr,
 
     /// Close a streaming session after this many seconds without traffic.
@@ -129,6 +130,33 @@ pub struct Config {
     #[arg(long)]
     pub metrics_bind_addr: Option<String>,
 
+    /// Cancel an image pull that makes no progress for this long (Go
+    /// duration, e.g. `1m0s`, `90s`); 0 never cancels. Layers being
+    /// extracted are not held to it.
+    #[arg(long, default_value = "1m0s", value_parser = parse_go_duration)]
+    pub image_pull_progress_deadline: std::time::Duration,
+
+    /// Bound on each Docker request that answers promptly (Go duration); 0
+    /// keeps the default of 2 minutes. Stops, pulls and streams have their
+    /// own bounds.
+    #[arg(long, default_value = "0s", value_parser = parse_go_duration)]
+    pub runtime_request_timeout: std::time::Duration,
+
+    /// Accepted for cri-dockerd's unit files: dual-stack pods always report
+    /// their IPv4 and IPv6 addresses here, so there is nothing to turn on.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", action = clap::ArgAction::Set)]
+    pub ipv6_dual_stack: bool,
+
+    /// Cgroup to move the shim's own process into at start (e.g.
+    /// `/system.slice/dockershim.service` or `/runtime`), so its use of CPU
+    /// and memory is accounted apart from the pods'.
+    #[arg(long, default_value = "")]
+    pub runtime_cgroups: String,
+
+    /// Print the build information and exit.
+    #[arg(long, alias = "info")]
+    pub buildinfo: bool,
+
     /// Log level (error, warn, info, debug, trace) or a tracing filter.
     #[arg(long, env = "DOCKERSHIM_LOG", default_value = "info")]
     pub log_level: String,
@@ -136,6 +164,55 @@ pub struct Config {
     /// Log as JSON lines instead of text.
     #[arg(long)]
     pub log_json: bool,
+}
+
+/// `ip:port`, or an IP alone (port 0: a free one), as cri-dockerd takes
+/// `--streaming-bind-addr`.
+fn parse_bind_addr(value: &str) -> Result<std::net::SocketAddr, String> {
+    if let Ok(addr) = value.parse() {
+        return Ok(addr);
+    }
+    let ip = value.trim_start_matches('[').trim_end_matches(']');
+    ip.parse::<std::net::IpAddr>()
+        .map(|ip| std::net::SocketAddr::new(ip, 0))
+        .map_err(|_| format!("{value:?} is neither an IP address nor ip:port"))
+}
+
+/// A Go duration (`time.ParseDuration`): a sequence of decimal numbers, each
+/// with a unit of ns, us (µs), ms, s, m or h, e.g. `1m0s`, `1.5h`, `300ms`;
+/// a bare `0` is zero.
+pub fn parse_go_duration(value: &str) -> Result<std::time::Duration, String> {
+    let bad = || format!("{value:?} is not a duration like 1m0s, 90s or 500ms");
+    if value == "0" {
+        return Ok(std::time::Duration::ZERO);
+    }
+    let mut rest = value;
+    let mut total = 0f64;
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(bad)?;
+        let number: f64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let seconds = match &rest[..unit_len] {
+            "ns" => 1e-9,
+            "us" | "µs" | "μs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return Err(bad()),
+        };
+        total += number * seconds;
+        rest = &rest[unit_len..];
+    }
+    std::time::Duration::try_from_secs_f64(total).map_err(|_| bad())
 }
 
 /// How pods get their network.
@@ -238,6 +315,59 @@ mod tests {
         assert_eq!(parse("fd://"), Ok(Listen::Systemd));
         assert_eq!(parse("/run/x.sock"), Ok(Listen::Unix("/run/x.sock".into())));
         assert!(parse("tcp://0.0.0.0:1").is_err());
+    }
+
+    #[test]
+    fn cri_dockerd_flags_are_accepted() {
+        let config = Config::parse_from([
+            "dockershim",
+            "--container-runtime-endpoint",
+            "fd://",
+            "--ipv6-dual-stack",
+            "--image-pull-progress-deadline",
+            "2m30s",
+            "--runtime-request-timeout",
+            "1m",
+            "--runtime-cgroups",
+            "/runtime",
+            "--streaming-bind-addr",
+            "127.0.0.1",
+        ]);
+        assert!(config.ipv6_dual_stack);
+        assert_eq!(
+            config.image_pull_progress_deadline,
+            std::time::Duration::from_secs(150)
+        );
+        assert_eq!(
+            config.runtime_request_timeout,
+            std::time::Duration::from_secs(60)
+        );
+        assert_eq!(config.runtime_cgroups, "/runtime");
+        assert_eq!(config.streaming_bind_addr, "127.0.0.1:0".parse().unwrap());
+        let config = Config::parse_from(["dockershim", "--ipv6-dual-stack=false"]);
+        assert!(!config.ipv6_dual_stack);
+        assert_eq!(
+            config.image_pull_progress_deadline,
+            std::time::Duration::from_secs(60)
+        );
+        assert!(Config::parse_from(["dockershim", "--info"]).buildinfo);
+        assert!(
+            Config::try_parse_from(["dockershim", "--streaming-bind-addr", "localhost:1"]).is_err()
+        );
+    }
+
+    #[test]
+    fn go_durations_are_parsed() {
+        use std::time::Duration;
+        assert_eq!(parse_go_duration("1m0s"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_go_duration("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_go_duration("0s"), Ok(Duration::ZERO));
+        assert_eq!(parse_go_duration("1.5h"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_go_duration("300ms"), Ok(Duration::from_millis(300)));
+        assert_eq!(parse_go_duration("1h2m3s"), Ok(Duration::from_secs(3723)));
+        for bad in ["", "5", "1x", "m", "-1s", "1.2.3s"] {
+            assert!(parse_go_duration(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

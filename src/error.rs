@@ -68,7 +68,7 @@ impl Error {
                 DockerError::NotFound(_) => Code::NotFound,
                 DockerError::Conflict(_) => Code::FailedPrecondition,
                 DockerError::Unauthorized(_) => Code::Unauthenticated,
-                DockerError::Timeout(_) => Code::DeadlineExceeded,
+                DockerError::Timeout(_) | DockerError::NoProgress(_) => Code::DeadlineExceeded,
                 DockerError::Transport(_) => Code::Unavailable,
                 DockerError::Api { status, .. } if *status == 400 => Code::InvalidArgument,
                 DockerError::Api { .. } | DockerError::Stream(_) => Code::Unknown,

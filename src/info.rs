@@ -68,7 +68,7 @@ pub async fn status(rt: &Runtime, verbose: bool) -> StatusResponse {
     let handler = |name: &str| RuntimeHandler {
         name: name.to_string(),
         features: Some(RuntimeHandlerFeatures {
-            recursive_read_only_mounts: false,
+            recursive_read_only_mounts: rt.host.recursive_read_only,
             user_namespaces: false,
         }),
     };

@@ -25,6 +25,7 @@
 //! - [`stats`]: container and pod statistics from cgroups and `/proc`.
 //! - [`store`]: the live view of Docker's containers, kept by its events.
 //! - [`runtime`]: state shared by handlers; facts learned at start.
+//! - [`self_cgroup`]: `--runtime-cgroups`, the shim's own cgroup.
 //! - [`events`]: `GetContainerEvents` from the live view's changes.
 //! - [`error`]: the error type and its mapping to gRPC codes.
 
@@ -42,6 +43,7 @@ pub mod naming;
 pub mod network;
 pub mod runtime;
 pub mod sandbox;
+pub mod self_cgroup;
 pub mod server;
 pub mod stats;
 pub mod store;

@@ -8,6 +8,17 @@ use dockershim::config::Config;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
+    if config.buildinfo {
+        println!("Program: dockershim");
+        println!("Version: {}", env!("CARGO_PKG_VERSION"));
+        println!("Rust version: {}", env!("DOCKERSHIM_RUSTC_VERSION"));
+        println!(
+            "Platform: {}/{}",
+            std::env::consts::OS,
+            std::env::consts::ARCH
+        );
+        return Ok(());
+    }
     let filter = EnvFilter::try_new(&config.log_level)
         .map_err(|e| anyhow::anyhow!("invalid --log-level {:?}: {e}", config.log_level))?;
     let logs = tracing_subscriber::fmt()

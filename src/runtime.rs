@@ -70,6 +70,10 @@ pub struct HostFacts {
     pub docker_root_dir: String,
     /// Docker's default log driver.
     pub log_driver: String,
+    /// Whether Docker can make a bind mount read-only recursively: it takes
+    /// the request from API 1.44 on, and the kernel needs `mount_setattr`
+    /// (Linux 5.12).
+    pub recursive_read_only: bool,
 }
 
 impl HostFacts {
@@ -86,7 +90,14 @@ impl HostFacts {
             .map(|r| r.into_keys().collect())
             .unwrap_or_default();
         runtimes.sort();
+        let kernel = info
+            .kernel_version
+            .as_deref()
+            .map(parse_api_version)
+            .unwrap_or((0, 0));
+        let recursive_read_only = parse_api_version(&api_version) >= (1, 44) && kernel >= (5, 12);
         Ok(Self {
+            recursive_read_only,
             docker_version: version.version.unwrap_or_default(),
             api_version,
             cgroup_driver,
@@ -115,7 +126,7 @@ pub struct Runtime {
     /// The pause image in use.
     pub pause: PauseImage,
     /// Writers of the containers' CRI log files.
-    pub logs: crate::logs::LogWriters,
+    pub logs: Arc<crate::logs::LogWriters>,
     /// The live view of the shim's sandboxes and containers.
     pub view: Arc<crate::store::View>,
     /// Kernel statistics of containers and pods.
@@ -164,9 +175,10 @@ impl Runtime {
             config.pod_infra_container_image.clone(),
             Duration::from_secs(config.pod_infra_pull_timeout),
         );
+        let logs = Arc::new(crate::logs::LogWriters::new(docker.clone()));
         Ok(Self {
-            logs: crate::logs::LogWriters::new(docker.clone()),
-            view: Arc::new(crate::store::View::new(docker.clone())),
+            view: Arc::new(crate::store::View::new(docker.clone(), logs.clone())),
+            logs,
             stats: crate::stats::Stats::new(&host.docker_root_dir),
             network,
             docker,
@@ -237,10 +249,30 @@ pub fn is_running(inspected: &bollard::models::ContainerInspectResponse) -> bool
         .unwrap_or(false)
 }
 
-/// `1.41` as (1, 41); an unreadable version counts as the oldest supported.
+/// `1.41` as (1, 41), and a kernel's `6.1.0-13-amd64` as (6, 1); an
+/// unreadable version counts as the oldest supported API.
 fn parse_api_version(version: &str) -> (u32, u32) {
-    version
-        .split_once('.')
-        .and_then(|(major, minor)| Some((major.parse().ok()?, minor.parse().ok()?)))
+    let number = |s: &str| -> Option<u32> {
+        let digits = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+        s[..digits].parse().ok()
+    };
+    let mut parts = version.split('.');
+    parts
+        .next()
+        .and_then(number)
+        .zip(parts.next().and_then(number))
         .unwrap_or((1, 41))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_api_version;
+
+    #[test]
+    fn api_and_kernel_versions_parse_to_major_and_minor() {
+        assert_eq!(parse_api_version("1.44"), (1, 44));
+        assert_eq!(parse_api_version("6.1.0-13-amd64"), (6, 1));
+        assert_eq!(parse_api_version("5.12+rc1"), (5, 12));
+        assert_eq!(parse_api_version("garbage"), (1, 41));
+    }
 }

@@ -15,7 +15,7 @@ use crate::cri::image::ImageServiceImpl;
 use crate::cri::runtime::RuntimeServiceImpl;
 use crate::cri::v1::image_service_server::ImageServiceServer;
 use crate::cri::v1::runtime_service_server::RuntimeServiceServer;
-use crate::docker::client::BollardDocker;
+use crate::docker::client::{BollardDocker, Timeouts};
 use crate::docker::{DockerApi, DockerError};
 use crate::runtime::Runtime;
 use crate::streaming::{Streaming, StreamingConfig};
@@ -96,7 +96,27 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         endpoint: config.docker_endpoint.clone(),
         source,
     };
-    let docker = BollardDocker::connect(&config.docker_endpoint)
+    if !config.runtime_cgroups.is_empty() {
+        let joined =
+            crate::self_cgroup::join(&config.runtime_cgroups).map_err(|source| ServeError::Io {
+                what: "join --runtime-cgroups",
+                path: config.runtime_cgroups.clone().into(),
+                source,
+            })?;
+        tracing::info!(cgroups = ?joined, "moved into the runtime cgroup");
+    }
+    if config.ipv6_dual_stack {
+        tracing::info!(
+            "--ipv6-dual-stack: pods always report their IPv4 and IPv6 addresses; nothing to change"
+        );
+    }
+    let timeouts = Timeouts {
+        request: Some(config.runtime_request_timeout)
+            .filter(|t| !t.is_zero())
+            .unwrap_or(Timeouts::default().request),
+        pull_progress: config.image_pull_progress_deadline,
+    };
+    let docker = BollardDocker::connect(&config.docker_endpoint, timeouts)
         .await
         .map_err(docker_err)?;
     docker.ping().await.map_err(docker_err)?;

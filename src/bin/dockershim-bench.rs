@@ -372,7 +372,7 @@ async fn logs(containers: u64, mib: u64) -> Result<()> {
 
     // Baseline: read the same output from Docker's log API, as the shim does,
     // and throw it away.
-    let docker = BollardDocker::connect("unix:///var/run/docker.sock").await?;
+    let docker = BollardDocker::connect("unix:///var/run/docker.sock", Default::default()).await?;
     let own_before = cpu_of(std::process::id())?;
     let mut read = 0u64;
     for id in &ids {

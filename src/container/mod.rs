@@ -57,6 +57,10 @@ pub async fn create(rt: &Runtime, req: CreateContainerRequest) -> Result<String>
                 .runtime
                 .as_deref()
                 .filter(|r| *r != rt.host.default_runtime),
+            cgroup_parent: sandbox_host
+                .cgroup_parent
+                .as_deref()
+                .filter(|p| !p.is_empty()),
         },
         req.sandbox_config.as_ref(),
         &rt.settings,
@@ -94,11 +98,37 @@ fn full_id(inspected: &ContainerInspectResponse) -> String {
     inspected.id.clone().unwrap_or_default()
 }
 
-/// Starts a created container, and the writer of its CRI log file.
+/// Starts a created container, and the writer of its CRI log file. The
+/// file exists when this returns, and the container is not reported exited
+/// before its output is all in the file (see [`crate::logs`]).
 pub async fn start(rt: &Runtime, id: &str) -> Result<()> {
     let inspected = inspect(rt, id).await?;
     let cid = full_id(&inspected);
+    let config = inspected.config.clone().unwrap_or_default();
+    let log_path = config
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(naming::LOG_PATH_LABEL))
+        .filter(|p| !p.is_empty());
+    let log = match log_path {
+        Some(path) => match rt.logs.prepare(&cid, path.into()).await {
+            Ok(pending) => pending,
+            // Another shim on the same Docker already writes this file.
+            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => None,
+            Err(err) => {
+                return Err(Error::Internal(format!(
+                    "start container {cid}: open its log file {path}: {err}"
+                )));
+            }
+        },
+        None => None,
+    };
     let started = rt.docker.start_container(&cid).await;
+    if started.is_ok()
+        && let Some(log) = log
+    {
+        log.copy(config.tty.unwrap_or(false), true);
+    }
     // A failed start leaves Docker's error in the container's state.
     rt.refresh(&cid).await;
     started.map_err(|err| match err {
@@ -114,16 +144,6 @@ pub async fn start(rt: &Runtime, id: &str) -> Result<()> {
             source: other,
         },
     })?;
-    let config = inspected.config.clone().unwrap_or_default();
-    if let Some(path) = config
-        .labels
-        .as_ref()
-        .and_then(|l| l.get(naming::LOG_PATH_LABEL))
-        .filter(|p| !p.is_empty())
-    {
-        rt.logs
-            .start(&cid, path.into(), config.tty.unwrap_or(false), true);
-    }
     tracing::info!(container = %cid, "container started");
     Ok(())
 }
@@ -140,15 +160,17 @@ pub async fn reopen_log(rt: &Runtime, id: &str) -> Result<()> {
 }
 
 /// Stops a container, giving it `timeout_secs` after the stop signal before
-/// it is killed. Stopping a stopped container succeeds.
+/// it is killed. Stopping a stopped or missing container succeeds: the CRI
+/// makes the call idempotent.
 pub async fn stop(rt: &Runtime, id: &str, timeout_secs: i64) -> Result<()> {
-    let cid = full_id(inspect(rt, id).await?.as_ref());
+    let cid = match inspect(rt, id).await {
+        Ok(inspected) => full_id(&inspected),
+        Err(Error::NotFound(_)) => return Ok(()),
+        Err(err) => return Err(err),
+    };
     let grace = Duration::from_secs(u64::try_from(timeout_secs).unwrap_or(0));
     match rt.docker.stop_container(&cid, grace).await {
-        Ok(()) => {}
-        Err(DockerError::NotFound(_)) => {
-            return Err(Error::NotFound(format!("container {id:?} not found")));
-        }
+        Ok(()) | Err(DockerError::NotFound(_)) => {}
         Err(err) => return Err(err).context(|| format!("stop container {cid}")),
     }
     rt.refresh(&cid).await;

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use bollard::models::{
     ContainerCreateBody, ContainerUpdateBody, DeviceRequest, HealthConfig, HostConfig, Mount,
-    MountBindOptions, MountBindOptionsPropagationEnum, MountType,
+    MountBindOptions, MountBindOptionsPropagationEnum, MountImageOptions, MountType,
 };
 
 use crate::cri::{
@@ -30,6 +30,9 @@ pub struct SandboxRef<'a> {
     pub network_mode: &'a str,
     /// The sandbox's OCI runtime.
     pub runtime: Option<&'a str>,
+    /// The pod's cgroup, as the pause container got it: every container of
+    /// the pod sits under it, so the pod's limits and QoS class apply.
+    pub cgroup_parent: Option<&'a str>,
 }
 
 /// The Docker create request for an application container.
@@ -119,6 +122,7 @@ pub fn create_body(
         binds,
         mounts,
         runtime: sandbox.runtime.map(str::to_string),
+        cgroup_parent: sandbox.cgroup_parent.map(str::to_string),
         privileged: Some(security.privileged),
         readonly_rootfs: Some(security.readonly_rootfs),
         cap_add: security
@@ -240,11 +244,9 @@ fn mounts(config: &ContainerConfig, settings: &Settings) -> Result<BindMounts> {
     let mut binds = Vec::new();
     let mut structured = Vec::new();
     for mount in &config.mounts {
-        if mount.image.is_some() {
-            return Err(Error::Unimplemented(format!(
-                "image volume at {:?}: image mounts are not supported on Docker",
-                mount.container_path
-            )));
+        if let Some(image) = &mount.image {
+            structured.push(image_mount(mount, &image.image, settings)?);
+            continue;
         }
         if mount.container_path.is_empty() || mount.host_path.is_empty() {
             return Err(Error::InvalidArgument(format!(
@@ -282,7 +284,18 @@ fn mounts(config: &ContainerConfig, settings: &Settings) -> Result<BindMounts> {
                 mount.container_path
             )));
         }
-        if awkward(&mount.host_path) || awkward(&mount.container_path) || mount.recursive_read_only
+        // From API 1.44 Docker makes a plain read-only bind recursive; the
+        // CRI wants that only when asked, so the others say non-recursive
+        // in the structured form. A missing source stays a plain bind, which
+        // Docker creates (empty, so nothing under it to differ).
+        let read_only_non_recursive = mount.readonly
+            && !mount.recursive_read_only
+            && settings.docker_api >= (1, 44)
+            && Path::new(&mount.host_path).exists();
+        if awkward(&mount.host_path)
+            || awkward(&mount.container_path)
+            || mount.recursive_read_only
+            || read_only_non_recursive
         {
             structured.push(Mount {
                 target: Some(mount.container_path.clone()),
@@ -291,6 +304,7 @@ fn mounts(config: &ContainerConfig, settings: &Settings) -> Result<BindMounts> {
                 read_only: Some(mount.readonly),
                 bind_options: Some(MountBindOptions {
                     read_only_force_recursive: mount.recursive_read_only.then_some(true),
+                    read_only_non_recursive: read_only_non_recursive.then_some(true),
                     propagation: Some(match propagation {
                         MountPropagation::PropagationBidirectional => {
                             MountBindOptionsPropagationEnum::RSHARED
@@ -332,6 +346,47 @@ fn mounts(config: &ContainerConfig, settings: &Settings) -> Result<BindMounts> {
         (!binds.is_empty()).then_some(binds),
         (!structured.is_empty()).then_some(structured),
     ))
+}
+
+/// An image volume (KEP-4639): the image's filesystem, read-only, with
+/// Docker's image mounts (API 1.48; a sub-path from 1.49).
+fn image_mount(mount: &crate::cri::Mount, image: &str, settings: &Settings) -> Result<Mount> {
+    if settings.docker_api < (1, 48) {
+        return Err(Error::Unimplemented(format!(
+            "image volume at {:?}: image mounts need Docker API 1.48 (Docker 28) or newer; this Docker speaks {}.{}",
+            mount.container_path, settings.docker_api.0, settings.docker_api.1
+        )));
+    }
+    if image.is_empty() || mount.container_path.is_empty() {
+        return Err(Error::InvalidArgument(format!(
+            "image volume {:?} -> {:?}: image and container_path are required",
+            image, mount.container_path
+        )));
+    }
+    let subpath = Some(mount.image_sub_path.clone()).filter(|p| !p.is_empty());
+    if let Some(subpath) = &subpath {
+        if Path::new(subpath).is_absolute()
+            || Path::new(subpath)
+                .components()
+                .any(|c| matches!(c, std::path::Component::ParentDir))
+        {
+            return Err(Error::InvalidArgument(format!(
+                "image volume at {:?}: image_sub_path {subpath:?} must be relative and stay inside the image",
+                mount.container_path
+            )));
+        }
+        settings.require_api((1, 49), "image volume sub-paths")?;
+    }
+    Ok(Mount {
+        target: Some(mount.container_path.clone()),
+        source: Some(image.to_string()),
+        typ: Some(MountType::IMAGE),
+        read_only: Some(true),
+        image_options: subpath.map(|subpath| MountImageOptions {
+            subpath: Some(subpath),
+        }),
+        ..Default::default()
+    })
 }
 
 /// CRI resource limits in Docker's terms; unset (zero) CRI values stay unset.
@@ -454,6 +509,7 @@ mod tests {
         ipc_mode: "shareable",
         network_mode: "default",
         runtime: None,
+        cgroup_parent: Some("/kubepods/besteffort/podu1"),
     };
 
     fn config() -> ContainerConfig {
@@ -607,6 +663,10 @@ mod tests {
         assert_eq!(host.ipc_mode.as_deref(), Some("container:sandbox0123"));
         // No namespace options: the CRI default for PID is POD.
         assert_eq!(host.pid_mode.as_deref(), Some("container:sandbox0123"));
+        assert_eq!(
+            host.cgroup_parent.as_deref(),
+            Some("/kubepods/besteffort/podu1")
+        );
         assert_eq!(
             host.binds,
             Some(vec!["/srv/data:/data:ro,rslave".to_string()])

@@ -3,7 +3,9 @@
 
 use std::collections::HashMap;
 
-use bollard::models::{ContainerInspectResponse, ContainerStateStatusEnum, ImageInspect};
+use bollard::models::{
+    ContainerInspectResponse, ContainerStateStatusEnum, ImageInspect, MountType,
+};
 
 use crate::cri::{
     Container, ContainerResources, ContainerState, ContainerStatus, ContainerUser, ImageSpec,
@@ -221,21 +223,51 @@ fn user_from_proc_status(status: &str) -> Option<ContainerUser> {
 
 /// The container's bind mounts as Docker applied them.
 fn mounts(inspected: &ContainerInspectResponse) -> Vec<Mount> {
+    // Image volumes as they were asked for: Docker's mount point names the
+    // layer it mounted, the request names the image.
+    let requested = inspected
+        .host_config
+        .as_ref()
+        .and_then(|h| h.mounts.as_ref());
+    let image_volume = |target: &str| {
+        requested?
+            .iter()
+            .find(|m| m.typ == Some(MountType::IMAGE) && m.target.as_deref() == Some(target))
+    };
     inspected
         .mounts
         .iter()
         .flatten()
         .filter(|m| m.destination.is_some())
-        .map(|m| Mount {
-            container_path: m.destination.clone().unwrap_or_default(),
-            host_path: m.source.clone().unwrap_or_default(),
-            readonly: !m.rw.unwrap_or(true),
-            propagation: match m.propagation.as_deref() {
-                Some("rshared" | "shared") => MountPropagation::PropagationBidirectional,
-                Some("rslave" | "slave") => MountPropagation::PropagationHostToContainer,
-                _ => MountPropagation::PropagationPrivate,
-            } as i32,
-            ..Default::default()
+        .map(|m| {
+            let container_path = m.destination.clone().unwrap_or_default();
+            if let Some(image) = image_volume(&container_path) {
+                return Mount {
+                    container_path,
+                    readonly: true,
+                    image: Some(ImageSpec {
+                        image: image.source.clone().unwrap_or_default(),
+                        ..Default::default()
+                    }),
+                    image_sub_path: image
+                        .image_options
+                        .as_ref()
+                        .and_then(|o| o.subpath.clone())
+                        .unwrap_or_default(),
+                    ..Default::default()
+                };
+            }
+            Mount {
+                container_path,
+                host_path: m.source.clone().unwrap_or_default(),
+                readonly: !m.rw.unwrap_or(true),
+                propagation: match m.propagation.as_deref() {
+                    Some("rshared" | "shared") => MountPropagation::PropagationBidirectional,
+                    Some("rslave" | "slave") => MountPropagation::PropagationHostToContainer,
+                    _ => MountPropagation::PropagationPrivate,
+                } as i32,
+                ..Default::default()
+            }
         })
         .collect()
 }

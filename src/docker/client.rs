@@ -28,20 +28,40 @@ pub const MIN_API_VERSION: (usize, usize) = (1, 41);
 /// Timeout for calls that return promptly (everything but stop and streams).
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// Bounds on Docker requests.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// Each request that answers promptly.
+    pub request: Duration,
+    /// Longest silence of a pull's progress stream outside extraction;
+    /// zero never cancels.
+    pub pull_progress: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            request: DEFAULT_TIMEOUT,
+            pull_progress: Duration::from_secs(60),
+        }
+    }
+}
+
 /// A Docker Engine reached through bollard.
 #[derive(Clone)]
 pub struct BollardDocker {
     docker: Docker,
     endpoint: Endpoint,
     api_version: String,
+    timeouts: Timeouts,
 }
 
 impl BollardDocker {
     /// Connects to `endpoint` (`unix:///path`, `tcp://host:port` or
     /// `http://host:port`), negotiates the API version and refuses engines
     /// older than [`MIN_API_VERSION`].
-    pub async fn connect(endpoint: &str) -> DockerResult<Self> {
-        let timeout = DEFAULT_TIMEOUT.as_secs();
+    pub async fn connect(endpoint: &str, timeouts: Timeouts) -> DockerResult<Self> {
+        let timeout = timeouts.request.as_secs().max(1);
         let version = bollard::API_DEFAULT_VERSION;
         let parsed = Endpoint::parse(endpoint).ok_or_else(|| {
             DockerError::Transport(format!(
@@ -75,6 +95,7 @@ impl BollardDocker {
             docker,
             endpoint: parsed,
             api_version: format!("{}.{}", api.0, api.1),
+            timeouts,
         })
     }
 
@@ -93,6 +114,8 @@ fn map_err(err: bollard::errors::Error) -> DockerError {
             message,
         } => match status_code {
             404 => DockerError::NotFound(message),
+            // Docker 20.10 answers 500 when two removals of one image race.
+            500 if message.contains("unrecognized image ID") => DockerError::NotFound(message),
             409 => DockerError::Conflict(message),
             401 => DockerError::Unauthorized(message),
             _ if is_auth_failure(&message) => DockerError::Unauthorized(message),
@@ -220,10 +243,15 @@ impl DockerApi for BollardDocker {
             v: true,
             ..Default::default()
         };
-        self.docker
-            .remove_container(id, Some(options))
-            .await
-            .map_err(map_err)
+        match self.docker.remove_container(id, Some(options)).await {
+            Ok(()) => Ok(()),
+            // Another caller is removing it: removal is idempotent, and the
+            // container is going.
+            Err(err) => match map_err(err) {
+                DockerError::Conflict(message) if message.contains("already in progress") => Ok(()),
+                other => Err(other),
+            },
+        }
     }
 
     async fn update_container(&self, id: &str, update: ContainerUpdateBody) -> DockerResult<()> {
@@ -356,11 +384,26 @@ impl DockerApi for BollardDocker {
             registrytoken: a.registry_token,
             ..Default::default()
         });
-        self.docker
-            .create_image(Some(options), None, credentials)
-            .map_err(map_err)
-            .try_for_each(|_| async { Ok(()) })
-            .await
+        let mut progress = self.docker.create_image(Some(options), None, credentials);
+        let deadline = self.timeouts.pull_progress;
+        let mut extracting = false;
+        loop {
+            // A registry that stops sending bytes leaves the stream silent;
+            // extracting a large layer legitimately does too.
+            let next = if deadline.is_zero() || extracting {
+                progress.next().await
+            } else {
+                match tokio::time::timeout(deadline, progress.next()).await {
+                    Ok(next) => next,
+                    Err(_) => return Err(DockerError::NoProgress(deadline)),
+                }
+            };
+            match next {
+                None => return Ok(()),
+                Some(Err(err)) => return Err(map_err(err)),
+                Some(Ok(info)) => extracting = info.status.as_deref() == Some("Extracting"),
+            }
+        }
     }
 
     async fn remove_image(&self, name: &str) -> DockerResult<()> {
@@ -408,6 +451,10 @@ mod tests {
         };
         assert!(matches!(
             server(404, "No such container: x"),
+            DockerError::NotFound(_)
+        ));
+        assert!(matches!(
+            server(500, "unrecognized image ID sha256:0123"),
             DockerError::NotFound(_)
         ));
         assert!(matches!(

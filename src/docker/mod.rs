@@ -39,6 +39,10 @@ pub enum DockerError {
     /// Docker did not answer in time.
     #[error("timed out after {0:?}")]
     Timeout(Duration),
+    /// A pull's progress stream stayed silent too long
+    /// (`--image-pull-progress-deadline`); the pull was cancelled.
+    #[error("cancelled: no pull progress for {0:?}")]
+    NoProgress(Duration),
     /// Docker answered with another error status.
     #[error("docker answered {status}: {message}")]
     Api {

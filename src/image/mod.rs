@@ -156,8 +156,10 @@ fn verbose_info(inspected: &ImageInspect) -> HashMap<String, String> {
     HashMap::from([("info".to_string(), info.to_string())])
 }
 
-/// Pulls an image and returns the reference the other calls report for it:
-/// its digest reference when the registry gave one, else its id.
+/// Pulls an image and returns its id (`sha256:…`): the reference that
+/// `ListImages`, `ImageStatus` and `ContainerStatus.image_id` report, the
+/// same whichever registry or name it was pulled by (as the in-tree
+/// dockershim and containerd answer).
 pub async fn pull(
     rt: &Runtime,
     image: Option<ImageSpec>,
@@ -180,13 +182,10 @@ pub async fn pull(
         .inspect_image(&reference.to_string())
         .await
         .context(|| format!("inspect pulled image {reference}"))?;
-    let digests = inspected.repo_digests.unwrap_or_default();
-    let digest = digests
-        .iter()
-        .find(|d| reference.same_repository(reference::repository_of(d)))
-        .or_else(|| digests.first());
     tracing::info!(image = %reference, "image pulled");
-    Ok(digest.cloned().or(inspected.id).unwrap_or_default())
+    inspected.id.filter(|id| !id.is_empty()).ok_or_else(|| {
+        Error::Internal(format!("docker reports no id for pulled image {reference}"))
+    })
 }
 
 /// Docker credentials from a CRI auth config. `auth` (base64 `user:pass`)

@@ -18,7 +18,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::docker::hijack::{Demuxer, Output};
@@ -56,14 +56,69 @@ enum Control {
 
 struct Writer {
     control: mpsc::Sender<Control>,
-    task: JoinHandle<()>,
+    /// The copying task; `None` while the container is being started.
+    task: Option<JoinHandle<()>>,
     path: PathBuf,
+    /// Closed (its sender dropped) once every byte of the container's
+    /// output is in the file, or the writer gave up.
+    drained: watch::Receiver<()>,
+}
+
+impl Writer {
+    fn is_active(&self) -> bool {
+        self.task.as_ref().is_none_or(|t| !t.is_finished())
+    }
 }
 
 /// The log writers of all containers.
 pub struct LogWriters {
     docker: Arc<dyn DockerApi>,
     writers: Mutex<HashMap<String, Writer>>,
+}
+
+/// A container's log file, opened before the container starts and not yet
+/// copied to. Dropping it unused (the start failed) unregisters the writer.
+pub struct PendingLog<'a> {
+    writers: &'a LogWriters,
+    id: String,
+    file: Option<LogFile>,
+    last: Option<DateTime<Utc>>,
+    control: Option<mpsc::Receiver<Control>>,
+    drained: Option<watch::Sender<()>>,
+}
+
+impl PendingLog<'_> {
+    /// Starts copying the container's output (it has been started). With
+    /// `follow`, the writer keeps going until the container's output ends;
+    /// without, it catches up and stops.
+    pub fn copy(mut self, tty: bool, follow: bool) {
+        let (Some(file), Some(control), Some(drained)) =
+            (self.file.take(), self.control.take(), self.drained.take())
+        else {
+            return;
+        };
+        let task = tokio::spawn(write_logs(
+            self.writers.docker.clone(),
+            self.id.clone(),
+            file,
+            self.last,
+            tty,
+            follow,
+            control,
+            drained,
+        ));
+        if let Some(writer) = self.writers.writers().get_mut(&self.id) {
+            writer.task = Some(task);
+        }
+    }
+}
+
+impl Drop for PendingLog<'_> {
+    fn drop(&mut self) {
+        if self.file.is_some() {
+            self.writers.writers().remove(&self.id);
+        }
+    }
 }
 
 impl LogWriters {
@@ -79,34 +134,72 @@ impl LogWriters {
         self.writers.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Starts writing a container's output to `path`, unless a writer
-    /// already does. With `follow`, the writer keeps going until the
-    /// container's output ends; without, it catches up and stops.
-    pub fn start(&self, container_id: &str, path: PathBuf, tty: bool, follow: bool) {
-        let mut writers = self.writers();
-        if writers
+    /// Creates (or opens, after a restart) a container's log file and
+    /// registers its writer, before the container starts: the kubelet links
+    /// the file into `/var/log/containers` only if it exists when
+    /// `StartContainer` answers, and [`drained`](Self::drained) must know of
+    /// the writer before Docker can report the container exited. `None`
+    /// when a writer already runs for the container.
+    pub async fn prepare(
+        &self,
+        container_id: &str,
+        path: PathBuf,
+    ) -> std::io::Result<Option<PendingLog<'_>>> {
+        if self
+            .writers()
             .get(container_id)
-            .is_some_and(|w| !w.task.is_finished())
+            .is_some_and(Writer::is_active)
         {
-            return;
+            return Ok(None);
         }
+        if let Some(dir) = path.parent() {
+            tokio::fs::create_dir_all(dir).await?;
+        }
+        let last = crilog::last_timestamp(&path).await;
+        let file = LogFile::open(path.clone()).await?;
         let (control, control_rx) = mpsc::channel(4);
-        let task = tokio::spawn(write_logs(
-            self.docker.clone(),
-            container_id.to_string(),
-            path.clone(),
-            tty,
-            follow,
-            control_rx,
-        ));
+        let (drained_tx, drained) = watch::channel(());
+        let mut writers = self.writers();
+        if writers.get(container_id).is_some_and(Writer::is_active) {
+            return Ok(None);
+        }
         writers.insert(
             container_id.to_string(),
             Writer {
                 control,
-                task,
+                task: None,
                 path,
+                drained,
             },
         );
+        Ok(Some(PendingLog {
+            writers: self,
+            id: container_id.to_string(),
+            file: Some(file),
+            last,
+            control: Some(control_rx),
+            drained: Some(drained_tx),
+        }))
+    }
+
+    /// Waits, at most `limit`, until every byte a container wrote is in its
+    /// log file. The live view calls it before it reports a container
+    /// exited, so whoever sees the exit can read the whole log.
+    pub async fn drained(&self, container_id: &str, limit: Duration) {
+        let Some(mut drained) = self.writers().get(container_id).map(|w| w.drained.clone()) else {
+            return;
+        };
+        // Nothing is ever sent: `changed` returns when the writer ends.
+        if tokio::time::timeout(limit, drained.changed())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                container = container_id,
+                ?limit,
+                "log writer still copying; reporting the exit anyway"
+            );
+        }
     }
 
     /// Reopens a running container's log file at its path (the kubelet has
@@ -114,7 +207,7 @@ impl LogWriters {
     pub async fn reopen(&self, container_id: &str) -> Result<(), ReopenError> {
         let (control, path) = {
             let writers = self.writers();
-            match writers.get(container_id).filter(|w| !w.task.is_finished()) {
+            match writers.get(container_id).filter(|w| w.is_active()) {
                 Some(w) => (w.control.clone(), w.path.clone()),
                 None => return Err(ReopenError::NotRunning(container_id.to_string())),
             }
@@ -133,8 +226,12 @@ impl LogWriters {
 
     /// Stops a container's writer (the container is being removed).
     pub fn stop(&self, container_id: &str) {
-        if let Some(writer) = self.writers().remove(container_id) {
-            writer.task.abort();
+        if let Some(task) = self
+            .writers()
+            .remove(container_id)
+            .and_then(|writer| writer.task)
+        {
+            task.abort();
         }
     }
 
@@ -180,10 +277,16 @@ impl LogWriters {
                 continue;
             }
             let path = PathBuf::from(path);
-            if state.running == Some(true) {
-                self.start(id, path, tty, true);
-            } else if path.exists() {
-                self.start(id, path, tty, false);
+            let follow = state.running == Some(true);
+            if !follow && !path.exists() {
+                continue;
+            }
+            match self.prepare(id, path).await {
+                Ok(Some(pending)) => pending.copy(tty, follow),
+                Ok(None) => {}
+                Err(err) => {
+                    tracing::warn!(container = id, error = %err, "cannot open container log to resume it")
+                }
             }
         }
     }
@@ -228,15 +331,19 @@ impl Messages {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn write_logs(
     docker: Arc<dyn DockerApi>,
     id: String,
-    path: PathBuf,
+    file: LogFile,
+    last: Option<DateTime<Utc>>,
     tty: bool,
     follow: bool,
     mut control: mpsc::Receiver<Control>,
+    drained: watch::Sender<()>,
 ) {
-    match copy_logs(docker.as_ref(), &id, &path, tty, follow, &mut control).await {
+    let path = file.path().to_path_buf();
+    match copy_logs(docker.as_ref(), &id, file, last, tty, follow, &mut control).await {
         Ok(()) => {}
         Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {
             tracing::info!(container = %id, error = %err, "another writer has this container's log");
@@ -252,21 +359,18 @@ async fn write_logs(
             "the container's output has ended",
         )));
     }
+    drop(drained);
 }
 
 async fn copy_logs(
     docker: &dyn DockerApi,
     id: &str,
-    path: &PathBuf,
+    mut file: LogFile,
+    last: Option<DateTime<Utc>>,
     tty: bool,
     follow: bool,
     control: &mut mpsc::Receiver<Control>,
 ) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        tokio::fs::create_dir_all(dir).await?;
-    }
-    let last = crilog::last_timestamp(path).await;
-    let mut file = LogFile::open(path.clone()).await?;
     let since = last.map(|t| (t.timestamp(), t.timestamp_subsec_nanos()));
     let body = docker
         .container_logs(id, follow, since)

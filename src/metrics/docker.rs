@@ -49,6 +49,7 @@ fn error_kind(err: &DockerError) -> &'static str {
         DockerError::Conflict(_) => "conflict",
         DockerError::Unauthorized(_) => "unauthorized",
         DockerError::Timeout(_) => "timeout",
+        DockerError::NoProgress(_) => "no_progress",
         DockerError::Api { .. } => "api",
         DockerError::Stream(_) => "stream",
         DockerError::Transport(_) => "transport",

@@ -12,6 +12,10 @@
 //! never overwrite a newer one, and a removed container is not brought back
 //! by an inspect that raced its removal. Each state change a refresh reveals
 //! is broadcast as a [`Change`] (for `GetContainerEvents`).
+//!
+//! An exit is recorded only once the container's log writer has copied all
+//! its output ([`LogWriters::drained`]): whoever learns from the view that a
+//! container exited can read its whole log file, as with containerd.
 
 pub mod watch;
 
@@ -26,11 +30,16 @@ use bollard::models::{
 use tokio::sync::broadcast;
 
 use crate::docker::{DockerApi, DockerError, DockerResult, now_nanos, timestamp_nanos};
+use crate::logs::LogWriters;
 use crate::naming;
 
 /// How long a removed id is remembered, so that late answers about it are
 /// recognised as stale.
 const TOMBSTONE_TTL: Duration = Duration::from_secs(60);
+
+/// Longest wait for a log writer before an exit is recorded anyway (a
+/// writer that cannot keep up must not hold every status back).
+const LOG_DRAIN_LIMIT: Duration = Duration::from_secs(5);
 
 /// Changes buffered for slow `GetContainerEvents` readers.
 const CHANGE_BUFFER: usize = 4096;
@@ -176,6 +185,8 @@ struct State {
 /// The live view. Cheap to share; never holds its lock across an await.
 pub struct View {
     docker: Arc<dyn DockerApi>,
+    /// Consulted before an exit is recorded: see [`View::settle`].
+    logs: Arc<LogWriters>,
     state: RwLock<State>,
     seq: AtomicU64,
     changes: broadcast::Sender<Change>,
@@ -224,9 +235,10 @@ impl<V: Clone> GenerationCache<V> {
 
 impl View {
     /// An empty view over `docker`; [`watch::start`] fills it.
-    pub fn new(docker: Arc<dyn DockerApi>) -> Self {
+    pub fn new(docker: Arc<dyn DockerApi>, logs: Arc<LogWriters>) -> Self {
         Self {
             docker,
+            logs,
             state: RwLock::new(State::default()),
             seq: AtomicU64::new(1),
             changes: broadcast::channel(CHANGE_BUFFER).0,
@@ -257,12 +269,27 @@ impl View {
     pub async fn refresh(&self, id: &str) -> DockerResult<Option<Entry>> {
         let seq = self.next_seq();
         match self.docker.inspect_container(id).await {
-            Ok(inspected) => Ok(self.record(seq, inspected)),
+            Ok(inspected) => {
+                self.settle(&inspected).await;
+                Ok(self.record(seq, inspected))
+            }
             Err(DockerError::NotFound(_)) => {
                 self.remove_seen(seq, id);
                 Ok(None)
             }
             Err(err) => Err(err),
+        }
+    }
+
+    /// Waits until a container Docker reports not running has all its
+    /// output in its CRI log file, so no reader of the view (statuses,
+    /// lists, events) sees an exit before the whole log is readable.
+    async fn settle(&self, inspected: &ContainerInspectResponse) {
+        if crate::runtime::is_running(inspected) {
+            return;
+        }
+        if let Some(id) = inspected.id.as_deref() {
+            self.logs.drained(id, LOG_DRAIN_LIMIT).await;
         }
     }
 
@@ -451,7 +478,10 @@ impl View {
                 let docker = self.docker.clone();
                 async move {
                     match docker.inspect_container(&id).await {
-                        Ok(inspected) => Ok(Some(inspected)),
+                        Ok(inspected) => {
+                            self.settle(&inspected).await;
+                            Ok(Some(inspected))
+                        }
                         Err(DockerError::NotFound(_)) => Ok(None),
                         Err(err) => Err(err),
                     }
@@ -617,7 +647,12 @@ mod tests {
     #[test]
     fn lists_are_rebuilt_only_when_the_view_changed() {
         use ContainerStateStatusEnum as S;
-        let view = View::new(Arc::new(crate::docker::unreachable::Unreachable));
+        let view = View::new(
+            Arc::new(crate::docker::unreachable::Unreachable),
+            Arc::new(LogWriters::new(Arc::new(
+                crate::docker::unreachable::Unreachable,
+            ))),
+        );
         let cache = ListCache::<u32>::default();
         let builds = std::cell::Cell::new(0);
         let build = || {
@@ -636,7 +671,12 @@ mod tests {
     #[test]
     fn stale_answers_never_overwrite_newer_ones_or_revive_removed_objects() {
         use ContainerStateStatusEnum as S;
-        let view = View::new(Arc::new(crate::docker::unreachable::Unreachable));
+        let view = View::new(
+            Arc::new(crate::docker::unreachable::Unreachable),
+            Arc::new(LogWriters::new(Arc::new(
+                crate::docker::unreachable::Unreachable,
+            ))),
+        );
         let mut changes = view.subscribe();
         let old = view.next_seq();
         let newer = view.next_seq();
