@@ -1,19 +1,22 @@
-//! Container and pod statistics and the cAdvisor-named pod metrics, read
-//! from the kernel ([`kstats`]) for the containers the live view holds, so
-//! a stats call costs no Docker request at all.
+//! Container and pod statistics, and the cAdvisor-named pod metrics (in the
+//! `metrics` submodule), read from the kernel ([`kstats`]) for the containers
+//! the live view holds, so a stats call costs no Docker request at all.
 
 pub mod kstats;
+mod metrics;
+
+pub use metrics::{metric_descriptors, pod_sandbox_metrics};
 
 use std::path::Path;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use bollard::models::ContainerInspectResponse;
 
 use crate::cri::{
-    ContainerAttributes, ContainerMetrics, ContainerStats, ContainerStatsFilter, CpuUsage,
-    FilesystemIdentifier, FilesystemUsage, LinuxPodSandboxStats, MemoryUsage, Metric,
-    MetricDescriptor, MetricType, NetworkInterfaceUsage, NetworkUsage, PodSandboxAttributes,
-    PodSandboxMetrics, PodSandboxStats, PodSandboxStatsFilter, ProcessUsage, UInt64Value,
+    ContainerAttributes, ContainerStats, ContainerStatsFilter, CpuUsage, FilesystemIdentifier,
+    FilesystemUsage, LinuxPodSandboxStats, MemoryUsage, NetworkInterfaceUsage, NetworkUsage,
+    PodSandboxAttributes, PodSandboxStats, PodSandboxStatsFilter, ProcessUsage, UInt64Value,
 };
 use crate::docker::now_nanos;
 use crate::error::Result;
@@ -33,6 +36,8 @@ pub struct Stats {
     layers: FsUsageCache,
     /// The mount point reported for writable layers (Docker's data dir).
     layer_mountpoint: String,
+    /// The device mounted under `layer_mountpoint`, looked up on first use.
+    layer_device: OnceLock<String>,
 }
 
 impl Stats {
@@ -51,6 +56,7 @@ impl Stats {
             cpu: CpuRateTracker::new(),
             layers: FsUsageCache::new(LAYER_WALK_INTERVAL),
             layer_mountpoint: docker_root_dir.to_string(),
+            layer_device: OnceLock::new(),
         }
     }
 
@@ -363,207 +369,6 @@ pub fn list_pod_sandbox_stats(
         .collect()
 }
 
-/// Labels of every container metric, as cAdvisor names them.
-const CONTAINER_LABELS: [&str; 6] = ["container", "id", "image", "name", "namespace", "pod"];
-
-/// The metrics served, with their type and help, in cAdvisor's names.
-const CONTAINER_METRICS: [(&str, MetricType, &str); 9] = [
-    (
-        "container_cpu_usage_seconds_total",
-        MetricType::Counter,
-        "Cumulative cpu time consumed in seconds (whole seconds).",
-    ),
-    (
-        "container_memory_usage_bytes",
-        MetricType::Gauge,
-        "Current memory usage in bytes, including all memory regardless of when it was accessed.",
-    ),
-    (
-        "container_memory_working_set_bytes",
-        MetricType::Gauge,
-        "Current working set in bytes.",
-    ),
-    (
-        "container_memory_rss",
-        MetricType::Gauge,
-        "Size of RSS in bytes.",
-    ),
-    (
-        "container_spec_memory_limit_bytes",
-        MetricType::Gauge,
-        "Memory limit for the container.",
-    ),
-    (
-        "container_memory_failures_total",
-        MetricType::Counter,
-        "Cumulative count of memory allocation failures (page faults).",
-    ),
-    (
-        "container_processes",
-        MetricType::Gauge,
-        "Number of processes running inside the container.",
-    ),
-    (
-        "container_oom_events_total",
-        MetricType::Counter,
-        "Count of out of memory events observed for the container.",
-    ),
-    (
-        "container_fs_usage_bytes",
-        MetricType::Gauge,
-        "Number of bytes that are consumed by the container's writable layer.",
-    ),
-];
-
-/// Network metrics of a pod, per interface.
-const NETWORK_METRICS: [(&str, &str); 4] = [
-    (
-        "container_network_receive_bytes_total",
-        "Cumulative count of bytes received.",
-    ),
-    (
-        "container_network_transmit_bytes_total",
-        "Cumulative count of bytes transmitted.",
-    ),
-    (
-        "container_network_receive_errors_total",
-        "Cumulative count of errors encountered while receiving.",
-    ),
-    (
-        "container_network_transmit_errors_total",
-        "Cumulative count of errors encountered while transmitting.",
-    ),
-];
-
-/// `ListMetricDescriptors`.
-pub fn metric_descriptors() -> Vec<MetricDescriptor> {
-    let keys = |extra: Option<&str>| {
-        CONTAINER_LABELS
-            .iter()
-            .copied()
-            .chain(extra)
-            .map(str::to_string)
-            .collect::<Vec<_>>()
-    };
-    CONTAINER_METRICS
-        .iter()
-        .map(|(name, _, help)| MetricDescriptor {
-            name: name.to_string(),
-            help: help.to_string(),
-            label_keys: keys(None),
-        })
-        .chain(NETWORK_METRICS.iter().map(|(name, help)| MetricDescriptor {
-            name: name.to_string(),
-            help: help.to_string(),
-            label_keys: keys(Some("interface")),
-        }))
-        .collect()
-}
-
-/// `ListPodSandboxMetrics`: every ready pod's metrics.
-pub fn pod_sandbox_metrics(rt: &Runtime) -> Vec<PodSandboxMetrics> {
-    rt.stats.prune(rt);
-    rt.view
-        .all(Kind::Sandbox)
-        .iter()
-        .filter(|e| e.phase() == Phase::Running)
-        .map(|sandbox| pod_metrics_of(rt, sandbox))
-        .collect()
-}
-
-fn pod_metrics_of(rt: &Runtime, sandbox: &Entry) -> PodSandboxMetrics {
-    let pod = naming::parse_sandbox_name(sandbox.inspected.name.as_deref().unwrap_or_default())
-        .unwrap_or_default();
-    let labels_for = |container: &str, entry: &Entry| {
-        let image = entry
-            .inspected
-            .config
-            .as_ref()
-            .and_then(|c| c.image.clone())
-            .unwrap_or_default();
-        vec![
-            container.to_string(),
-            entry.id().to_string(),
-            image,
-            entry
-                .inspected
-                .name
-                .as_deref()
-                .unwrap_or_default()
-                .trim_start_matches('/')
-                .to_string(),
-            pod.namespace.clone(),
-            pod.name.clone(),
-        ]
-    };
-    let at = now_nanos();
-    let mut metrics = Vec::new();
-    for iface in interfaces(sandbox) {
-        let mut label_values = labels_for("POD", sandbox);
-        label_values.push(iface.name.clone());
-        let counters = [
-            iface.rx_bytes,
-            iface.tx_bytes,
-            iface.rx_errors,
-            iface.tx_errors,
-        ];
-        for ((name, _), v) in NETWORK_METRICS.iter().zip(counters) {
-            metrics.push(Metric {
-                name: name.to_string(),
-                timestamp: at,
-                metric_type: MetricType::Counter as i32,
-                label_values: label_values.clone(),
-                value: value(Some(v)),
-            });
-        }
-    }
-    let container_metrics = rt
-        .view
-        .containers_of(sandbox.id())
-        .iter()
-        .filter_map(|entry| {
-            let reading = read(rt, entry)?;
-            let name = naming::parse_container_name(entry.inspected.name.as_deref()?)?.name;
-            let label_values = labels_for(&name, entry);
-            let layer = writable_layer(rt, &entry.inspected).and_then(|l| l.used_bytes);
-            let c = &reading.cgroup;
-            let values = [
-                c.cpu_usage_ns.map(|ns| ns / 1_000_000_000),
-                c.memory_usage,
-                c.memory_working_set,
-                c.memory_rss,
-                c.memory_limit,
-                c.page_faults,
-                c.pids,
-                c.oom_kills,
-                layer.map(|l| l.value),
-            ];
-            let metrics = CONTAINER_METRICS
-                .iter()
-                .zip(values)
-                .filter_map(|((name, kind, _), v)| {
-                    Some(Metric {
-                        name: name.to_string(),
-                        timestamp: reading.at,
-                        metric_type: *kind as i32,
-                        label_values: label_values.clone(),
-                        value: value(Some(v?)),
-                    })
-                })
-                .collect();
-            Some(ContainerMetrics {
-                container_id: entry.id().to_string(),
-                metrics,
-            })
-        })
-        .collect();
-    PodSandboxMetrics {
-        pod_sandbox_id: sandbox.id().to_string(),
-        metrics,
-        container_metrics,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -573,21 +378,6 @@ mod tests {
         assert_eq!(sum([Some(1), None, Some(2)].into_iter()), Some(3));
         assert_eq!(sum([None, None].into_iter()), None);
         assert_eq!(sum([Some(u64::MAX), Some(1)].into_iter()), Some(u64::MAX));
-    }
-
-    #[test]
-    fn every_metric_has_a_descriptor_with_matching_labels() {
-        let descriptors = metric_descriptors();
-        assert_eq!(
-            descriptors.len(),
-            CONTAINER_METRICS.len() + NETWORK_METRICS.len()
-        );
-        let net = descriptors
-            .iter()
-            .find(|d| d.name == "container_network_receive_bytes_total")
-            .unwrap();
-        assert_eq!(net.label_keys.last().map(String::as_str), Some("interface"));
-        assert_eq!(net.label_keys.len(), CONTAINER_LABELS.len() + 1);
     }
 
     #[test]

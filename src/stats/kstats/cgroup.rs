@@ -33,6 +33,33 @@
 //! | `memory_limit`       | `memory.limit_in_bytes`              | `memory.max`                |
 //! | `pids`               | `pids.current`                       | `pids.current`              |
 //! | `oom_kills`          | `memory.oom_control` `oom_kill`      | `memory.events` `oom_kill`  |
+//!
+//! [`ProcessCgroup::read_metrics`] reads those and what the cAdvisor-named
+//! metrics need besides ([`CgroupMetrics`]). cAdvisor reads the same files
+//! (through runc's cgroup library), so the values match what the kubelet's
+//! cAdvisor showed:
+//!
+//! | field                    | v1                                          | v2                                   |
+//! |--------------------------|---------------------------------------------|--------------------------------------|
+//! | `cpu.user_ns`/`system_ns`| `cpuacct.stat` `user`/`system` (USER_HZ ticks) | `cpu.stat` `user_usec`/`system_usec` |
+//! | `cpu.periods` etc.       | `cpu.stat` `nr_periods`, `nr_throttled`, `throttled_time` | `cpu.stat` `nr_periods`, `nr_throttled`, `throttled_usec` |
+//! | `memory.cache`           | `memory.stat` `total_cache`                 | `memory.stat` `file`                 |
+//! | `memory.mapped_file`     | `memory.stat` `total_mapped_file`           | `memory.stat` `file_mapped`          |
+//! | `memory.swap`            | `memory.stat` `total_swap`                  | `memory.swap.current`                |
+//! | `memory.failcnt`         | `memory.failcnt`                            | `memory.events` `max`                |
+//! | `memory.max_usage`       | `memory.max_usage_in_bytes`                 | `memory.peak`                        |
+//! | `memory.kernel_usage`    | `memory.kmem.usage_in_bytes`                | `memory.stat` `kernel`               |
+//! | `memory.own_page_faults` | `memory.stat` `pgfault`, `pgmajfault`       | same as the hierarchy's              |
+//! | `spec.cpu_shares`        | `cpu.shares`                                | `cpu.weight`, converted to shares    |
+//! | `spec.cpu_period_us`/`cpu_quota_us` | `cpu.cfs_period_us`/`cpu.cfs_quota_us` | `cpu.max`                     |
+//! | `spec.memory_limit`      | `memory.limit_in_bytes`                     | `memory.max`                         |
+//! | `spec.memory_swap_limit` | `memory.memsw.limit_in_bytes`               | `memory.swap.max`                    |
+//! | `spec.memory_reservation`| `memory.soft_limit_in_bytes`                | `memory.min`                         |
+//! | `threads_max`            | `pids.max`                                  | `pids.max`                           |
+//! | `procs`                  | `cgroup.procs` (cpu hierarchy)              | `cgroup.procs`                       |
+//! | `io`                     | `blkio.*io_service_bytes_recursive`, `blkio.*io_serviced_recursive` | `io.stat` |
+//! | `hugetlb`                | `hugetlb.<size>.usage_in_bytes`, `.max_usage_in_bytes` | `hugetlb.<size>.current`  |
+//! | `pressure`               | the unified hierarchy's files, if any       | `cpu.pressure`, `memory.pressure`, `io.pressure` |
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -207,6 +234,7 @@ impl CgroupRoots {
             if id == "0" && controllers.is_empty() {
                 if let Some(m) = &self.unified {
                     cg.unified = Some(m.join(path));
+                    cg.unified_at_root = path.trim_matches('/').is_empty();
                 }
                 continue;
             }
@@ -230,19 +258,25 @@ fn keep_better(slot: &mut Option<Mount>, new: Mount) {
     }
 }
 
-struct MountinfoEntry<'a> {
-    root: String,
-    point: PathBuf,
-    fstype: &'a str,
-    super_options: &'a str,
+/// One line of `/proc/<pid>/mountinfo`.
+pub(super) struct MountinfoEntry<'a> {
+    /// The subtree of the filesystem the mount shows.
+    pub(super) root: String,
+    /// Where it is mounted.
+    pub(super) point: PathBuf,
+    pub(super) fstype: &'a str,
+    /// The mounted device (`/dev/sda1`), or a name for virtual filesystems.
+    pub(super) source: &'a str,
+    pub(super) super_options: &'a str,
 }
 
 /// `36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw,errors=continue`
-fn parse_mountinfo_line(line: &str) -> Option<MountinfoEntry<'_>> {
+pub(super) fn parse_mountinfo_line(line: &str) -> Option<MountinfoEntry<'_>> {
     let fields: Vec<&str> = line.split_ascii_whitespace().collect();
     // The optional fields end at a lone "-", which comes after field 6.
     let sep = fields.iter().skip(6).position(|f| *f == "-")? + 6;
     let fstype = fields.get(sep + 1)?;
+    let source = fields.get(sep + 2).copied().unwrap_or("");
     let super_options = fields.get(sep + 3).copied().unwrap_or("");
     let root = unescape(fields.get(3)?);
     let point = PathBuf::from(unescape(fields.get(4)?));
@@ -250,6 +284,7 @@ fn parse_mountinfo_line(line: &str) -> Option<MountinfoEntry<'_>> {
         root: root.to_string_lossy().into_owned(),
         point,
         fstype,
+        source,
         super_options,
     })
 }
@@ -287,6 +322,10 @@ pub struct ProcessCgroup {
     v1: HashMap<String, PathBuf>,
     /// Directory in the unified hierarchy.
     unified: Option<PathBuf>,
+    /// The process sits in the root of the unified hierarchy, whose files
+    /// describe the whole machine (as a v1 or hybrid host's processes often
+    /// do: `0::/`).
+    unified_at_root: bool,
 }
 
 /// One statistics sample of a cgroup. A field is `None` when its file is
@@ -329,32 +368,69 @@ impl ProcessCgroup {
         let mut s = CgroupSample::default();
         self.read_cpu(&mut s);
         self.read_memory(&mut s);
-        s.pids = self
-            .controller_dir("pids")
-            .and_then(|d| read_u64(&d.join("pids.current")));
+        s.pids = self.read_pids();
         s
     }
 
-    fn read_cpu(&self, s: &mut CgroupSample) {
-        if let Some(dir) = self.v1.get("cpuacct") {
-            s.cpu_usage_ns = read_u64(&dir.join("cpuacct.usage"));
-        } else if let Some(dir) = &self.unified {
-            s.cpu_usage_ns = read_keyed(&dir.join("cpu.stat"))
-                .and_then(|stat| stat.get("usage_usec"))
-                .map(|us| us.saturating_mul(1000));
+    /// Reads everything the cAdvisor-named metrics need: the [`CgroupSample`]
+    /// and the details, limits and per-device figures of [`CgroupMetrics`].
+    /// Never fails, like [`read`](Self::read); it reads a dozen more files, so
+    /// the plain stats calls keep using `read`.
+    pub fn read_metrics(&self) -> CgroupMetrics {
+        let mut sample = CgroupSample::default();
+        let cpu_stat = self.read_cpu(&mut sample);
+        let memory_stat = self.read_memory(&mut sample);
+        sample.pids = self.read_pids();
+        CgroupMetrics {
+            sample,
+            cpu: self.read_cpu_detail(cpu_stat.as_ref()),
+            memory: self.read_memory_detail(memory_stat.as_ref()),
+            spec: self.read_spec(),
+            threads_max: self
+                .controller_dir("pids")
+                .and_then(|d| read_limit(&d.join("pids.max"))),
+            procs: self.read_procs(),
+            io: self.read_io(),
+            hugetlb: self.read_hugetlb(),
+            pressure: self.read_pressure(),
         }
     }
 
-    fn read_memory(&self, s: &mut CgroupSample) {
+    fn read_pids(&self) -> Option<u64> {
+        self.controller_dir("pids")
+            .and_then(|d| read_u64(&d.join("pids.current")))
+    }
+
+    /// Fills the CPU usage; returns v2's `cpu.stat`, which holds the details
+    /// too.
+    fn read_cpu(&self, s: &mut CgroupSample) -> Option<Keyed> {
+        if let Some(dir) = self.v1.get("cpuacct") {
+            s.cpu_usage_ns = read_u64(&dir.join("cpuacct.usage"));
+            None
+        } else if let Some(dir) = &self.unified {
+            let stat = read_keyed(&dir.join("cpu.stat"));
+            s.cpu_usage_ns = stat
+                .as_ref()
+                .and_then(|stat| stat.get("usage_usec"))
+                .map(|us| us.saturating_mul(1000));
+            stat
+        } else {
+            None
+        }
+    }
+
+    /// Fills the memory figures; returns the `memory.stat` read, for the
+    /// details.
+    fn read_memory(&self, s: &mut CgroupSample) -> Option<Keyed> {
         let inactive_file;
+        let stat;
         if let Some(dir) = self.v1.get("memory") {
             s.memory_usage = read_u64(&dir.join("memory.usage_in_bytes"));
             s.memory_limit =
                 read_u64(&dir.join("memory.limit_in_bytes")).filter(|l| *l < V1_UNLIMITED);
-            let stat = read_keyed(&dir.join("memory.stat")).unwrap_or_default();
-            // The total_ keys include descendants; use_hierarchy=0 setups and
-            // some kernels' root cgroup lack them.
-            let get = |key: &str| stat.get(&format!("total_{key}")).or_else(|| stat.get(key));
+            stat = read_keyed(&dir.join("memory.stat"));
+            let stat = stat.as_ref();
+            let get = |key: &str| stat.and_then(|stat| stat.hierarchical(key));
             inactive_file = get("inactive_file");
             s.memory_rss = get("rss");
             s.page_faults = get("pgfault");
@@ -364,16 +440,481 @@ impl ProcessCgroup {
         } else if let Some(dir) = &self.unified {
             s.memory_usage = read_u64(&dir.join("memory.current"));
             s.memory_limit = read_u64(&dir.join("memory.max"));
-            let stat = read_keyed(&dir.join("memory.stat")).unwrap_or_default();
-            inactive_file = stat.get("inactive_file");
-            s.memory_rss = stat.get("anon");
-            s.page_faults = stat.get("pgfault");
-            s.major_page_faults = stat.get("pgmajfault");
+            stat = read_keyed(&dir.join("memory.stat"));
+            let get = |key: &str| stat.as_ref().and_then(|stat| stat.get(key));
+            inactive_file = get("inactive_file");
+            s.memory_rss = get("anon");
+            s.page_faults = get("pgfault");
+            s.major_page_faults = get("pgmajfault");
             s.oom_kills = read_keyed(&dir.join("memory.events")).and_then(|e| e.get("oom_kill"));
         } else {
-            return;
+            return None;
         }
         s.memory_working_set = working_set(s.memory_usage, inactive_file);
+        stat
+    }
+
+    fn read_cpu_detail(&self, v2_stat: Option<&Keyed>) -> CpuDetail {
+        let mut d = CpuDetail::default();
+        if let Some(dir) = self.v1.get("cpuacct") {
+            if let Some(text) = read_file(&dir.join("cpuacct.stat")) {
+                (d.user_ns, d.system_ns) =
+                    parse_cpuacct_stat(&text, rustix::param::clock_ticks_per_second());
+            }
+        } else if let Some(stat) = v2_stat {
+            let ns = |key: &str| stat.get(key).map(|us| us.saturating_mul(1000));
+            d.user_ns = ns("user_usec");
+            d.system_ns = ns("system_usec");
+        }
+        if let Some(dir) = self.v1.get("cpu") {
+            if let Some(stat) = read_keyed(&dir.join("cpu.stat")) {
+                d.periods = stat.get("nr_periods");
+                d.throttled_periods = stat.get("nr_throttled");
+                d.throttled_ns = stat.get("throttled_time");
+            }
+        } else if let Some(stat) = v2_stat {
+            // Without the cpu controller enabled, cpu.stat has only the usage
+            // keys and these stay unknown.
+            d.periods = stat.get("nr_periods");
+            d.throttled_periods = stat.get("nr_throttled");
+            d.throttled_ns = stat.get("throttled_usec").map(|us| us.saturating_mul(1000));
+        }
+        d
+    }
+
+    fn read_memory_detail(&self, stat: Option<&Keyed>) -> MemoryDetail {
+        let mut d = MemoryDetail::default();
+        // A key missing from a readable memory.stat counts as 0, as cAdvisor
+        // reads it (swap, for one, is only there with swap accounting on).
+        if let Some(dir) = self.v1.get("memory") {
+            if let Some(stat) = stat {
+                d.cache = Some(stat.hierarchical("cache").unwrap_or(0));
+                d.mapped_file = Some(stat.hierarchical("mapped_file").unwrap_or(0));
+                d.swap = Some(stat.hierarchical("swap").unwrap_or(0));
+                d.own_page_faults = stat.get("pgfault");
+                d.own_major_page_faults = stat.get("pgmajfault");
+            }
+            d.failcnt = read_u64(&dir.join("memory.failcnt"));
+            d.max_usage = read_u64(&dir.join("memory.max_usage_in_bytes"));
+            d.kernel_usage = read_u64(&dir.join("memory.kmem.usage_in_bytes"));
+        } else if let (Some(dir), Some(stat)) = (&self.unified, stat) {
+            d.cache = Some(stat.get("file").unwrap_or(0));
+            d.mapped_file = Some(stat.get("file_mapped").unwrap_or(0));
+            // Without swap accounting there is no memory.swap.current and no
+            // swap charged to the cgroup.
+            d.swap = Some(read_u64(&dir.join("memory.swap.current")).unwrap_or(0));
+            // v2 counts faults for the whole subtree only.
+            d.own_page_faults = stat.get("pgfault");
+            d.own_major_page_faults = stat.get("pgmajfault");
+            // The "max" event counts the times usage hit memory.max, v1's
+            // failcnt.
+            d.failcnt = read_keyed(&dir.join("memory.events")).and_then(|e| e.get("max"));
+            // memory.peak exists from Linux 5.19; before that cAdvisor reports
+            // 0, and so does this, keeping the metric in place.
+            d.max_usage = Some(read_u64(&dir.join("memory.peak")).unwrap_or(0));
+            d.kernel_usage = stat.get("kernel").or_else(|| {
+                // Before Linux 5.18 there is no total: sum its parts.
+                let parts = ["kernel_stack", "pagetables", "percpu", "slab", "vmalloc"];
+                let present: Vec<u64> = parts.iter().filter_map(|k| stat.get(k)).collect();
+                (!present.is_empty())
+                    .then(|| present.iter().fold(0u64, |a, b| a.saturating_add(*b)))
+            });
+        }
+        d
+    }
+
+    fn read_spec(&self) -> CgroupSpec {
+        let mut spec = CgroupSpec::default();
+        if let Some(dir) = self.v1.get("cpu") {
+            spec.cpu_shares = read_u64(&dir.join("cpu.shares"));
+            spec.cpu_period_us = read_u64(&dir.join("cpu.cfs_period_us"));
+            // -1 means no quota.
+            spec.cpu_quota_us = read_file(&dir.join("cpu.cfs_quota_us"))
+                .and_then(|t| t.trim().parse::<i64>().ok())
+                .and_then(|q| u64::try_from(q).ok())
+                .filter(|q| *q > 0);
+        } else if let Some(dir) = &self.unified {
+            spec.cpu_shares = read_u64(&dir.join("cpu.weight")).and_then(weight_to_shares);
+            if let Some(text) = read_file(&dir.join("cpu.max")) {
+                (spec.cpu_quota_us, spec.cpu_period_us) = parse_cpu_max(&text);
+            }
+        }
+        // Unlimited reads as 0, as cAdvisor reports it; so does a limit file
+        // that is missing while the memory controller is there (no swap
+        // accounting).
+        let (limit, swap, reservation) = if let Some(dir) = self.v1.get("memory") {
+            (
+                dir.join("memory.limit_in_bytes"),
+                dir.join("memory.memsw.limit_in_bytes"),
+                dir.join("memory.soft_limit_in_bytes"),
+            )
+        } else if let Some(dir) = &self.unified {
+            (
+                dir.join("memory.max"),
+                dir.join("memory.swap.max"),
+                dir.join("memory.min"),
+            )
+        } else {
+            return spec;
+        };
+        spec.memory_limit = read_limit(&limit);
+        if spec.memory_limit.is_some() {
+            spec.memory_swap_limit = Some(read_limit(&swap).unwrap_or(0));
+            spec.memory_reservation = Some(read_limit(&reservation).unwrap_or(0));
+        }
+        spec
+    }
+
+    /// The processes (not threads) of the cgroup, from the cpu hierarchy's
+    /// `cgroup.procs` as cAdvisor counts them.
+    fn read_procs(&self) -> Option<Vec<u32>> {
+        let text = read_file(&self.controller_dir("cpu")?.join("cgroup.procs"))?;
+        Some(text.lines().filter_map(|l| l.trim().parse().ok()).collect())
+    }
+
+    fn read_io(&self) -> Vec<DeviceIo> {
+        if let Some(dir) = self.v1.get("blkio") {
+            // The CFQ files (gone with CFQ in Linux 5.0), then BFQ's, then the
+            // throttling layer's, which counts all I/O: the first that has
+            // any device, as runc reads them.
+            const FILES: [(&str, &str); 3] = [
+                (
+                    "blkio.io_service_bytes_recursive",
+                    "blkio.io_serviced_recursive",
+                ),
+                (
+                    "blkio.bfq.io_service_bytes_recursive",
+                    "blkio.bfq.io_serviced_recursive",
+                ),
+                (
+                    "blkio.throttle.io_service_bytes_recursive",
+                    "blkio.throttle.io_serviced_recursive",
+                ),
+            ];
+            FILES
+                .iter()
+                .find_map(|(bytes, ops)| {
+                    let bytes = read_file(&dir.join(bytes))?;
+                    let ops = read_file(&dir.join(ops)).unwrap_or_default();
+                    let io = parse_blkio(&bytes, &ops);
+                    (!io.is_empty()).then_some(io)
+                })
+                .unwrap_or_default()
+        } else if let Some(dir) = &self.unified {
+            read_file(&dir.join("io.stat"))
+                .map(|text| parse_io_stat(&text))
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        }
+    }
+
+    fn read_hugetlb(&self) -> Vec<HugetlbUsage> {
+        let (dir, v1) = if let Some(dir) = self.v1.get("hugetlb") {
+            (dir, true)
+        } else if let Some(dir) = &self.unified {
+            (dir, false)
+        } else {
+            return Vec::new();
+        };
+        let usage_suffix = if v1 { ".usage_in_bytes" } else { ".current" };
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return Vec::new();
+        };
+        let mut sizes: Vec<String> = entries
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter_map(|name| {
+                let size = name.strip_prefix("hugetlb.")?.strip_suffix(usage_suffix)?;
+                // Leaves out v2's hugetlb.<size>.rsvd.current.
+                (!size.contains('.')).then(|| size.to_owned())
+            })
+            .collect();
+        sizes.sort();
+        sizes
+            .into_iter()
+            .map(|size| HugetlbUsage {
+                usage: read_u64(&dir.join(format!("hugetlb.{size}{usage_suffix}"))),
+                // v2 keeps no peak.
+                max_usage: v1
+                    .then(|| read_u64(&dir.join(format!("hugetlb.{size}.max_usage_in_bytes"))))
+                    .flatten(),
+                pagesize: size,
+            })
+            .collect()
+    }
+
+    fn read_pressure(&self) -> Pressure {
+        // In the hierarchy's root these files are the whole machine's.
+        let Some(dir) = self.unified.as_ref().filter(|_| !self.unified_at_root) else {
+            return Pressure::default();
+        };
+        let read = |name: &str| read_file(&dir.join(name)).map(|t| parse_psi(&t));
+        Pressure {
+            cpu: read("cpu.pressure"),
+            memory: read("memory.pressure"),
+            io: read("io.pressure"),
+        }
+    }
+}
+
+/// What [`ProcessCgroup::read_metrics`] reads: the sample of the stats calls
+/// plus what the cAdvisor-named metrics need. Each field is `None` (or empty)
+/// when its files are missing or unreadable.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CgroupMetrics {
+    /// Usage, as the stats calls read it.
+    pub sample: CgroupSample,
+    pub cpu: CpuDetail,
+    pub memory: MemoryDetail,
+    /// Limits and shares set on the cgroup.
+    pub spec: CgroupSpec,
+    /// `pids.max`; 0 when unlimited (cAdvisor's "infinity if zero").
+    pub threads_max: Option<u64>,
+    /// The processes in the cgroup.
+    pub procs: Option<Vec<u32>>,
+    /// Block I/O per device.
+    pub io: Vec<DeviceIo>,
+    /// Huge page usage per page size, sorted by size name.
+    pub hugetlb: Vec<HugetlbUsage>,
+    pub pressure: Pressure,
+}
+
+/// CPU time by mode and CFS throttling.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CpuDetail {
+    /// Cumulative CPU time in user mode, nanoseconds.
+    pub user_ns: Option<u64>,
+    /// Cumulative CPU time in kernel mode, nanoseconds.
+    pub system_ns: Option<u64>,
+    /// Enforcement periods elapsed (only counted while a quota is set).
+    pub periods: Option<u64>,
+    /// Periods in which the cgroup was throttled.
+    pub throttled_periods: Option<u64>,
+    /// Total time throttled, nanoseconds.
+    pub throttled_ns: Option<u64>,
+}
+
+/// Memory figures beyond [`CgroupSample`]'s, bytes unless noted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MemoryDetail {
+    /// Page cache.
+    pub cache: Option<u64>,
+    /// Memory-mapped files.
+    pub mapped_file: Option<u64>,
+    /// Swap used.
+    pub swap: Option<u64>,
+    /// Times usage hit the limit.
+    pub failcnt: Option<u64>,
+    /// Peak usage.
+    pub max_usage: Option<u64>,
+    /// Kernel memory charged to the cgroup.
+    pub kernel_usage: Option<u64>,
+    /// Page faults of the cgroup itself, without descendants (v1 only tells
+    /// them apart; v2 gives the subtree's).
+    pub own_page_faults: Option<u64>,
+    /// Major page faults of the cgroup itself.
+    pub own_major_page_faults: Option<u64>,
+}
+
+/// Limits and shares set on a cgroup.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CgroupSpec {
+    /// CPU shares (v2's weight converted back, as cAdvisor does).
+    pub cpu_shares: Option<u64>,
+    /// CFS period, microseconds.
+    pub cpu_period_us: Option<u64>,
+    /// CFS quota per period, microseconds; `None` when there is none.
+    pub cpu_quota_us: Option<u64>,
+    /// Memory limit, bytes; 0 when unlimited.
+    pub memory_limit: Option<u64>,
+    /// Swap limit, bytes (v1: memory plus swap; v2: swap alone); 0 when
+    /// unlimited or without swap accounting.
+    pub memory_swap_limit: Option<u64>,
+    /// Memory reservation (v1's soft limit, v2's `memory.min`), bytes; 0
+    /// when none.
+    pub memory_reservation: Option<u64>,
+}
+
+/// Block I/O of a cgroup on one device.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeviceIo {
+    pub major: u64,
+    pub minor: u64,
+    /// Bytes per operation as the kernel names them in v1 (`Read`, `Write`,
+    /// `Sync`, `Async`, `Discard`, `Total`); v2 gives `Read` and `Write`.
+    pub bytes: Vec<(String, u64)>,
+    /// Completed operations, named likewise.
+    pub ops: Vec<(String, u64)>,
+}
+
+impl DeviceIo {
+    /// Bytes of operation `op` (`Read`, `Write`, ...).
+    pub fn bytes_of(&self, op: &str) -> Option<u64> {
+        lookup(&self.bytes, op)
+    }
+
+    /// Completed operations `op`.
+    pub fn ops_of(&self, op: &str) -> Option<u64> {
+        lookup(&self.ops, op)
+    }
+}
+
+fn lookup(pairs: &[(String, u64)], key: &str) -> Option<u64> {
+    pairs.iter().find(|(k, _)| k == key).map(|(_, v)| *v)
+}
+
+/// Huge page usage of one page size.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HugetlbUsage {
+    /// The size as the kernel names it: `2MB`, `1GB`.
+    pub pagesize: String,
+    pub usage: Option<u64>,
+    /// Peak usage (v1 only).
+    pub max_usage: Option<u64>,
+}
+
+/// Pressure stall information (cgroup v2) per resource.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Pressure {
+    pub cpu: Option<Psi>,
+    pub memory: Option<Psi>,
+    pub io: Option<Psi>,
+}
+
+/// Cumulative stall times of one resource, microseconds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Psi {
+    /// Time some task waited (`some`).
+    pub some_us: Option<u64>,
+    /// Time all tasks stalled at once (`full`; for CPU only from Linux 5.13).
+    pub full_us: Option<u64>,
+}
+
+/// `user` and `system` of v1's `cpuacct.stat`, in `hz` ticks per second, as
+/// nanoseconds.
+fn parse_cpuacct_stat(text: &str, hz: u64) -> (Option<u64>, Option<u64>) {
+    let stat = Keyed {
+        text: text.to_owned(),
+    };
+    let ns = |key: &str| {
+        let ticks = stat.get(key)?;
+        let ns = u128::from(ticks) * 1_000_000_000 / u128::from(hz.max(1));
+        Some(u64::try_from(ns).unwrap_or(u64::MAX))
+    };
+    (ns("user"), ns("system"))
+}
+
+/// v2's `cpu.max`: `"$QUOTA $PERIOD"`, `max` for no quota. Returns (quota,
+/// period).
+fn parse_cpu_max(text: &str) -> (Option<u64>, Option<u64>) {
+    let mut it = text.split_ascii_whitespace();
+    let quota = it.next().and_then(|q| q.parse().ok());
+    let period = it.next().and_then(|p| p.parse().ok());
+    (quota, period)
+}
+
+/// cgroup v2's `cpu.weight` (1–10000) as v1 shares (2–262144): the inverse of
+/// the conversion runc applies when it sets the weight from shares, as
+/// cAdvisor computes it (so 1024 shares read back as 998).
+fn weight_to_shares(weight: u64) -> Option<u64> {
+    (1..=10_000)
+        .contains(&weight)
+        .then(|| 2 + (weight - 1) * 262_142 / 9_999)
+}
+
+/// v1's `blkio.*io_service_bytes_recursive` and `*io_serviced_recursive`:
+/// `MAJ:MIN Op value` lines, ending with a `Total value` line that names no
+/// device. Devices come out in first-seen order.
+fn parse_blkio(bytes: &str, ops: &str) -> Vec<DeviceIo> {
+    let mut devices: Vec<DeviceIo> = Vec::new();
+    let mut add = |text: &str, is_bytes: bool| {
+        for line in text.lines() {
+            let mut it = line.split_ascii_whitespace();
+            let (Some(dev), Some(op), Some(value)) = (it.next(), it.next(), it.next()) else {
+                continue;
+            };
+            let (Some((major, minor)), Ok(value)) = (parse_dev(dev), value.parse::<u64>()) else {
+                continue;
+            };
+            let i = match devices
+                .iter()
+                .position(|d| d.major == major && d.minor == minor)
+            {
+                Some(i) => i,
+                None => {
+                    devices.push(DeviceIo {
+                        major,
+                        minor,
+                        ..DeviceIo::default()
+                    });
+                    devices.len() - 1
+                }
+            };
+            let list = if is_bytes {
+                &mut devices[i].bytes
+            } else {
+                &mut devices[i].ops
+            };
+            list.push((op.to_owned(), value));
+        }
+    };
+    add(bytes, true);
+    add(ops, false);
+    devices
+}
+
+/// v2's `io.stat`: `MAJ:MIN rbytes=.. wbytes=.. rios=.. wios=.. ...` lines.
+fn parse_io_stat(text: &str) -> Vec<DeviceIo> {
+    text.lines()
+        .filter_map(|line| {
+            let mut it = line.split_ascii_whitespace();
+            let (major, minor) = parse_dev(it.next()?)?;
+            let mut io = DeviceIo {
+                major,
+                minor,
+                ..DeviceIo::default()
+            };
+            for field in it {
+                let Some((key, value)) = field.split_once('=') else {
+                    continue;
+                };
+                let Ok(value) = value.parse::<u64>() else {
+                    continue;
+                };
+                match key {
+                    "rbytes" => io.bytes.push(("Read".into(), value)),
+                    "wbytes" => io.bytes.push(("Write".into(), value)),
+                    "rios" => io.ops.push(("Read".into(), value)),
+                    "wios" => io.ops.push(("Write".into(), value)),
+                    _ => {}
+                }
+            }
+            Some(io)
+        })
+        .collect()
+}
+
+/// `MAJ:MIN`.
+fn parse_dev(dev: &str) -> Option<(u64, u64)> {
+    let (major, minor) = dev.split_once(':')?;
+    Some((major.parse().ok()?, minor.parse().ok()?))
+}
+
+/// A `*.pressure` file: `some avg10=.. avg60=.. avg300=.. total=N` and the
+/// same for `full`, totals in microseconds.
+fn parse_psi(text: &str) -> Psi {
+    let total = |kind: &str| {
+        text.lines().find_map(|line| {
+            let mut it = line.split_ascii_whitespace();
+            if it.next()? != kind {
+                return None;
+            }
+            it.find_map(|f| f.strip_prefix("total="))?.parse().ok()
+        })
+    };
+    Psi {
+        some_us: total("some"),
+        full_us: total("full"),
     }
 }
 
@@ -402,6 +943,20 @@ fn read_u64(path: &Path) -> Option<u64> {
     read_file(path)?.trim().parse().ok()
 }
 
+/// A limit file: a number, or `max` for none. Unlimited reads as `Some(0)`,
+/// as cAdvisor reports it, and so does a v1 limit at or above
+/// [`V1_UNLIMITED`]; `None` if missing or garbled.
+fn read_limit(path: &Path) -> Option<u64> {
+    let text = read_file(path)?;
+    match text.trim() {
+        "max" => Some(0),
+        n => n
+            .parse()
+            .ok()
+            .map(|v: u64| if v >= V1_UNLIMITED { 0 } else { v }),
+    }
+}
+
 /// A flat-keyed file (`key value` lines).
 fn read_keyed(path: &Path) -> Option<Keyed> {
     read_file(path).map(|text| Keyed { text })
@@ -414,6 +969,13 @@ struct Keyed {
 }
 
 impl Keyed {
+    /// v1's `total_<key>` (the cgroup and its descendants) if present, else
+    /// `<key>` (`use_hierarchy=0` setups and some kernels' root cgroup lack
+    /// the totals).
+    fn hierarchical(&self, key: &str) -> Option<u64> {
+        self.get(&format!("total_{key}")).or_else(|| self.get(key))
+    }
+
     fn get(&self, key: &str) -> Option<u64> {
         self.text.lines().find_map(|line| {
             let mut it = line.split_ascii_whitespace();
@@ -800,6 +1362,417 @@ total_pgmajfault 67
         assert_eq!(unescape(r"/a\040b\134c\011"), OsString::from("/a b\\c\t"));
         assert_eq!(unescape(r"/tail\04"), OsString::from(r"/tail\04"));
         assert_eq!(unescape(r"\777x"), OsString::from(r"\777x"));
+    }
+
+    /// A fake hybrid tree under `base` (v1 controllers plus a unified
+    /// hierarchy for the pressure files) holding cgroup `/docker/abc`, as
+    /// Docker's cgroupfs driver lays it out.
+    fn fake_hybrid(base: &Path) -> CgroupRoots {
+        let b = base.display();
+        let mountinfo = format!(
+            "29 25 0:26 / {b}/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct\n\
+             30 25 0:27 / {b}/memory rw - cgroup cgroup rw,memory\n\
+             31 25 0:28 / {b}/pids rw - cgroup cgroup rw,pids\n\
+             32 25 0:29 / {b}/blkio rw - cgroup cgroup rw,blkio\n\
+             33 25 0:30 / {b}/hugetlb rw - cgroup cgroup rw,hugetlb\n\
+             34 25 0:31 / {b}/unified rw - cgroup2 cgroup2 rw,nsdelegate\n"
+        );
+        for c in [
+            "cpu,cpuacct",
+            "memory",
+            "pids",
+            "blkio",
+            "hugetlb",
+            "unified",
+        ] {
+            fs::create_dir_all(base.join(c).join("docker/abc")).unwrap();
+        }
+        CgroupRoots::from_mountinfo(&mountinfo)
+    }
+
+    const HYBRID_PROC_CGROUP: &str = "6:hugetlb:/docker/abc\n5:blkio:/docker/abc\n\
+        4:memory:/docker/abc\n3:cpu,cpuacct:/docker/abc\n2:pids:/docker/abc\n0::/docker/abc\n";
+
+    #[test]
+    fn read_metrics_v1_tree() {
+        let tmp = tempfile::tempdir().unwrap();
+        let roots = fake_hybrid(tmp.path());
+        let at = |c: &str| tmp.path().join(c).join("docker/abc");
+        let cpu = at("cpu,cpuacct");
+        write(&cpu, "cpuacct.usage", "3500000000\n");
+        write(&cpu, "cpuacct.stat", "user 250\nsystem 50\n");
+        write(
+            &cpu,
+            "cpu.stat",
+            "nr_periods 40\nnr_throttled 2\nthrottled_time 1200000000\n",
+        );
+        write(&cpu, "cpu.shares", "1024\n");
+        write(&cpu, "cpu.cfs_period_us", "100000\n");
+        write(&cpu, "cpu.cfs_quota_us", "20000\n");
+        write(&cpu, "cgroup.procs", "10\n11\n");
+        let mem = at("memory");
+        write(&mem, "memory.usage_in_bytes", "10000000\n");
+        write(&mem, "memory.limit_in_bytes", "67108864\n");
+        write(
+            &mem,
+            "memory.stat",
+            &format!("{V1_MEMORY_STAT}total_mapped_file 8192\n"),
+        );
+        write(&mem, "memory.failcnt", "3\n");
+        write(&mem, "memory.max_usage_in_bytes", "12000000\n");
+        write(&mem, "memory.kmem.usage_in_bytes", "300000\n");
+        write(&mem, "memory.memsw.limit_in_bytes", "134217728\n");
+        write(&mem, "memory.soft_limit_in_bytes", "9223372036854771712\n");
+        write(
+            &mem,
+            "memory.oom_control",
+            "oom_kill_disable 0\noom_kill 1\n",
+        );
+        let pids = at("pids");
+        write(&pids, "pids.current", "5\n");
+        write(&pids, "pids.max", "max\n");
+        let blkio = at("blkio");
+        // CFQ's file is there but empty (another scheduler): the throttling
+        // layer's figures are used.
+        write(&blkio, "blkio.io_service_bytes_recursive", "Total 0\n");
+        write(
+            &blkio,
+            "blkio.throttle.io_service_bytes_recursive",
+            "8:0 Read 4096\n8:0 Write 8192\n8:0 Sync 0\n8:0 Async 12288\n8:0 Discard 0\n\
+             8:0 Total 12288\n8:16 Read 512\n8:16 Write 0\nTotal 12800\n",
+        );
+        write(
+            &blkio,
+            "blkio.throttle.io_serviced_recursive",
+            "8:0 Read 1\n8:0 Write 2\n8:16 Read 1\nTotal 4\n",
+        );
+        let huge = at("hugetlb");
+        write(&huge, "hugetlb.2MB.usage_in_bytes", "2097152\n");
+        write(&huge, "hugetlb.2MB.max_usage_in_bytes", "4194304\n");
+        write(&huge, "hugetlb.2MB.limit_in_bytes", "9223372036854771712\n");
+        write(&huge, "hugetlb.1GB.usage_in_bytes", "0\n");
+        let unified = at("unified");
+        write(
+            &unified,
+            "cpu.pressure",
+            "some avg10=0.00 avg60=0.00 avg300=0.00 total=2500000\n\
+             full avg10=0.00 avg60=0.00 avg300=0.00 total=1000000\n",
+        );
+
+        let cg = roots.from_proc_cgroup(HYBRID_PROC_CGROUP);
+        let m = cg.read_metrics();
+        assert_eq!(m.sample, {
+            let mut s = cg.read();
+            s.cpu_usage_ns = Some(3_500_000_000);
+            s
+        });
+        assert_eq!(m.sample.memory_usage, Some(10_000_000));
+        let hz = rustix::param::clock_ticks_per_second();
+        assert_eq!(
+            m.cpu,
+            CpuDetail {
+                user_ns: Some(250 * 1_000_000_000 / hz),
+                system_ns: Some(50 * 1_000_000_000 / hz),
+                periods: Some(40),
+                throttled_periods: Some(2),
+                throttled_ns: Some(1_200_000_000),
+            }
+        );
+        assert_eq!(
+            m.memory,
+            MemoryDetail {
+                cache: Some(4_096_000),
+                mapped_file: Some(8192),
+                // No swap key (swap accounting off): none used.
+                swap: Some(0),
+                failcnt: Some(3),
+                max_usage: Some(12_000_000),
+                kernel_usage: Some(300_000),
+                // The cgroup's own, not total_pgfault's 12345.
+                own_page_faults: Some(5),
+                own_major_page_faults: Some(1),
+            }
+        );
+        assert_eq!(
+            m.spec,
+            CgroupSpec {
+                cpu_shares: Some(1024),
+                cpu_period_us: Some(100_000),
+                cpu_quota_us: Some(20_000),
+                memory_limit: Some(67_108_864),
+                memory_swap_limit: Some(134_217_728),
+                memory_reservation: Some(0),
+            }
+        );
+        assert_eq!(m.threads_max, Some(0));
+        assert_eq!(m.procs, Some(vec![10, 11]));
+        assert_eq!(m.io.len(), 2);
+        let sda = &m.io[0];
+        assert_eq!((sda.major, sda.minor), (8, 0));
+        assert_eq!(sda.bytes_of("Read"), Some(4096));
+        assert_eq!(sda.bytes_of("Async"), Some(12288));
+        assert_eq!(sda.bytes.len(), 6);
+        assert_eq!(sda.ops_of("Write"), Some(2));
+        assert_eq!(m.io[1].ops_of("Write"), None);
+        assert_eq!(
+            m.hugetlb,
+            [
+                HugetlbUsage {
+                    pagesize: "1GB".into(),
+                    usage: Some(0),
+                    max_usage: None,
+                },
+                HugetlbUsage {
+                    pagesize: "2MB".into(),
+                    usage: Some(2_097_152),
+                    max_usage: Some(4_194_304),
+                },
+            ]
+        );
+        assert_eq!(
+            m.pressure.cpu,
+            Some(Psi {
+                some_us: Some(2_500_000),
+                full_us: Some(1_000_000),
+            })
+        );
+        assert_eq!(m.pressure.memory, None);
+
+        // No quota, unlimited memory; a process in the unified root has
+        // only the machine's pressure figures, which are not its own.
+        write(&cpu, "cpu.cfs_quota_us", "-1\n");
+        write(&mem, "memory.limit_in_bytes", "9223372036854771712\n");
+        let m = cg.read_metrics();
+        assert_eq!(m.spec.cpu_quota_us, None);
+        assert_eq!(m.spec.memory_limit, Some(0));
+        write(
+            &tmp.path().join("unified"),
+            "cpu.pressure",
+            "some total=9\n",
+        );
+        let at_root = roots.from_proc_cgroup(&HYBRID_PROC_CGROUP.replace("0::/docker/abc", "0::/"));
+        assert_eq!(at_root.read_metrics().pressure, Pressure::default());
+    }
+
+    #[test]
+    fn read_metrics_v2_tree() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mountinfo = format!(
+            "26 22 0:23 / {} rw - cgroup2 cgroup2 rw,nsdelegate\n",
+            tmp.path().display()
+        );
+        let roots = CgroupRoots::from_mountinfo(&mountinfo);
+        let dir = tmp.path().join("system.slice/docker-abc.scope");
+        fs::create_dir_all(&dir).unwrap();
+        write(
+            &dir,
+            "cpu.stat",
+            "usage_usec 3500000\nuser_usec 2900000\nsystem_usec 600000\n\
+             nr_periods 40\nnr_throttled 2\nthrottled_usec 1200000\n",
+        );
+        write(&dir, "cpu.weight", "39\n");
+        write(&dir, "cpu.max", "20000 100000\n");
+        write(&dir, "memory.current", "10000000\n");
+        write(&dir, "memory.max", "67108864\n");
+        write(
+            &dir,
+            "memory.stat",
+            "anon 6000000\nfile 2000000\nkernel 310000\nkernel_stack 49152\nslab 200000\n\
+             file_mapped 8192\ninactive_file 1000000\npgfault 900\npgmajfault 1\n",
+        );
+        write(&dir, "memory.swap.current", "4096\n");
+        write(&dir, "memory.swap.max", "max\n");
+        write(&dir, "memory.min", "0\n");
+        write(&dir, "memory.peak", "12000000\n");
+        write(
+            &dir,
+            "memory.events",
+            "low 0\nhigh 0\nmax 4\noom 1\noom_kill 1\n",
+        );
+        write(&dir, "pids.current", "5\n");
+        write(&dir, "pids.max", "100\n");
+        write(&dir, "cgroup.procs", "10\n");
+        write(
+            &dir,
+            "io.stat",
+            "253:0 rbytes=4096 wbytes=8192 rios=1 wios=2 dbytes=0 dios=0\n",
+        );
+        write(&dir, "hugetlb.2MB.current", "0\n");
+        write(&dir, "hugetlb.2MB.rsvd.current", "0\n");
+        write(&dir, "hugetlb.2MB.max", "max\n");
+        // CPU pressure before Linux 5.13 has no "full" line.
+        write(
+            &dir,
+            "cpu.pressure",
+            "some avg10=1.00 avg60=0.50 avg300=0.10 total=2500000\n",
+        );
+        write(&dir, "memory.pressure", "some total=10\nfull total=5\n");
+        write(&dir, "io.pressure", "some total=20\nfull total=7\n");
+
+        let cg = roots.from_proc_cgroup("0::/system.slice/docker-abc.scope\n");
+        let m = cg.read_metrics();
+        assert_eq!(m.sample, cg.read());
+        assert_eq!(m.sample.memory_working_set, Some(9_000_000));
+        assert_eq!(
+            m.cpu,
+            CpuDetail {
+                user_ns: Some(2_900_000_000),
+                system_ns: Some(600_000_000),
+                periods: Some(40),
+                throttled_periods: Some(2),
+                throttled_ns: Some(1_200_000_000),
+            }
+        );
+        assert_eq!(
+            m.memory,
+            MemoryDetail {
+                cache: Some(2_000_000),
+                mapped_file: Some(8192),
+                swap: Some(4096),
+                failcnt: Some(4),
+                max_usage: Some(12_000_000),
+                kernel_usage: Some(310_000),
+                own_page_faults: Some(900),
+                own_major_page_faults: Some(1),
+            }
+        );
+        assert_eq!(
+            m.spec,
+            CgroupSpec {
+                cpu_shares: Some(998),
+                cpu_period_us: Some(100_000),
+                cpu_quota_us: Some(20_000),
+                memory_limit: Some(67_108_864),
+                memory_swap_limit: Some(0),
+                memory_reservation: Some(0),
+            }
+        );
+        assert_eq!(m.threads_max, Some(100));
+        assert_eq!(m.procs, Some(vec![10]));
+        assert_eq!(
+            m.io,
+            [DeviceIo {
+                major: 253,
+                minor: 0,
+                bytes: vec![("Read".into(), 4096), ("Write".into(), 8192)],
+                ops: vec![("Read".into(), 1), ("Write".into(), 2)],
+            }]
+        );
+        assert_eq!(
+            m.hugetlb,
+            [HugetlbUsage {
+                pagesize: "2MB".into(),
+                usage: Some(0),
+                max_usage: None,
+            }]
+        );
+        assert_eq!(
+            m.pressure,
+            Pressure {
+                cpu: Some(Psi {
+                    some_us: Some(2_500_000),
+                    full_us: None,
+                }),
+                memory: Some(Psi {
+                    some_us: Some(10),
+                    full_us: Some(5),
+                }),
+                io: Some(Psi {
+                    some_us: Some(20),
+                    full_us: Some(7),
+                }),
+            }
+        );
+
+        // Older kernels: no memory.peak (5.19), no "kernel" total (5.18); no
+        // swap accounting; no quota; unlimited memory.
+        for f in ["memory.peak", "memory.swap.current", "memory.swap.max"] {
+            fs::remove_file(dir.join(f)).unwrap();
+        }
+        write(
+            &dir,
+            "memory.stat",
+            "anon 6000000\nfile 2000000\nkernel_stack 49152\nslab 200000\n",
+        );
+        write(&dir, "cpu.max", "max 100000\n");
+        write(&dir, "memory.max", "max\n");
+        let m = cg.read_metrics();
+        assert_eq!(m.memory.max_usage, Some(0));
+        assert_eq!(m.memory.swap, Some(0));
+        assert_eq!(m.memory.kernel_usage, Some(249_152));
+        assert_eq!(m.memory.mapped_file, Some(0));
+        assert_eq!(m.spec.cpu_quota_us, None);
+        assert_eq!(m.spec.cpu_period_us, Some(100_000));
+        assert_eq!(m.spec.memory_limit, Some(0));
+        assert_eq!(m.spec.memory_swap_limit, Some(0));
+    }
+
+    #[test]
+    fn read_metrics_with_nothing_mounted_is_empty() {
+        let cg = CgroupRoots::default().from_proc_cgroup("0::/\n1:memory:/\n");
+        assert_eq!(cg.read_metrics(), CgroupMetrics::default());
+    }
+
+    #[test]
+    fn weight_converts_back_to_shares_as_cadvisor_does() {
+        assert_eq!(weight_to_shares(1), Some(2));
+        // runc writes 1024 shares as weight 39.
+        assert_eq!(weight_to_shares(39), Some(998));
+        assert_eq!(weight_to_shares(100), Some(2597));
+        assert_eq!(weight_to_shares(10_000), Some(262_144));
+        assert_eq!(weight_to_shares(0), None);
+        assert_eq!(weight_to_shares(10_001), None);
+    }
+
+    #[test]
+    fn parses_small_formats() {
+        assert_eq!(parse_cpu_max("max 100000\n"), (None, Some(100_000)));
+        assert_eq!(parse_cpu_max("50000 100000"), (Some(50_000), Some(100_000)));
+        assert_eq!(parse_cpu_max(""), (None, None));
+        assert_eq!(
+            parse_cpuacct_stat("user 100\nsystem 300\n", 100),
+            (Some(1_000_000_000), Some(3_000_000_000))
+        );
+        assert_eq!(parse_cpuacct_stat("garbage", 100), (None, None));
+        assert_eq!(
+            parse_psi("some avg10=0.00 avg60=0.00 avg300=0.00 total=12\nfull total=x\n"),
+            Psi {
+                some_us: Some(12),
+                full_us: None,
+            }
+        );
+        assert_eq!(parse_psi(""), Psi::default());
+        assert_eq!(parse_dev("8:16"), Some((8, 16)));
+        assert_eq!(parse_dev("8"), None);
+        assert_eq!(parse_io_stat("garbage\n8:0 rbytes=x wbytes=3\n").len(), 1);
+    }
+
+    #[test]
+    fn limits_read_unlimited_as_zero() {
+        let tmp = tempfile::tempdir().unwrap();
+        let at = |text: &str| {
+            write(tmp.path(), "limit", text);
+            read_limit(&tmp.path().join("limit"))
+        };
+        assert_eq!(at("max\n"), Some(0));
+        assert_eq!(at("9223372036854771712\n"), Some(0));
+        assert_eq!(at("67108864\n"), Some(67_108_864));
+        assert_eq!(at("-1\n"), None);
+        assert_eq!(read_limit(&tmp.path().join("missing")), None);
+    }
+
+    /// This machine's own cgroup (v1 cgroupfs, v2 or hybrid alike).
+    #[test]
+    fn live_read_metrics_of_own_process() {
+        let roots = CgroupRoots::discover().unwrap();
+        let cg = roots.of_pid(std::process::id()).unwrap();
+        let m = cg.read_metrics();
+        let me = std::process::id();
+        assert!(
+            m.procs.as_ref().is_some_and(|p| p.contains(&me)),
+            "{roots:?} {cg:?} {m:?}"
+        );
+        assert!(m.cpu.user_ns.is_some(), "{roots:?} {cg:?} {m:?}");
     }
 
     /// This machine's own cgroup (v1 cgroupfs, v2 or hybrid alike).

@@ -40,6 +40,12 @@ pub struct FsUsage {
 /// removed during the walk, unreadable directories) are skipped, so the result
 /// is a best-effort lower bound for a tree that changes while it is walked.
 pub fn measure_dir(path: &Path) -> io::Result<FsUsage> {
+    walk(path, u64::MAX)?.ok_or_else(|| io::Error::other("more inodes than a u64 counts"))
+}
+
+/// [`measure_dir`], giving up (`Ok(None)`) once more than `max_inodes`
+/// inodes are counted.
+fn walk(path: &Path, max_inodes: u64) -> io::Result<Option<FsUsage>> {
     let top = std::fs::symlink_metadata(path)?;
     let dev = top.dev();
     let mut used_bytes = 0u64;
@@ -47,15 +53,22 @@ pub fn measure_dir(path: &Path) -> io::Result<FsUsage> {
     // Inodes that may be reached twice: hard-linked files, and directories
     // (a bind mount within the same filesystem could otherwise loop).
     let mut seen: HashSet<u64> = HashSet::new();
-    let mut count = |md: &std::fs::Metadata| -> bool {
+    struct OverBudget;
+    // Ok(true) when newly counted, Ok(false) when seen before.
+    let mut count = |md: &std::fs::Metadata| -> Result<bool, OverBudget> {
         if (md.is_dir() || md.nlink() > 1) && !seen.insert(md.ino()) {
-            return false;
+            return Ok(false);
         }
         used_bytes = used_bytes.saturating_add(md.blocks().saturating_mul(512));
         inodes_used += 1;
-        true
+        if inodes_used > max_inodes {
+            return Err(OverBudget);
+        }
+        Ok(true)
     };
-    count(&top);
+    if count(&top).is_err() {
+        return Ok(None);
+    }
     let mut pending: Vec<PathBuf> = Vec::new();
     if top.is_dir() {
         pending.push(path.to_path_buf());
@@ -87,16 +100,18 @@ pub fn measure_dir(path: &Path) -> io::Result<FsUsage> {
             if md.dev() != dev {
                 continue;
             }
-            if count(&md) && md.is_dir() {
-                pending.push(entry.path());
+            match count(&md) {
+                Err(OverBudget) => return Ok(None),
+                Ok(true) if md.is_dir() => pending.push(entry.path()),
+                Ok(_) => {}
             }
         }
     }
-    Ok(FsUsage {
+    Ok(Some(FsUsage {
         used_bytes,
         inodes_used,
         measured_at: SystemTime::now(),
-    })
+    }))
 }
 
 fn skipped(path: &Path, e: &io::Error) {
@@ -180,6 +195,26 @@ impl FsUsageCache {
             return value;
         }
         entry.value
+    }
+
+    /// Like [`get`](Self::get), but when no walk of `path` has given a value
+    /// yet and the tree holds at most `max_inodes` inodes, measures it here and
+    /// now: the first answer for a new container's (usually tiny) layer is then
+    /// a size instead of nothing. A bigger tree is left to the background walk
+    /// `get` starts. Blocks for the walk, so call it off the async runtime.
+    pub fn get_or_measure(&self, path: &Path, max_inodes: u64) -> Option<FsUsage> {
+        if let Some(usage) = self.get(path) {
+            return Some(usage);
+        }
+        let usage = walk(path, max_inodes).ok().flatten()?;
+        // The background walk `get` started records its own result when it
+        // ends; until then this one stands in.
+        if let Some(entry) = self.inner.lock().get_mut(path)
+            && entry.value.is_none()
+        {
+            entry.value = Some(usage);
+        }
+        Some(usage)
     }
 
     /// Keeps only the paths for which `keep` returns true; a walk of a
@@ -387,6 +422,36 @@ mod tests {
         fill(&root.join("g"), 64 * 1024);
         let second = wait_for(&cache, &root, |u| u.inodes_used == 3);
         assert!(second.used_bytes > first.used_bytes);
+    }
+
+    #[test]
+    fn bounded_walk_gives_up_on_big_trees() {
+        let (_tmp, root) = layer();
+        let whole = walk(&root, 2).unwrap().unwrap();
+        assert_eq!(whole.inodes_used, 2);
+        assert_eq!(whole.used_bytes, measure_dir(&root).unwrap().used_bytes);
+        assert_eq!(walk(&root, 1).unwrap(), None);
+        assert_eq!(walk(&root, 0).unwrap(), None);
+    }
+
+    #[test]
+    fn get_or_measure_answers_small_trees_at_once() {
+        let (_tmp, root) = layer();
+        let cache = FsUsageCache::new(Duration::from_secs(3600));
+        let u = cache.get_or_measure(&root, 100).unwrap();
+        assert_eq!(u.inodes_used, 2);
+        // The value stays for plain gets, whichever walk recorded it.
+        assert_eq!(cache.get(&root).map(|u| u.inodes_used), Some(2));
+    }
+
+    #[test]
+    fn get_or_measure_leaves_big_trees_to_the_background() {
+        let (_tmp, root) = layer();
+        let cache = FsUsageCache::new(Duration::from_secs(3600));
+        assert_eq!(cache.get_or_measure(&root, 1), None);
+        let u = wait_for(&cache, &root, |_| true);
+        assert_eq!(u.inodes_used, 2);
+        assert_eq!(cache.get_or_measure(&root, 1), Some(u));
     }
 
     #[test]

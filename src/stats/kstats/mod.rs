@@ -11,7 +11,10 @@
 //!   from `/proc/self/mountinfo` (cgroup v1, v2, or the hybrid layout).
 //! - [`ProcessCgroup`]: the cgroup directories of one process (from
 //!   `/proc/<pid>/cgroup`) or of a known cgroup path; [`ProcessCgroup::read`]
-//!   takes a [`CgroupSample`] (CPU, memory, pids, OOM kills).
+//!   takes a [`CgroupSample`] (CPU, memory, pids, OOM kills), and
+//!   [`ProcessCgroup::read_metrics`] the fuller [`CgroupMetrics`] the
+//!   cAdvisor-named metrics need (CPU modes and throttling, memory details,
+//!   limits, block I/O, huge pages, pressure).
 //! - [`CpuRateTracker`]: turns cumulative CPU time into nano-cores between two
 //!   samples, as the CRI's `usage_nano_cores` wants.
 //! - [`net_dev_of_pid`] / [`parse_net_dev`]: interface counters of the network
@@ -19,22 +22,33 @@
 //! - [`FsUsageCache`] / [`measure_dir`]: disk usage of a container's writable
 //!   layer, walked in the background and cached so that stats calls never wait
 //!   for a walk.
+//! - [`count_fds`] / [`soft_open_files_limit`]: descriptors, sockets and the
+//!   open-files limit of processes, from `/proc`.
+//! - [`block_device_name`] / [`capacity_of`] / [`device_of`]: names of block
+//!   devices, and the size and device of the filesystem holding a path.
 //!
 //! Everything here reads small pseudo-files synchronously; each read is a few
 //! microseconds, so callers may do it inline on the async runtime. Only the
 //! directory walk is slow, and it always runs off the runtime.
 
 mod cgroup;
+mod devices;
 mod fsusage;
 mod netdev;
+mod procfs;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Instant;
 
-pub use self::cgroup::{CgroupRoots, CgroupSample, CgroupVersion, ProcessCgroup};
+pub use self::cgroup::{
+    CgroupMetrics, CgroupRoots, CgroupSample, CgroupSpec, CgroupVersion, CpuDetail, DeviceIo,
+    HugetlbUsage, MemoryDetail, Pressure, ProcessCgroup, Psi,
+};
+pub use self::devices::{FsCapacity, SYS, block_device_name, capacity_of, device_of};
 pub use self::fsusage::{FsUsage, FsUsageCache, measure_dir};
 pub use self::netdev::{InterfaceCounters, net_dev_of_pid, parse_net_dev};
+pub use self::procfs::{FdCounts, PROC, count_fds, soft_open_files_limit};
 
 /// CPU usage in nano-cores (billionths of a CPU) from two cumulative samples.
 ///
