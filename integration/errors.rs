@@ -284,3 +284,182 @@ async fn a_container_whose_binary_is_missing_fails_to_start_and_says_why() {
     .unwrap();
     assert!(cleanup.docker_ids().is_empty());
 }
+
+/// Sends raw bytes as a gRPC message, whatever they decode to.
+#[derive(Clone, Default)]
+struct RawCodec;
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = RawCodec;
+    type Decoder = RawCodec;
+    fn encoder(&mut self) -> Self::Encoder {
+        RawCodec
+    }
+    fn decoder(&mut self) -> Self::Decoder {
+        RawCodec
+    }
+}
+
+impl tonic::codec::Encoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn encode(
+        &mut self,
+        item: Vec<u8>,
+        dst: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), tonic::Status> {
+        bytes::BufMut::put_slice(dst, &item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn decode(
+        &mut self,
+        src: &mut tonic::codec::DecodeBuf<'_>,
+    ) -> Result<Option<Vec<u8>>, tonic::Status> {
+        let len = bytes::Buf::remaining(src);
+        Ok(Some(bytes::Buf::copy_to_bytes(src, len).to_vec()))
+    }
+}
+
+#[tokio::test]
+async fn undecodable_and_oversized_requests_are_the_callers_error() {
+    let shim = Shim::start().await;
+    let grpc = tonic::client::Grpc::new(shim.channel().await).max_encoding_message_size(64 << 20);
+    let call = |body: Vec<u8>| {
+        let mut grpc = grpc.clone();
+        let path = tonic::codegen::http::uri::PathAndQuery::from_static(
+            "/runtime.v1.RuntimeService/Version",
+        );
+        async move {
+            grpc.ready().await.unwrap();
+            grpc.unary(tonic::Request::new(body), path, RawCodec)
+                .await
+                .map(|_| ())
+                .unwrap_err()
+        }
+    };
+    // A truncated length-delimited field, and a string that is not UTF-8.
+    for body in [vec![0x0a, 0x05, b'v'], vec![0x0a, 0x02, 0xff, 0xfe]] {
+        let status = call(body.clone()).await;
+        assert_eq!(status.code(), Code::InvalidArgument, "{body:?}: {status:?}");
+    }
+    // A message over the 16 MiB limit.
+    let mut big = vec![0x0a];
+    let len = 17usize << 20;
+    let mut varint = len;
+    while varint >= 0x80 {
+        big.push(u8::try_from(varint & 0x7f).unwrap() | 0x80);
+        varint >>= 7;
+    }
+    big.push(u8::try_from(varint).unwrap());
+    big.resize(big.len() + len, b'v');
+    let status = call(big).await;
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+}
+
+#[tokio::test]
+async fn names_held_by_running_pods_and_containers_are_refused_untouched() {
+    let cleanup = Cleanup::new();
+    let shim = Shim::start().await;
+    let mut rt = shim.runtime().await;
+    let pod = pod_config(&cleanup, &unique("dup"));
+    let pod_id = run_pod(&mut rt, &pod).await;
+    let err = rt
+        .run_pod_sandbox(RunPodSandboxRequest {
+            config: Some(pod.clone()),
+            runtime_handler: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::AlreadyExists, "{err:?}");
+    assert!(err.message().contains(&pod_id), "{}", err.message());
+    let config = container_config(&cleanup, "main", "sleep 1000");
+    let id = start_container(&mut rt, &pod_id, &pod, config.clone()).await;
+    let err = rt
+        .create_container(CreateContainerRequest {
+            pod_sandbox_id: pod_id.clone(),
+            config: Some(config),
+            sandbox_config: Some(pod.clone()),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::AlreadyExists, "{err:?}");
+    // Both still run and are listed.
+    assert_eq!(
+        sandbox_status(&mut rt, &pod_id).await.state,
+        PodSandboxState::SandboxReady as i32
+    );
+    assert_eq!(
+        container_status(&mut rt, &id).await.state,
+        ContainerState::ContainerRunning as i32
+    );
+    stop_and_remove_pod(&mut rt, &pod_id).await;
+}
+
+#[tokio::test]
+async fn paths_outside_the_pods_directories_are_refused_before_anything_is_made() {
+    let cleanup = Cleanup::new();
+    let shim = Shim::start().await;
+    let mut rt = shim.runtime().await;
+    let pod = pod_config(&cleanup, &unique("paths"));
+    let pod_id = run_pod(&mut rt, &pod).await;
+    let victim = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(victim.path(), "line one\nno newline at the end").unwrap();
+    let escape = format!("../../../..{}", victim.path().display());
+    let mut cases: Vec<(&str, ContainerConfig)> = Vec::new();
+    for log_path in [escape.clone(), victim.path().display().to_string()] {
+        let mut config = container_config(&cleanup, "esc", "true");
+        config.log_path = log_path;
+        cases.push(("log_path", config));
+    }
+    let mut config = container_config(&cleanup, "rel", "true");
+    config.mounts = vec![Mount {
+        host_path: "relative-volume".into(),
+        container_path: "/data".into(),
+        ..Default::default()
+    }];
+    cases.push(("host_path", config));
+    let mut config = container_config(&cleanup, "relc", "true");
+    config.mounts = vec![Mount {
+        host_path: "/tmp".into(),
+        container_path: "data".into(),
+        ..Default::default()
+    }];
+    cases.push(("container_path", config));
+    for (field, config) in cases {
+        let err = rt
+            .create_container(CreateContainerRequest {
+                pod_sandbox_id: pod_id.clone(),
+                config: Some(config),
+                sandbox_config: Some(pod.clone()),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{field}: {err:?}");
+        assert!(err.message().contains(field), "{}", err.message());
+    }
+    let mut relative_dir = pod_config(&cleanup, &unique("reldir"));
+    relative_dir.log_directory = "relative/logs".into();
+    let err = rt
+        .run_pod_sandbox(RunPodSandboxRequest {
+            config: Some(relative_dir),
+            runtime_handler: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert_eq!(
+        std::fs::read_to_string(victim.path()).unwrap(),
+        "line one\nno newline at the end"
+    );
+    assert!(!std::path::Path::new("relative/logs").exists());
+    // Nothing but the pause container was made.
+    assert_eq!(cleanup.docker_ids().len(), 1);
+    stop_and_remove_pod(&mut rt, &pod_id).await;
+}

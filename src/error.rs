@@ -13,6 +13,10 @@ pub enum Error {
     /// The object the request names does not exist.
     #[error("{0}")]
     NotFound(String),
+    /// What the request would create exists already (a name held by a
+    /// running sandbox or container).
+    #[error("{0}")]
+    AlreadyExists(String),
     /// The object exists but is not in a state that allows the call.
     #[error("{0}")]
     FailedPrecondition(String),
@@ -60,6 +64,7 @@ impl Error {
         match self {
             Error::InvalidArgument(_) => Code::InvalidArgument,
             Error::NotFound(_) => Code::NotFound,
+            Error::AlreadyExists(_) => Code::AlreadyExists,
             Error::FailedPrecondition(_) => Code::FailedPrecondition,
             Error::Unimplemented(_) => Code::Unimplemented,
             Error::DeadlineExceeded(_) => Code::DeadlineExceeded,

@@ -203,6 +203,9 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
     let mut server = tokio::spawn(
         Server::builder()
             .layer(layer)
+            .layer(tower::util::MapResponseLayer::new(
+                crate::cri::wire_status::client_error_codes,
+            ))
             .layer(relist)
             .add_service(runtime_service)
             .add_service(image_service)

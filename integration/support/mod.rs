@@ -221,7 +221,7 @@ impl Shim {
         self.spawn().await;
     }
 
-    async fn channel(&self) -> Channel {
+    pub async fn channel(&self) -> Channel {
         let socket = self.socket.clone();
         Endpoint::try_from("http://[::]:50051")
             .expect("endpoint")

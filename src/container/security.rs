@@ -4,8 +4,35 @@
 use bollard::models::DeviceMapping;
 
 use crate::cri::security_profile::ProfileType;
-use crate::cri::{Device, LinuxContainerSecurityContext, SecurityProfile, Signal};
+use crate::cri::{
+    Device, LinuxContainerSecurityContext, NamespaceMode, NamespaceOption, SecurityProfile, Signal,
+};
 use crate::error::{Error, Result};
+
+/// Refuses namespace modes the CRI does not define, before they could be
+/// read as the default.
+pub fn check_namespace_options(namespaces: &NamespaceOption) -> Result<()> {
+    let modes = [
+        ("network", namespaces.network),
+        ("pid", namespaces.pid),
+        ("ipc", namespaces.ipc),
+    ]
+    .into_iter()
+    .chain(
+        namespaces
+            .userns_options
+            .as_ref()
+            .map(|u| ("userns", u.mode)),
+    );
+    for (which, mode) in modes {
+        if NamespaceMode::try_from(mode).is_err() {
+            return Err(Error::InvalidArgument(format!(
+                "namespace_options.{which} {mode} is not a namespace mode (POD, CONTAINER, NODE, TARGET)"
+            )));
+        }
+    }
+    Ok(())
+}
 
 /// Docker `SecurityOpt` entries for a container. The deprecated string
 /// profile fields still count when the structured ones are absent: older

@@ -51,11 +51,12 @@ pub fn create_body(
     let linux = config.linux.clone().unwrap_or_default();
     let security = linux.security_context.clone().unwrap_or_default();
     let namespaces = security.namespace_options.clone().unwrap_or_default();
+    security::check_namespace_options(&namespaces)?;
 
     let mut labels = naming::to_docker_labels(&config.labels, &config.annotations);
     labels.insert(naming::TYPE_LABEL.into(), naming::TYPE_CONTAINER.into());
     labels.insert(naming::SANDBOX_ID_LABEL.into(), sandbox.id.into());
-    if let Some(log_path) = log_path(config, sandbox_config) {
+    if let Some(log_path) = log_path(config, sandbox_config)? {
         labels.insert(naming::LOG_PATH_LABEL.into(), log_path);
     }
 
@@ -207,15 +208,39 @@ fn cdi_requests(
 }
 
 /// The container's CRI log file: the sandbox's log directory joined with the
-/// container's log path.
-fn log_path(config: &ContainerConfig, sandbox_config: Option<&PodSandboxConfig>) -> Option<String> {
+/// container's log path. Both are checked so the file stays inside the
+/// pod's log directory: the shim writes there, and repairs a torn last line.
+fn log_path(
+    config: &ContainerConfig,
+    sandbox_config: Option<&PodSandboxConfig>,
+) -> Result<Option<String>> {
     if config.log_path.is_empty() {
-        return None;
+        return Ok(None);
     }
     let dir = sandbox_config
         .map(|s| s.log_directory.as_str())
         .unwrap_or_default();
-    Some(Path::new(dir).join(&config.log_path).display().to_string())
+    if dir.is_empty() || !Path::new(dir).is_absolute() {
+        return Err(Error::InvalidArgument(format!(
+            "log_path {:?} needs the sandbox's log_directory as an absolute path (got {dir:?})",
+            config.log_path
+        )));
+    }
+    let inside = Path::new(&config.log_path).components().all(|c| {
+        matches!(
+            c,
+            std::path::Component::Normal(_) | std::path::Component::CurDir
+        )
+    });
+    if !inside {
+        return Err(Error::InvalidArgument(format!(
+            "log_path {:?} must be relative to the log directory, without '..'",
+            config.log_path
+        )));
+    }
+    Ok(Some(
+        Path::new(dir).join(&config.log_path).display().to_string(),
+    ))
 }
 
 /// Docker's `User`: a uid or user name, with the group when one is given.
@@ -254,8 +279,24 @@ fn mounts(config: &ContainerConfig, settings: &Settings) -> Result<BindMounts> {
                 mount.host_path, mount.container_path
             )));
         }
-        let propagation = MountPropagation::try_from(mount.propagation)
-            .unwrap_or(MountPropagation::PropagationPrivate);
+        for (field, path) in [
+            ("host_path", &mount.host_path),
+            ("container_path", &mount.container_path),
+        ] {
+            // A relative host path would silently become a Docker named
+            // volume; a relative container path is Docker's error late.
+            if !Path::new(path).is_absolute() {
+                return Err(Error::InvalidArgument(format!(
+                    "mount {field} {path:?} must be an absolute path"
+                )));
+            }
+        }
+        let propagation = MountPropagation::try_from(mount.propagation).map_err(|_| {
+            Error::InvalidArgument(format!(
+                "mount {:?}: propagation {} is not a mount propagation mode",
+                mount.container_path, mount.propagation
+            ))
+        })?;
         if !mount.uid_mappings.is_empty() || !mount.gid_mappings.is_empty() {
             return Err(Error::Unimplemented(format!(
                 "mount {:?}: ID-mapped mounts are not supported on Docker",
@@ -448,6 +489,18 @@ impl Limits {
                 }
             }
         }
+        for (field, value) in [
+            ("cpu_period", r.cpu_period),
+            ("cpu_quota", r.cpu_quota),
+            ("cpu_shares", r.cpu_shares),
+            ("memory_limit_in_bytes", r.memory_limit_in_bytes),
+        ] {
+            if value < 0 {
+                return Err(Error::InvalidArgument(format!(
+                    "resources.{field} {value} is negative"
+                )));
+            }
+        }
         let positive = |v: i64| (v > 0).then_some(v);
         let text = |v: &str| (!v.is_empty()).then(|| v.to_string());
         let memory = positive(r.memory_limit_in_bytes);
@@ -566,7 +619,7 @@ mod tests {
     fn features_newer_than_the_engine_are_refused_clearly() {
         let mut cfg = config();
         cfg.mounts[0].recursive_read_only = true;
-        let err = create_body(&cfg, &SANDBOX, None, &settings()).unwrap_err();
+        let err = create_body(&cfg, &SANDBOX, Some(&sandbox_config()), &settings()).unwrap_err();
         assert!(
             matches!(&err, Error::FailedPrecondition(m) if m.contains("1.44")),
             "{err}"
@@ -575,7 +628,7 @@ mod tests {
             docker_api: (1, 45),
             ..settings()
         };
-        let body = create_body(&cfg, &SANDBOX, None, &newer).unwrap();
+        let body = create_body(&cfg, &SANDBOX, Some(&sandbox_config()), &newer).unwrap();
         let mounts = body.host_config.unwrap().mounts.unwrap();
         let rro = mounts
             .iter()
@@ -590,8 +643,8 @@ mod tests {
         cdi.cdi_devices = vec![crate::cri::CdiDevice {
             name: "vendor.com/gpu=0".into(),
         }];
-        assert!(create_body(&cdi, &SANDBOX, None, &settings()).is_err());
-        let requests = create_body(&cdi, &SANDBOX, None, &newer)
+        assert!(create_body(&cdi, &SANDBOX, Some(&sandbox_config()), &settings()).is_err());
+        let requests = create_body(&cdi, &SANDBOX, Some(&sandbox_config()), &newer)
             .unwrap()
             .host_config
             .unwrap()
@@ -609,7 +662,7 @@ mod tests {
         let mut cfg = config();
         cfg.mounts.truncate(1);
         cfg.mounts[0].selinux_relabel = true;
-        let binds = create_body(&cfg, &SANDBOX, None, &settings())
+        let binds = create_body(&cfg, &SANDBOX, Some(&sandbox_config()), &settings())
             .unwrap()
             .host_config
             .unwrap()
@@ -625,7 +678,7 @@ mod tests {
             ..Default::default()
         });
         assert!(matches!(
-            create_body(&strict, &SANDBOX, None, &settings()),
+            create_body(&strict, &SANDBOX, Some(&sandbox_config()), &settings()),
             Err(Error::Unimplemented(_))
         ));
     }
@@ -680,12 +733,12 @@ mod tests {
     fn command_without_args_does_not_inherit_the_image_cmd() {
         let mut cfg = config();
         cfg.args.clear();
-        let body = create_body(&cfg, &SANDBOX, None, &settings()).unwrap();
+        let body = create_body(&cfg, &SANDBOX, Some(&sandbox_config()), &settings()).unwrap();
         assert_eq!(body.entrypoint, Some(vec!["/bin/sh".to_string()]));
         assert_eq!(body.cmd, None);
         let mut cfg = config();
         cfg.command.clear();
-        let body = create_body(&cfg, &SANDBOX, None, &settings()).unwrap();
+        let body = create_body(&cfg, &SANDBOX, Some(&sandbox_config()), &settings()).unwrap();
         assert_eq!(
             body.entrypoint, None,
             "args alone keep the image's entrypoint"
@@ -707,7 +760,8 @@ mod tests {
                 }),
                 ..Default::default()
             });
-            create_body(&cfg, &SANDBOX, None, &settings()).map(|b| b.host_config.unwrap().pid_mode)
+            create_body(&cfg, &SANDBOX, Some(&sandbox_config()), &settings())
+                .map(|b| b.host_config.unwrap().pid_mode)
         };
         assert_eq!(with_pid(NamespaceMode::Container, "").unwrap(), None);
         assert_eq!(
@@ -804,7 +858,7 @@ mod tests {
         let mut cfg = config();
         cfg.image = None;
         assert!(matches!(
-            create_body(&cfg, &SANDBOX, None, &settings()),
+            create_body(&cfg, &SANDBOX, Some(&sandbox_config()), &settings()),
             Err(Error::InvalidArgument(_))
         ));
         let mut cfg = config();
@@ -813,7 +867,7 @@ mod tests {
             value: b"x".to_vec(),
         });
         assert!(matches!(
-            create_body(&cfg, &SANDBOX, None, &settings()),
+            create_body(&cfg, &SANDBOX, Some(&sandbox_config()), &settings()),
             Err(Error::InvalidArgument(_))
         ));
         let mut cfg = config();
@@ -822,8 +876,65 @@ mod tests {
             ..Default::default()
         });
         assert!(matches!(
-            create_body(&cfg, &SANDBOX, None, &settings()),
+            create_body(&cfg, &SANDBOX, Some(&sandbox_config()), &settings()),
             Err(Error::Unimplemented(_))
         ));
+    }
+
+    #[test]
+    fn paths_enum_values_and_resources_outside_the_contract_are_refused() {
+        let refused = |cfg: &ContainerConfig, sandbox: Option<&PodSandboxConfig>| match create_body(
+            cfg,
+            &SANDBOX,
+            sandbox,
+            &settings(),
+        ) {
+            Err(Error::InvalidArgument(message)) => message,
+            other => panic!("accepted: {other:?}"),
+        };
+        for path in ["../../etc/passwd", "/etc/passwd", "a/../../b"] {
+            let mut cfg = config();
+            cfg.log_path = path.into();
+            assert!(refused(&cfg, Some(&sandbox_config())).contains("log_path"));
+        }
+        let relative_dir = PodSandboxConfig {
+            log_directory: "var/log/pods/x".into(),
+            ..Default::default()
+        };
+        assert!(refused(&config(), Some(&relative_dir)).contains("log_directory"));
+        assert!(refused(&config(), None).contains("log_directory"));
+        let mut cfg = config();
+        cfg.mounts[0].host_path = "data".into();
+        assert!(refused(&cfg, Some(&sandbox_config())).contains("host_path"));
+        let mut cfg = config();
+        cfg.mounts[0].container_path = "data".into();
+        assert!(refused(&cfg, Some(&sandbox_config())).contains("container_path"));
+        let mut cfg = config();
+        cfg.mounts[0].propagation = 7;
+        assert!(refused(&cfg, Some(&sandbox_config())).contains("propagation"));
+        let mut cfg = config();
+        cfg.linux
+            .get_or_insert_with(Default::default)
+            .security_context
+            .get_or_insert_with(Default::default)
+            .namespace_options = Some(crate::cri::NamespaceOption {
+            pid: 9,
+            ..Default::default()
+        });
+        assert!(refused(&cfg, Some(&sandbox_config())).contains("namespace_options.pid"));
+        for field in ["cpu_shares", "cpu_quota", "memory_limit_in_bytes"] {
+            let mut cfg = config();
+            let resources = cfg
+                .linux
+                .get_or_insert_with(Default::default)
+                .resources
+                .get_or_insert_with(Default::default);
+            match field {
+                "cpu_shares" => resources.cpu_shares = -2,
+                "cpu_quota" => resources.cpu_quota = -1,
+                _ => resources.memory_limit_in_bytes = -5,
+            }
+            assert!(refused(&cfg, Some(&sandbox_config())).contains(field));
+        }
     }
 }

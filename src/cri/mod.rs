@@ -9,6 +9,7 @@
 pub mod image;
 pub mod relist;
 pub mod runtime;
+pub mod wire_status;
 
 /// Generated CRI v1 messages, services, clients and servers.
 #[allow(clippy::all, clippy::pedantic, missing_docs, rust_2018_idioms)]

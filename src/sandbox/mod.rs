@@ -112,9 +112,12 @@ fn runtime_for_handler<'a>(rt: &Runtime, handler: &'a str) -> Result<Option<&'a 
     )))
 }
 
-/// Creates a container named `name`. A container left with that name by an
-/// earlier failed attempt is removed first; a name held by something else
-/// gets a random suffix, which name parsing tolerates.
+/// Creates a container named `name`. A name held by a running sandbox or
+/// container is refused: it is in use, and removing it would destroy what
+/// runs. A holder that is not running (left by an attempt that failed or
+/// was cut short by a crash) is torn down first, a sandbox with its
+/// containers and network; if that fails, the new container gets a random
+/// suffix, which name parsing tolerates.
 pub(crate) async fn create_named(
     rt: &Runtime,
     name: &str,
@@ -125,11 +128,11 @@ pub(crate) async fn create_named(
         Err(DockerError::Conflict(_)) => {}
         Err(err) => return Err(err).context(|| format!("create container {name}")),
     }
-    tracing::warn!(name, "name already in use; removing the stale container");
-    let retry_name = match rt.docker.remove_container(name).await {
-        Ok(()) | Err(DockerError::NotFound(_)) => name.to_string(),
+    let retry_name = match remove_stale_holder(rt, name).await {
+        Ok(()) => name.to_string(),
+        Err(err @ Error::AlreadyExists(_)) => return Err(err),
         Err(err) => {
-            tracing::warn!(name, error = %err, "cannot remove the stale container; using a new name");
+            tracing::warn!(name, error = %err, "cannot remove the stale holder of the name; using a new name");
             format!("{name}_{}", random_suffix())
         }
     };
@@ -137,6 +140,36 @@ pub(crate) async fn create_named(
         .create_container(&retry_name, body)
         .await
         .context(|| format!("create container {retry_name}"))
+}
+
+/// Removes what holds `name`, unless it runs.
+async fn remove_stale_holder(rt: &Runtime, name: &str) -> Result<()> {
+    let holder = match rt.docker.inspect_container(name).await {
+        Ok(holder) => holder,
+        Err(DockerError::NotFound(_)) => return Ok(()),
+        Err(err) => return Err(err).context(|| format!("inspect the holder of name {name}")),
+    };
+    let id = holder.id.clone().unwrap_or_default();
+    if crate::runtime::is_running(&holder) {
+        return Err(Error::AlreadyExists(format!(
+            "name {name} is held by running container {id}: stop and remove it first"
+        )));
+    }
+    tracing::warn!(name, holder = %id, "name held by a container that does not run; removing it");
+    rt.view.refresh(&id).await.ok();
+    match rt.view.lookup(&id) {
+        crate::store::Lookup::Found(entry) if entry.kind == Kind::Sandbox => {
+            stop(rt, &id).await?;
+            remove(rt, &id).await
+        }
+        _ => match rt.docker.remove_container(&id).await {
+            Ok(()) | Err(DockerError::NotFound(_)) => {
+                rt.view.forget(&id);
+                Ok(())
+            }
+            Err(err) => Err(err).context(|| format!("remove stale container {id}")),
+        },
+    }
 }
 
 fn random_suffix() -> String {

@@ -2,6 +2,7 @@
 //! the pod's pause container.
 
 use std::collections::HashMap;
+use std::path::Path;
 
 use bollard::models::{ContainerCreateBody, HostConfig, PortBinding};
 
@@ -49,6 +50,23 @@ fn mode(value: i32) -> NamespaceMode {
 /// The Docker create request for a pod's pause container.
 pub fn create_body(config: &PodSandboxConfig, env: &SandboxEnv<'_>) -> Result<ContainerCreateBody> {
     let namespaces = namespace_options(config);
+    crate::container::security::check_namespace_options(&namespaces)?;
+    if !config.log_directory.is_empty() && !Path::new(&config.log_directory).is_absolute() {
+        return Err(Error::InvalidArgument(format!(
+            "log_directory {:?} must be an absolute path",
+            config.log_directory
+        )));
+    }
+    if let Some(mapping) = config
+        .port_mappings
+        .iter()
+        .find(|m| Protocol::try_from(m.protocol).is_err())
+    {
+        return Err(Error::InvalidArgument(format!(
+            "port mapping {}->{}: protocol {} is not TCP, UDP or SCTP",
+            mapping.host_port, mapping.container_port, mapping.protocol
+        )));
+    }
     let host_network = mode(namespaces.network) == NamespaceMode::Node;
     let linux = config.linux.clone().unwrap_or_default();
     let security = linux.security_context.clone().unwrap_or_default();
@@ -443,6 +461,31 @@ mod tests {
             create_body(&cfg, &env()),
             Err(Error::InvalidArgument(_))
         ));
+    }
+
+    #[test]
+    fn unknown_protocols_namespaces_and_relative_log_directories_are_refused() {
+        let refused = |cfg: &PodSandboxConfig| match create_body(cfg, &env()) {
+            Err(Error::InvalidArgument(message)) => message,
+            other => panic!("accepted: {other:?}"),
+        };
+        let mut cfg = config();
+        cfg.port_mappings[0].protocol = 5;
+        assert!(refused(&cfg).contains("protocol 5"));
+        let mut cfg = config();
+        cfg.log_directory = "relative/dir".into();
+        assert!(refused(&cfg).contains("log_directory"));
+        let mut cfg = config();
+        cfg.linux
+            .get_or_insert_with(Default::default)
+            .security_context = Some(LinuxSandboxSecurityContext {
+            namespace_options: Some(crate::cri::NamespaceOption {
+                network: 42,
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        assert!(refused(&cfg).contains("namespace_options.network"));
     }
 
     #[test]
