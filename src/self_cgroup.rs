@@ -133,7 +133,10 @@ mod tests {
         inherit_cpusets(&cpuset, Path::new("a/b")).unwrap();
         for dir in ["a", "a/b"] {
             let read = |f: &str| std::fs::read_to_string(cpuset.join(dir).join(f)).unwrap();
-            assert_eq!((read("cpuset.cpus"), read("cpuset.mems")), ("0-1".into(), "0".into()));
+            assert_eq!(
+                (read("cpuset.cpus"), read("cpuset.mems")),
+                ("0-1".into(), "0".into())
+            );
         }
     }
 
