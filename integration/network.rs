@@ -507,3 +507,119 @@ async fn dual_stack_pods_report_ipv4_first_then_ipv6() {
     stop_and_remove_pod(&mut rt, &id).await;
     assert!(lab.allocations(&lab.network).is_empty());
 }
+
+/// A CNI plugin that, on ADD, records its pid in `marker` and sleeps,
+/// standing for a slow plugin at the end of the chain; DEL does nothing.
+const SLEEPY_PLUGIN: &str = r#"#!/usr/bin/env python3
+import json, os, sys, time
+conf = json.load(sys.stdin)
+command = os.environ.get("CNI_COMMAND")
+if command == "VERSION":
+    print(json.dumps({"cniVersion": "1.0.0", "supportedVersions": ["0.4.0", "1.0.0"]}))
+elif command == "ADD":
+    with open(conf["marker"], "w") as marker:
+        marker.write(str(os.getpid()))
+    time.sleep(120)
+    print(json.dumps(conf.get("prevResult", {})))
+"#;
+
+/// A shim killed while a pod's CNI ADD runs: after the restart the pod is
+/// not ready (no address), and stopping it removes the host-port rules the
+/// plugins before the cut had made, though no result was ever cached.
+#[tokio::test]
+async fn a_pod_whose_network_setup_was_cut_short_is_not_ready_and_leaves_no_rules() {
+    use std::os::unix::fs::PermissionsExt;
+    let lab = Lab::new();
+    let bin = lab.dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::write(bin.join("sleepy"), SLEEPY_PLUGIN).unwrap();
+    std::fs::set_permissions(bin.join("sleepy"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let marker = lab.dir.path().join("sleepy.pid");
+    let mut list: serde_json::Value = serde_json::from_str(&lab.conflist(&lab.network)).unwrap();
+    let plugins = list["plugins"].as_array_mut().unwrap();
+    plugins.retain(|p| p["type"] != "bandwidth");
+    plugins.push(serde_json::json!({"type": "sleepy", "marker": marker}));
+    std::fs::write(lab.conf_dir().join("10-test.conflist"), list.to_string()).unwrap();
+    let mut flags = lab.shim_flags();
+    let bin_dirs = format!("{},{CNI_BIN}", bin.display());
+    let at = flags.iter().position(|f| f == "--cni-bin-dir").unwrap();
+    flags[at + 1] = bin_dirs;
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let mut shim = Shim::start_with(&flags).await;
+    let mut rt = shim.runtime().await;
+    let cleanup = Cleanup::new();
+    let mut config = pod_config(&cleanup, &unique("cni-cut"));
+    let host_port = 30000 + i32::try_from(std::process::id() % 20000).unwrap();
+    config.port_mappings = vec![PortMapping {
+        protocol: Protocol::Tcp as i32,
+        container_port: 80,
+        host_port,
+        host_ip: String::new(),
+    }];
+    let mut caller = rt.clone();
+    let run_config = config.clone();
+    let run = tokio::spawn(async move {
+        caller
+            .run_pod_sandbox(RunPodSandboxRequest {
+                config: Some(run_config),
+                runtime_handler: String::new(),
+            })
+            .await
+    });
+    let reached = eventually(Duration::from_secs(60), || async { marker.exists() }).await;
+    assert!(
+        reached,
+        "the ADD never reached the last plugin:\n{}",
+        shim.logs()
+    );
+    shim.kill();
+    let _ = run.await;
+    let plugin_pid = std::fs::read_to_string(&marker).unwrap();
+    let _ = Command::new("kill")
+        .args(["-9", plugin_pid.trim()])
+        .output();
+    let ids = cleanup.docker_ids();
+    assert_eq!(ids.len(), 1, "one pause container: {ids:?}");
+    let sandbox_id = ids[0].clone();
+    let rules = || {
+        let out = Command::new("iptables-save")
+            .output()
+            .expect("iptables-save");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.contains(&sandbox_id))
+            .count()
+    };
+    assert!(rules() > 0, "portmap made its rules before the cut");
+
+    // The slow plugin goes; the teardown runs with the configuration as
+    // it is now.
+    lab.write_config();
+    shim.restart().await;
+    rt = shim.runtime().await;
+    let status = sandbox_status(&mut rt, &sandbox_id).await;
+    assert_eq!(
+        status.state,
+        PodSandboxState::SandboxNotready as i32,
+        "a pod without its network is not ready"
+    );
+    let listed = rt
+        .list_pod_sandbox(ListPodSandboxRequest { filter: None })
+        .await
+        .unwrap()
+        .into_inner()
+        .items;
+    let entry = listed.iter().find(|p| p.id == sandbox_id).expect("listed");
+    assert_eq!(entry.state, PodSandboxState::SandboxNotready as i32);
+
+    stop_and_remove_pod(&mut rt, &sandbox_id).await;
+    assert_eq!(rules(), 0, "host-port rules left after the teardown");
+    assert!(
+        lab.allocations(&lab.network).is_empty(),
+        "IP left allocated"
+    );
+    assert!(lab.bridge_ports().is_empty(), "veth left on the bridge");
+    // The pod's metadata can be run again.
+    let again = run_pod(&mut rt, &config).await;
+    stop_and_remove_pod(&mut rt, &again).await;
+}

@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 
-use crate::cri::{ContainerMetadata, PodSandboxMetadata};
+use crate::cri::{ContainerMetadata, PodSandboxMetadata, PortMapping};
 use crate::error::{Error, Result};
 
 /// Label that tells sandboxes from containers; every list filters on it.
@@ -143,6 +143,46 @@ pub fn from_docker_labels(
     (labels, annotations)
 }
 
+/// Label on a pause container holding the pod's host port mappings, so
+/// that its network can be torn down with them even when no CNI result was
+/// cached (a shim killed during the ADD): the portmap plugin needs them to
+/// find its rules.
+pub const PORT_MAPPINGS_LABEL: &str = "io.kubernetes.dockershim.port-mappings";
+
+/// Port mappings with a host port, as [`PORT_MAPPINGS_LABEL`] holds them:
+/// `protocol/hostPort/containerPort/hostIP` (the protocol as its CRI
+/// number), comma-separated.
+pub fn encode_port_mappings(mappings: &[PortMapping]) -> String {
+    mappings
+        .iter()
+        .filter(|m| m.host_port > 0)
+        .map(|m| {
+            format!(
+                "{}/{}/{}/{}",
+                m.protocol, m.host_port, m.container_port, m.host_ip
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The port mappings of [`encode_port_mappings`]; unreadable entries are
+/// skipped.
+pub fn decode_port_mappings(label: &str) -> Vec<PortMapping> {
+    label
+        .split(',')
+        .filter_map(|entry| {
+            let mut parts = entry.splitn(4, '/');
+            Some(PortMapping {
+                protocol: parts.next()?.parse().ok()?,
+                host_port: parts.next()?.parse().ok()?,
+                container_port: parts.next()?.parse().ok()?,
+                host_ip: parts.next()?.to_string(),
+            })
+        })
+        .collect()
+}
+
 /// True for a full 64-hex-digit Docker container id (not a prefix).
 pub fn is_full_id(id: &str) -> bool {
     id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit())
@@ -156,6 +196,35 @@ pub fn bare_name(name: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn port_mappings_survive_their_label() {
+        let mappings = vec![
+            PortMapping {
+                protocol: 1,
+                container_port: 53,
+                host_port: 5353,
+                host_ip: "::1".into(),
+            },
+            PortMapping {
+                protocol: 0,
+                container_port: 80,
+                host_port: 8080,
+                host_ip: String::new(),
+            },
+            PortMapping {
+                protocol: 0,
+                container_port: 9000,
+                host_port: 0,
+                host_ip: String::new(),
+            },
+        ];
+        let label = encode_port_mappings(&mappings);
+        assert_eq!(label, "1/5353/53/::1,0/8080/80/");
+        assert_eq!(decode_port_mappings(&label), mappings[..2].to_vec());
+        assert!(decode_port_mappings("garbage,1/x/2/").is_empty());
+        assert!(decode_port_mappings("").is_empty());
+    }
 
     fn pod() -> PodSandboxMetadata {
         PodSandboxMetadata {

@@ -200,7 +200,10 @@ impl Network {
         };
         let result = cni.attach(pod).await;
         if let Err(err) = result {
-            if let Err(undo) = cni.detach(pod.sandbox_id, Some(pod.pid)).await {
+            if let Err(undo) = cni
+                .detach(pod.sandbox_id, Some(pod.pid), Some(pod.config))
+                .await
+            {
                 tracing::error!(sandbox = pod.sandbox_id, error = %undo, "cannot undo a failed network setup");
             }
             self.end(pod.sandbox_id);
@@ -214,12 +217,19 @@ impl Network {
     /// results (so it works after a restart, with a changed configuration,
     /// and for pods attached by cri-dockerd), then, while the pause process
     /// `pid` runs, by the current network config in case ADD never got to
-    /// cache its result.
-    pub async fn detach(&self, sandbox_id: &str, pid: Option<u32>) -> Result<()> {
+    /// cache its result. `pod` gives that DEL the pod's arguments (names,
+    /// host ports), which plugins such as portmap need to find what to
+    /// remove.
+    pub async fn detach(
+        &self,
+        sandbox_id: &str,
+        pid: Option<u32>,
+        pod: Option<&PodSandboxConfig>,
+    ) -> Result<()> {
         let Some(cni) = &self.cni else {
             return Ok(());
         };
-        cni.detach(sandbox_id, pid).await
+        cni.detach(sandbox_id, pid, pod).await
     }
 
     /// The pod's IPs, primary first; `None` when the network is not CNI's
@@ -315,7 +325,12 @@ impl CniNetwork {
         Ok(())
     }
 
-    async fn detach(&self, sandbox_id: &str, pid: Option<u32>) -> Result<()> {
+    async fn detach(
+        &self,
+        sandbox_id: &str,
+        pid: Option<u32>,
+        pod: Option<&PodSandboxConfig>,
+    ) -> Result<()> {
         let netns = pid.map(|pid| PathBuf::from(format!("/proc/{pid}/ns/net")));
         let cached = self
             .client
@@ -344,12 +359,21 @@ impl CniNetwork {
             && let Ok(network) = self.network()
             && !done.contains(&network.name)
         {
+            let pod_cidr = self
+                .pod_cidr
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
             let conf = RuntimeConf {
                 container_id: sandbox_id.to_string(),
                 netns,
                 ifname: POD_IFNAME.into(),
-                args: Vec::new(),
-                capability_args: Map::new(),
+                args: pod.map(|p| cni_args(sandbox_id, p)).unwrap_or_default(),
+                // A DEL never fails for a bad annotation: what ADD would
+                // have refused is left out.
+                capability_args: pod
+                    .and_then(|p| capability_args(p, &pod_cidr).ok())
+                    .unwrap_or_default(),
             };
             self.client
                 .del(&network, &conf)

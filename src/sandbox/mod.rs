@@ -212,7 +212,7 @@ pub async fn stop(rt: &Runtime, id: &str) -> Result<()> {
             // The pause container was removed behind our back: its network
             // may still be attached, and the CNI cache knows how.
             if naming::is_full_id(id) {
-                rt.network.detach(id, None).await?;
+                rt.network.detach(id, None, None).await?;
             }
             return Ok(());
         }
@@ -245,7 +245,8 @@ pub async fn stop(rt: &Runtime, id: &str) -> Result<()> {
             .flatten()
             .and_then(|pid| u32::try_from(pid).ok())
             .filter(|pid| *pid > 0);
-        rt.network.detach(sandbox_id, pid).await?;
+        let pod = pod_config_of(&sandbox.inspected);
+        rt.network.detach(sandbox_id, pid, Some(&pod)).await?;
     }
     match rt.docker.stop_container(sandbox_id, PAUSE_STOP_GRACE).await {
         Ok(()) | Err(DockerError::NotFound(_)) => rt.refresh(sandbox_id).await,
@@ -253,6 +254,30 @@ pub async fn stop(rt: &Runtime, id: &str) -> Result<()> {
     }
     tracing::info!(sandbox = %sandbox_id, "pod sandbox stopped");
     Ok(())
+}
+
+/// What a pod's network teardown needs of its config, read back from its
+/// pause container: the metadata (from the name), the host ports and the
+/// annotations (from the labels).
+fn pod_config_of(inspected: &ContainerInspectResponse) -> PodSandboxConfig {
+    let labels = inspected
+        .config
+        .as_ref()
+        .and_then(|c| c.labels.clone())
+        .unwrap_or_default();
+    let (_, annotations) = naming::from_docker_labels(&labels, true);
+    PodSandboxConfig {
+        metadata: inspected
+            .name
+            .as_deref()
+            .and_then(naming::parse_sandbox_name),
+        port_mappings: labels
+            .get(naming::PORT_MAPPINGS_LABEL)
+            .map(|l| naming::decode_port_mappings(l))
+            .unwrap_or_default(),
+        annotations,
+        ..Default::default()
+    }
 }
 
 /// Removes a sandbox and all its containers. Removing a missing sandbox
@@ -267,7 +292,7 @@ pub async fn remove(rt: &Runtime, id: &str) -> Result<()> {
     if on_cni_network(&sandbox.inspected) {
         // Normally StopPodSandbox tore the network down already; this only
         // acts on what the CNI cache still holds.
-        rt.network.detach(sandbox_id, None).await?;
+        rt.network.detach(sandbox_id, None, None).await?;
     }
     let containers = rt.view.containers_of(sandbox_id);
     let removals = containers.iter().map(|c| c.id()).map(|cid| async move {
@@ -318,7 +343,7 @@ pub fn status_of(rt: &Runtime, inspected: &ContainerInspectResponse) -> PodSandb
     if !on_cni_network(inspected) {
         return status;
     }
-    if rt.network.is_pending(&status.id) {
+    if rt.network.is_pending(&status.id) || network_incomplete(rt, inspected) {
         status.state = PodSandboxState::SandboxNotready as i32;
     }
     if status.state == PodSandboxState::SandboxReady as i32 {
@@ -334,6 +359,21 @@ pub fn status_of(rt: &Runtime, inspected: &ContainerInspectResponse) -> PodSandb
         });
     }
     status
+}
+
+/// True for a running pod on a CNI network that never got its address: its
+/// setup was cut short (the shim was killed during ADD) and no result was
+/// cached. Such a pod is not ready, so the kubelet replaces it instead of
+/// running containers without a network; stopping it tears down what the
+/// partial setup left.
+fn network_incomplete(rt: &Runtime, inspected: &ContainerInspectResponse) -> bool {
+    let Some(id) = inspected.id.as_deref() else {
+        return false;
+    };
+    crate::runtime::is_running(inspected)
+        && on_cni_network(inspected)
+        && !rt.network.is_pending(id)
+        && rt.network.pod_ips(id).is_some_and(|ips| ips.is_empty())
 }
 
 /// True for a pause container on Docker's `none` network, which CNI
@@ -512,10 +552,15 @@ pub fn list(rt: &Runtime, filter: Option<PodSandboxFilter>) -> Vec<PodSandbox> {
 /// are skipped.
 fn sandbox_from_inspect(rt: &Runtime, inspected: &ContainerInspectResponse) -> Option<PodSandbox> {
     let status = status_from_inspect(inspected, &rt.host.default_runtime);
+    let state = if network_incomplete(rt, inspected) {
+        PodSandboxState::SandboxNotready as i32
+    } else {
+        status.state
+    };
     Some(PodSandbox {
         id: status.id,
         metadata: Some(status.metadata?),
-        state: status.state,
+        state,
         created_at: status.created_at,
         labels: status.labels,
         annotations: status.annotations,

@@ -95,6 +95,10 @@ pub fn create_body(config: &PodSandboxConfig, env: &SandboxEnv<'_>) -> Result<Co
     if mode(namespaces.pid) == NamespaceMode::Pod {
         labels.insert(naming::SHARED_PID_LABEL.into(), "true".into());
     }
+    let ports = naming::encode_port_mappings(&config.port_mappings);
+    if !ports.is_empty() {
+        labels.insert(naming::PORT_MAPPINGS_LABEL.into(), ports);
+    }
 
     // Under CNI the portmap plugin maps host ports; Docker ignores port
     // bindings on its `none` network anyway.
