@@ -373,7 +373,7 @@ async fn systemd_socket_activation_and_readiness_notification() {
             "--pod-cidr",
             "10.233.250.0/24",
             "--log-level",
-            "info",
+            "warning",
         ])
         .stderr(std::process::Stdio::null())
         .spawn()

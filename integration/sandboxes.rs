@@ -397,3 +397,34 @@ async fn the_builtin_pause_reaps_zombies_in_a_shared_pid_namespace_and_exits_on_
         "RemovePodSandbox leaves no container"
     );
 }
+
+/// A node can go back to cri-dockerd: each pod has the checkpoint file
+/// cri-dockerd reads (name, namespace, host ports) while it exists.
+#[tokio::test]
+async fn each_pod_has_a_cri_dockerd_checkpoint_while_it_exists() {
+    let cleanup = Cleanup::new();
+    let shim = Shim::start().await;
+    let mut rt = shim.runtime().await;
+    let mut pod = pod_config(&cleanup, &unique("ckpt"));
+    pod.port_mappings = vec![PortMapping {
+        protocol: Protocol::Udp as i32,
+        container_port: 53,
+        host_port: 0,
+        host_ip: String::new(),
+    }];
+    let pod_id = run_pod(&mut rt, &pod).await;
+    let file = shim.dir.join("state").join("sandbox").join(&pod_id);
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).expect("checkpoint file")).unwrap();
+    let meta = pod.metadata.clone().unwrap();
+    assert_eq!(saved["version"], "v1");
+    assert_eq!(saved["name"], meta.name.as_str());
+    assert_eq!(saved["namespace"], meta.namespace.as_str());
+    assert_eq!(
+        saved["data"]["port_mappings"],
+        serde_json::json!([{"protocol": "udp", "container_port": 53, "host_port": 0}])
+    );
+    assert!(saved["checksum"].as_u64().is_some());
+    stop_and_remove_pod(&mut rt, &pod_id).await;
+    assert!(!file.exists(), "checkpoint left after RemovePodSandbox");
+}

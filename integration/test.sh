@@ -1,42 +1,88 @@
 #!/usr/bin/env bash
-# Runs the whole test suite against a real Docker Engine.
+# The whole test suite, against real Docker Engines and the field's own CRI
+# clients. CI (.ci/run) runs it with no arguments.
 #
-# On a fresh Debian machine (as root) it first installs and starts what the
-# tests need, if missing: Docker (docker.io) and dockerd, busybox-static for
-# the test image, and two Docker registries on 127.0.0.1 (one open, one
-# requiring basic auth) for the pull tests. It stops only what it started.
+# On a fresh Debian 12 machine (as root) it installs and starts what the
+# tests need: Debian's packages (busybox for the test image, two Docker
+# registries on 127.0.0.1, the reference CNI plugins, ip, iptables, runc,
+# systemd-socket-activate, openssl), Python's grpcio (from PyPI), and three
+# private Docker Engines in turn (integration/dockerd.sh: Debian 12's 20.10,
+# Debian 13's 26.1, Debian unstable's 28.5). It builds crictl and critest
+# from cri-tools (integration/critest.sh, with the machine's Go). Then:
 #
-# Usage: integration/test.sh [extra cargo test arguments]
+#   1. cargo fmt --check, clippy with warnings denied, cargo doc;
+#   2. the unit tests, once;
+#   3. the integration tests (integration/*.rs) on each engine of
+#      --integration (default: 20.10 and 28);
+#   4. critest over SPDY and over WebSocket on each engine of --critest
+#      (default: 20.10, 26 and 28), with the skips listed in
+#      integration/critest-skips.txt.
+#
+# Anything missing is installed or fails the run; nothing is skipped. Every
+# engine is run to the end and the failures are summed up at the end.
+#
+# Usage: integration/test.sh [--integration V[,V...]|none]
+#                            [--critest V[,V...]|none] [cargo test filter...]
+#   V is 20.10, 26 or 28. A cargo test filter runs only the matching
+#   integration tests, and no critest unless --critest is given too, e.g.
+#   integration/test.sh --integration 26 lifecycle
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
+repo=$PWD
 work="${DOCKERSHIM_TEST_WORK:-/tmp/dockershim-test}"
 registry="${DOCKERSHIM_TEST_REGISTRY:-127.0.0.1:5055}"
 auth_registry="${DOCKERSHIM_TEST_AUTH_REGISTRY:-127.0.0.1:5056}"
+integration_versions="20.10,28"
+critest_versions="20.10,26,28"
+critest_given=
+filter=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --integration) integration_versions=${2:?--integration needs versions}; shift 2 ;;
+    --critest) critest_versions=${2:?--critest needs versions}; critest_given=1; shift 2 ;;
+    *) filter+=("$1"); shift ;;
+  esac
+done
+if [ ${#filter[@]} -gt 0 ] && [ -z "$critest_given" ]; then
+  critest_versions=none
+fi
 mkdir -p "$work"
 started_pids=()
+docker_states=()
+failures=()
 
-say() { printf '==> %s\n' "$*"; }
+say() { printf '\n==> %s\n' "$*"; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+wants() { # list version
+  [[ ",$1," == *",$2,"* ]]
+}
 
 cleanup() {
+  local pid state
   for pid in "${started_pids[@]}"; do
     kill "$pid" 2>/dev/null || true
   done
   for pid in "${started_pids[@]}"; do
     wait "$pid" 2>/dev/null || true
   done
+  for state in "${docker_states[@]}"; do
+    integration/dockerd.sh stop --purge "$state" >/dev/null 2>&1 || true
+  done
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 [ "$(id -u)" = 0 ] || die "run as root: the tests start dockerd and inspect containers' namespaces"
+for v in ${integration_versions//,/ } ${critest_versions//,/ }; do
+  case "$v" in 20.10 | 26 | 28 | none) ;; *) die "unknown Docker version $v (use 20.10, 26 or 28)" ;; esac
+done
 
-# 1. Packages.
+# 1. Packages and tools.
 missing=()
-# Any Docker Engine will do; Debian's is installed only when there is none.
-command -v dockerd >/dev/null || missing+=(docker.io)
 command -v systemd-socket-activate >/dev/null || missing+=(systemd)
-for pkg in busybox-static docker-registry apache2-utils curl containernetworking-plugins iproute2 iptables; do
+for pkg in busybox-static docker-registry apache2-utils curl containernetworking-plugins \
+  iproute2 iptables runc openssl ca-certificates jq util-linux; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -45,24 +91,23 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -q >"$work/apt.log" 2>&1 || { cat "$work/apt.log"; die "apt-get update failed"; }
   apt-get install -y -q "${missing[@]}" >>"$work/apt.log" 2>&1 || { tail -30 "$work/apt.log"; die "apt-get install failed"; }
 fi
-
-# 2. Docker.
-docker_up() { docker version --format '{{.Server.Version}}' >/dev/null 2>&1; }
-if ! docker_up; then
-  say "starting dockerd"
-  # A daemon killed earlier leaves its pid file behind and refuses to start.
-  if [ -f /var/run/docker.pid ] && ! kill -0 "$(cat /var/run/docker.pid)" 2>/dev/null; then
-    rm -f /var/run/docker.pid
-  fi
-  dockerd >"$work/dockerd.log" 2>&1 &
-  started_pids+=($!)
-  for _ in $(seq 1 60); do
-    docker_up && break
-    sleep 1
-  done
-  docker_up || { tail -30 "$work/dockerd.log"; die "dockerd did not start"; }
+# The gRPC client test speaks to the shim with gRPC C-core, as Python's grpcio.
+if ! python3 -c 'import grpc' 2>/dev/null; then
+  say "installing grpcio from PyPI"
+  python3 -m pip install -q grpcio >"$work/pip.log" 2>&1 || { tail -20 "$work/pip.log"; die "pip install grpcio failed"; }
 fi
-say "docker $(docker version --format '{{.Server.Version}} (API {{.Server.APIVersion}})')"
+command -v go >/dev/null || die "Go is needed to build crictl and critest (cri-tools); this machine has none"
+
+# 2. Code hygiene, then the unit tests (no Docker needed).
+say "cargo fmt --check, clippy, doc"
+cargo fmt --all -- --check || die "cargo fmt --check: run cargo fmt"
+cargo clippy --locked --all-targets -- -D warnings
+RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps --quiet
+say "unit tests"
+cargo test --locked --lib --bins
+cargo build --locked --tests --quiet
+say "Debian package"
+deploy/deb/test.sh target/debug/dockershim || failures+=("Debian package (deploy/deb/test.sh)")
 
 # 3. Registries on loopback: one open, one with basic auth.
 start_registry() { # name addr [htpasswd]
@@ -96,11 +141,18 @@ start_registry() { # name addr [htpasswd]
 htpasswd -Bbn dockershim test-s3cret >"$work/htpasswd"
 start_registry open "$registry"
 start_registry auth "$auth_registry" "$work/htpasswd"
+export DOCKERSHIM_TEST_REGISTRY="$registry" DOCKERSHIM_TEST_AUTH_REGISTRY="$auth_registry"
 
-# 4. The test image, made from the host's static busybox (no registry).
-if ! docker image inspect dockershim-test/busybox:latest >/dev/null 2>&1; then
-  say "building dockershim-test/busybox:latest"
-  rootfs="$work/busybox-rootfs"
+if [ "$critest_versions" != none ]; then
+  say "crictl and critest (cri-tools)"
+  integration/critest.sh build
+fi
+
+# The test image, made from the host's static busybox (no registry), in the
+# engine DOCKER_HOST points at.
+import_test_image() {
+  docker image inspect dockershim-test/busybox:latest >/dev/null 2>&1 && return
+  local rootfs="$work/busybox-rootfs"
   rm -rf "$rootfs"
   mkdir -p "$rootfs/bin" "$rootfs/tmp" "$rootfs/proc" "$rootfs/sys" "$rootfs/dev" "$rootfs/etc"
   chmod 1777 "$rootfs/tmp"
@@ -109,9 +161,62 @@ if ! docker image inspect dockershim-test/busybox:latest >/dev/null 2>&1; then
     [ "$applet" = busybox ] || ln -s busybox "$rootfs/bin/$applet"
   done
   tar -C "$rootfs" -c . | docker import -c 'ENV PATH=/bin' -c 'CMD ["sh"]' - dockershim-test/busybox:latest >/dev/null
-fi
+}
 
-# 5. The tests: unit tests, then the integration tests against Docker.
-export DOCKERSHIM_TEST_REGISTRY="$registry" DOCKERSHIM_TEST_AUTH_REGISTRY="$auth_registry"
-say "cargo test"
-cargo test --locked "$@"
+# critest against a shim of its own on the engine DOCKER_HOST points at.
+run_critest() { # version state-dir
+  local version=$1 state=$2 sock pid transport
+  integration/critest.sh images "$DOCKERSHIM_TEST_DOCKER" "$registry" || return 1
+  sock="$state/shim.sock"
+  target/debug/dockershim \
+    --container-runtime-endpoint "unix://$sock" \
+    --docker-endpoint "unix://$DOCKERSHIM_TEST_DOCKER" \
+    --cri-dockerd-root-directory "$state/shim" \
+    --network-plugin docker \
+    >"$work/critest-shim-$version.log" 2>&1 &
+  pid=$!
+  started_pids+=("$pid")
+  for _ in $(seq 1 60); do
+    [ -S "$sock" ] && break
+    sleep 0.5
+  done
+  local status=0
+  for transport in spdy websocket; do
+    say "critest over $transport on Docker $version"
+    DOCKERSHIM_CRITEST_WORK="$work/critest-$version-$transport" \
+      integration/critest.sh run "$sock" "$transport" || { status=1; failures+=("critest $transport on Docker $version"); }
+  done
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  return $status
+}
+
+# 4. Each engine in turn.
+base_path=$PATH
+for version in 20.10 26 28; do
+  wants "$integration_versions" "$version" || wants "$critest_versions" "$version" || continue
+  state="$work/docker-$version"
+  say "Docker $version"
+  docker_states+=("$state")
+  integration/dockerd.sh start "$version" "$state"
+  PATH=$base_path
+  eval "$(integration/dockerd.sh env "$version" "$state")"
+  export DOCKER_HOST DOCKERSHIM_TEST_DOCKER PATH
+  import_test_image
+  if wants "$integration_versions" "$version"; then
+    say "integration tests on Docker $version"
+    cargo test --locked --test integration -- "${filter[@]}" || failures+=("integration tests on Docker $version")
+  fi
+  if wants "$critest_versions" "$version"; then
+    run_critest "$version" "$state" || true
+  fi
+  integration/dockerd.sh stop --purge "$state"
+  docker_states=("${docker_states[@]/$state/}")
+done
+
+if [ ${#failures[@]} -gt 0 ]; then
+  printf '\nFAILED:\n' >&2
+  printf '  %s\n' "${failures[@]}" >&2
+  exit 1
+fi
+say "all passed"

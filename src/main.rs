@@ -19,7 +19,13 @@ async fn main() -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    let filter = EnvFilter::try_new(&config.log_level)
+    // cri-dockerd's (logrus) level names, which its unit files carry.
+    let level = match config.log_level.as_str() {
+        "panic" | "fatal" => "error",
+        "warning" => "warn",
+        other => other,
+    };
+    let filter = EnvFilter::try_new(level)
         .map_err(|e| anyhow::anyhow!("invalid --log-level {:?}: {e}", config.log_level))?;
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)

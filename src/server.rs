@@ -206,6 +206,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
             .layer(tower::util::MapResponseLayer::new(
                 crate::cri::wire_status::client_error_codes,
             ))
+            .layer(crate::cri::wire_status::DeadlineLayer)
             .layer(relist)
             .add_service(runtime_service)
             .add_service(image_service)

@@ -17,9 +17,9 @@ use crate::cri::{
 };
 use crate::docker::{DockerError, timestamp_nanos};
 use crate::error::{DockerContext, Error, Result};
-use crate::naming;
 use crate::runtime::Runtime;
 use crate::store::{Entry, Kind, Phase};
+use crate::{checkpoint, naming};
 
 /// Grace period of the pause process; it exits at once on SIGTERM.
 const PAUSE_STOP_GRACE: Duration = Duration::from_secs(10);
@@ -45,6 +45,11 @@ pub async fn run(rt: &Runtime, req: RunPodSandboxRequest) -> Result<String> {
     let host_network = spec::namespace_options(&config).network == NamespaceMode::Node as i32;
     let name = naming::sandbox_name(meta);
     let id = create_named(rt, &name, body).await?;
+    // For a node that goes back to cri-dockerd: its DEL reads the host
+    // ports from here.
+    if let Err(err) = checkpoint::write(&rt.config.root_directory, &id, &config, host_network) {
+        tracing::warn!(sandbox = %id, error = %err, "cannot write the cri-dockerd checkpoint");
+    }
     if !host_network {
         rt.network.begin(&id);
     }
@@ -188,6 +193,10 @@ fn random_suffix() -> String {
 /// Removes a container the shim just created and could not use; failures
 /// are logged, since the original error is what the caller needs to see.
 pub(crate) async fn discard(rt: &Runtime, id: &str) {
+    // A sandbox's checkpoint goes with it (containers have none).
+    if let Err(err) = checkpoint::remove(&rt.config.root_directory, id) {
+        tracing::warn!(container = id, error = %err, "cannot remove a cri-dockerd checkpoint");
+    }
     match rt.docker.remove_container(id).await {
         Ok(()) => rt.view.forget(id),
         Err(err) if err.is_not_found() => rt.view.forget(id),
@@ -314,6 +323,9 @@ pub async fn remove(rt: &Runtime, id: &str) -> Result<()> {
     match rt.docker.remove_container(sandbox_id).await {
         Ok(()) | Err(DockerError::NotFound(_)) => rt.view.forget(sandbox_id),
         Err(err) => return Err(err).context(|| format!("remove pod sandbox {sandbox_id}")),
+    }
+    if let Err(err) = checkpoint::remove(&rt.config.root_directory, sandbox_id) {
+        tracing::warn!(sandbox = %sandbox_id, error = %err, "cannot remove the cri-dockerd checkpoint");
     }
     tracing::info!(sandbox = %sandbox_id, "pod sandbox removed");
     Ok(())
