@@ -457,10 +457,12 @@ privileged_unavailable() {
       '{"metadata": {"name": "critest-privileged-probe", "namespace": "dockershim-critest",' \
       "  \"uid\": \"critest-privileged-probe-$$\"}," \
       ' "linux": {"security_context": {"privileged": true}}}' >"$config"
-    if pod=$("$@" runp "$config" 2>&1); then
+    # crictl warns on stderr (no cgroup_parent); the pod id is stdout's last line.
+    if pod=$("$@" runp "$config" 2>"$work/privileged-probe.err"); then
+      pod=$(printf '%s\n' "$pod" | tail -n 1)
       privileged_probe=available
       { "$@" stopp "$pod" && "$@" rmp "$pod"; } >/dev/null || die "cannot remove the probe pod $pod"
-    elif [[ "$pod" == *"unable to apply caps"* ]]; then
+    elif pod=$(cat "$work/privileged-probe.err") && [[ "$pod" == *"unable to apply caps"* ]]; then
       privileged_probe=unavailable
       pod=${pod##*desc = }
       say "Docker cannot start privileged containers here: ${pod%\"}"
