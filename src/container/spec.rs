@@ -315,6 +315,14 @@ fn mounts(config: &ContainerConfig, settings: &Settings) -> Result<BindMounts> {
                 mount.container_path
             )));
         }
+        // A read-only mount cannot stay recursively read-only while mounts
+        // propagate into it from the host.
+        if mount.recursive_read_only && propagation != MountPropagation::PropagationPrivate {
+            return Err(Error::InvalidArgument(format!(
+                "mount {:?}: recursive_read_only needs propagation PRIVATE",
+                mount.container_path
+            )));
+        }
         if mount.recursive_read_only {
             settings.require_api((1, 44), "recursive read-only mounts")?;
         }
@@ -619,6 +627,7 @@ mod tests {
     fn features_newer_than_the_engine_are_refused_clearly() {
         let mut cfg = config();
         cfg.mounts[0].recursive_read_only = true;
+        cfg.mounts[0].propagation = MountPropagation::PropagationPrivate as i32;
         let err = create_body(&cfg, &SANDBOX, Some(&sandbox_config()), &settings()).unwrap_err();
         assert!(
             matches!(&err, Error::FailedPrecondition(m) if m.contains("1.44")),
@@ -909,6 +918,11 @@ mod tests {
         let mut cfg = config();
         cfg.mounts[0].container_path = "data".into();
         assert!(refused(&cfg, Some(&sandbox_config())).contains("container_path"));
+        let mut cfg = config();
+        cfg.mounts[0].readonly = true;
+        cfg.mounts[0].recursive_read_only = true;
+        cfg.mounts[0].propagation = MountPropagation::PropagationHostToContainer as i32;
+        assert!(refused(&cfg, Some(&sandbox_config())).contains("PRIVATE"));
         let mut cfg = config();
         cfg.mounts[0].propagation = 7;
         assert!(refused(&cfg, Some(&sandbox_config())).contains("propagation"));
