@@ -285,7 +285,19 @@ impl View {
     /// output in its CRI log file, so no reader of the view (statuses,
     /// lists, events) sees an exit before the whole log is readable.
     async fn settle(&self, inspected: &ContainerInspectResponse) {
-        if crate::runtime::is_running(inspected) {
+        // Only an exit is held back: a container still being created or
+        // started has a writer registered that has nothing to finish yet.
+        let exited = inspected
+            .state
+            .as_ref()
+            .and_then(|s| s.status)
+            .is_some_and(|s| {
+                matches!(
+                    s,
+                    ContainerStateStatusEnum::EXITED | ContainerStateStatusEnum::DEAD
+                )
+            });
+        if !exited {
             return;
         }
         if let Some(id) = inspected.id.as_deref() {
