@@ -16,7 +16,10 @@
 #      --integration (default: 20.10 and 28);
 #   4. critest over SPDY and over WebSocket on each engine of --critest
 #      (default: 20.10, 26 and 28), with the skips listed in
-#      integration/critest-skips.txt.
+#      integration/critest-skips.txt;
+#   5. with critest on 26: a pod made by dockershim, taken over and torn
+#      down by cri-dockerd (integration/rollback.sh, cri-dockerd built from
+#      its Go module), leaving no rule, address or file behind.
 #
 # Anything missing is installed or fails the run; nothing is skipped. Every
 # engine is run to the end and the failures are summed up at the end.
@@ -147,6 +150,14 @@ if [ "$critest_versions" != none ]; then
   say "crictl and critest (cri-tools)"
   integration/critest.sh build
 fi
+# The rollback to cri-dockerd runs where critest runs on Docker 26
+# (cri-dockerd needs API 1.42).
+rollback_version=
+if wants "$critest_versions" 26; then
+  rollback_version=26
+  say "cri-dockerd, for the rollback test"
+  integration/rollback.sh build
+fi
 
 # The test image, made from the host's static busybox (no registry), in the
 # engine DOCKER_HOST points at.
@@ -209,6 +220,10 @@ for version in 20.10 26 28; do
   fi
   if wants "$critest_versions" "$version"; then
     run_critest "$version" "$state" || true
+  fi
+  if [ "$version" = "$rollback_version" ]; then
+    say "rollback to cri-dockerd on Docker $version"
+    integration/rollback.sh run "$DOCKERSHIM_TEST_DOCKER" || failures+=("rollback to cri-dockerd on Docker $version")
   fi
   integration/dockerd.sh stop --purge "$state"
   docker_states=("${docker_states[@]/$state/}")

@@ -294,7 +294,10 @@ impl CniNetwork {
         let loopback = RuntimeConf {
             container_id: pod.sandbox_id.to_string(),
             netns: Some(netns.clone()),
-            ifname: "lo".into(),
+            // The plugin sets up `lo` whatever the name; cri-dockerd passes
+            // eth0, so its teardown after a rollback finds the cache entry
+            // (`cni-loopback-<id>-eth0`) where it looks.
+            ifname: POD_IFNAME.into(),
             args: args.clone(),
             capability_args: Map::new(),
         };
@@ -339,7 +342,7 @@ impl CniNetwork {
         let mut done = HashSet::new();
         // The pod's networks first, loopback last: the reverse of ADD.
         let mut cached = cached;
-        cached.sort_by_key(|entry| entry.ifname == "lo");
+        cached.sort_by_key(|entry| entry.network_name == cni::LOOPBACK_NETWORK);
         for entry in &cached {
             self.client
                 .del_cached(
@@ -389,7 +392,8 @@ impl CniNetwork {
         match self.client.cached_for_container(sandbox_id) {
             Ok(entries) => entries
                 .iter()
-                .filter(|e| e.ifname == POD_IFNAME)
+                // Loopback's result (127.0.0.1, ::1) is on eth0 too.
+                .filter(|e| e.ifname == POD_IFNAME && e.network_name != cni::LOOPBACK_NETWORK)
                 .filter_map(|e| e.result.as_ref())
                 .flat_map(|r| r.pod_ips())
                 .collect(),

@@ -101,6 +101,9 @@ pub fn load_network(settings: &CniSettings) -> Result<NetworkConfigList, CniErro
     }
 }
 
+/// The name of [`loopback_network`], as cri-dockerd names it.
+pub const LOOPBACK_NETWORK: &str = "cni-loopback";
+
 /// The built-in loopback network, run for every pod besides the node's
 /// network, as cri-dockerd does.
 pub fn loopback_network() -> NetworkConfigList {
@@ -108,7 +111,7 @@ pub fn loopback_network() -> NetworkConfigList {
     let mut raw = Map::new();
     raw.insert("type".into(), Value::String("loopback".into()));
     NetworkConfigList {
-        name: "cni-loopback".into(),
+        name: LOOPBACK_NETWORK.into(),
         cni_version: "0.3.1".into(),
         disable_check: false,
         plugins: vec![PluginConfig {

@@ -36,7 +36,9 @@ use serde_json::{Map, Value};
 use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
 
 pub use cache::CachedAttachment;
-pub use config::{NetworkConfigList, PluginConfig, load_network, loopback_network};
+pub use config::{
+    LOOPBACK_NETWORK, NetworkConfigList, PluginConfig, load_network, loopback_network,
+};
 pub use result::{CniResult, Interface, IpConfig};
 
 use config::version_at_least;
