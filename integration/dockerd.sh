@@ -54,7 +54,9 @@
 #     containers work;
 #   - its own empty daemon.json, so /etc/docker/daemon.json does not apply.
 #
-# One daemon of a version at a time (the bridge is per version); daemons of
+# One daemon of a version at a time (the bridge is per version; set
+# DOCKERSHIM_TEST_DOCKER_SLOT=1..9 for a second one with a bridge and
+# subnets of its own); daemons of
 # different versions, and the system's daemon on /var/run/docker.sock, may
 # run beside it. Note that every dockerd that starts with iptables on first
 # flushes the shared DOCKER, DOCKER-ISOLATION-STAGE-* (and, from 28 on,
@@ -109,6 +111,14 @@ select_version() {
       ;;
     *) die "unknown Docker version '$ver': use 20.10, 26 or 28" ;;
   esac
+  # A second daemon of the same version beside the first (a developer's
+  # run while another is up): its own bridge and subnets.
+  if [ -n "${DOCKERSHIM_TEST_DOCKER_SLOT:-}" ]; then
+    local slot=$DOCKERSHIM_TEST_DOCKER_SLOT
+    [[ "$slot" =~ ^[1-9]$ ]] || die "DOCKERSHIM_TEST_DOCKER_SLOT must be a digit 1-9"
+    bridge="${bridge}s$slot" net="10.235.$((${net##*.} + 100 + slot))"
+    pool="10.$((236 + slot)).${pool#10.236.}"
+  fi
   engine_dir="$cache_root/docker-$ver"
   bin="$engine_dir/bin"
 }
