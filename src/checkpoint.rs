@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::cri::{PodSandboxConfig, Protocol};
+use crate::api::{PodSandboxConfig, Protocol};
 
 /// One pod's checkpoint, in cri-dockerd's field order.
 #[derive(Debug, Serialize)]
@@ -147,7 +147,7 @@ pub fn remove(root: &Path, sandbox_id: &str) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cri::{PodSandboxMetadata, PortMapping};
+    use crate::api::{PodSandboxMetadata, PortMapping};
 
     fn pod(ports: Vec<PortMapping>) -> PodSandboxConfig {
         PodSandboxConfig {

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use tokio::sync::broadcast::error::RecvError;
 use tonic::codegen::BoxStream;
 
+use crate::api::{ContainerEventResponse, ContainerEventType, ContainerStatus};
 use crate::container;
-use crate::cri::{ContainerEventResponse, ContainerEventType, ContainerStatus};
 use crate::runtime::Runtime;
 use crate::sandbox;
 use crate::store::{Change, ChangeType, Kind};

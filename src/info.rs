@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use crate::cri::{
+use crate::api::{
     CgroupDriver as CriCgroupDriver, LinuxRuntimeConfiguration, RuntimeCondition,
     RuntimeConfigResponse, RuntimeFeatures, RuntimeHandler, RuntimeHandlerFeatures, RuntimeStatus,
     StatusResponse, VersionResponse,

@@ -11,6 +11,7 @@
 //!
 //! - [`server`]: start-up, the CRI socket, graceful shutdown.
 //! - [`config`]: command-line flags (cri-dockerd's names).
+//! - [`api`]: the CRI v1 wire types (generated), imported by every layer.
 //! - [`checkpoint`]: cri-dockerd's sandbox checkpoint files, for a rollback.
 //! - [`cri`]: the gRPC services, thin adapters over the domain modules.
 //! - [`info`]: `Version`, `Status`, `RuntimeConfig`.
@@ -30,6 +31,7 @@
 //! - [`events`]: `GetContainerEvents` from the live view's changes.
 //! - [`error`]: the error type and its mapping to gRPC codes.
 
+pub mod api;
 pub mod checkpoint;
 pub mod config;
 pub mod container;

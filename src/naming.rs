@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 
-use crate::cri::{ContainerMetadata, PodSandboxMetadata, PortMapping};
+use crate::api::{ContainerMetadata, PodSandboxMetadata, PortMapping};
 use crate::error::{Error, Result};
 
 /// Label that tells sandboxes from containers; every list filters on it.

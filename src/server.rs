@@ -10,18 +10,17 @@ use tokio::net::UnixListener;
 use tokio_stream::wrappers::UnixListenerStream;
 use tonic::transport::Server;
 
+use crate::api::image_service_server::ImageServiceServer;
+use crate::api::runtime_service_server::RuntimeServiceServer;
 use crate::config::{Config, Listen};
 use crate::cri::image::ImageServiceImpl;
 use crate::cri::runtime::RuntimeServiceImpl;
-use crate::cri::v1::image_service_server::ImageServiceServer;
-use crate::cri::v1::runtime_service_server::RuntimeServiceServer;
 use crate::docker::client::{BollardDocker, Timeouts};
 use crate::docker::{DockerApi, DockerError};
 use crate::runtime::Runtime;
 use crate::streaming::{Streaming, StreamingConfig};
 
-/// Largest gRPC message accepted or sent, as the kubelet's own limit.
-pub const MAX_MESSAGE_SIZE: usize = 16 * 1024 * 1024;
+pub use crate::cri::MAX_MESSAGE_SIZE;
 
 /// How long in-flight calls may run on after SIGTERM.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bollard::models::{ContainerInspectResponse, ImageInspect};
 
-use crate::cri::{
+use crate::api::{
     ContainerFilter, ContainerStatusResponse, CreateContainerRequest, ExecSyncRequest,
     ExecSyncResponse, LinuxContainerResources,
 };
@@ -196,7 +196,7 @@ pub async fn remove(rt: &Runtime, id: &str) -> Result<()> {
 }
 
 /// Containers matching a filter, from the live view.
-pub fn list(rt: &Runtime, filter: Option<ContainerFilter>) -> Vec<crate::cri::Container> {
+pub fn list(rt: &Runtime, filter: Option<ContainerFilter>) -> Vec<crate::api::Container> {
     let filter = filter.unwrap_or_default();
     let wanted_state = filter.state.map(|s| s.state);
     let all = rt.view.container_list.get(rt.view.generation(), || {

@@ -3,8 +3,8 @@
 
 use bollard::models::DeviceMapping;
 
-use crate::cri::security_profile::ProfileType;
-use crate::cri::{
+use crate::api::security_profile::ProfileType;
+use crate::api::{
     Device, LinuxContainerSecurityContext, NamespaceMode, NamespaceOption, SecurityProfile, Signal,
 };
 use crate::error::{Error, Result};
@@ -194,7 +194,7 @@ pub fn signal_from_docker(name: Option<&str>) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cri::SeLinuxOption;
+    use crate::api::SeLinuxOption;
 
     fn profile(kind: ProfileType, localhost: &str) -> Option<SecurityProfile> {
         Some(SecurityProfile {

@@ -9,7 +9,7 @@ use bollard::models::{
     MountBindOptions, MountBindOptionsPropagationEnum, MountImageOptions, MountType,
 };
 
-use crate::cri::{
+use crate::api::{
     ContainerConfig, LinuxContainerResources, MountPropagation, NamespaceMode, PodSandboxConfig,
     SupplementalGroupsPolicy,
 };
@@ -244,7 +244,7 @@ fn log_path(
 }
 
 /// Docker's `User`: a uid or user name, with the group when one is given.
-fn user(security: &crate::cri::LinuxContainerSecurityContext) -> Result<Option<String>> {
+fn user(security: &crate::api::LinuxContainerSecurityContext) -> Result<Option<String>> {
     let user = match (&security.run_as_user, security.run_as_username.as_str()) {
         (Some(uid), _) => Some(uid.value.to_string()),
         (None, "") => None,
@@ -399,7 +399,7 @@ fn mounts(config: &ContainerConfig, settings: &Settings) -> Result<BindMounts> {
 
 /// An image volume (KEP-4639): the image's filesystem, read-only, with
 /// Docker's image mounts (API 1.48; a sub-path from 1.49).
-fn image_mount(mount: &crate::cri::Mount, image: &str, settings: &Settings) -> Result<Mount> {
+fn image_mount(mount: &crate::api::Mount, image: &str, settings: &Settings) -> Result<Mount> {
     if settings.docker_api < (1, 48) {
         return Err(Error::Unimplemented(format!(
             "image volume at {:?}: image mounts need Docker API 1.48 (Docker 28) or newer; this Docker speaks {}.{}",
@@ -560,7 +560,7 @@ mod tests {
     fn docker_labels(body: &ContainerCreateBody) -> HashMap<String, String> {
         body.labels.clone().unwrap_or_default()
     }
-    use crate::cri::{
+    use crate::api::{
         ContainerMetadata, ImageSpec, Int64Value, KeyValue, LinuxContainerConfig,
         LinuxContainerSecurityContext, Mount as CriMount, NamespaceOption,
     };
@@ -649,7 +649,7 @@ mod tests {
         );
 
         let mut cdi = config();
-        cdi.cdi_devices = vec![crate::cri::CdiDevice {
+        cdi.cdi_devices = vec![crate::api::CdiDevice {
             name: "vendor.com/gpu=0".into(),
         }];
         assert!(create_body(&cdi, &SANDBOX, Some(&sandbox_config()), &settings()).is_err());
@@ -837,7 +837,7 @@ mod tests {
         assert_eq!(Limits::from_cri(None, true).unwrap(), Limits::default());
         let mut pids = res.clone();
         pids.unified = std::collections::HashMap::from([("pids.max".into(), "64".into())]);
-        pids.hugepage_limits = vec![crate::cri::HugepageLimit {
+        pids.hugepage_limits = vec![crate::api::HugepageLimit {
             page_size: "2MB".into(),
             limit: 0,
         }];
@@ -851,7 +851,7 @@ mod tests {
             Err(Error::Unimplemented(_))
         ));
         let mut huge = res.clone();
-        huge.hugepage_limits = vec![crate::cri::HugepageLimit {
+        huge.hugepage_limits = vec![crate::api::HugepageLimit {
             page_size: "2MB".into(),
             limit: 1 << 21,
         }];
@@ -931,7 +931,7 @@ mod tests {
             .get_or_insert_with(Default::default)
             .security_context
             .get_or_insert_with(Default::default)
-            .namespace_options = Some(crate::cri::NamespaceOption {
+            .namespace_options = Some(crate::api::NamespaceOption {
             pid: 9,
             ..Default::default()
         });

@@ -7,7 +7,7 @@ use bollard::models::{
     ContainerInspectResponse, ContainerStateStatusEnum, ImageInspect, MountType,
 };
 
-use crate::cri::{
+use crate::api::{
     Container, ContainerResources, ContainerState, ContainerStatus, ContainerUser, ImageSpec,
     LinuxContainerResources, LinuxContainerUser, Mount, MountPropagation,
 };

@@ -5,9 +5,9 @@ use std::sync::Arc;
 use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status};
 
-use super::v1::image_service_server::ImageService;
-use super::v1::*;
 use super::{paged, respond};
+use crate::api::image_service_server::ImageService;
+use crate::api::*;
 use crate::image;
 use crate::runtime::Runtime;
 

@@ -1,7 +1,5 @@
 //! The CRI v1 gRPC front end.
 //!
-//! `v1` is the code generated from `proto/runtime/v1/api.proto`; its message
-//! types are re-exported here so the rest of the shim writes `cri::PodSandbox`.
 //! [`runtime`] and [`image`] implement the two services as thin adapters:
 //! they log, hand the request to the domain modules and map errors to gRPC
 //! statuses through [`crate::error`].
@@ -11,13 +9,15 @@ pub mod relist;
 pub mod runtime;
 pub mod wire_status;
 
-/// Generated CRI v1 messages, services, clients and servers.
-#[allow(clippy::all, clippy::pedantic, missing_docs, rust_2018_idioms)]
-pub mod v1 {
-    tonic::include_proto!("runtime.v1");
-}
+// The wire types live in `crate::api`, below every layer. They stay
+// reachable under their old paths (`dockershim::cri::PodSandbox`,
+// `dockershim::cri::v1::...`) for the integration tests and other users of
+// the library.
+pub use crate::api as v1;
+pub use crate::api::*;
 
-pub use v1::*;
+/// Largest gRPC message accepted or sent, as the kubelet's own limit.
+pub const MAX_MESSAGE_SIZE: usize = 16 * 1024 * 1024;
 
 use crate::error::Error;
 

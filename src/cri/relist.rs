@@ -17,10 +17,10 @@ use tonic::body::Body;
 use tonic::codegen::http::{self, HeaderMap, HeaderValue, Request, Response};
 use tower::{Layer, Service};
 
-use super::ListPodSandboxResponse;
-use super::{ListContainersRequest, ListContainersResponse, ListPodSandboxRequest};
+use super::MAX_MESSAGE_SIZE;
+use crate::api::ListPodSandboxResponse;
+use crate::api::{ListContainersRequest, ListContainersResponse, ListPodSandboxRequest};
 use crate::runtime::Runtime;
-use crate::server::MAX_MESSAGE_SIZE;
 use crate::store::GenerationCache;
 
 const LIST_SANDBOXES: &str = "/runtime.v1.RuntimeService/ListPodSandbox";
@@ -203,7 +203,7 @@ fn grpc_response(frame: Bytes) -> Response<Body> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cri::{ContainerFilter, PodSandboxFilter};
+    use crate::api::{ContainerFilter, PodSandboxFilter};
 
     fn framed(payload: &[u8]) -> Vec<u8> {
         let mut frame = vec![0];

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status};
 
-use super::v1::runtime_service_server::RuntimeService;
-use super::v1::*;
 use super::{paged, respond, unsupported};
+use crate::api::runtime_service_server::RuntimeService;
+use crate::api::*;
 use crate::runtime::Runtime;
 use crate::streaming::Streaming;
 use crate::{container, info, sandbox, stats};

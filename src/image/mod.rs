@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use base64::Engine;
 use bollard::models::{ImageInspect, ImageSummary};
 
-use crate::cri::{
+use crate::api::{
     AuthConfig, FilesystemIdentifier, FilesystemUsage, Image, ImageFilter, ImageSpec,
     ImageStatusResponse, Int64Value, UInt64Value,
 };

@@ -19,8 +19,8 @@ use std::time::{Duration, SystemTime};
 use serde_json::{Map, Value, json};
 
 use self::cni::{Cni, CniError, CniSettings, NetworkConfigList, RuntimeConf};
+use crate::api::PodSandboxConfig;
 use crate::config::{Config, NetworkPlugin};
-use crate::cri::PodSandboxConfig;
 use crate::error::{Error, Result};
 use crate::sandbox::spec::protocol_name;
 
@@ -545,7 +545,7 @@ fn parse_bandwidth(value: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cri::{DnsConfig, PodSandboxMetadata, PortMapping, Protocol};
+    use crate::api::{DnsConfig, PodSandboxMetadata, PortMapping, Protocol};
 
     fn pod() -> PodSandboxConfig {
         PodSandboxConfig {

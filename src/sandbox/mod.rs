@@ -10,7 +10,7 @@ use std::time::Duration;
 use bollard::models::ContainerInspectResponse;
 use futures_util::future::join_all;
 
-use crate::cri::{
+use crate::api::{
     Namespace, NamespaceMode, NamespaceOption, PodIp, PodSandbox, PodSandboxConfig,
     PodSandboxFilter, PodSandboxNetworkStatus, PodSandboxState, PodSandboxStatus,
     PodSandboxStatusResponse, RunPodSandboxRequest,
@@ -454,7 +454,7 @@ pub fn status_from_inspect(
         } as i32,
         created_at: timestamp_nanos(inspected.created.as_deref()),
         network,
-        linux: Some(crate::cri::LinuxPodSandboxStatus {
+        linux: Some(crate::api::LinuxPodSandboxStatus {
             namespaces: Some(Namespace {
                 options: Some(options),
             }),

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use bollard::models::{ContainerCreateBody, HostConfig, PortBinding};
 
-use crate::cri::{
+use crate::api::{
     LinuxContainerSecurityContext, LinuxSandboxSecurityContext, NamespaceMode, NamespaceOption,
     PodSandboxConfig, Protocol, SecurityProfile,
 };
@@ -266,7 +266,7 @@ fn cgroup_parent(parent: &str, driver: CgroupDriver) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cri::{
+    use crate::api::{
         DnsConfig, LinuxPodSandboxConfig, LinuxSandboxSecurityContext, PodSandboxMetadata,
         PortMapping,
     };
@@ -424,8 +424,8 @@ mod tests {
 
     #[test]
     fn the_pods_security_profiles_apply_to_the_pause_process() {
-        use crate::cri::security_profile::ProfileType;
-        use crate::cri::{SeLinuxOption, SecurityProfile};
+        use crate::api::security_profile::ProfileType;
+        use crate::api::{SeLinuxOption, SecurityProfile};
         let mut cfg = config();
         cfg.linux.as_mut().unwrap().security_context = Some(LinuxSandboxSecurityContext {
             seccomp: Some(SecurityProfile {
@@ -483,7 +483,7 @@ mod tests {
         cfg.linux
             .get_or_insert_with(Default::default)
             .security_context = Some(LinuxSandboxSecurityContext {
-            namespace_options: Some(crate::cri::NamespaceOption {
+            namespace_options: Some(crate::api::NamespaceOption {
                 network: 42,
                 ..Default::default()
             }),

@@ -39,7 +39,7 @@ use std::path::Path;
 
 use super::kstats::{self, CgroupMetrics, DeviceIo, FdCounts, FsCapacity, InterfaceCounters};
 use super::{interfaces, pid_of, upper_dir};
-use crate::cri::{
+use crate::api::{
     ContainerMetrics, Metric, MetricDescriptor, MetricType, PodSandboxMetadata, PodSandboxMetrics,
     UInt64Value,
 };

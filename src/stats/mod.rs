@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use bollard::models::ContainerInspectResponse;
 
-use crate::cri::{
+use crate::api::{
     ContainerAttributes, ContainerStats, ContainerStatsFilter, CpuUsage, FilesystemIdentifier,
     FilesystemUsage, LinuxPodSandboxStats, MemoryUsage, NetworkInterfaceUsage, NetworkUsage,
     PodSandboxAttributes, PodSandboxStats, PodSandboxStatsFilter, ProcessUsage, UInt64Value,

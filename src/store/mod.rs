@@ -194,9 +194,9 @@ pub struct View {
     /// Bumped whenever an entry is added, replaced or removed.
     generation: AtomicU64,
     /// The CRI list of every sandbox, as of a generation.
-    pub sandbox_list: ListCache<crate::cri::PodSandbox>,
+    pub sandbox_list: ListCache<crate::api::PodSandbox>,
     /// The CRI list of every application container, as of a generation.
-    pub container_list: ListCache<crate::cri::Container>,
+    pub container_list: ListCache<crate::api::Container>,
 }
 
 /// A value built from the view, kept until the view changes: the kubelet

@@ -10,8 +10,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 use super::session::{Outcome, SessionIo};
+use crate::api::{AttachRequest, ExecRequest};
 use crate::container;
-use crate::cri::{AttachRequest, ExecRequest};
 use crate::docker::hijack::{Demuxer, Output};
 use crate::docker::{ExecSpec, RawStream, TermSize};
 use crate::runtime::Runtime;

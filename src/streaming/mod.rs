@@ -19,7 +19,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cri::{AttachRequest, ExecRequest, PortForwardRequest};
+use crate::api::{AttachRequest, ExecRequest, PortForwardRequest};
 use crate::error::{Error, Result};
 use crate::runtime::Runtime;
 use crate::{container, sandbox};

@@ -358,7 +358,7 @@ enum WsPortForward {
 fn upgrade_ws_port_forward(
     ctx: Ctx,
     req: Request<Incoming>,
-    request: crate::cri::PortForwardRequest,
+    request: crate::api::PortForwardRequest,
     permit: OwnedSemaphorePermit,
     accept: String,
     offered: &[String],

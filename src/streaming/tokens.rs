@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 
-use crate::cri::{AttachRequest, ExecRequest, PortForwardRequest};
+use crate::api::{AttachRequest, ExecRequest, PortForwardRequest};
 
 /// How long a token stays valid.
 pub const TOKEN_TTL: Duration = Duration::from_secs(60);
