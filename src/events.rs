@@ -9,14 +9,14 @@ use tonic::codegen::BoxStream;
 
 use crate::api::{ContainerEventResponse, ContainerEventType, ContainerStatus};
 use crate::container;
-use crate::runtime::Runtime;
 use crate::sandbox;
-use crate::store::{Change, ChangeType, Kind};
+use crate::shim::Shim;
+use crate::view::{Change, ChangeType, Kind};
 
 /// Every change from now on, until the client goes away. A reader that
 /// falls too far behind skips what it missed (the kubelet relists anyway).
-pub fn subscribe(rt: Arc<Runtime>) -> BoxStream<ContainerEventResponse> {
-    let mut changes = rt.view.subscribe();
+pub fn subscribe(shim: Arc<Shim>) -> BoxStream<ContainerEventResponse> {
+    let mut changes = shim.view.subscribe();
     Box::pin(channel_stream(move |tx| async move {
         loop {
             let change = match changes.recv().await {
@@ -27,7 +27,7 @@ pub fn subscribe(rt: Arc<Runtime>) -> BoxStream<ContainerEventResponse> {
                 }
                 Err(RecvError::Closed) => return,
             };
-            let Some(event) = to_event(&rt, &change).await else {
+            let Some(event) = to_event(&shim, &change).await else {
                 continue;
             };
             if tx.send(Ok(event)).await.is_err() {
@@ -52,18 +52,18 @@ where
 
 /// The CRI event for a change; `None` when its pod is no longer known,
 /// since the kubelet needs the pod's status to place an event.
-async fn to_event(rt: &Runtime, change: &Change) -> Option<ContainerEventResponse> {
+async fn to_event(shim: &Shim, change: &Change) -> Option<ContainerEventResponse> {
     let sandbox_id = change.entry.sandbox_id();
     let sandbox = match change.entry.kind {
         Kind::Sandbox => change.entry.clone(),
-        Kind::Container => match rt.view.lookup(sandbox_id) {
-            crate::store::Lookup::Found(entry) => entry,
+        Kind::Container => match shim.view.lookup(sandbox_id) {
+            crate::view::Lookup::Found(entry) => entry,
             _ => return None,
         },
     };
     let mut statuses: Vec<ContainerStatus> = Vec::new();
-    for entry in rt.view.containers_of(sandbox_id) {
-        let image = container::image_of(rt, &entry.inspected)
+    for entry in shim.view.containers_of(sandbox_id) {
+        let image = container::image_of(shim, &entry.inspected)
             .await
             .unwrap_or_default();
         statuses.push(container::status::status_from_inspect(
@@ -81,7 +81,7 @@ async fn to_event(rt: &Runtime, change: &Change) -> Option<ContainerEventRespons
         container_id: change.entry.id().to_string(),
         container_event_type: container_event_type as i32,
         created_at: change.at,
-        pod_sandbox_status: Some(sandbox::status_of(rt, &sandbox.inspected)),
+        pod_sandbox_status: Some(sandbox::status_of(shim, &sandbox.inspected)),
         containers_statuses: statuses,
     })
 }

@@ -3,12 +3,12 @@
 use std::collections::HashMap;
 
 use crate::api::{
-    CgroupDriver as CriCgroupDriver, LinuxRuntimeConfiguration, RuntimeCondition,
-    RuntimeConfigResponse, RuntimeFeatures, RuntimeHandler, RuntimeHandlerFeatures, RuntimeStatus,
-    StatusResponse, VersionResponse,
+    LinuxRuntimeConfiguration, RuntimeCondition, RuntimeConfigResponse, RuntimeFeatures,
+    RuntimeHandler, RuntimeHandlerFeatures, RuntimeStatus, StatusResponse, VersionResponse,
 };
 use crate::error::{DockerContext, Result};
-use crate::runtime::{CgroupDriver, Runtime};
+use crate::host::CgroupDriver;
+use crate::shim::Shim;
 
 /// The CRI version this shim speaks (the kubelet's `version` argument is
 /// informational).
@@ -17,9 +17,9 @@ const CRI_API_VERSION: &str = "v1";
 const RUNTIME_NAME: &str = "docker";
 
 /// `Version`: the runtime name, Docker's version and the CRI version.
-pub async fn version(rt: &Runtime) -> Result<VersionResponse> {
+pub async fn version(shim: &Shim) -> Result<VersionResponse> {
     // Asked fresh, so an upgraded Docker shows at once.
-    let docker = rt
+    let docker = shim
         .docker
         .version()
         .await
@@ -35,8 +35,8 @@ pub async fn version(rt: &Runtime) -> Result<VersionResponse> {
 /// `Status`: RuntimeReady follows a Docker ping made for each call;
 /// NetworkReady is true with Docker's own networking, and with CNI once a
 /// valid network configuration exists.
-pub async fn status(rt: &Runtime, verbose: bool) -> StatusResponse {
-    let runtime_ready = match rt.docker.ping().await {
+pub async fn status(shim: &Shim, verbose: bool) -> StatusResponse {
+    let runtime_ready = match shim.docker.ping().await {
         Ok(()) => RuntimeCondition {
             r#type: "RuntimeReady".into(),
             status: true,
@@ -48,11 +48,11 @@ pub async fn status(rt: &Runtime, verbose: bool) -> StatusResponse {
             reason: "DockerDaemonNotReady".into(),
             message: format!(
                 "docker at {} does not answer: {err}",
-                rt.config.docker_endpoint
+                shim.config.docker_endpoint
             ),
         },
     };
-    let network_ready = match rt.network.ready() {
+    let network_ready = match shim.network.ready() {
         Ok(()) => RuntimeCondition {
             r#type: "NetworkReady".into(),
             status: true,
@@ -68,18 +68,18 @@ pub async fn status(rt: &Runtime, verbose: bool) -> StatusResponse {
     let handler = |name: &str| RuntimeHandler {
         name: name.to_string(),
         features: Some(RuntimeHandlerFeatures {
-            recursive_read_only_mounts: rt.host.recursive_read_only,
+            recursive_read_only_mounts: shim.host.recursive_read_only,
             user_namespaces: false,
         }),
     };
     let mut runtime_handlers = vec![handler("")];
-    runtime_handlers.extend(rt.host.runtimes.iter().map(|r| handler(r)));
+    runtime_handlers.extend(shim.host.runtimes.iter().map(|r| handler(r)));
     StatusResponse {
         status: Some(RuntimeStatus {
             conditions: vec![runtime_ready, network_ready],
         }),
         info: if verbose {
-            verbose_info(rt)
+            verbose_info(shim)
         } else {
             HashMap::new()
         },
@@ -88,28 +88,28 @@ pub async fn status(rt: &Runtime, verbose: bool) -> StatusResponse {
     }
 }
 
-fn verbose_info(rt: &Runtime) -> HashMap<String, String> {
+fn verbose_info(shim: &Shim) -> HashMap<String, String> {
     let config = serde_json::json!({
-        "sandboxImage": rt.config.pod_infra_container_image,
+        "sandboxImage": shim.config.pod_infra_container_image,
         "builtinSandboxImage": crate::image::pause::PauseImage::builtin(),
-        "dockerEndpoint": rt.config.docker_endpoint,
-        "rootDirectory": rt.config.root_directory,
-        "networkPlugin": if rt.network.is_cni() { "cni" } else { "docker" },
-        "cniConfDir": rt.config.cni_conf_dir,
-        "cniBinDirs": rt.config.cni_bin_dir,
-        "cniCacheDir": rt.config.cni_cache_dir,
+        "dockerEndpoint": shim.config.docker_endpoint,
+        "rootDirectory": shim.config.root_directory,
+        "networkPlugin": if shim.network.is_cni() { "cni" } else { "docker" },
+        "cniConfDir": shim.config.cni_conf_dir,
+        "cniBinDirs": shim.config.cni_bin_dir,
+        "cniCacheDir": shim.config.cni_cache_dir,
     });
     let docker = serde_json::json!({
-        "version": rt.host.docker_version,
-        "apiVersion": rt.host.api_version,
-        "cgroupDriver": match rt.host.cgroup_driver {
+        "version": shim.host.docker_version,
+        "apiVersion": shim.host.api_version,
+        "cgroupDriver": match shim.host.cgroup_driver {
             CgroupDriver::Cgroupfs => "cgroupfs",
             CgroupDriver::Systemd => "systemd",
         },
-        "cgroupVersion": rt.host.cgroup_version,
-        "defaultRuntime": rt.host.default_runtime,
-        "runtimes": rt.host.runtimes,
-        "rootDir": rt.host.docker_root_dir,
+        "cgroupVersion": shim.host.cgroup_version,
+        "defaultRuntime": shim.host.default_runtime,
+        "runtimes": shim.host.runtimes,
+        "rootDir": shim.host.docker_root_dir,
     });
     HashMap::from([
         ("config".to_string(), config.to_string()),
@@ -118,14 +118,10 @@ fn verbose_info(rt: &Runtime) -> HashMap<String, String> {
 }
 
 /// `RuntimeConfig`: the cgroup driver Docker uses, which the kubelet adopts.
-pub fn runtime_config(rt: &Runtime) -> RuntimeConfigResponse {
-    let cgroup_driver = match rt.host.cgroup_driver {
-        CgroupDriver::Cgroupfs => CriCgroupDriver::Cgroupfs,
-        CgroupDriver::Systemd => CriCgroupDriver::Systemd,
-    };
+pub fn runtime_config(shim: &Shim) -> RuntimeConfigResponse {
     RuntimeConfigResponse {
         linux: Some(LinuxRuntimeConfiguration {
-            cgroup_driver: cgroup_driver as i32,
+            cgroup_driver: shim.host.cgroup_driver as i32,
         }),
     }
 }

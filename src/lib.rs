@@ -25,8 +25,9 @@
 //! - [`docker`]: the narrow Docker interface and its bollard adapter.
 //! - [`streaming`]: the exec/attach/port-forward server (SPDY/3.1, WebSocket).
 //! - [`stats`]: container and pod statistics from cgroups and `/proc`.
-//! - [`store`]: the live view of Docker's containers, kept by its events.
-//! - [`runtime`]: state shared by handlers; facts learned at start.
+//! - [`view`]: the live view of Docker's containers, kept by its events.
+//! - [`shim`]: the state shared by handlers (`Shim`).
+//! - [`host`]: facts about Docker learned at start (cgroup driver, API version).
 //! - [`self_cgroup`]: `--runtime-cgroups`, the shim's own cgroup.
 //! - [`events`]: `GetContainerEvents` from the live view's changes.
 //! - [`error`]: the error type and its mapping to gRPC codes.
@@ -39,16 +40,19 @@ pub mod cri;
 pub mod docker;
 pub mod error;
 pub mod events;
+pub mod host;
 pub mod image;
 pub mod info;
 pub mod logs;
 pub mod metrics;
 pub mod naming;
 pub mod network;
-pub mod runtime;
+
 pub mod sandbox;
+pub mod security;
 pub mod self_cgroup;
 pub mod server;
+pub mod shim;
 pub mod stats;
-pub mod store;
 pub mod streaming;
+pub mod view;

@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 
-use crate::api::{ContainerMetadata, PodSandboxMetadata, PortMapping};
+use crate::api::{ContainerMetadata, PodSandboxMetadata, PortMapping, Protocol};
 use crate::error::{Error, Result};
 
 /// Label that tells sandboxes from containers; every list filters on it.
@@ -191,6 +191,15 @@ pub fn is_full_id(id: &str) -> bool {
 /// The Docker name without the leading `/` Docker reports.
 pub fn bare_name(name: &str) -> &str {
     name.strip_prefix('/').unwrap_or(name)
+}
+
+/// A CRI protocol as Docker and CNI name it (`80/tcp`, `"protocol": "udp"`).
+pub fn protocol_name(protocol: i32) -> &'static str {
+    match Protocol::try_from(protocol) {
+        Ok(Protocol::Udp) => "udp",
+        Ok(Protocol::Sctp) => "sctp",
+        _ => "tcp",
+    }
 }
 
 #[cfg(test)]

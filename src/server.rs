@@ -17,7 +17,7 @@ use crate::cri::image::ImageServiceImpl;
 use crate::cri::runtime::RuntimeServiceImpl;
 use crate::docker::client::{BollardDocker, Timeouts};
 use crate::docker::{DockerApi, DockerError};
-use crate::runtime::Runtime;
+use crate::shim::Shim;
 use crate::streaming::{Streaming, StreamingConfig};
 
 pub use crate::cri::MAX_MESSAGE_SIZE;
@@ -42,7 +42,7 @@ pub enum ServeError {
     },
     /// Gathering facts about Docker failed.
     #[error("cannot start: {0}")]
-    Runtime(#[from] crate::error::Error),
+    Shim(#[from] crate::error::Error),
     /// The socket or state directory could not be set up.
     #[error("{what} {path}: {source}")]
     Io {
@@ -139,31 +139,31 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         )),
         None => Arc::new(docker),
     };
-    let rt = Arc::new(Runtime::new(config, docker, api_version).await?);
-    crate::store::watch::start(rt.view.clone())
+    let shim = Arc::new(Shim::new(config, docker, api_version).await?);
+    crate::view::watch::start(shim.view.clone())
         .await
         .map_err(|source| ServeError::Docker { endpoint, source })?;
     tracing::info!(
-        docker = %rt.host.docker_version,
-        cgroup_driver = ?rt.host.cgroup_driver,
-        pause_image = %rt.pause.configured(),
+        docker = %shim.host.docker_version,
+        cgroup_driver = ?shim.host.cgroup_driver,
+        pause_image = %shim.pause.configured(),
         "runtime ready"
     );
 
     // Containers that ran while no shim did: catch their log files up.
-    let resuming = rt.clone();
+    let resuming = shim.clone();
     let started = chrono::Utc::now();
     tokio::spawn(async move { resuming.logs.resume(started).await });
 
     let streaming_config = StreamingConfig {
-        bind: rt.config.streaming_bind_addr,
-        max_sessions: rt.config.streaming_max_sessions,
-        idle_timeout: std::time::Duration::from_secs(rt.config.streaming_idle_timeout),
+        bind: shim.config.streaming_bind_addr,
+        max_sessions: shim.config.streaming_max_sessions,
+        idle_timeout: std::time::Duration::from_secs(shim.config.streaming_idle_timeout),
     };
-    let streaming = Streaming::start(rt.clone(), streaming_config)
+    let streaming = Streaming::start(shim.clone(), streaming_config)
         .await
         .map_err(|source| ServeError::Streaming {
-            addr: rt.config.streaming_bind_addr,
+            addr: shim.config.streaming_bind_addr,
             source,
         })?;
 
@@ -179,16 +179,17 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         tokio::spawn(crate::metrics::serve(
             listener,
             metrics.clone(),
-            rt.clone(),
+            shim.view.clone(),
             sessions,
         ));
     }
 
     let (listener, socket_path) = open_listener(&listen)?;
-    let runtime_service = RuntimeServiceServer::new(RuntimeServiceImpl::new(rt.clone(), streaming))
-        .max_decoding_message_size(MAX_MESSAGE_SIZE)
-        .max_encoding_message_size(MAX_MESSAGE_SIZE);
-    let image_service = ImageServiceServer::new(ImageServiceImpl::new(rt.clone()))
+    let runtime_service =
+        RuntimeServiceServer::new(RuntimeServiceImpl::new(shim.clone(), streaming))
+            .max_decoding_message_size(MAX_MESSAGE_SIZE)
+            .max_encoding_message_size(MAX_MESSAGE_SIZE);
+    let image_service = ImageServiceServer::new(ImageServiceImpl::new(shim.clone()))
         .max_decoding_message_size(MAX_MESSAGE_SIZE)
         .max_encoding_message_size(MAX_MESSAGE_SIZE);
 
@@ -198,7 +199,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
     tracing::info!(endpoint = ?listen, "serving CRI v1");
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let layer = tower::util::option_layer(metrics.map(crate::metrics::grpc::RpcMetricsLayer::new));
-    let relist = crate::cri::relist::RelistLayer::new(rt.clone());
+    let relist = crate::cri::relist::RelistLayer::new(shim.clone());
     let mut server = tokio::spawn(
         Server::builder()
             .layer(layer)

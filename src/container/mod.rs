@@ -1,7 +1,6 @@
 //! Application containers: create, start, stop, remove, list, status,
 //! resource updates and synchronous exec.
 
-pub mod security;
 pub mod spec;
 pub mod status;
 
@@ -17,15 +16,16 @@ use crate::api::{
 use crate::docker::hijack::{Demuxer, Output};
 use crate::docker::{DockerError, ExecSpec, RawStream};
 use crate::error::{DockerContext, Error, Result};
-use crate::runtime::{Runtime, is_running};
-use crate::store::Kind;
+use crate::host::is_running;
+use crate::shim::Shim;
+use crate::view::Kind;
 use crate::{naming, sandbox};
 
 /// Most output ExecSync keeps per stream; the rest is read and dropped.
 pub const EXEC_OUTPUT_CAP: usize = 16 * 1024 * 1024;
 
 /// Creates a container in a sandbox; returns its id.
-pub async fn create(rt: &Runtime, req: CreateContainerRequest) -> Result<String> {
+pub async fn create(shim: &Shim, req: CreateContainerRequest) -> Result<String> {
     let config = req
         .config
         .ok_or_else(|| Error::InvalidArgument("container config is required".into()))?;
@@ -34,7 +34,7 @@ pub async fn create(rt: &Runtime, req: CreateContainerRequest) -> Result<String>
         .as_ref()
         .ok_or_else(|| Error::InvalidArgument("container metadata is required".into()))?;
     naming::check_name_part("container metadata.name", &meta.name)?;
-    let sandbox = sandbox::inspect(rt, &req.pod_sandbox_id).await?.inspected;
+    let sandbox = sandbox::inspect(shim, &req.pod_sandbox_id).await?.inspected;
     let sandbox_name = sandbox.name.as_deref().unwrap_or_default();
     let pod = naming::parse_sandbox_name(sandbox_name).ok_or_else(|| {
         Error::FailedPrecondition(format!("pod sandbox {sandbox_name:?} has no readable name"))
@@ -56,35 +56,39 @@ pub async fn create(rt: &Runtime, req: CreateContainerRequest) -> Result<String>
             runtime: sandbox_host
                 .runtime
                 .as_deref()
-                .filter(|r| *r != rt.host.default_runtime),
+                .filter(|r| *r != shim.host.default_runtime),
             cgroup_parent: sandbox_host
                 .cgroup_parent
                 .as_deref()
                 .filter(|p| !p.is_empty()),
         },
         req.sandbox_config.as_ref(),
-        &rt.settings,
+        &shim.settings,
     )?;
     let name = naming::container_name(meta, &pod);
-    let id = sandbox::create_named(rt, &name, body).await?;
-    rt.refresh(&id).await;
+    let id = sandbox::create_named(shim, &name, body).await?;
+    shim.view.refresh(&id).await;
     tracing::info!(container = %id, name = %name, sandbox = %sandbox_id, "container created");
     Ok(id)
 }
 
 /// Finds an application container by id (or unique prefix); sandboxes and
 /// foreign containers are not found.
-pub async fn inspect(rt: &Runtime, id: &str) -> Result<Arc<ContainerInspectResponse>> {
-    Ok(rt.find(id, Kind::Container, "container").await?.inspected)
+pub async fn inspect(shim: &Shim, id: &str) -> Result<Arc<ContainerInspectResponse>> {
+    Ok(shim
+        .view
+        .find(id, Kind::Container, "container")
+        .await?
+        .inspected)
 }
 
 /// Finds an application container that must be running; returns its full
 /// id with what Docker reported.
 pub async fn inspect_running(
-    rt: &Runtime,
+    shim: &Shim,
     id: &str,
 ) -> Result<(String, Arc<ContainerInspectResponse>)> {
-    let inspected = inspect(rt, id).await?;
+    let inspected = inspect(shim, id).await?;
     let cid = full_id(&inspected);
     if !is_running(&inspected) {
         return Err(Error::FailedPrecondition(format!(
@@ -101,8 +105,8 @@ fn full_id(inspected: &ContainerInspectResponse) -> String {
 /// Starts a created container, and the writer of its CRI log file. The
 /// file exists when this returns, and the container is not reported exited
 /// before its output is all in the file (see [`crate::logs`]).
-pub async fn start(rt: &Runtime, id: &str) -> Result<()> {
-    let inspected = inspect(rt, id).await?;
+pub async fn start(shim: &Shim, id: &str) -> Result<()> {
+    let inspected = inspect(shim, id).await?;
     let cid = full_id(&inspected);
     let config = inspected.config.clone().unwrap_or_default();
     let log_path = config
@@ -111,7 +115,7 @@ pub async fn start(rt: &Runtime, id: &str) -> Result<()> {
         .and_then(|l| l.get(naming::LOG_PATH_LABEL))
         .filter(|p| !p.is_empty());
     let log = match log_path {
-        Some(path) => match rt.logs.prepare(&cid, path.into()).await {
+        Some(path) => match shim.logs.prepare(&cid, path.into()).await {
             Ok(pending) => pending,
             // Another shim on the same Docker already writes this file.
             Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => None,
@@ -123,14 +127,14 @@ pub async fn start(rt: &Runtime, id: &str) -> Result<()> {
         },
         None => None,
     };
-    let started = rt.docker.start_container(&cid).await;
+    let started = shim.docker.start_container(&cid).await;
     if started.is_ok()
         && let Some(log) = log
     {
         log.copy(config.tty.unwrap_or(false), true);
     }
     // A failed start leaves Docker's error in the container's state.
-    rt.refresh(&cid).await;
+    shim.view.refresh(&cid).await;
     started.map_err(|err| match err {
         // Docker's message for a missing binary names runc internals; say it
         // the way the kubelet's users know it.
@@ -149,9 +153,9 @@ pub async fn start(rt: &Runtime, id: &str) -> Result<()> {
 }
 
 /// Reopens a running container's CRI log file (after the kubelet rotated it).
-pub async fn reopen_log(rt: &Runtime, id: &str) -> Result<()> {
-    let (cid, _) = inspect_running(rt, id).await?;
-    rt.logs.reopen(&cid).await.map_err(|err| match err {
+pub async fn reopen_log(shim: &Shim, id: &str) -> Result<()> {
+    let (cid, _) = inspect_running(shim, id).await?;
+    shim.logs.reopen(&cid).await.map_err(|err| match err {
         crate::logs::ReopenError::NotRunning(_) => Error::FailedPrecondition(format!(
             "container {cid} has no log file being written (no log path, or its output ended)"
         )),
@@ -162,33 +166,33 @@ pub async fn reopen_log(rt: &Runtime, id: &str) -> Result<()> {
 /// Stops a container, giving it `timeout_secs` after the stop signal before
 /// it is killed. Stopping a stopped or missing container succeeds: the CRI
 /// makes the call idempotent.
-pub async fn stop(rt: &Runtime, id: &str, timeout_secs: i64) -> Result<()> {
-    let cid = match inspect(rt, id).await {
+pub async fn stop(shim: &Shim, id: &str, timeout_secs: i64) -> Result<()> {
+    let cid = match inspect(shim, id).await {
         Ok(inspected) => full_id(&inspected),
         Err(Error::NotFound(_)) => return Ok(()),
         Err(err) => return Err(err),
     };
     let grace = Duration::from_secs(u64::try_from(timeout_secs).unwrap_or(0));
-    match rt.docker.stop_container(&cid, grace).await {
+    match shim.docker.stop_container(&cid, grace).await {
         Ok(()) | Err(DockerError::NotFound(_)) => {}
         Err(err) => return Err(err).context(|| format!("stop container {cid}")),
     }
-    rt.refresh(&cid).await;
+    shim.view.refresh(&cid).await;
     tracing::info!(container = %cid, "container stopped");
     Ok(())
 }
 
 /// Removes a container, running or not. Removing a missing container
 /// succeeds.
-pub async fn remove(rt: &Runtime, id: &str) -> Result<()> {
-    let cid = match inspect(rt, id).await {
+pub async fn remove(shim: &Shim, id: &str) -> Result<()> {
+    let cid = match inspect(shim, id).await {
         Ok(inspected) => full_id(&inspected),
         Err(Error::NotFound(_)) => return Ok(()),
         Err(err) => return Err(err),
     };
-    rt.logs.stop(&cid);
-    match rt.docker.remove_container(&cid).await {
-        Ok(()) | Err(DockerError::NotFound(_)) => rt.view.forget(&cid),
+    shim.logs.stop(&cid);
+    match shim.docker.remove_container(&cid).await {
+        Ok(()) | Err(DockerError::NotFound(_)) => shim.view.forget(&cid),
         Err(err) => return Err(err).context(|| format!("remove container {cid}")),
     }
     tracing::info!(container = %cid, "container removed");
@@ -196,12 +200,12 @@ pub async fn remove(rt: &Runtime, id: &str) -> Result<()> {
 }
 
 /// Containers matching a filter, from the live view.
-pub fn list(rt: &Runtime, filter: Option<ContainerFilter>) -> Vec<crate::api::Container> {
+pub fn list(shim: &Shim, filter: Option<ContainerFilter>) -> Vec<crate::api::Container> {
     let filter = filter.unwrap_or_default();
     let wanted_state = filter.state.map(|s| s.state);
-    let all = rt.view.container_list.get(rt.view.generation(), || {
+    let all = shim.container_list.get(shim.view.generation(), || {
         Arc::new(
-            rt.view
+            shim.view
                 .all(Kind::Container)
                 .iter()
                 .filter_map(|e| status::container_from_inspect(&e.inspected))
@@ -226,12 +230,12 @@ pub fn list(rt: &Runtime, filter: Option<ContainerFilter>) -> Vec<crate::api::Co
 
 /// The status of one container.
 pub async fn container_status(
-    rt: &Runtime,
+    shim: &Shim,
     id: &str,
     verbose: bool,
 ) -> Result<ContainerStatusResponse> {
-    let inspected = inspect(rt, id).await?;
-    let image = image_of(rt, &inspected).await?;
+    let inspected = inspect(shim, id).await?;
+    let image = image_of(shim, &inspected).await?;
     Ok(ContainerStatusResponse {
         status: Some(status::status_from_inspect(&inspected, image.as_deref())),
         info: if verbose {
@@ -245,31 +249,31 @@ pub async fn container_status(
 /// Applies new resource limits to a container. A request without Linux
 /// resources changes nothing.
 pub async fn update_resources(
-    rt: &Runtime,
+    shim: &Shim,
     id: &str,
     resources: Option<LinuxContainerResources>,
 ) -> Result<()> {
-    let cid = full_id(inspect(rt, id).await?.as_ref());
+    let cid = full_id(inspect(shim, id).await?.as_ref());
     let Some(resources) = resources else {
         return Ok(());
     };
-    let limits = spec::Limits::from_cri(Some(&resources), rt.settings.may_lower_oom_score)?;
-    rt.docker
+    let limits = spec::Limits::from_cri(Some(&resources), shim.settings.may_lower_oom_score)?;
+    shim.docker
         .update_container(&cid, limits.update_body())
         .await
         .context(|| format!("update resources of container {cid}"))?;
-    rt.refresh(&cid).await;
+    shim.view.refresh(&cid).await;
     Ok(())
 }
 
 /// The container's image, from the view's cache. The image may have been
 /// removed while the container exists.
 pub(crate) async fn image_of(
-    rt: &Runtime,
+    shim: &Shim,
     inspected: &ContainerInspectResponse,
 ) -> Result<Option<Arc<ImageInspect>>> {
     match inspected.image.as_deref() {
-        Some(image_id) => rt
+        Some(image_id) => shim
             .view
             .image(image_id)
             .await
@@ -281,24 +285,24 @@ pub(crate) async fn image_of(
 /// Runs a command in a running container and returns its output and exit
 /// code. With a timeout, a command still running when it expires is killed
 /// and DEADLINE_EXCEEDED returned.
-pub async fn exec_sync(rt: &Runtime, req: ExecSyncRequest) -> Result<ExecSyncResponse> {
+pub async fn exec_sync(shim: &Shim, req: ExecSyncRequest) -> Result<ExecSyncResponse> {
     if req.cmd.is_empty() {
         return Err(Error::InvalidArgument("exec command is required".into()));
     }
-    let (cid, _) = inspect_running(rt, &req.container_id).await?;
+    let (cid, _) = inspect_running(shim, &req.container_id).await?;
     let spec = ExecSpec {
         cmd: req.cmd.clone(),
         stdout: true,
         stderr: true,
         ..Default::default()
     };
-    let exec_id = rt
+    let exec_id = shim
         .docker
         .create_exec(&cid, spec)
         .await
         .context(|| format!("create exec in container {cid}"))?;
     let run = async {
-        let raw = rt
+        let raw = shim
             .docker
             .start_exec(&exec_id, false, None)
             .await
@@ -316,14 +320,14 @@ pub async fn exec_sync(rt: &Runtime, req: ExecSyncRequest) -> Result<ExecSyncRes
     let Some(output) = finished else {
         // Dropping the exec's connection does not end the process: kill it,
         // so a hung probe does not pile up processes in the container.
-        kill_exec(rt, &exec_id).await;
+        kill_exec(shim, &exec_id).await;
         return Err(Error::DeadlineExceeded(format!(
             "command {:?} in container {cid} timed out after {}s",
             req.cmd, req.timeout
         )));
     };
     let (stdout, stderr) = output?;
-    let exit_code = exit_code(rt, &exec_id).await?;
+    let exit_code = exit_code(shim, &exec_id).await?;
     Ok(ExecSyncResponse {
         stdout,
         stderr,
@@ -357,10 +361,10 @@ const EXEC_EXIT_WAIT: Duration = Duration::from_secs(5);
 
 /// The exit code of a finished exec. Docker may report the exec as running
 /// for a moment after its streams close, so this polls briefly.
-pub(crate) async fn exit_code(rt: &Runtime, exec_id: &str) -> Result<i32> {
+pub(crate) async fn exit_code(shim: &Shim, exec_id: &str) -> Result<i32> {
     let deadline = tokio::time::Instant::now() + EXEC_EXIT_WAIT;
     loop {
-        let inspected = rt
+        let inspected = shim
             .docker
             .inspect_exec(exec_id)
             .await
@@ -379,8 +383,8 @@ pub(crate) async fn exit_code(rt: &Runtime, exec_id: &str) -> Result<i32> {
 }
 
 /// Kills an exec's process by its host PID.
-pub(crate) async fn kill_exec(rt: &Runtime, exec_id: &str) {
-    let pid = match rt.docker.inspect_exec(exec_id).await {
+pub(crate) async fn kill_exec(shim: &Shim, exec_id: &str) {
+    let pid = match shim.docker.inspect_exec(exec_id).await {
         Ok(inspected) if inspected.running == Some(true) => inspected.pid.unwrap_or_default(),
         Ok(_) => return,
         Err(err) => {

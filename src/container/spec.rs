@@ -15,9 +15,9 @@ use crate::api::{
 };
 use crate::error::{Error, Result};
 use crate::naming;
-use crate::runtime::Settings;
+use crate::shim::Settings;
 
-use super::security;
+use crate::security;
 
 /// What the container joins and inherits from its sandbox.
 #[derive(Debug, Clone)]

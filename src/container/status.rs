@@ -124,7 +124,7 @@ pub fn status_from_inspect(
             .unwrap_or_default(),
         resources: Some(resources(inspected)),
         user: user(inspected),
-        stop_signal: super::security::signal_from_docker(config.stop_signal.as_deref()),
+        stop_signal: crate::security::signal_from_docker(config.stop_signal.as_deref()),
     }
 }
 

@@ -9,27 +9,27 @@ use super::{paged, respond};
 use crate::api::image_service_server::ImageService;
 use crate::api::*;
 use crate::image;
-use crate::runtime::Runtime;
+use crate::shim::Shim;
 
 type Reply<T> = Result<Response<T>, Status>;
 
 /// The CRI image service over Docker's image store.
 #[derive(Clone)]
 pub struct ImageServiceImpl {
-    rt: Arc<Runtime>,
+    shim: Arc<Shim>,
 }
 
 impl ImageServiceImpl {
-    /// Serves with the shared runtime state.
-    pub fn new(rt: Arc<Runtime>) -> Self {
-        Self { rt }
+    /// Serves with the shim's shared state.
+    pub fn new(shim: Arc<Shim>) -> Self {
+        Self { shim }
     }
 }
 
 #[tonic::async_trait]
 impl ImageService for ImageServiceImpl {
     async fn list_images(&self, req: Request<ListImagesRequest>) -> Reply<ListImagesResponse> {
-        let result = image::list(&self.rt, req.into_inner().filter).await;
+        let result = image::list(&self.shim.images(), req.into_inner().filter).await;
         respond(
             "ListImages",
             result.map(|images| ListImagesResponse { images }),
@@ -42,7 +42,7 @@ impl ImageService for ImageServiceImpl {
     ) -> Reply<BoxStream<StreamImagesResponse>> {
         let images = respond(
             "StreamImages",
-            image::list(&self.rt, req.into_inner().filter).await,
+            image::list(&self.shim.images(), req.into_inner().filter).await,
         )?;
         Ok(Response::new(paged(images.into_inner(), |images| {
             StreamImagesResponse { images }
@@ -53,13 +53,13 @@ impl ImageService for ImageServiceImpl {
         let req = req.into_inner();
         respond(
             "ImageStatus",
-            image::status(&self.rt, req.image, req.verbose).await,
+            image::status(&self.shim.images(), req.image, req.verbose).await,
         )
     }
 
     async fn pull_image(&self, req: Request<PullImageRequest>) -> Reply<PullImageResponse> {
         let req = req.into_inner();
-        let result = image::pull(&self.rt, req.image, req.auth).await;
+        let result = image::pull(&self.shim.images(), req.image, req.auth).await;
         respond(
             "PullImage",
             result.map(|image_ref| PullImageResponse { image_ref }),
@@ -67,12 +67,12 @@ impl ImageService for ImageServiceImpl {
     }
 
     async fn remove_image(&self, req: Request<RemoveImageRequest>) -> Reply<RemoveImageResponse> {
-        let result = image::remove(&self.rt, req.into_inner().image).await;
+        let result = image::remove(&self.shim.images(), req.into_inner().image).await;
         respond("RemoveImage", result.map(|()| RemoveImageResponse {}))
     }
 
     async fn image_fs_info(&self, _: Request<ImageFsInfoRequest>) -> Reply<ImageFsInfoResponse> {
-        let result = image::fs_info(&self.rt).await;
+        let result = image::fs_info(&self.shim.images()).await;
         respond(
             "ImageFsInfo",
             result.map(|image_filesystems| ImageFsInfoResponse {

@@ -20,8 +20,8 @@ use tower::{Layer, Service};
 use super::MAX_MESSAGE_SIZE;
 use crate::api::ListPodSandboxResponse;
 use crate::api::{ListContainersRequest, ListContainersResponse, ListPodSandboxRequest};
-use crate::runtime::Runtime;
-use crate::store::GenerationCache;
+use crate::shim::Shim;
+use crate::view::GenerationCache;
 
 const LIST_SANDBOXES: &str = "/runtime.v1.RuntimeService/ListPodSandbox";
 const LIST_CONTAINERS: &str = "/runtime.v1.RuntimeService/ListContainers";
@@ -43,15 +43,15 @@ struct Frames {
 /// Puts the fast path in front of the CRI services.
 #[derive(Clone)]
 pub struct RelistLayer {
-    rt: Arc<Runtime>,
+    shim: Arc<Shim>,
     frames: Arc<Frames>,
 }
 
 impl RelistLayer {
-    /// Answers from `rt`'s live view.
-    pub fn new(rt: Arc<Runtime>) -> Self {
+    /// Answers from `shim`'s live view.
+    pub fn new(shim: Arc<Shim>) -> Self {
         Self {
-            rt,
+            shim,
             frames: Arc::default(),
         }
     }
@@ -63,7 +63,7 @@ impl<S> Layer<S> for RelistLayer {
     fn layer(&self, inner: S) -> Self::Service {
         Relist {
             inner,
-            rt: self.rt.clone(),
+            shim: self.shim.clone(),
             frames: self.frames.clone(),
         }
     }
@@ -73,7 +73,7 @@ impl<S> Layer<S> for RelistLayer {
 #[derive(Clone)]
 pub struct Relist<S> {
     inner: S,
-    rt: Arc<Runtime>,
+    shim: Arc<Shim>,
     frames: Arc<Frames>,
 }
 
@@ -103,7 +103,7 @@ where
         // next call, as tower asks.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let (rt, frames) = (self.rt.clone(), self.frames.clone());
+        let (shim, frames) = (self.shim.clone(), self.frames.clone());
         Box::pin(async move {
             let (parts, body) = req.into_parts();
             let bytes = match body.collect().await {
@@ -111,7 +111,7 @@ where
                 Err(status) => return Ok(status.into_http()),
             };
             if is_unfiltered(list, &bytes)
-                && let Some(frame) = frames.get(&rt, list)
+                && let Some(frame) = frames.get(&shim, list)
             {
                 return Ok(grpc_response(frame));
             }
@@ -148,29 +148,29 @@ fn is_unfiltered(list: List, bytes: &[u8]) -> bool {
 impl Frames {
     /// The framed response for the view as it is now; `None` when the fast
     /// path must not answer.
-    fn get(&self, rt: &Runtime, list: List) -> Option<Bytes> {
+    fn get(&self, shim: &Shim, list: List) -> Option<Bytes> {
         // A sandbox whose network is being set up shows as not ready, which
         // is not a change of the view.
-        if list == List::Sandboxes && rt.network.any_pending() {
+        if list == List::Sandboxes && shim.network.any_pending() {
             return None;
         }
         let slot = match list {
             List::Sandboxes => &self.sandboxes,
             List::Containers => &self.containers,
         };
-        slot.get(rt.view.generation(), || frame(rt, list))
+        slot.get(shim.view.generation(), || frame(shim, list))
     }
 }
 
 /// The unfiltered list, encoded and framed as gRPC sends a message.
-fn frame(rt: &Runtime, list: List) -> Option<Bytes> {
+fn frame(shim: &Shim, list: List) -> Option<Bytes> {
     let payload = match list {
         List::Sandboxes => ListPodSandboxResponse {
-            items: crate::sandbox::list(rt, None),
+            items: crate::sandbox::list(shim, None),
         }
         .encode_to_vec(),
         List::Containers => ListContainersResponse {
-            containers: crate::container::list(rt, None),
+            containers: crate::container::list(shim, None),
         }
         .encode_to_vec(),
     };

@@ -9,7 +9,8 @@ use tonic::{Request, Response, Status};
 use super::{paged, respond, unsupported};
 use crate::api::runtime_service_server::RuntimeService;
 use crate::api::*;
-use crate::runtime::Runtime;
+use crate::shim::Shim;
+use crate::stats::Stats;
 use crate::streaming::Streaming;
 use crate::{container, info, sandbox, stats};
 
@@ -17,17 +18,17 @@ type Reply<T> = Result<Response<T>, Status>;
 
 /// Runs a stats reader on a blocking thread: it reads many kernel files,
 /// which must not hold up the async runtime's workers.
-async fn off_runtime<A, T>(
-    rt: &Arc<Runtime>,
+async fn on_blocking_thread<A, T>(
+    shim: &Arc<Shim>,
     arg: A,
-    read: fn(&Runtime, A) -> T,
+    read: fn(&Stats, A) -> T,
 ) -> Result<T, Status>
 where
     A: Send + 'static,
     T: Send + 'static,
 {
-    let rt = rt.clone();
-    tokio::task::spawn_blocking(move || read(&rt, arg))
+    let shim = shim.clone();
+    tokio::task::spawn_blocking(move || read(&shim.stats, arg))
         .await
         .map_err(|e| Status::internal(format!("stats reader failed: {e}")))
 }
@@ -37,28 +38,28 @@ const NO_CHECKPOINT: &str = "Docker's checkpoint support is experimental and not
 /// The CRI runtime service over Docker.
 #[derive(Clone)]
 pub struct RuntimeServiceImpl {
-    rt: Arc<Runtime>,
+    shim: Arc<Shim>,
     streaming: Arc<Streaming>,
 }
 
 impl RuntimeServiceImpl {
-    /// Serves with the shared runtime state and the streaming server.
-    pub fn new(rt: Arc<Runtime>, streaming: Arc<Streaming>) -> Self {
-        Self { rt, streaming }
+    /// Serves with the shim's shared state and the streaming server.
+    pub fn new(shim: Arc<Shim>, streaming: Arc<Streaming>) -> Self {
+        Self { shim, streaming }
     }
 }
 
 #[tonic::async_trait]
 impl RuntimeService for RuntimeServiceImpl {
     async fn version(&self, _: Request<VersionRequest>) -> Reply<VersionResponse> {
-        respond("Version", info::version(&self.rt).await)
+        respond("Version", info::version(&self.shim).await)
     }
 
     async fn run_pod_sandbox(
         &self,
         req: Request<RunPodSandboxRequest>,
     ) -> Reply<RunPodSandboxResponse> {
-        let result = sandbox::run(&self.rt, req.into_inner()).await;
+        let result = sandbox::run(&self.shim, req.into_inner()).await;
         respond(
             "RunPodSandbox",
             result.map(|pod_sandbox_id| RunPodSandboxResponse { pod_sandbox_id }),
@@ -69,7 +70,7 @@ impl RuntimeService for RuntimeServiceImpl {
         &self,
         req: Request<StopPodSandboxRequest>,
     ) -> Reply<StopPodSandboxResponse> {
-        let result = sandbox::stop(&self.rt, &req.into_inner().pod_sandbox_id).await;
+        let result = sandbox::stop(&self.shim, &req.into_inner().pod_sandbox_id).await;
         respond("StopPodSandbox", result.map(|()| StopPodSandboxResponse {}))
     }
 
@@ -77,7 +78,7 @@ impl RuntimeService for RuntimeServiceImpl {
         &self,
         req: Request<RemovePodSandboxRequest>,
     ) -> Reply<RemovePodSandboxResponse> {
-        let result = sandbox::remove(&self.rt, &req.into_inner().pod_sandbox_id).await;
+        let result = sandbox::remove(&self.shim, &req.into_inner().pod_sandbox_id).await;
         respond(
             "RemovePodSandbox",
             result.map(|()| RemovePodSandboxResponse {}),
@@ -91,7 +92,7 @@ impl RuntimeService for RuntimeServiceImpl {
         let req = req.into_inner();
         respond(
             "PodSandboxStatus",
-            sandbox::status(&self.rt, &req.pod_sandbox_id, req.verbose).await,
+            sandbox::status(&self.shim, &req.pod_sandbox_id, req.verbose).await,
         )
     }
 
@@ -99,7 +100,7 @@ impl RuntimeService for RuntimeServiceImpl {
         &self,
         req: Request<ListPodSandboxRequest>,
     ) -> Reply<ListPodSandboxResponse> {
-        let items = sandbox::list(&self.rt, req.into_inner().filter);
+        let items = sandbox::list(&self.shim, req.into_inner().filter);
         Ok(Response::new(ListPodSandboxResponse { items }))
     }
 
@@ -107,7 +108,7 @@ impl RuntimeService for RuntimeServiceImpl {
         &self,
         req: Request<StreamPodSandboxesRequest>,
     ) -> Reply<BoxStream<StreamPodSandboxesResponse>> {
-        let items = sandbox::list(&self.rt, req.into_inner().filter);
+        let items = sandbox::list(&self.shim, req.into_inner().filter);
         Ok(Response::new(paged(items, |pod_sandboxes| {
             StreamPodSandboxesResponse { pod_sandboxes }
         })))
@@ -117,7 +118,7 @@ impl RuntimeService for RuntimeServiceImpl {
         &self,
         req: Request<CreateContainerRequest>,
     ) -> Reply<CreateContainerResponse> {
-        let result = container::create(&self.rt, req.into_inner()).await;
+        let result = container::create(&self.shim, req.into_inner()).await;
         respond(
             "CreateContainer",
             result.map(|container_id| CreateContainerResponse { container_id }),
@@ -128,7 +129,7 @@ impl RuntimeService for RuntimeServiceImpl {
         &self,
         req: Request<StartContainerRequest>,
     ) -> Reply<StartContainerResponse> {
-        let result = container::start(&self.rt, &req.into_inner().container_id).await;
+        let result = container::start(&self.shim, &req.into_inner().container_id).await;
         respond("StartContainer", result.map(|()| StartContainerResponse {}))
     }
 
@@ -137,7 +138,7 @@ impl RuntimeService for RuntimeServiceImpl {
         req: Request<StopContainerRequest>,
     ) -> Reply<StopContainerResponse> {
         let req = req.into_inner();
-        let result = container::stop(&self.rt, &req.container_id, req.timeout).await;
+        let result = container::stop(&self.shim, &req.container_id, req.timeout).await;
         respond("StopContainer", result.map(|()| StopContainerResponse {}))
     }
 
@@ -145,7 +146,7 @@ impl RuntimeService for RuntimeServiceImpl {
         &self,
         req: Request<RemoveContainerRequest>,
     ) -> Reply<RemoveContainerResponse> {
-        let result = container::remove(&self.rt, &req.into_inner().container_id).await;
+        let result = container::remove(&self.shim, &req.into_inner().container_id).await;
         respond(
             "RemoveContainer",
             result.map(|()| RemoveContainerResponse {}),
@@ -156,7 +157,7 @@ impl RuntimeService for RuntimeServiceImpl {
         &self,
         req: Request<ListContainersRequest>,
     ) -> Reply<ListContainersResponse> {
-        let containers = container::list(&self.rt, req.into_inner().filter);
+        let containers = container::list(&self.shim, req.into_inner().filter);
         Ok(Response::new(ListContainersResponse { containers }))
     }
 
@@ -164,7 +165,7 @@ impl RuntimeService for RuntimeServiceImpl {
         &self,
         req: Request<StreamContainersRequest>,
     ) -> Reply<BoxStream<StreamContainersResponse>> {
-        let containers = container::list(&self.rt, req.into_inner().filter);
+        let containers = container::list(&self.shim, req.into_inner().filter);
         Ok(Response::new(paged(containers, |containers| {
             StreamContainersResponse { containers }
         })))
@@ -177,7 +178,7 @@ impl RuntimeService for RuntimeServiceImpl {
         let req = req.into_inner();
         respond(
             "ContainerStatus",
-            container::container_status(&self.rt, &req.container_id, req.verbose).await,
+            container::container_status(&self.shim, &req.container_id, req.verbose).await,
         )
     }
 
@@ -186,7 +187,7 @@ impl RuntimeService for RuntimeServiceImpl {
         req: Request<UpdateContainerResourcesRequest>,
     ) -> Reply<UpdateContainerResourcesResponse> {
         let req = req.into_inner();
-        let result = container::update_resources(&self.rt, &req.container_id, req.linux).await;
+        let result = container::update_resources(&self.shim, &req.container_id, req.linux).await;
         respond(
             "UpdateContainerResources",
             result.map(|()| UpdateContainerResourcesResponse {}),
@@ -197,7 +198,7 @@ impl RuntimeService for RuntimeServiceImpl {
         &self,
         req: Request<ReopenContainerLogRequest>,
     ) -> Reply<ReopenContainerLogResponse> {
-        let result = container::reopen_log(&self.rt, &req.into_inner().container_id).await;
+        let result = container::reopen_log(&self.shim, &req.into_inner().container_id).await;
         respond(
             "ReopenContainerLog",
             result.map(|()| ReopenContainerLogResponse {}),
@@ -207,24 +208,24 @@ impl RuntimeService for RuntimeServiceImpl {
     async fn exec_sync(&self, req: Request<ExecSyncRequest>) -> Reply<ExecSyncResponse> {
         respond(
             "ExecSync",
-            container::exec_sync(&self.rt, req.into_inner()).await,
+            container::exec_sync(&self.shim, req.into_inner()).await,
         )
     }
 
     async fn exec(&self, req: Request<ExecRequest>) -> Reply<ExecResponse> {
-        let result = self.streaming.exec(&self.rt, req.into_inner()).await;
+        let result = self.streaming.exec(&self.shim, req.into_inner()).await;
         respond("Exec", result.map(|url| ExecResponse { url }))
     }
 
     async fn attach(&self, req: Request<AttachRequest>) -> Reply<AttachResponse> {
-        let result = self.streaming.attach(&self.rt, req.into_inner()).await;
+        let result = self.streaming.attach(&self.shim, req.into_inner()).await;
         respond("Attach", result.map(|url| AttachResponse { url }))
     }
 
     async fn port_forward(&self, req: Request<PortForwardRequest>) -> Reply<PortForwardResponse> {
         let result = self
             .streaming
-            .port_forward(&self.rt, req.into_inner())
+            .port_forward(&self.shim, req.into_inner())
             .await;
         respond("PortForward", result.map(|url| PortForwardResponse { url }))
     }
@@ -233,7 +234,7 @@ impl RuntimeService for RuntimeServiceImpl {
         &self,
         req: Request<ContainerStatsRequest>,
     ) -> Reply<ContainerStatsResponse> {
-        let result = stats::container_stats(&self.rt, &req.into_inner().container_id).await;
+        let result = stats::container_stats(&self.shim.stats, &req.into_inner().container_id).await;
         respond(
             "ContainerStats",
             result.map(|stats| ContainerStatsResponse { stats: Some(stats) }),
@@ -244,8 +245,8 @@ impl RuntimeService for RuntimeServiceImpl {
         &self,
         req: Request<ListContainerStatsRequest>,
     ) -> Reply<ListContainerStatsResponse> {
-        let stats = off_runtime(
-            &self.rt,
+        let stats = on_blocking_thread(
+            &self.shim,
             req.into_inner().filter,
             stats::list_container_stats,
         )
@@ -257,8 +258,8 @@ impl RuntimeService for RuntimeServiceImpl {
         &self,
         req: Request<StreamContainerStatsRequest>,
     ) -> Reply<BoxStream<StreamContainerStatsResponse>> {
-        let stats = off_runtime(
-            &self.rt,
+        let stats = on_blocking_thread(
+            &self.shim,
             req.into_inner().filter,
             stats::list_container_stats,
         )
@@ -272,7 +273,8 @@ impl RuntimeService for RuntimeServiceImpl {
         &self,
         req: Request<PodSandboxStatsRequest>,
     ) -> Reply<PodSandboxStatsResponse> {
-        let result = stats::pod_sandbox_stats(&self.rt, &req.into_inner().pod_sandbox_id).await;
+        let result =
+            stats::pod_sandbox_stats(&self.shim.stats, &req.into_inner().pod_sandbox_id).await;
         respond(
             "PodSandboxStats",
             result.map(|stats| PodSandboxStatsResponse { stats: Some(stats) }),
@@ -283,8 +285,8 @@ impl RuntimeService for RuntimeServiceImpl {
         &self,
         req: Request<ListPodSandboxStatsRequest>,
     ) -> Reply<ListPodSandboxStatsResponse> {
-        let stats = off_runtime(
-            &self.rt,
+        let stats = on_blocking_thread(
+            &self.shim,
             req.into_inner().filter,
             stats::list_pod_sandbox_stats,
         )
@@ -296,8 +298,8 @@ impl RuntimeService for RuntimeServiceImpl {
         &self,
         req: Request<StreamPodSandboxStatsRequest>,
     ) -> Reply<BoxStream<StreamPodSandboxStatsResponse>> {
-        let stats = off_runtime(
-            &self.rt,
+        let stats = on_blocking_thread(
+            &self.shim,
             req.into_inner().filter,
             stats::list_pod_sandbox_stats,
         )
@@ -319,13 +321,13 @@ impl RuntimeService for RuntimeServiceImpl {
             .and_then(|c| c.network_config)
             .map(|n| n.pod_cidr)
             .unwrap_or_default();
-        self.rt.network.set_pod_cidr(&pod_cidr);
+        self.shim.network.set_pod_cidr(&pod_cidr);
         Ok(Response::new(UpdateRuntimeConfigResponse {}))
     }
 
     async fn status(&self, req: Request<StatusRequest>) -> Reply<StatusResponse> {
         Ok(Response::new(
-            info::status(&self.rt, req.into_inner().verbose).await,
+            info::status(&self.shim, req.into_inner().verbose).await,
         ))
     }
 
@@ -351,7 +353,7 @@ impl RuntimeService for RuntimeServiceImpl {
         &self,
         _: Request<GetEventsRequest>,
     ) -> Reply<BoxStream<ContainerEventResponse>> {
-        Ok(Response::new(crate::events::subscribe(self.rt.clone())))
+        Ok(Response::new(crate::events::subscribe(self.shim.clone())))
     }
 
     async fn list_metric_descriptors(
@@ -367,8 +369,10 @@ impl RuntimeService for RuntimeServiceImpl {
         &self,
         _: Request<ListPodSandboxMetricsRequest>,
     ) -> Reply<ListPodSandboxMetricsResponse> {
-        let pod_metrics =
-            off_runtime(&self.rt, (), |rt, ()| stats::pod_sandbox_metrics(rt)).await?;
+        let pod_metrics = on_blocking_thread(&self.shim, (), |stats, ()| {
+            stats::pod_sandbox_metrics(stats)
+        })
+        .await?;
         Ok(Response::new(ListPodSandboxMetricsResponse { pod_metrics }))
     }
 
@@ -376,7 +380,10 @@ impl RuntimeService for RuntimeServiceImpl {
         &self,
         _: Request<StreamPodSandboxMetricsRequest>,
     ) -> Reply<BoxStream<StreamPodSandboxMetricsResponse>> {
-        let metrics = off_runtime(&self.rt, (), |rt, ()| stats::pod_sandbox_metrics(rt)).await?;
+        let metrics = on_blocking_thread(&self.shim, (), |stats, ()| {
+            stats::pod_sandbox_metrics(stats)
+        })
+        .await?;
         Ok(Response::new(paged(metrics, |pod_sandbox_metrics| {
             StreamPodSandboxMetricsResponse {
                 pod_sandbox_metrics,
@@ -388,7 +395,7 @@ impl RuntimeService for RuntimeServiceImpl {
         &self,
         _: Request<RuntimeConfigRequest>,
     ) -> Reply<RuntimeConfigResponse> {
-        Ok(Response::new(info::runtime_config(&self.rt)))
+        Ok(Response::new(info::runtime_config(&self.shim)))
     }
 
     async fn update_pod_sandbox_resources(

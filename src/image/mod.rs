@@ -13,38 +13,53 @@ use crate::api::{
     AuthConfig, FilesystemIdentifier, FilesystemUsage, Image, ImageFilter, ImageSpec,
     ImageStatusResponse, Int64Value, UInt64Value,
 };
+use crate::docker::DockerApi;
 use crate::docker::{DockerError, RegistryAuth};
 use crate::error::{DockerContext, Error, Result};
-use crate::runtime::Runtime;
+use crate::view::View;
 use reference::Reference;
+
+/// What the image calls need of the shim's state; borrowed from it with
+/// `Shim::images`, so this module does not depend on the
+/// whole shared state.
+pub struct Images<'a> {
+    /// The Docker Engine.
+    pub docker: &'a dyn DockerApi,
+    /// The live view, which caches Docker's image list and inspects.
+    pub view: &'a View,
+    /// The pause image in use, reported pinned.
+    pub pause: &'a pause::PauseImage,
+    /// Docker's data directory, whose file system holds the images.
+    pub docker_root_dir: &'a str,
+}
 
 /// Docker lists untagged images with these placeholders.
 const NONE_TAG: &str = "<none>:<none>";
 const NONE_DIGEST: &str = "<none>@<none>";
 
 /// Images Docker holds, optionally only the one a filter names.
-pub async fn list(rt: &Runtime, filter: Option<ImageFilter>) -> Result<Vec<Image>> {
+pub async fn list(images: &Images<'_>, filter: Option<ImageFilter>) -> Result<Vec<Image>> {
     let wanted = match filter
         .and_then(|f| f.image)
         .map(|s| s.image)
         .filter(|s| !s.is_empty())
     {
-        Some(name) => match rt.docker.inspect_image(&name).await {
+        Some(name) => match images.docker.inspect_image(&name).await {
             Ok(image) => Some(image.id.unwrap_or_default()),
             Err(DockerError::NotFound(_)) => return Ok(Vec::new()),
             Err(err) => return Err(err).context(|| format!("inspect image {name}")),
         },
         None => None,
     };
-    let images = rt
+    let summaries = images
         .view
         .image_list()
         .await
         .context(|| "list images".into())?;
-    Ok(images
+    Ok(summaries
         .iter()
         .filter(|i| wanted.as_ref().is_none_or(|id| &i.id == id))
-        .map(|i| image_from_summary(rt, i))
+        .map(|i| image_from_summary(images, i))
         .collect())
 }
 
@@ -55,9 +70,9 @@ fn real_refs(refs: &[String], placeholder: &str) -> Vec<String> {
         .collect()
 }
 
-fn image_from_summary(rt: &Runtime, summary: &ImageSummary) -> Image {
+fn image_from_summary(images: &Images<'_>, summary: &ImageSummary) -> Image {
     let repo_tags = real_refs(&summary.repo_tags, NONE_TAG);
-    let pinned = repo_tags.iter().any(|t| rt.pause.is_pause_tag(t));
+    let pinned = repo_tags.iter().any(|t| images.pause.is_pause_tag(t));
     Image {
         id: summary.id.clone(),
         repo_digests: real_refs(&summary.repo_digests, NONE_DIGEST),
@@ -78,7 +93,7 @@ fn image_from_summary(rt: &Runtime, summary: &ImageSummary) -> Image {
 /// The status of one image; a missing image is an empty answer, not an
 /// error, as the CRI asks.
 pub async fn status(
-    rt: &Runtime,
+    images: &Images<'_>,
     image: Option<ImageSpec>,
     verbose: bool,
 ) -> Result<ImageStatusResponse> {
@@ -86,7 +101,7 @@ pub async fn status(
         .map(|s| s.image)
         .filter(|s| !s.is_empty())
         .ok_or_else(|| Error::InvalidArgument("image is required".into()))?;
-    let inspected = match rt.docker.inspect_image(&name).await {
+    let inspected = match images.docker.inspect_image(&name).await {
         Ok(inspected) => inspected,
         Err(DockerError::NotFound(_)) => return Ok(ImageStatusResponse::default()),
         Err(err) => return Err(err).context(|| format!("inspect image {name}")),
@@ -97,12 +112,12 @@ pub async fn status(
         HashMap::new()
     };
     Ok(ImageStatusResponse {
-        image: Some(image_from_inspect(rt, &inspected)),
+        image: Some(image_from_inspect(images, &inspected)),
         info,
     })
 }
 
-fn image_from_inspect(rt: &Runtime, inspected: &ImageInspect) -> Image {
+fn image_from_inspect(images: &Images<'_>, inspected: &ImageInspect) -> Image {
     let id = inspected.id.clone().unwrap_or_default();
     let repo_tags = real_refs(inspected.repo_tags.as_deref().unwrap_or_default(), NONE_TAG);
     let user = inspected
@@ -112,7 +127,7 @@ fn image_from_inspect(rt: &Runtime, inspected: &ImageInspect) -> Image {
         .unwrap_or_default();
     let (uid, username) = image_user(&user);
     Image {
-        pinned: repo_tags.iter().any(|t| rt.pause.is_pause_tag(t)),
+        pinned: repo_tags.iter().any(|t| images.pause.is_pause_tag(t)),
         spec: Some(ImageSpec {
             image: repo_tags.first().cloned().unwrap_or_else(|| id.clone()),
             ..Default::default()
@@ -161,7 +176,7 @@ fn verbose_info(inspected: &ImageInspect) -> HashMap<String, String> {
 /// same whichever registry or name it was pulled by (as the in-tree
 /// dockershim and containerd answer).
 pub async fn pull(
-    rt: &Runtime,
+    images: &Images<'_>,
     image: Option<ImageSpec>,
     auth: Option<AuthConfig>,
 ) -> Result<String> {
@@ -172,12 +187,13 @@ pub async fn pull(
     let reference = Reference::parse(&name)?;
     let auth = auth.map(|a| registry_auth(a, &reference)).transpose()?;
     let repository = reference.repository();
-    rt.docker
+    images
+        .docker
         .pull_image(&repository, reference.tag_or_digest(), auth)
         .await
         .context(|| format!("pull image {reference}"))?;
-    rt.view.invalidate_images();
-    let inspected = rt
+    images.view.invalidate_images();
+    let inspected = images
         .docker
         .inspect_image(&reference.to_string())
         .await
@@ -219,12 +235,12 @@ fn registry_auth(auth: AuthConfig, reference: &Reference) -> Result<RegistryAuth
 /// Removes an image. By id, the image goes with every name it has; by name,
 /// only that name goes (and the image with it if it was the last). A
 /// missing image is not an error.
-pub async fn remove(rt: &Runtime, image: Option<ImageSpec>) -> Result<()> {
+pub async fn remove(images: &Images<'_>, image: Option<ImageSpec>) -> Result<()> {
     let name = image
         .map(|s| s.image)
         .filter(|s| !s.is_empty())
         .ok_or_else(|| Error::InvalidArgument("image is required".into()))?;
-    let inspected = match rt.docker.inspect_image(&name).await {
+    let inspected = match images.docker.inspect_image(&name).await {
         Ok(inspected) => inspected,
         Err(DockerError::NotFound(_)) => return Ok(()),
         Err(err) => return Err(err).context(|| format!("inspect image {name}")),
@@ -248,8 +264,8 @@ pub async fn remove(rt: &Runtime, image: Option<ImageSpec>) -> Result<()> {
         names.push(id.clone());
     }
     for target in names {
-        match rt.docker.remove_image(&target).await {
-            Ok(()) | Err(DockerError::NotFound(_)) => rt.view.invalidate_images(),
+        match images.docker.remove_image(&target).await {
+            Ok(()) | Err(DockerError::NotFound(_)) => images.view.invalidate_images(),
             Err(err) => return Err(err).context(|| format!("remove image {target}")),
         }
     }
@@ -259,13 +275,13 @@ pub async fn remove(rt: &Runtime, image: Option<ImageSpec>) -> Result<()> {
 
 /// Usage of Docker's image store: bytes of the images (shared layers counted
 /// once) and inodes used on the filesystem holding Docker's data.
-pub async fn fs_info(rt: &Runtime) -> Result<Vec<FilesystemUsage>> {
-    let images = rt
+pub async fn fs_info(images: &Images<'_>) -> Result<Vec<FilesystemUsage>> {
+    let summaries = images
         .view
         .image_list()
         .await
         .context(|| "list images".into())?;
-    let root = rt.host.docker_root_dir.clone();
+    let root = images.docker_root_dir.to_string();
     let stat = rustix::fs::statvfs(root.as_str())
         .map_err(|e| Error::Internal(format!("statvfs {root}: {e}")))?;
     let inodes_used = stat.f_files.saturating_sub(stat.f_ffree);
@@ -273,7 +289,7 @@ pub async fn fs_info(rt: &Runtime) -> Result<Vec<FilesystemUsage>> {
         timestamp: chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default(),
         fs_id: Some(FilesystemIdentifier { mountpoint: root }),
         used_bytes: Some(UInt64Value {
-            value: images_bytes(&images),
+            value: images_bytes(&summaries),
         }),
         inodes_used: Some(UInt64Value { value: inodes_used }),
     }])

@@ -23,7 +23,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::runtime::Runtime;
+use crate::view::View;
 
 /// Labels of an RPC's request count.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -196,7 +196,7 @@ pub fn parse_bind_addr(value: &str) -> Result<SocketAddr, String> {
 pub async fn serve(
     listener: tokio::net::TcpListener,
     metrics: Arc<Metrics>,
-    rt: Arc<Runtime>,
+    view: Arc<View>,
     sessions: impl Fn() -> usize + Send + Sync + Clone + 'static,
 ) {
     loop {
@@ -208,10 +208,10 @@ pub async fn serve(
                 continue;
             }
         };
-        let (metrics, rt, sessions) = (metrics.clone(), rt.clone(), sessions.clone());
+        let (metrics, view, sessions) = (metrics.clone(), view.clone(), sessions.clone());
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                let reply = answer(&req, &metrics, rt.view.resyncs(), sessions());
+                let reply = answer(&req, &metrics, view.resyncs(), sessions());
                 async move { Ok::<_, std::convert::Infallible>(reply) }
             });
             let io = hyper_util::rt::TokioIo::new(tcp);

@@ -22,7 +22,7 @@ use self::cni::{Cni, CniError, CniSettings, NetworkConfigList, RuntimeConf};
 use crate::api::PodSandboxConfig;
 use crate::config::{Config, NetworkPlugin};
 use crate::error::{Error, Result};
-use crate::sandbox::spec::protocol_name;
+use crate::naming::protocol_name;
 
 /// The interface name of the pod's network, as the kubelet expects.
 pub const POD_IFNAME: &str = "eth0";

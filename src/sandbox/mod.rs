@@ -17,63 +17,63 @@ use crate::api::{
 };
 use crate::docker::{DockerError, timestamp_nanos};
 use crate::error::{DockerContext, Error, Result};
-use crate::runtime::Runtime;
-use crate::store::{Entry, Kind, Phase};
+use crate::shim::Shim;
+use crate::view::{Entry, Kind, Phase};
 use crate::{checkpoint, naming};
 
 /// Grace period of the pause process; it exits at once on SIGTERM.
 const PAUSE_STOP_GRACE: Duration = Duration::from_secs(10);
 
 /// Creates and starts a pod's pause container; returns the sandbox id.
-pub async fn run(rt: &Runtime, req: RunPodSandboxRequest) -> Result<String> {
+pub async fn run(shim: &Shim, req: RunPodSandboxRequest) -> Result<String> {
     let config = req
         .config
         .ok_or_else(|| Error::InvalidArgument("sandbox config is required".into()))?;
     let meta = naming::check_sandbox_metadata(config.metadata.as_ref())?;
-    let runtime = runtime_for_handler(rt, &req.runtime_handler)?;
-    let image = rt.pause.ensure(rt.docker.as_ref()).await?;
+    let runtime = runtime_for_handler(shim, &req.runtime_handler)?;
+    let image = shim.pause.ensure(shim.docker.as_ref()).await?;
     let body = spec::create_body(
         &config,
         &spec::SandboxEnv {
             image: &image,
             runtime,
-            oom_score_adj: rt.settings.sandbox_oom_score_adj,
-            cgroup_driver: rt.host.cgroup_driver,
-            network_mode: rt.network.docker_network_mode(),
+            oom_score_adj: shim.settings.sandbox_oom_score_adj,
+            cgroup_driver: shim.host.cgroup_driver,
+            network_mode: shim.network.docker_network_mode(),
         },
     )?;
     let host_network = spec::namespace_options(&config).network == NamespaceMode::Node as i32;
     let name = naming::sandbox_name(meta);
-    let id = create_named(rt, &name, body).await?;
+    let id = create_named(shim, &name, body).await?;
     // For a node that goes back to cri-dockerd: its DEL reads the host
     // ports from here.
-    if let Err(err) = checkpoint::write(&rt.config.root_directory, &id, &config, host_network) {
+    if let Err(err) = checkpoint::write(&shim.config.root_directory, &id, &config, host_network) {
         tracing::warn!(sandbox = %id, error = %err, "cannot write the cri-dockerd checkpoint");
     }
     if !host_network {
-        rt.network.begin(&id);
+        shim.network.begin(&id);
     }
-    if let Err(err) = rt.docker.start_container(&id).await {
-        rt.network.end(&id);
-        discard(rt, &id).await;
+    if let Err(err) = shim.docker.start_container(&id).await {
+        shim.network.end(&id);
+        discard(shim, &id).await;
         return Err(err).context(|| format!("start sandbox {name}"));
     }
-    if !host_network && let Err(err) = attach_network(rt, &id, &config).await {
-        discard(rt, &id).await;
+    if !host_network && let Err(err) = attach_network(shim, &id, &config).await {
+        discard(shim, &id).await;
         return Err(err);
     }
-    rt.refresh(&id).await;
+    shim.view.refresh(&id).await;
     tracing::info!(sandbox = %id, name = %name, "pod sandbox running");
     Ok(id)
 }
 
 /// Attaches a started pause container to the pod network (CNI); on
 /// failure nothing of the attachment is left.
-async fn attach_network(rt: &Runtime, id: &str, config: &PodSandboxConfig) -> Result<()> {
-    if !rt.network.is_cni() {
+async fn attach_network(shim: &Shim, id: &str, config: &PodSandboxConfig) -> Result<()> {
+    if !shim.network.is_cni() {
         return Ok(());
     }
-    let pid = match rt.view.refresh(id).await {
+    let pid = match shim.view.reinspect(id).await {
         Ok(Some(entry)) => entry
             .inspected
             .state
@@ -83,17 +83,17 @@ async fn attach_network(rt: &Runtime, id: &str, config: &PodSandboxConfig) -> Re
             .filter(|pid| *pid > 0),
         Ok(None) => None,
         Err(err) => {
-            rt.network.end(id);
+            shim.network.end(id);
             return Err(err).context(|| format!("inspect pod sandbox {id}"));
         }
     };
     let Some(pid) = pid else {
-        rt.network.end(id);
+        shim.network.end(id);
         return Err(Error::Internal(format!(
             "pod sandbox {id} exited before its network was set up"
         )));
     };
-    rt.network
+    shim.network
         .attach(&crate::network::PodAttachment {
             sandbox_id: id,
             pid,
@@ -104,16 +104,16 @@ async fn attach_network(rt: &Runtime, id: &str, config: &PodSandboxConfig) -> Re
 
 /// The Docker runtime for a CRI runtime handler: Docker's default for the
 /// empty handler, else a runtime Docker knows.
-fn runtime_for_handler<'a>(rt: &Runtime, handler: &'a str) -> Result<Option<&'a str>> {
-    if handler.is_empty() || handler == rt.host.default_runtime {
+fn runtime_for_handler<'a>(shim: &Shim, handler: &'a str) -> Result<Option<&'a str>> {
+    if handler.is_empty() || handler == shim.host.default_runtime {
         return Ok(None);
     }
-    if rt.host.runtimes.iter().any(|r| r == handler) {
+    if shim.host.runtimes.iter().any(|r| r == handler) {
         return Ok(Some(handler));
     }
     Err(Error::InvalidArgument(format!(
         "runtime handler {handler:?} is not configured in Docker (known: {})",
-        rt.host.runtimes.join(", ")
+        shim.host.runtimes.join(", ")
     )))
 }
 
@@ -124,16 +124,16 @@ fn runtime_for_handler<'a>(rt: &Runtime, handler: &'a str) -> Result<Option<&'a 
 /// containers and network; if that fails, the new container gets a random
 /// suffix, which name parsing tolerates.
 pub(crate) async fn create_named(
-    rt: &Runtime,
+    shim: &Shim,
     name: &str,
     body: bollard::models::ContainerCreateBody,
 ) -> Result<String> {
-    match rt.docker.create_container(name, body.clone()).await {
+    match shim.docker.create_container(name, body.clone()).await {
         Ok(id) => return Ok(id),
         Err(DockerError::Conflict(_)) => {}
         Err(err) => return Err(err).context(|| format!("create container {name}")),
     }
-    let retry_name = match remove_stale_holder(rt, name).await {
+    let retry_name = match remove_stale_holder(shim, name).await {
         Ok(()) => name.to_string(),
         Err(err @ Error::AlreadyExists(_)) => return Err(err),
         Err(err) => {
@@ -141,35 +141,35 @@ pub(crate) async fn create_named(
             format!("{name}_{}", random_suffix())
         }
     };
-    rt.docker
+    shim.docker
         .create_container(&retry_name, body)
         .await
         .context(|| format!("create container {retry_name}"))
 }
 
 /// Removes what holds `name`, unless it runs.
-async fn remove_stale_holder(rt: &Runtime, name: &str) -> Result<()> {
-    let holder = match rt.docker.inspect_container(name).await {
+async fn remove_stale_holder(shim: &Shim, name: &str) -> Result<()> {
+    let holder = match shim.docker.inspect_container(name).await {
         Ok(holder) => holder,
         Err(DockerError::NotFound(_)) => return Ok(()),
         Err(err) => return Err(err).context(|| format!("inspect the holder of name {name}")),
     };
     let id = holder.id.clone().unwrap_or_default();
-    if crate::runtime::is_running(&holder) {
+    if crate::host::is_running(&holder) {
         return Err(Error::AlreadyExists(format!(
             "name {name} is held by running container {id}: stop and remove it first"
         )));
     }
     tracing::warn!(name, holder = %id, "name held by a container that does not run; removing it");
-    rt.view.refresh(&id).await.ok();
-    match rt.view.lookup(&id) {
-        crate::store::Lookup::Found(entry) if entry.kind == Kind::Sandbox => {
-            stop(rt, &id).await?;
-            remove(rt, &id).await
+    shim.view.reinspect(&id).await.ok();
+    match shim.view.lookup(&id) {
+        crate::view::Lookup::Found(entry) if entry.kind == Kind::Sandbox => {
+            stop(shim, &id).await?;
+            remove(shim, &id).await
         }
-        _ => match rt.docker.remove_container(&id).await {
+        _ => match shim.docker.remove_container(&id).await {
             Ok(()) | Err(DockerError::NotFound(_)) => {
-                rt.view.forget(&id);
+                shim.view.forget(&id);
                 Ok(())
             }
             Err(err) => Err(err).context(|| format!("remove stale container {id}")),
@@ -192,14 +192,14 @@ fn random_suffix() -> String {
 
 /// Removes a container the shim just created and could not use; failures
 /// are logged, since the original error is what the caller needs to see.
-pub(crate) async fn discard(rt: &Runtime, id: &str) {
+pub(crate) async fn discard(shim: &Shim, id: &str) {
     // A sandbox's checkpoint goes with it (containers have none).
-    if let Err(err) = checkpoint::remove(&rt.config.root_directory, id) {
+    if let Err(err) = checkpoint::remove(&shim.config.root_directory, id) {
         tracing::warn!(container = id, error = %err, "cannot remove a cri-dockerd checkpoint");
     }
-    match rt.docker.remove_container(id).await {
-        Ok(()) => rt.view.forget(id),
-        Err(err) if err.is_not_found() => rt.view.forget(id),
+    match shim.docker.remove_container(id).await {
+        Ok(()) => shim.view.forget(id),
+        Err(err) if err.is_not_found() => shim.view.forget(id),
         Err(err) => {
             tracing::error!(container = id, error = %err, "cannot remove a half-created container");
         }
@@ -208,35 +208,35 @@ pub(crate) async fn discard(rt: &Runtime, id: &str) {
 
 /// Finds a sandbox by id (or unique id prefix). Anything that is not a pod
 /// sandbox is reported as not found.
-pub async fn inspect(rt: &Runtime, id: &str) -> Result<Entry> {
-    rt.find(id, Kind::Sandbox, "pod sandbox").await
+pub async fn inspect(shim: &Shim, id: &str) -> Result<Entry> {
+    shim.view.find(id, Kind::Sandbox, "pod sandbox").await
 }
 
 /// Stops a sandbox: its containers are killed, then the pause container is
 /// stopped. Stopping a stopped or missing sandbox succeeds.
-pub async fn stop(rt: &Runtime, id: &str) -> Result<()> {
-    let sandbox = match inspect(rt, id).await {
+pub async fn stop(shim: &Shim, id: &str) -> Result<()> {
+    let sandbox = match inspect(shim, id).await {
         Ok(sandbox) => sandbox,
         Err(Error::NotFound(_)) => {
             // The pause container was removed behind our back: its network
             // may still be attached, and the CNI cache knows how.
             if naming::is_full_id(id) {
-                rt.network.detach(id, None, None).await?;
+                shim.network.detach(id, None, None).await?;
             }
             return Ok(());
         }
         Err(err) => return Err(err),
     };
     let sandbox_id = sandbox.id();
-    let containers = rt.view.containers_of(sandbox_id);
+    let containers = shim.view.containers_of(sandbox_id);
     let stops = containers
         .iter()
         .filter(|c| c.phase() == Phase::Running)
         .map(|c| async move {
             let cid = c.id();
-            match rt.docker.stop_container(cid, Duration::ZERO).await {
+            match shim.docker.stop_container(cid, Duration::ZERO).await {
                 Ok(()) | Err(DockerError::NotFound(_)) => {
-                    rt.refresh(cid).await;
+                    shim.view.refresh(cid).await;
                     Ok(())
                 }
                 Err(err) => {
@@ -255,10 +255,14 @@ pub async fn stop(rt: &Runtime, id: &str) -> Result<()> {
             .and_then(|pid| u32::try_from(pid).ok())
             .filter(|pid| *pid > 0);
         let pod = pod_config_of(&sandbox.inspected);
-        rt.network.detach(sandbox_id, pid, Some(&pod)).await?;
+        shim.network.detach(sandbox_id, pid, Some(&pod)).await?;
     }
-    match rt.docker.stop_container(sandbox_id, PAUSE_STOP_GRACE).await {
-        Ok(()) | Err(DockerError::NotFound(_)) => rt.refresh(sandbox_id).await,
+    match shim
+        .docker
+        .stop_container(sandbox_id, PAUSE_STOP_GRACE)
+        .await
+    {
+        Ok(()) | Err(DockerError::NotFound(_)) => shim.view.refresh(sandbox_id).await,
         Err(err) => return Err(err).context(|| format!("stop pod sandbox {sandbox_id}")),
     }
     tracing::info!(sandbox = %sandbox_id, "pod sandbox stopped");
@@ -291,8 +295,8 @@ fn pod_config_of(inspected: &ContainerInspectResponse) -> PodSandboxConfig {
 
 /// Removes a sandbox and all its containers. Removing a missing sandbox
 /// succeeds.
-pub async fn remove(rt: &Runtime, id: &str) -> Result<()> {
-    let sandbox = match inspect(rt, id).await {
+pub async fn remove(shim: &Shim, id: &str) -> Result<()> {
+    let sandbox = match inspect(shim, id).await {
         Ok(sandbox) => sandbox,
         Err(Error::NotFound(_)) => return Ok(()),
         Err(err) => return Err(err),
@@ -301,14 +305,14 @@ pub async fn remove(rt: &Runtime, id: &str) -> Result<()> {
     if on_cni_network(&sandbox.inspected) {
         // Normally StopPodSandbox tore the network down already; this only
         // acts on what the CNI cache still holds.
-        rt.network.detach(sandbox_id, None, None).await?;
+        shim.network.detach(sandbox_id, None, None).await?;
     }
-    let containers = rt.view.containers_of(sandbox_id);
+    let containers = shim.view.containers_of(sandbox_id);
     let removals = containers.iter().map(|c| c.id()).map(|cid| async move {
-        rt.logs.stop(cid);
-        match rt.docker.remove_container(cid).await {
+        shim.logs.stop(cid);
+        match shim.docker.remove_container(cid).await {
             Ok(()) | Err(DockerError::NotFound(_)) => {
-                rt.view.forget(cid);
+                shim.view.forget(cid);
                 Ok(())
             }
             Err(err) => {
@@ -320,11 +324,11 @@ pub async fn remove(rt: &Runtime, id: &str) -> Result<()> {
         .await
         .into_iter()
         .collect::<Result<Vec<()>>>()?;
-    match rt.docker.remove_container(sandbox_id).await {
-        Ok(()) | Err(DockerError::NotFound(_)) => rt.view.forget(sandbox_id),
+    match shim.docker.remove_container(sandbox_id).await {
+        Ok(()) | Err(DockerError::NotFound(_)) => shim.view.forget(sandbox_id),
         Err(err) => return Err(err).context(|| format!("remove pod sandbox {sandbox_id}")),
     }
-    if let Err(err) = checkpoint::remove(&rt.config.root_directory, sandbox_id) {
+    if let Err(err) = checkpoint::remove(&shim.config.root_directory, sandbox_id) {
         tracing::warn!(sandbox = %sandbox_id, error = %err, "cannot remove the cri-dockerd checkpoint");
     }
     tracing::info!(sandbox = %sandbox_id, "pod sandbox removed");
@@ -332,9 +336,9 @@ pub async fn remove(rt: &Runtime, id: &str) -> Result<()> {
 }
 
 /// The status of one sandbox.
-pub async fn status(rt: &Runtime, id: &str, verbose: bool) -> Result<PodSandboxStatusResponse> {
-    let sandbox = inspect(rt, id).await?;
-    let status = status_of(rt, &sandbox.inspected);
+pub async fn status(shim: &Shim, id: &str, verbose: bool) -> Result<PodSandboxStatusResponse> {
+    let sandbox = inspect(shim, id).await?;
+    let status = status_of(shim, &sandbox.inspected);
     let info = if verbose {
         verbose_info(&sandbox.inspected)
     } else {
@@ -350,16 +354,16 @@ pub async fn status(rt: &Runtime, id: &str, verbose: bool) -> Result<PodSandboxS
 /// A sandbox's CRI status from what Docker reported and, for pods on a
 /// CNI network, the IPs of its attachment. A pod whose network is still
 /// being set up is not ready.
-pub fn status_of(rt: &Runtime, inspected: &ContainerInspectResponse) -> PodSandboxStatus {
-    let mut status = status_from_inspect(inspected, &rt.host.default_runtime);
+pub fn status_of(shim: &Shim, inspected: &ContainerInspectResponse) -> PodSandboxStatus {
+    let mut status = status_from_inspect(inspected, &shim.host.default_runtime);
     if !on_cni_network(inspected) {
         return status;
     }
-    if rt.network.is_pending(&status.id) || network_incomplete(rt, inspected) {
+    if shim.network.is_pending(&status.id) || network_incomplete(shim, inspected) {
         status.state = PodSandboxState::SandboxNotready as i32;
     }
     if status.state == PodSandboxState::SandboxReady as i32 {
-        let mut ips = rt
+        let mut ips = shim
             .network
             .pod_ips(&status.id)
             .unwrap_or_default()
@@ -378,14 +382,14 @@ pub fn status_of(rt: &Runtime, inspected: &ContainerInspectResponse) -> PodSandb
 /// cached. Such a pod is not ready, so the kubelet replaces it instead of
 /// running containers without a network; stopping it tears down what the
 /// partial setup left.
-fn network_incomplete(rt: &Runtime, inspected: &ContainerInspectResponse) -> bool {
+fn network_incomplete(shim: &Shim, inspected: &ContainerInspectResponse) -> bool {
     let Some(id) = inspected.id.as_deref() else {
         return false;
     };
-    crate::runtime::is_running(inspected)
+    crate::host::is_running(inspected)
         && on_cni_network(inspected)
-        && !rt.network.is_pending(id)
-        && rt.network.pod_ips(id).is_some_and(|ips| ips.is_empty())
+        && !shim.network.is_pending(id)
+        && shim.network.pod_ips(id).is_some_and(|ips| ips.is_empty())
 }
 
 /// True for a pause container on Docker's `none` network, which CNI
@@ -523,22 +527,22 @@ fn verbose_info(inspected: &ContainerInspectResponse) -> HashMap<String, String>
 }
 
 /// Sandboxes matching a filter, from the live view.
-pub fn list(rt: &Runtime, filter: Option<PodSandboxFilter>) -> Vec<PodSandbox> {
+pub fn list(shim: &Shim, filter: Option<PodSandboxFilter>) -> Vec<PodSandbox> {
     let filter = filter.unwrap_or_default();
     let wanted_state = filter.state.map(|s| s.state);
-    let all = rt.view.sandbox_list.get(rt.view.generation(), || {
+    let all = shim.sandbox_list.get(shim.view.generation(), || {
         Arc::new(
-            rt.view
+            shim.view
                 .all(Kind::Sandbox)
                 .iter()
-                .filter_map(|e| sandbox_from_inspect(rt, &e.inspected))
+                .filter_map(|e| sandbox_from_inspect(shim, &e.inspected))
                 .collect(),
         )
     });
     // A pod whose network is being set up is not ready yet; that is not a
     // change of the view, so it is applied here.
     let state_of = |s: &PodSandbox| {
-        if s.state == PodSandboxState::SandboxReady as i32 && rt.network.is_pending(&s.id) {
+        if s.state == PodSandboxState::SandboxReady as i32 && shim.network.is_pending(&s.id) {
             PodSandboxState::SandboxNotready as i32
         } else {
             s.state
@@ -562,9 +566,9 @@ pub fn list(rt: &Runtime, filter: Option<PodSandboxFilter>) -> Vec<PodSandbox> {
 
 /// A CRI sandbox list entry; containers whose names are not sandbox names
 /// are skipped.
-fn sandbox_from_inspect(rt: &Runtime, inspected: &ContainerInspectResponse) -> Option<PodSandbox> {
-    let status = status_from_inspect(inspected, &rt.host.default_runtime);
-    let state = if network_incomplete(rt, inspected) {
+fn sandbox_from_inspect(shim: &Shim, inspected: &ContainerInspectResponse) -> Option<PodSandbox> {
+    let status = status_from_inspect(inspected, &shim.host.default_runtime);
+    let state = if network_incomplete(shim, inspected) {
         PodSandboxState::SandboxNotready as i32
     } else {
         status.state

@@ -11,8 +11,8 @@ use crate::api::{
     PodSandboxConfig, Protocol, SecurityProfile,
 };
 use crate::error::{Error, Result};
+use crate::host::CgroupDriver;
 use crate::naming;
-use crate::runtime::CgroupDriver;
 
 /// /dev/shm size of a pod, shared by its containers through the IPC namespace.
 pub const DEFAULT_SHM_SIZE: i64 = 64 * 1024 * 1024;
@@ -50,7 +50,7 @@ fn mode(value: i32) -> NamespaceMode {
 /// The Docker create request for a pod's pause container.
 pub fn create_body(config: &PodSandboxConfig, env: &SandboxEnv<'_>) -> Result<ContainerCreateBody> {
     let namespaces = namespace_options(config);
-    crate::container::security::check_namespace_options(&namespaces)?;
+    crate::security::check_namespace_options(&namespaces)?;
     if !config.log_directory.is_empty() && !Path::new(&config.log_directory).is_absolute() {
         return Err(Error::InvalidArgument(format!(
             "log_directory {:?} must be an absolute path",
@@ -184,7 +184,7 @@ fn pause_security_opts(security: &LinuxSandboxSecurityContext) -> Result<Vec<Str
             .is_empty()
             .then(SecurityProfile::default)
     });
-    crate::container::security::security_opts(&LinuxContainerSecurityContext {
+    crate::security::security_opts(&LinuxContainerSecurityContext {
         no_new_privs: true,
         privileged: security.privileged,
         seccomp,
@@ -199,15 +199,6 @@ type PortMaps = (
     Option<Vec<String>>,
     Option<HashMap<String, Option<Vec<PortBinding>>>>,
 );
-
-/// A CRI protocol as Docker and CNI name it.
-pub fn protocol_name(protocol: i32) -> &'static str {
-    match Protocol::try_from(protocol) {
-        Ok(Protocol::Udp) => "udp",
-        Ok(Protocol::Sctp) => "sctp",
-        _ => "tcp",
-    }
-}
 
 /// Docker port bindings for the pod's host ports (mappings without a host
 /// port need nothing on Docker's bridge).
@@ -228,7 +219,7 @@ fn port_bindings(config: &PodSandboxConfig) -> Result<PortMaps> {
         let key = format!(
             "{}/{}",
             mapping.container_port,
-            protocol_name(mapping.protocol)
+            naming::protocol_name(mapping.protocol)
         );
         if !exposed.contains(&key) {
             exposed.push(key.clone());

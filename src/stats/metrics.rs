@@ -37,6 +37,7 @@
 
 use std::path::Path;
 
+use super::Stats;
 use super::kstats::{self, CgroupMetrics, DeviceIo, FdCounts, FsCapacity, InterfaceCounters};
 use super::{interfaces, pid_of, upper_dir};
 use crate::api::{
@@ -45,8 +46,7 @@ use crate::api::{
 };
 use crate::docker::{now_nanos, timestamp_nanos};
 use crate::naming;
-use crate::runtime::Runtime;
-use crate::store::{Entry, Kind, Phase};
+use crate::view::{Entry, Kind, Phase};
 
 /// Label keys every metric starts with, in this order.
 const BASE_LABELS: [&str; 6] = ["container", "id", "image", "name", "namespace", "pod"];
@@ -463,9 +463,9 @@ pub fn metric_descriptors() -> Vec<MetricDescriptor> {
 }
 
 /// `ListPodSandboxMetrics`: every ready pod's metrics.
-pub fn pod_sandbox_metrics(rt: &Runtime) -> Vec<PodSandboxMetrics> {
-    rt.stats.prune(rt);
-    let sandboxes: Vec<Entry> = rt
+pub fn pod_sandbox_metrics(stats: &Stats) -> Vec<PodSandboxMetrics> {
+    stats.prune();
+    let sandboxes: Vec<Entry> = stats
         .view
         .all(Kind::Sandbox)
         .into_iter()
@@ -474,10 +474,10 @@ pub fn pod_sandbox_metrics(rt: &Runtime) -> Vec<PodSandboxMetrics> {
     if sandboxes.is_empty() {
         return Vec::new();
     }
-    let host = Host::read(rt);
+    let host = Host::read(stats);
     sandboxes
         .iter()
-        .map(|sandbox| pod_metrics_of(rt, &host, sandbox))
+        .map(|sandbox| pod_metrics_of(stats, &host, sandbox))
         .collect()
 }
 
@@ -490,12 +490,11 @@ struct Host {
 }
 
 impl Host {
-    fn read(rt: &Runtime) -> Self {
-        let dir = Path::new(&rt.stats.layer_mountpoint);
+    fn read(stats: &Stats) -> Self {
+        let dir = Path::new(&stats.layer_mountpoint);
         // The mount under Docker's data directory does not change while the
         // daemon runs; look it up once.
-        let fs_device = rt
-            .stats
+        let fs_device = stats
             .layer_device
             .get_or_init(|| match kstats::device_of(dir) {
                 Ok(device) => device.unwrap_or_default(),
@@ -512,7 +511,7 @@ impl Host {
     }
 }
 
-fn pod_metrics_of(rt: &Runtime, host: &Host, sandbox: &Entry) -> PodSandboxMetrics {
+fn pod_metrics_of(stats: &Stats, host: &Host, sandbox: &Entry) -> PodSandboxMetrics {
     let pod = naming::parse_sandbox_name(sandbox.inspected.name.as_deref().unwrap_or_default())
         .unwrap_or_default();
     let metrics = network_metrics(
@@ -520,12 +519,12 @@ fn pod_metrics_of(rt: &Runtime, host: &Host, sandbox: &Entry) -> PodSandboxMetri
         now_nanos(),
         &interfaces(sandbox),
     );
-    let container_metrics = rt
+    let container_metrics = stats
         .view
         .containers_of(sandbox.id())
         .iter()
         .filter_map(|entry| {
-            let sample = sample(rt, entry)?;
+            let sample = sample(stats, entry)?;
             let name = entry
                 .inspected
                 .name
@@ -589,11 +588,11 @@ struct ContainerSample {
 
 /// Reads a running container's cgroup and processes; `None` if it is not
 /// running or its cgroup cannot be found.
-fn sample(rt: &Runtime, entry: &Entry) -> Option<ContainerSample> {
+fn sample(stats: &Stats, entry: &Entry) -> Option<ContainerSample> {
     if entry.phase() != Phase::Running {
         return None;
     }
-    let roots = rt.stats.roots.as_ref()?;
+    let roots = stats.roots.as_ref()?;
     let pid = pid_of(&entry.inspected)?;
     let mut cgroup = roots.of_pid(pid).ok()?.read_metrics();
     let at = now_nanos();
@@ -619,7 +618,7 @@ fn sample(rt: &Runtime, entry: &Entry) -> Option<ContainerSample> {
         .filter(|ns| *ns > 0)
         .map(|ns| ns / 1_000_000_000);
     let layer_bytes = upper_dir(&entry.inspected)
-        .and_then(|dir| rt.stats.layers.get_or_measure(dir, INLINE_WALK_MAX_INODES))
+        .and_then(|dir| stats.layers.get_or_measure(dir, INLINE_WALK_MAX_INODES))
         .map(|u| u.used_bytes);
     Some(ContainerSample {
         at,

@@ -8,7 +8,7 @@ mod metrics;
 pub use metrics::{metric_descriptors, pod_sandbox_metrics};
 
 use std::path::Path;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use bollard::models::ContainerInspectResponse;
@@ -21,16 +21,17 @@ use crate::api::{
 use crate::docker::now_nanos;
 use crate::error::Result;
 use crate::naming;
-use crate::runtime::Runtime;
-use crate::store::{Entry, Kind, Phase};
+use crate::view::{Entry, Kind, Phase, View};
 use kstats::{CgroupRoots, CgroupSample, CpuRateTracker, FsUsageCache, InterfaceCounters};
 
 /// How often a container's writable layer is walked at most.
 const LAYER_WALK_INTERVAL: Duration = Duration::from_secs(60);
 
-/// What the stats need besides the view: where cgroups live, the last CPU
-/// samples, and the cached sizes of writable layers.
+/// The live view the statistics are read for, where cgroups live, the last
+/// CPU samples, and the cached sizes of writable layers.
 pub struct Stats {
+    /// The containers whose statistics are read.
+    view: Arc<View>,
     roots: Option<CgroupRoots>,
     cpu: CpuRateTracker,
     layers: FsUsageCache,
@@ -43,7 +44,7 @@ pub struct Stats {
 impl Stats {
     /// Learns where cgroups are mounted; without them, stats carry only
     /// attributes.
-    pub fn new(docker_root_dir: &str) -> Self {
+    pub fn new(view: Arc<View>, docker_root_dir: &str) -> Self {
         let roots = match CgroupRoots::discover() {
             Ok(roots) => Some(roots),
             Err(err) => {
@@ -52,6 +53,7 @@ impl Stats {
             }
         };
         Self {
+            view,
             roots,
             cpu: CpuRateTracker::new(),
             layers: FsUsageCache::new(LAYER_WALK_INTERVAL),
@@ -62,12 +64,12 @@ impl Stats {
 
     /// Forgets CPU samples and layer sizes of containers the view no
     /// longer holds.
-    fn prune(&self, rt: &Runtime) {
-        let live: Vec<Entry> = rt
+    fn prune(&self) {
+        let live: Vec<Entry> = self
             .view
             .all(Kind::Container)
             .into_iter()
-            .chain(rt.view.all(Kind::Sandbox))
+            .chain(self.view.all(Kind::Sandbox))
             .collect();
         let ids: std::collections::HashSet<&str> = live.iter().map(Entry::id).collect();
         let layers: std::collections::HashSet<&Path> = live
@@ -95,16 +97,16 @@ fn pid_of(inspected: &ContainerInspectResponse) -> Option<u32> {
         .filter(|pid| *pid > 0)
 }
 
-fn read(rt: &Runtime, entry: &Entry) -> Option<Reading> {
+fn read(stats: &Stats, entry: &Entry) -> Option<Reading> {
     if entry.phase() != Phase::Running {
         return None;
     }
-    let roots = rt.stats.roots.as_ref()?;
+    let roots = stats.roots.as_ref()?;
     let pid = pid_of(&entry.inspected)?;
     let cgroup = roots.of_pid(pid).ok()?.read();
     let nano_cores = cgroup
         .cpu_usage_ns
-        .and_then(|ns| rt.stats.cpu.observe(entry.id(), Instant::now(), ns));
+        .and_then(|ns| stats.cpu.observe(entry.id(), Instant::now(), ns));
     Some(Reading {
         at: now_nanos(),
         cgroup,
@@ -152,8 +154,8 @@ fn upper_dir(inspected: &ContainerInspectResponse) -> Option<&Path> {
         .map(Path::new)
 }
 
-fn writable_layer(rt: &Runtime, inspected: &ContainerInspectResponse) -> Option<FilesystemUsage> {
-    let usage = rt.stats.layers.get(upper_dir(inspected)?)?;
+fn writable_layer(stats: &Stats, inspected: &ContainerInspectResponse) -> Option<FilesystemUsage> {
+    let usage = stats.layers.get(upper_dir(inspected)?)?;
     Some(FilesystemUsage {
         timestamp: usage
             .measured_at
@@ -162,7 +164,7 @@ fn writable_layer(rt: &Runtime, inspected: &ContainerInspectResponse) -> Option<
             .and_then(|d| i64::try_from(d.as_nanos()).ok())
             .unwrap_or(0),
         fs_id: Some(FilesystemIdentifier {
-            mountpoint: rt.stats.layer_mountpoint.clone(),
+            mountpoint: stats.layer_mountpoint.clone(),
         }),
         used_bytes: value(Some(usage.used_bytes)),
         inodes_used: value(Some(usage.inodes_used)),
@@ -187,33 +189,34 @@ fn container_attributes(inspected: &ContainerInspectResponse) -> ContainerAttrib
     }
 }
 
-fn container_stats_of(rt: &Runtime, entry: &Entry) -> ContainerStats {
-    let reading = read(rt, entry);
+fn container_stats_of(stats: &Stats, entry: &Entry) -> ContainerStats {
+    let reading = read(stats, entry);
     ContainerStats {
         attributes: Some(container_attributes(&entry.inspected)),
         cpu: reading.as_ref().map(cpu),
         memory: reading.as_ref().map(memory),
-        writable_layer: writable_layer(rt, &entry.inspected),
+        writable_layer: writable_layer(stats, &entry.inspected),
         swap: None,
         io: None,
     }
 }
 
 /// `ContainerStats` of one container.
-pub async fn container_stats(rt: &Runtime, id: &str) -> Result<ContainerStats> {
-    let entry = rt.find(id, Kind::Container, "container").await?;
-    Ok(container_stats_of(rt, &entry))
+pub async fn container_stats(stats: &Stats, id: &str) -> Result<ContainerStats> {
+    let entry = stats.view.find(id, Kind::Container, "container").await?;
+    Ok(container_stats_of(stats, &entry))
 }
 
 /// `ListContainerStats`: the running containers matching the filter.
 pub fn list_container_stats(
-    rt: &Runtime,
+    stats: &Stats,
     filter: Option<ContainerStatsFilter>,
 ) -> Vec<ContainerStats> {
     let filter = filter.unwrap_or_default();
-    rt.stats.prune(rt);
+    stats.prune();
     // Filters first: reading a container's cgroup files is the costly part.
-    rt.view
+    stats
+        .view
         .all(Kind::Container)
         .iter()
         .filter(|e| e.phase() == Phase::Running)
@@ -222,7 +225,7 @@ pub fn list_container_stats(
             filter.pod_sandbox_id.is_empty() || e.sandbox_id().starts_with(&filter.pod_sandbox_id)
         })
         .filter(|e| has_labels(e, &filter.label_selector))
-        .map(|e| container_stats_of(rt, e))
+        .map(|e| container_stats_of(stats, e))
         .collect()
 }
 
@@ -301,12 +304,12 @@ fn sum(values: impl Iterator<Item = Option<u64>>) -> Option<u64> {
     })
 }
 
-fn pod_stats_of(rt: &Runtime, sandbox: &Entry) -> PodSandboxStats {
-    let containers = rt.view.containers_of(sandbox.id());
+fn pod_stats_of(stats: &Stats, sandbox: &Entry) -> PodSandboxStats {
+    let containers = stats.view.containers_of(sandbox.id());
     // The pod's usage is its containers' plus the pause process's.
     let readings: Vec<Reading> = std::iter::once(sandbox)
         .chain(containers.iter())
-        .filter_map(|e| read(rt, e))
+        .filter_map(|e| read(stats, e))
         .collect();
     let at = now_nanos();
     let total = |f: fn(&CgroupSample) -> Option<u64>| sum(readings.iter().map(|r| f(&r.cgroup)));
@@ -338,7 +341,7 @@ fn pod_stats_of(rt: &Runtime, sandbox: &Entry) -> PodSandboxStats {
             containers: containers
                 .iter()
                 .filter(|e| e.phase() == Phase::Running)
-                .map(|e| container_stats_of(rt, e))
+                .map(|e| container_stats_of(stats, e))
                 .collect(),
             io: None,
         }),
@@ -347,25 +350,26 @@ fn pod_stats_of(rt: &Runtime, sandbox: &Entry) -> PodSandboxStats {
 }
 
 /// `PodSandboxStats` of one sandbox.
-pub async fn pod_sandbox_stats(rt: &Runtime, id: &str) -> Result<PodSandboxStats> {
-    let sandbox = rt.find(id, Kind::Sandbox, "pod sandbox").await?;
-    Ok(pod_stats_of(rt, &sandbox))
+pub async fn pod_sandbox_stats(stats: &Stats, id: &str) -> Result<PodSandboxStats> {
+    let sandbox = stats.view.find(id, Kind::Sandbox, "pod sandbox").await?;
+    Ok(pod_stats_of(stats, &sandbox))
 }
 
 /// `ListPodSandboxStats`: the ready sandboxes matching the filter.
 pub fn list_pod_sandbox_stats(
-    rt: &Runtime,
+    stats: &Stats,
     filter: Option<PodSandboxStatsFilter>,
 ) -> Vec<PodSandboxStats> {
     let filter = filter.unwrap_or_default();
-    rt.stats.prune(rt);
-    rt.view
+    stats.prune();
+    stats
+        .view
         .all(Kind::Sandbox)
         .iter()
         .filter(|e| e.phase() == Phase::Running)
         .filter(|e| filter.id.is_empty() || e.id().starts_with(&filter.id))
         .filter(|e| has_labels(e, &filter.label_selector))
-        .map(|e| pod_stats_of(rt, e))
+        .map(|e| pod_stats_of(stats, e))
         .collect()
 }
 

@@ -14,14 +14,14 @@ use crate::api::{AttachRequest, ExecRequest};
 use crate::container;
 use crate::docker::hijack::{Demuxer, Output};
 use crate::docker::{ExecSpec, RawStream, TermSize};
-use crate::runtime::Runtime;
+use crate::shim::Shim;
 
 /// How long a TTY session waits for the client's first terminal size, which
 /// clients send right after connecting, before starting the process.
 const FIRST_SIZE_WAIT: Duration = Duration::from_secs(1);
 
 /// Runs `req.cmd` in the container for a client.
-pub async fn exec(rt: &Runtime, req: &ExecRequest, mut io: SessionIo) -> Outcome {
+pub async fn exec(shim: &Shim, req: &ExecRequest, mut io: SessionIo) -> Outcome {
     let first_size = if req.tty {
         first_size(&mut io).await
     } else {
@@ -34,11 +34,11 @@ pub async fn exec(rt: &Runtime, req: &ExecRequest, mut io: SessionIo) -> Outcome
         stderr: io.stderr.is_some() && !req.tty,
         tty: req.tty,
     };
-    let exec_id = match rt.docker.create_exec(&req.container_id, spec).await {
+    let exec_id = match shim.docker.create_exec(&req.container_id, spec).await {
         Ok(id) => id,
         Err(err) => return Outcome::Failed(format!("error executing command in container: {err}")),
     };
-    let raw = match rt.docker.start_exec(&exec_id, req.tty, first_size).await {
+    let raw = match shim.docker.start_exec(&exec_id, req.tty, first_size).await {
         Ok(raw) => raw,
         Err(err) => return Outcome::Failed(format!("error executing command in container: {err}")),
     };
@@ -46,7 +46,7 @@ pub async fn exec(rt: &Runtime, req: &ExecRequest, mut io: SessionIo) -> Outcome
     // soon as Docker has the process running (it refuses until then).
     if let Some(size) = first_size {
         for attempt in 0..20u64 {
-            match rt.docker.resize_exec(&exec_id, size).await {
+            match shim.docker.resize_exec(&exec_id, size).await {
                 Ok(()) => break,
                 Err(err) => {
                     tracing::debug!(exec = %exec_id, attempt, error = %err, "initial resize failed");
@@ -59,7 +59,7 @@ pub async fn exec(rt: &Runtime, req: &ExecRequest, mut io: SessionIo) -> Outcome
         let exec_id = exec_id.clone();
         move |size: TermSize| {
             let exec_id = exec_id.clone();
-            async move { rt.docker.resize_exec(&exec_id, size).await }
+            async move { shim.docker.resize_exec(&exec_id, size).await }
         }
     };
     let client_gone = io.client_gone.clone();
@@ -67,23 +67,23 @@ pub async fn exec(rt: &Runtime, req: &ExecRequest, mut io: SessionIo) -> Outcome
     if client_gone.is_cancelled() {
         // The client left while the process still runs; nobody will read
         // its output, so end it.
-        container::kill_exec(rt, &exec_id).await;
+        container::kill_exec(shim, &exec_id).await;
     }
-    match container::exit_code(rt, &exec_id).await {
+    match container::exit_code(shim, &exec_id).await {
         Ok(code) => Outcome::Exited(code),
         Err(err) => Outcome::Failed(err.to_string()),
     }
 }
 
 /// Attaches a client to a running container's stdio.
-pub async fn attach(rt: &Runtime, req: &AttachRequest, io: SessionIo) -> Outcome {
-    let tty = match rt.docker.inspect_container(&req.container_id).await {
+pub async fn attach(shim: &Shim, req: &AttachRequest, io: SessionIo) -> Outcome {
+    let tty = match shim.docker.inspect_container(&req.container_id).await {
         Ok(inspected) => inspected.config.and_then(|c| c.tty).unwrap_or(false),
         Err(err) => {
             return Outcome::Failed(format!("attach to container {}: {err}", req.container_id));
         }
     };
-    let raw = match rt
+    let raw = match shim
         .docker
         .attach(
             &req.container_id,
@@ -101,7 +101,7 @@ pub async fn attach(rt: &Runtime, req: &AttachRequest, io: SessionIo) -> Outcome
     let container_id = req.container_id.clone();
     let resizer = move |size: TermSize| {
         let container_id = container_id.clone();
-        async move { rt.docker.resize_container(&container_id, size).await }
+        async move { shim.docker.resize_container(&container_id, size).await }
     };
     pump(raw, tty, io, resizer).await;
     Outcome::Exited(0)

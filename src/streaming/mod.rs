@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use crate::api::{AttachRequest, ExecRequest, PortForwardRequest};
 use crate::error::{Error, Result};
-use crate::runtime::Runtime;
+use crate::shim::Shim;
 use crate::{container, sandbox};
 use tokens::{Pending, Tokens};
 
@@ -47,7 +47,7 @@ pub struct Streaming {
 
 impl Streaming {
     /// Binds the server and starts serving in the background.
-    pub async fn start(rt: Arc<Runtime>, config: StreamingConfig) -> std::io::Result<Arc<Self>> {
+    pub async fn start(shim: Arc<Shim>, config: StreamingConfig) -> std::io::Result<Arc<Self>> {
         let listener = tokio::net::TcpListener::bind(config.bind).await?;
         let addr = listener.local_addr()?;
         let streaming = Arc::new(Self {
@@ -56,7 +56,7 @@ impl Streaming {
             sessions: Arc::new(tokio::sync::Semaphore::new(config.max_sessions)),
             max_sessions: config.max_sessions,
         });
-        tokio::spawn(server::serve(listener, streaming.clone(), rt, config));
+        tokio::spawn(server::serve(listener, streaming.clone(), shim, config));
         tracing::info!(%addr, "streaming server listening");
         Ok(streaming)
     }
@@ -80,31 +80,31 @@ impl Streaming {
     }
 
     /// `Exec`: checks the request and returns the URL to stream it.
-    pub async fn exec(&self, rt: &Runtime, mut req: ExecRequest) -> Result<String> {
+    pub async fn exec(&self, shim: &Shim, mut req: ExecRequest) -> Result<String> {
         if req.cmd.is_empty() {
             return Err(Error::InvalidArgument("exec command is required".into()));
         }
         check_streams(req.tty, req.stdin, req.stdout, req.stderr)?;
-        req.container_id = container::inspect_running(rt, &req.container_id).await?.0;
+        req.container_id = container::inspect_running(shim, &req.container_id).await?.0;
         self.url("exec", Pending::Exec(req))
     }
 
     /// `Attach`: checks the request and returns the URL to stream it.
-    pub async fn attach(&self, rt: &Runtime, mut req: AttachRequest) -> Result<String> {
+    pub async fn attach(&self, shim: &Shim, mut req: AttachRequest) -> Result<String> {
         check_streams(req.tty, req.stdin, req.stdout, req.stderr)?;
-        req.container_id = container::inspect_running(rt, &req.container_id).await?.0;
+        req.container_id = container::inspect_running(shim, &req.container_id).await?.0;
         self.url("attach", Pending::Attach(req))
     }
 
     /// `PortForward`: checks the request and returns the URL to stream it.
-    pub async fn port_forward(&self, rt: &Runtime, mut req: PortForwardRequest) -> Result<String> {
+    pub async fn port_forward(&self, shim: &Shim, mut req: PortForwardRequest) -> Result<String> {
         if let Some(port) = req.port.iter().find(|p| !(1..=65535).contains(*p)) {
             return Err(Error::InvalidArgument(format!(
                 "port {port} is out of range 1-65535"
             )));
         }
-        let inspected = sandbox::inspect(rt, &req.pod_sandbox_id).await?.inspected;
-        if !crate::runtime::is_running(&inspected) {
+        let inspected = sandbox::inspect(shim, &req.pod_sandbox_id).await?.inspected;
+        if !crate::host::is_running(&inspected) {
             return Err(Error::FailedPrecondition(format!(
                 "pod sandbox {} is not running",
                 req.pod_sandbox_id

@@ -24,7 +24,7 @@ use super::session::{Activity, RemoteCommandVersion, Wanted};
 use super::spdy::{self, Connection};
 use super::tokens::Pending;
 use super::{Streaming, StreamingConfig, bridge, portforward};
-use crate::runtime::Runtime;
+use crate::shim::Shim;
 
 /// The port-forward protocol over SPDY.
 const PORT_FORWARD_PROTOCOL: &str = "portforward.k8s.io";
@@ -32,7 +32,7 @@ const PORT_FORWARD_PROTOCOL: &str = "portforward.k8s.io";
 #[derive(Clone)]
 struct Ctx {
     streaming: Arc<Streaming>,
-    rt: Arc<Runtime>,
+    shim: Arc<Shim>,
     sessions: Arc<Semaphore>,
     idle_timeout: Duration,
 }
@@ -43,13 +43,13 @@ type Reply = Response<Full<Bytes>>;
 pub async fn serve(
     listener: TcpListener,
     streaming: Arc<Streaming>,
-    rt: Arc<Runtime>,
+    shim: Arc<Shim>,
     config: StreamingConfig,
 ) {
     let ctx = Ctx {
         sessions: streaming.sessions.clone(),
         streaming,
-        rt,
+        shim,
         idle_timeout: config.idle_timeout,
     };
     loop {
@@ -227,7 +227,7 @@ fn upgrade_spdy(
 }
 
 async fn run_spdy(ctx: Ctx, conn: Connection, version: RemoteCommandVersion, pending: Pending) {
-    let rt = ctx.rt.as_ref();
+    let shim = ctx.shim.as_ref();
     match pending {
         Pending::Exec(req) => {
             let wanted = wanted(
@@ -237,7 +237,7 @@ async fn run_spdy(ctx: Ctx, conn: Connection, version: RemoteCommandVersion, pen
                 req.tty && version.has_resize(),
             );
             remotecommand::serve_spdy(conn, version, wanted, &req.cmd, |io| {
-                bridge::exec(rt, &req, io)
+                bridge::exec(shim, &req, io)
             })
             .await;
         }
@@ -249,12 +249,12 @@ async fn run_spdy(ctx: Ctx, conn: Connection, version: RemoteCommandVersion, pen
                 req.tty && version.has_resize(),
             );
             remotecommand::serve_spdy(conn, version, wanted, &[], |io| {
-                bridge::attach(rt, &req, io)
+                bridge::attach(shim, &req, io)
             })
             .await;
         }
         Pending::PortForward(req) => {
-            let Some(pid) = sandbox_pid(rt, &req.pod_sandbox_id).await else {
+            let Some(pid) = sandbox_pid(shim, &req.pod_sandbox_id).await else {
                 conn.close().await;
                 return;
             };
@@ -278,8 +278,8 @@ fn wanted(stdin: bool, stdout: bool, stderr: bool, resize: bool) -> Wanted {
 }
 
 /// The pause process of a running sandbox, whose network namespace is the pod's.
-async fn sandbox_pid(rt: &Runtime, sandbox_id: &str) -> Option<i64> {
-    match rt.docker.inspect_container(sandbox_id).await {
+async fn sandbox_pid(shim: &Shim, sandbox_id: &str) -> Option<i64> {
+    match shim.docker.inspect_container(sandbox_id).await {
         Ok(inspected) => inspected.state.and_then(|s| s.pid).filter(|pid| *pid > 0),
         Err(err) => {
             tracing::warn!(sandbox = sandbox_id, error = %err, "port-forward: cannot inspect the sandbox");
@@ -409,8 +409,8 @@ fn upgrade_ws_port_forward(
         );
     }
     accept_websocket(req, permit, accept, name, move |ws| async move {
-        let rt = ctx.rt.as_ref();
-        let Some(pid) = sandbox_pid(rt, &request.pod_sandbox_id).await else {
+        let shim = ctx.shim.as_ref();
+        let Some(pid) = sandbox_pid(shim, &request.pod_sandbox_id).await else {
             return;
         };
         let pod = request.pod_sandbox_id.clone();
@@ -441,13 +441,13 @@ async fn run_websocket<S>(ctx: Ctx, ws: WebSocketStream<S>, protocol: WsProtocol
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let rt = ctx.rt.as_ref();
+    let shim = ctx.shim.as_ref();
     match pending {
         Pending::Exec(req) => {
             let wanted = wanted(req.stdin, req.stdout, req.stderr, req.tty);
             let idle = ctx.idle_timeout;
             remotecommand::serve_ws(ws, protocol, wanted, &req.cmd, idle, |io| {
-                bridge::exec(rt, &req, io)
+                bridge::exec(shim, &req, io)
             })
             .await;
         }
@@ -455,7 +455,7 @@ where
             let wanted = wanted(req.stdin, req.stdout, req.stderr, req.tty);
             let idle = ctx.idle_timeout;
             remotecommand::serve_ws(ws, protocol, wanted, &[], idle, |io| {
-                bridge::attach(rt, &req, io)
+                bridge::attach(shim, &req, io)
             })
             .await;
         }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-use super::exec::find_plugin;
+use super::bin_dirs::{find_plugin, join_dirs};
 use super::{CniError, CniSettings};
 
 /// File name extensions considered config files, as in cri-dockerd.
@@ -146,19 +146,11 @@ fn load_file(path: &Path, bin_dirs: &[PathBuf]) -> Result<NetworkConfigList, Str
             return Err(format!(
                 "plugin binary {:?} not found in {}",
                 plugin.plugin_type,
-                join_dirs(bin_dirs)
+                join_dirs(bin_dirs).to_string_lossy()
             ));
         }
     }
     Ok(net)
-}
-
-/// Bin dirs as shown in messages and in `CNI_PATH`.
-pub(super) fn join_dirs(dirs: &[PathBuf]) -> String {
-    dirs.iter()
-        .map(|d| d.display().to_string())
-        .collect::<Vec<_>>()
-        .join(":")
 }
 
 impl NetworkConfigList {

@@ -2,9 +2,8 @@
 //! environment, config on stdin, result or error JSON on stdout, and the
 //! per-call timeout.
 
-use std::ffi::OsString;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
@@ -12,6 +11,7 @@ use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
 use tokio::process::{Child, Command};
 
+use super::bin_dirs::{find_plugin, join_dirs};
 use super::{CniError, CniSettings};
 
 /// ETXTBSY: the binary is still open for writing somewhere, typically
@@ -60,18 +60,6 @@ struct ErrorJson {
     details: Option<String>,
 }
 
-/// The first regular file named `plugin_type` in the bin dirs, like libcni's
-/// `FindInPath`.
-pub(super) fn find_plugin(plugin_type: &str, bin_dirs: &[PathBuf]) -> Option<PathBuf> {
-    if plugin_type.is_empty() || plugin_type.contains('/') {
-        return None;
-    }
-    bin_dirs
-        .iter()
-        .map(|dir| dir.join(plugin_type))
-        .find(|path| path.is_file())
-}
-
 /// `CNI_ARGS` form: `k=v;k=v`.
 pub(super) fn cni_args(args: &[(String, String)]) -> String {
     args.iter()
@@ -91,7 +79,7 @@ pub(super) async fn run_plugin(
     let path = find_plugin(plugin_type, &settings.bin_dirs).ok_or_else(|| CniError::Io {
         context: format!(
             "find cni plugin {plugin_type:?} in {}",
-            super::config::join_dirs(&settings.bin_dirs)
+            join_dirs(&settings.bin_dirs).to_string_lossy()
         ),
         source: io::Error::from(io::ErrorKind::NotFound),
     })?;
@@ -107,7 +95,7 @@ pub(super) async fn run_plugin(
         )
         .env("CNI_IFNAME", inv.ifname)
         .env("CNI_ARGS", cni_args(inv.args))
-        .env("CNI_PATH", cni_path(&settings.bin_dirs))
+        .env("CNI_PATH", join_dirs(&settings.bin_dirs))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -143,17 +131,6 @@ pub(super) async fn run_plugin(
         return Ok(output.stdout);
     }
     Err(plugin_error(plugin_type, command, &output, stderr))
-}
-
-fn cni_path(bin_dirs: &[PathBuf]) -> OsString {
-    let mut out = OsString::new();
-    for (i, dir) in bin_dirs.iter().enumerate() {
-        if i > 0 {
-            out.push(":");
-        }
-        out.push(dir.as_os_str());
-    }
-    out
 }
 
 async fn spawn(cmd: &mut Command, path: &Path) -> Result<Child, CniError> {
@@ -378,9 +355,5 @@ mod tests {
         ];
         assert_eq!(cni_args(&args), "IgnoreUnknown=1;K8S_POD_NAME=web");
         assert_eq!(cni_args(&[]), "");
-        assert_eq!(
-            cni_path(&[PathBuf::from("/a"), PathBuf::from("/b c")]),
-            OsString::from("/a:/b c")
-        );
     }
 }

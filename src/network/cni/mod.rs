@@ -20,6 +20,7 @@
 //!
 //! A failed ADD is not undone here: as the spec says, the caller runs DEL.
 
+mod bin_dirs;
 mod cache;
 mod config;
 mod exec;
@@ -169,17 +170,18 @@ impl Cni {
     pub async fn add(
         &self,
         net: &NetworkConfigList,
-        rt: &RuntimeConf,
+        shim: &RuntimeConf,
     ) -> Result<CniResult, CniError> {
         validate_network(net)?;
-        validate_runtime_conf(rt, true)?;
-        let _lock = self.lock_container(&rt.container_id).await;
+        validate_runtime_conf(shim, true)?;
+        let _lock = self.lock_container(&shim.container_id).await;
         let chain = version_at_least(&net.cni_version, (0, 3, 0))?;
-        let inv = invocation(CniCommand::Add, rt);
+        let inv = invocation(CniCommand::Add, shim);
 
         let mut prev: Option<Value> = None;
         for plugin in &net.plugins {
-            let stdin = plugin.derive(net, prev.as_ref().filter(|_| chain), &rt.capability_args)?;
+            let stdin =
+                plugin.derive(net, prev.as_ref().filter(|_| chain), &shim.capability_args)?;
             let stdout =
                 exec::run_plugin(&self.settings, &plugin.plugin_type, &inv, &stdin).await?;
             prev = Some(add_result(&stdout, &net.cni_version, &plugin.plugin_type)?);
@@ -197,12 +199,12 @@ impl Cni {
             &self.settings.cache_dir,
             &CachedAttachment {
                 network_name: net.name.clone(),
-                container_id: rt.container_id.clone(),
-                ifname: rt.ifname.clone(),
-                netns: rt.netns.as_ref().map(|p| p.display().to_string()),
+                container_id: shim.container_id.clone(),
+                ifname: shim.ifname.clone(),
+                netns: shim.netns.as_ref().map(|p| p.display().to_string()),
                 config: net.bytes.clone(),
-                cni_args: rt.args.clone(),
-                capability_args: rt.capability_args.clone(),
+                cni_args: shim.args.clone(),
+                capability_args: shim.capability_args.clone(),
                 result: Some(result.clone()),
             },
         )?;
@@ -211,16 +213,16 @@ impl Cni {
 
     /// Detaches the container from the network and drops the cache entry.
     /// Safe to repeat.
-    pub async fn del(&self, net: &NetworkConfigList, rt: &RuntimeConf) -> Result<(), CniError> {
+    pub async fn del(&self, net: &NetworkConfigList, shim: &RuntimeConf) -> Result<(), CniError> {
         validate_network(net)?;
-        validate_runtime_conf(rt, false)?;
-        let _lock = self.lock_container(&rt.container_id).await;
+        validate_runtime_conf(shim, false)?;
+        let _lock = self.lock_container(&shim.container_id).await;
         let cached = if version_at_least(&net.cni_version, (0, 4, 0))? {
             match cache::read(
                 &self.settings.cache_dir,
                 &net.name,
-                &rt.container_id,
-                &rt.ifname,
+                &shim.container_id,
+                &shim.ifname,
             ) {
                 Ok(entry) => entry.and_then(|e| e.result),
                 // A corrupt entry must not block teardown; the plugins cope
@@ -233,12 +235,12 @@ impl Cni {
         } else {
             None
         };
-        self.run_del(net, rt, cached.as_ref()).await?;
+        self.run_del(net, shim, cached.as_ref()).await?;
         cache::remove(
             &self.settings.cache_dir,
             &net.name,
-            &rt.container_id,
-            &rt.ifname,
+            &shim.container_id,
+            &shim.ifname,
         )?;
         Ok(())
     }
@@ -266,41 +268,41 @@ impl Cni {
         };
         let net = entry.network()?;
         validate_network(&net)?;
-        let mut rt = entry.runtime_conf();
+        let mut shim = entry.runtime_conf();
         if let Some(netns) = netns {
-            rt.netns = Some(netns.to_path_buf());
+            shim.netns = Some(netns.to_path_buf());
         }
-        validate_runtime_conf(&rt, false)?;
+        validate_runtime_conf(&shim, false)?;
         let prev = if version_at_least(&net.cni_version, (0, 4, 0))? {
             entry.result.as_ref()
         } else {
             None
         };
-        self.run_del(&net, &rt, prev).await?;
+        self.run_del(&net, &shim, prev).await?;
         cache::remove(&self.settings.cache_dir, network_name, container_id, ifname)?;
         Ok(true)
     }
 
     /// Asks every plugin whether the attachment is still as ADD left it.
     /// Does nothing for networks with `disableCheck` or before 0.4.0.
-    pub async fn check(&self, net: &NetworkConfigList, rt: &RuntimeConf) -> Result<(), CniError> {
+    pub async fn check(&self, net: &NetworkConfigList, shim: &RuntimeConf) -> Result<(), CniError> {
         validate_network(net)?;
-        validate_runtime_conf(rt, true)?;
+        validate_runtime_conf(shim, true)?;
         if net.disable_check || !version_at_least(&net.cni_version, (0, 4, 0))? {
             return Ok(());
         }
-        let _lock = self.lock_container(&rt.container_id).await;
+        let _lock = self.lock_container(&shim.container_id).await;
         let cached = cache::read(
             &self.settings.cache_dir,
             &net.name,
-            &rt.container_id,
-            &rt.ifname,
+            &shim.container_id,
+            &shim.ifname,
         )?
         .and_then(|e| e.result);
         let prev = cached.map(|r| result::convert(&r.raw, &net.cni_version));
-        let inv = invocation(CniCommand::Check, rt);
+        let inv = invocation(CniCommand::Check, shim);
         for plugin in &net.plugins {
-            let stdin = plugin.derive(net, prev.as_ref(), &rt.capability_args)?;
+            let stdin = plugin.derive(net, prev.as_ref(), &shim.capability_args)?;
             exec::run_plugin(&self.settings, &plugin.plugin_type, &inv, &stdin).await?;
         }
         Ok(())
@@ -329,13 +331,13 @@ impl Cni {
     async fn run_del(
         &self,
         net: &NetworkConfigList,
-        rt: &RuntimeConf,
+        shim: &RuntimeConf,
         cached: Option<&CniResult>,
     ) -> Result<(), CniError> {
         let prev = cached.map(|r| result::convert(&r.raw, &net.cni_version));
-        let inv = invocation(CniCommand::Del, rt);
+        let inv = invocation(CniCommand::Del, shim);
         for plugin in net.plugins.iter().rev() {
-            let stdin = plugin.derive(net, prev.as_ref(), &rt.capability_args)?;
+            let stdin = plugin.derive(net, prev.as_ref(), &shim.capability_args)?;
             exec::run_plugin(&self.settings, &plugin.plugin_type, &inv, &stdin).await?;
         }
         Ok(())
@@ -383,13 +385,13 @@ impl Drop for ContainerLock<'_> {
     }
 }
 
-fn invocation(command: CniCommand, rt: &RuntimeConf) -> Invocation<'_> {
+fn invocation(command: CniCommand, shim: &RuntimeConf) -> Invocation<'_> {
     Invocation {
         command,
-        container_id: &rt.container_id,
-        netns: rt.netns.as_deref(),
-        ifname: &rt.ifname,
-        args: &rt.args,
+        container_id: &shim.container_id,
+        netns: shim.netns.as_deref(),
+        ifname: &shim.ifname,
+        args: &shim.args,
     }
 }
 
@@ -479,14 +481,14 @@ fn validate_ifname(name: &str) -> Result<(), CniError> {
     Err(CniError::Invalid(format!("interface name {name:?} {why}")))
 }
 
-fn validate_runtime_conf(rt: &RuntimeConf, needs_netns: bool) -> Result<(), CniError> {
-    validate_container_id(&rt.container_id)?;
-    validate_ifname(&rt.ifname)?;
-    match &rt.netns {
+fn validate_runtime_conf(shim: &RuntimeConf, needs_netns: bool) -> Result<(), CniError> {
+    validate_container_id(&shim.container_id)?;
+    validate_ifname(&shim.ifname)?;
+    match &shim.netns {
         None if needs_netns => {
             return Err(CniError::Invalid(format!(
                 "container {}: netns path is required",
-                rt.container_id
+                shim.container_id
             )));
         }
         // The path is stored in the JSON cache, so it must be text.
@@ -498,7 +500,7 @@ fn validate_runtime_conf(rt: &RuntimeConf, needs_netns: bool) -> Result<(), CniE
         }
         _ => {}
     }
-    for (k, v) in &rt.args {
+    for (k, v) in &shim.args {
         // Plugins split CNI_ARGS on ';' and then on '=', expecting two parts.
         if k.is_empty() || k.contains(['=', ';']) || v.contains(['=', ';']) {
             return Err(CniError::Invalid(format!(

@@ -180,8 +180,8 @@ async fn add_runs_in_order_with_env_derived_config_and_chaining() {
     let f = Fixture::new();
     setup_ab(&f, "1.0.0");
     let net = list("1.0.0");
-    let rt = f.runtime_conf("c0ffee");
-    let result = f.cni().add(&net, &rt).await.unwrap();
+    let shim = f.runtime_conf("c0ffee");
+    let result = f.cni().add(&net, &shim).await.unwrap();
 
     assert_eq!(f.calls(), ["fake-a ADD", "fake-b ADD"]);
     let path = format!(
@@ -237,7 +237,7 @@ async fn add_runs_in_order_with_env_derived_config_and_chaining() {
     assert_eq!(file["cniArgs"][2], json!(["K8S_POD_NAME", "web-0"]));
     assert_eq!(
         file["capabilityArgs"],
-        Value::Object(rt.capability_args.clone())
+        Value::Object(shim.capability_args.clone())
     );
     assert_eq!(file["result"], result_b("1.0.0"));
     let cached = f
@@ -260,13 +260,13 @@ async fn del_runs_in_reverse_with_cached_result_and_drops_cache() {
     setup_ab(&f, "1.0.0");
     let net = list("1.0.0");
     let cni = f.cni();
-    let mut rt = f.runtime_conf("pod1");
-    cni.add(&net, &rt).await.unwrap();
+    let mut shim = f.runtime_conf("pod1");
+    cni.add(&net, &shim).await.unwrap();
     f.clear_calls();
 
     // A stopped sandbox has no netns any more.
-    rt.netns = None;
-    cni.del(&net, &rt).await.unwrap();
+    shim.netns = None;
+    cni.del(&net, &shim).await.unwrap();
     assert_eq!(f.calls(), ["fake-b DEL", "fake-a DEL"]);
     let env = f.env("fake-a", "DEL");
     assert_eq!(env["CNI_COMMAND"], "DEL");
@@ -279,7 +279,7 @@ async fn del_runs_in_reverse_with_cached_result_and_drops_cache() {
 
     // Again: nothing cached, no prevResult, still fine.
     f.clear_calls();
-    cni.del(&net, &rt).await.unwrap();
+    cni.del(&net, &shim).await.unwrap();
     assert_eq!(f.calls(), ["fake-b DEL", "fake-a DEL"]);
     assert!(f.stdin("fake-b", "DEL").get("prevResult").is_none());
 }
@@ -289,13 +289,13 @@ async fn older_versions_limit_chaining_and_cached_prev_result() {
     let f = Fixture::new();
     setup_ab(&f, "0.3.1");
     let cni = f.cni();
-    let rt = f.runtime_conf("pod2");
+    let shim = f.runtime_conf("pod2");
 
     // 0.3.x chains ADD results, but DEL gets no prevResult before 0.4.0.
     let net = list("0.3.1");
-    cni.add(&net, &rt).await.unwrap();
+    cni.add(&net, &shim).await.unwrap();
     assert!(f.stdin("fake-b", "ADD").get("prevResult").is_some());
-    cni.del(&net, &rt).await.unwrap();
+    cni.del(&net, &shim).await.unwrap();
     assert!(f.stdin("fake-a", "DEL").get("prevResult").is_none());
     assert!(!f.cache_file("testnet", "pod2", "eth0").exists());
 
@@ -305,7 +305,7 @@ async fn older_versions_limit_chaining_and_cached_prev_result() {
         &json!({"cniVersion": "0.2.0", "ip4": {"ip": "10.9.0.2/24"}}),
     );
     let net = list("0.2.0");
-    let result = cni.add(&net, &rt).await.unwrap();
+    let result = cni.add(&net, &shim).await.unwrap();
     assert!(f.stdin("fake-b", "ADD").get("prevResult").is_none());
     assert_eq!(
         result.pod_ips(),
@@ -399,20 +399,20 @@ async fn check_uses_cached_result_and_respects_version_and_disable_check() {
     let f = Fixture::new();
     setup_ab(&f, "1.0.0");
     let cni = f.cni();
-    let rt = f.runtime_conf("pod3");
+    let shim = f.runtime_conf("pod3");
     let net = list("1.0.0");
-    cni.add(&net, &rt).await.unwrap();
+    cni.add(&net, &shim).await.unwrap();
     f.clear_calls();
 
-    cni.check(&net, &rt).await.unwrap();
+    cni.check(&net, &shim).await.unwrap();
     assert_eq!(f.calls(), ["fake-a CHECK", "fake-b CHECK"]);
     assert_eq!(f.stdin("fake-a", "CHECK")["prevResult"], result_b("1.0.0"));
 
     f.clear_calls();
     let mut disabled = net.clone();
     disabled.disable_check = true;
-    cni.check(&disabled, &rt).await.unwrap();
-    cni.check(&list("0.3.1"), &rt).await.unwrap();
+    cni.check(&disabled, &shim).await.unwrap();
+    cni.check(&list("0.3.1"), &shim).await.unwrap();
     assert!(f.calls().is_empty());
 }
 
@@ -525,9 +525,9 @@ async fn invalid_runtime_conf_is_rejected_before_running_plugins() {
         args: vec![("K".into(), "a;b".into())],
         ..good.clone()
     });
-    for rt in &bad {
-        let err = cni.add(&net, rt).await.unwrap_err();
-        assert!(matches!(err, CniError::Invalid(_)), "{rt:?}: {err:?}");
+    for shim in &bad {
+        let err = cni.add(&net, shim).await.unwrap_err();
+        assert!(matches!(err, CniError::Invalid(_)), "{shim:?}: {err:?}");
     }
     // Fifteen bytes and the allowed punctuation are fine.
     let ok = RuntimeConf {
@@ -561,8 +561,12 @@ async fn operations_on_one_container_never_overlap() {
     f.result("fake-b", &result_b("1.0.0"));
     let cni = f.cni();
     let net = list("1.0.0");
-    let rt = f.runtime_conf("same");
-    let (a, b, c) = tokio::join!(cni.add(&net, &rt), cni.del(&net, &rt), cni.add(&net, &rt));
+    let shim = f.runtime_conf("same");
+    let (a, b, c) = tokio::join!(
+        cni.add(&net, &shim),
+        cni.del(&net, &shim),
+        cni.add(&net, &shim)
+    );
     a.unwrap();
     b.unwrap();
     c.unwrap();
@@ -597,10 +601,10 @@ async fn real_plugins_if_installed() {
     let cni = Cni::new(settings);
     // With no netns, loopback's DEL has nothing to do: no privileges or
     // namespaces needed.
-    let rt = RuntimeConf {
+    let shim = RuntimeConf {
         container_id: "realtest".into(),
         ifname: "lo".into(),
         ..RuntimeConf::default()
     };
-    cni.del(&loopback_network(), &rt).await.unwrap();
+    cni.del(&loopback_network(), &shim).await.unwrap();
 }

@@ -753,10 +753,10 @@ impl Drop for StreamGuard {
             status: RstStatus::Cancel,
         });
         if let Err(TrySendError::Full(cmd)) = shared.data_tx.try_send(cmd)
-            && let Ok(rt) = tokio::runtime::Handle::try_current()
+            && let Ok(shim) = tokio::runtime::Handle::try_current()
         {
             let tx = shared.data_tx.clone();
-            rt.spawn(async move {
+            shim.spawn(async move {
                 let _ = tx.send(cmd).await;
             });
         }

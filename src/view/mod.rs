@@ -30,6 +30,7 @@ use bollard::models::{
 use tokio::sync::broadcast;
 
 use crate::docker::{DockerApi, DockerError, DockerResult, now_nanos, timestamp_nanos};
+use crate::error::{DockerContext, Error, Result};
 use crate::logs::LogWriters;
 use crate::naming;
 
@@ -193,10 +194,6 @@ pub struct View {
     resyncs: AtomicU64,
     /// Bumped whenever an entry is added, replaced or removed.
     generation: AtomicU64,
-    /// The CRI list of every sandbox, as of a generation.
-    pub sandbox_list: ListCache<crate::api::PodSandbox>,
-    /// The CRI list of every application container, as of a generation.
-    pub container_list: ListCache<crate::api::Container>,
 }
 
 /// A value built from the view, kept until the view changes: the kubelet
@@ -205,7 +202,7 @@ pub struct GenerationCache<V> {
     built: Mutex<Option<(u64, V)>>,
 }
 
-/// A CRI list kept per view generation.
+/// A list built from the view, kept per view generation.
 pub type ListCache<T> = GenerationCache<Arc<Vec<T>>>;
 
 impl<V> Default for GenerationCache<V> {
@@ -244,8 +241,6 @@ impl View {
             changes: broadcast::channel(CHANGE_BUFFER).0,
             resyncs: AtomicU64::new(0),
             generation: AtomicU64::new(0),
-            sandbox_list: ListCache::default(),
-            container_list: ListCache::default(),
         }
     }
 
@@ -266,7 +261,7 @@ impl View {
     /// Asks Docker about `id` (an id, prefix or name) and records the answer.
     /// Returns what the view now holds for it: `None` when Docker has no such
     /// container or it is not one of the shim's.
-    pub async fn refresh(&self, id: &str) -> DockerResult<Option<Entry>> {
+    pub async fn reinspect(&self, id: &str) -> DockerResult<Option<Entry>> {
         let seq = self.next_seq();
         match self.docker.inspect_container(id).await {
             Ok(inspected) => {
@@ -278,6 +273,38 @@ impl View {
                 Ok(None)
             }
             Err(err) => Err(err),
+        }
+    }
+
+    /// Finds a container by id (or unique prefix) that must be of `kind` (a
+    /// sandbox or an application container), from the live view; an id the
+    /// view does not hold is asked of Docker once. Anything else is reported
+    /// as not found, named as `what`.
+    pub async fn find(&self, id: &str, kind: Kind, what: &str) -> Result<Entry> {
+        if id.is_empty() {
+            return Err(Error::InvalidArgument(format!("{what} id is required")));
+        }
+        let not_found = || Error::NotFound(format!("{what} {id:?} not found"));
+        let entry = match self.lookup(id) {
+            Lookup::Found(entry) => Some(entry),
+            Lookup::Ambiguous => {
+                return Err(Error::InvalidArgument(format!(
+                    "{what} id prefix {id:?} is ambiguous"
+                )));
+            }
+            Lookup::Missing => self
+                .reinspect(id)
+                .await
+                .context(|| format!("inspect {what} {id}"))?,
+        };
+        entry.filter(|e| e.kind == kind).ok_or_else(not_found)
+    }
+
+    /// Re-reads a container the shim just changed, so its next answer shows
+    /// the change; a failure only delays that to Docker's event.
+    pub async fn refresh(&self, id: &str) {
+        if let Err(err) = self.reinspect(id).await {
+            tracing::warn!(container = id, error = %err, "cannot inspect after a change");
         }
     }
 

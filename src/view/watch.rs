@@ -86,7 +86,7 @@ async fn handle(view: &View, event: EventMessage) {
                 view.forget(&id);
                 return;
             }
-            if let Err(err) = view.refresh(&id).await {
+            if let Err(err) = view.reinspect(&id).await {
                 tracing::warn!(container = %id, error = %err, "cannot inspect after a docker event");
             }
         }

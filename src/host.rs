@@ -1,0 +1,116 @@
+//! Facts about the Docker Engine the shim talks to, learned once at start:
+//! its version, negotiated API version, cgroup driver, OCI runtimes and data
+//! directory; and how to read a few facts off what Docker reports.
+//!
+//! They sit here, below every domain module, so the code that translates
+//! CRI requests and the code that reports status read the same facts
+//! without importing each other or the shared state.
+
+use bollard::models::SystemInfoCgroupDriverEnum;
+
+pub use crate::api::CgroupDriver;
+
+use crate::docker::DockerApi;
+use crate::error::{DockerContext, Result};
+
+/// What Docker told us about itself at start. None of it changes while the
+/// daemon runs.
+#[derive(Debug, Clone)]
+pub struct HostFacts {
+    /// Docker Engine version, e.g. `20.10.24`.
+    pub docker_version: String,
+    /// Negotiated Engine API version, e.g. `1.41`.
+    pub api_version: String,
+    /// Docker's cgroup driver.
+    pub cgroup_driver: CgroupDriver,
+    /// cgroup version (1 or 2).
+    pub cgroup_version: String,
+    /// Docker's default OCI runtime (usually `runc`).
+    pub default_runtime: String,
+    /// All OCI runtimes Docker knows; the CRI runtime handlers.
+    pub runtimes: Vec<String>,
+    /// Docker's data directory.
+    pub docker_root_dir: String,
+    /// Docker's default log driver.
+    pub log_driver: String,
+    /// Whether Docker can make a bind mount read-only recursively: it takes
+    /// the request from API 1.44 on, and the kernel needs `mount_setattr`
+    /// (Linux 5.12).
+    pub recursive_read_only: bool,
+}
+
+impl HostFacts {
+    /// Asks Docker.
+    pub async fn discover(docker: &dyn DockerApi, api_version: String) -> Result<Self> {
+        let version = docker.version().await.context(|| "docker version".into())?;
+        let info = docker.info().await.context(|| "docker info".into())?;
+        let cgroup_driver = match info.cgroup_driver {
+            Some(SystemInfoCgroupDriverEnum::SYSTEMD) => CgroupDriver::Systemd,
+            _ => CgroupDriver::Cgroupfs,
+        };
+        let mut runtimes: Vec<String> = info
+            .runtimes
+            .map(|r| r.into_keys().collect())
+            .unwrap_or_default();
+        runtimes.sort();
+        let kernel = info
+            .kernel_version
+            .as_deref()
+            .map(parse_api_version)
+            .unwrap_or((0, 0));
+        let recursive_read_only = parse_api_version(&api_version) >= (1, 44) && kernel >= (5, 12);
+        Ok(Self {
+            recursive_read_only,
+            docker_version: version.version.unwrap_or_default(),
+            api_version,
+            cgroup_driver,
+            cgroup_version: info
+                .cgroup_version
+                .map(|v| v.to_string())
+                .unwrap_or_default(),
+            default_runtime: info.default_runtime.unwrap_or_else(|| "runc".into()),
+            runtimes,
+            docker_root_dir: info
+                .docker_root_dir
+                .unwrap_or_else(|| "/var/lib/docker".into()),
+            log_driver: info.logging_driver.unwrap_or_default(),
+        })
+    }
+}
+
+/// Whether Docker reports the container running.
+pub fn is_running(inspected: &bollard::models::ContainerInspectResponse) -> bool {
+    inspected
+        .state
+        .as_ref()
+        .and_then(|s| s.running)
+        .unwrap_or(false)
+}
+
+/// `1.41` as (1, 41), and a kernel's `6.1.0-13-amd64` as (6, 1); an
+/// unreadable version counts as the oldest supported API.
+pub fn parse_api_version(version: &str) -> (u32, u32) {
+    let number = |s: &str| -> Option<u32> {
+        let digits = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+        s[..digits].parse().ok()
+    };
+    let mut parts = version.split('.');
+    parts
+        .next()
+        .and_then(number)
+        .zip(parts.next().and_then(number))
+        .unwrap_or((1, 41))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_api_version;
+
+    #[test]
+    fn api_and_kernel_versions_parse_to_major_and_minor() {
+        assert_eq!(parse_api_version("1.44"), (1, 44));
+        assert_eq!(parse_api_version("6.1.0-13-amd64"), (6, 1));
+        assert_eq!(parse_api_version("5.12+rc1"), (5, 12));
+        assert_eq!(parse_api_version("garbage"), (1, 41));
+    }
+}

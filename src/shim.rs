@@ -1,0 +1,153 @@
+//! The state every CRI handler shares: the Docker client, the settings and
+//! the facts about Docker and the host learned once at start.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::Config;
+use crate::docker::DockerApi;
+use crate::error::{Error, Result};
+use crate::host::{HostFacts, parse_api_version};
+use crate::image::pause::PauseImage;
+use crate::view::ListCache;
+
+/// Settings the handlers need, taken from the command line.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// oom_score_adj for pause containers; `None` when the host does not let
+    /// us lower scores.
+    pub sandbox_oom_score_adj: Option<i64>,
+    /// True when the shim may ask for negative oom_score_adj values.
+    pub may_lower_oom_score: bool,
+    /// Docker log configuration of application containers: a driver the
+    /// shim can read back, with a size bound.
+    pub log_config: bollard::models::HostConfigLogConfig,
+    /// The negotiated Docker Engine API version.
+    pub docker_api: (u32, u32),
+}
+
+impl Settings {
+    /// Fails clearly when a feature needs a newer Docker API than the
+    /// engine speaks, instead of sending a field Docker would ignore.
+    pub fn require_api(&self, needed: (u32, u32), what: &str) -> crate::error::Result<()> {
+        if self.docker_api >= needed {
+            return Ok(());
+        }
+        Err(crate::error::Error::FailedPrecondition(format!(
+            "{what} need Docker API {}.{} or newer; this Docker speaks {}.{}",
+            needed.0, needed.1, self.docker_api.0, self.docker_api.1
+        )))
+    }
+}
+
+/// Shared handler state.
+pub struct Shim {
+    /// The Docker Engine.
+    pub docker: Arc<dyn DockerApi>,
+    /// Settings from the command line.
+    pub settings: Settings,
+    /// Facts about Docker.
+    pub host: HostFacts,
+    /// The pause image in use.
+    pub pause: PauseImage,
+    /// Writers of the containers' CRI log files.
+    pub logs: Arc<crate::logs::LogWriters>,
+    /// The live view of the shim's sandboxes and containers.
+    pub view: Arc<crate::view::View>,
+    /// Kernel statistics of containers and pods.
+    pub stats: crate::stats::Stats,
+    /// Pod networking (Docker's bridge or CNI).
+    pub network: Arc<crate::network::Network>,
+    /// The command line, for verbose status.
+    pub config: Config,
+    /// The CRI list of every sandbox, as of a view generation (built by
+    /// `sandbox::list`).
+    pub sandbox_list: ListCache<crate::api::PodSandbox>,
+    /// The CRI list of every application container, as of a view
+    /// generation (built by `container::list`).
+    pub container_list: ListCache<crate::api::Container>,
+}
+
+impl Shim {
+    /// Builds the state from the configuration and a connected Docker.
+    pub async fn new(
+        config: Config,
+        docker: Arc<dyn DockerApi>,
+        api_version: String,
+    ) -> Result<Self> {
+        let host = HostFacts::discover(docker.as_ref(), api_version).await?;
+        let may_lower_oom_score = has_cap_sys_resource();
+        if !may_lower_oom_score {
+            tracing::warn!(
+                "this host withholds CAP_SYS_RESOURCE: negative oom_score_adj values are raised to 0"
+            );
+        }
+        let log_config = bollard::models::HostConfigLogConfig {
+            typ: Some(config.docker_log_driver.as_str().to_string()),
+            config: Some(std::collections::HashMap::from([
+                ("max-size".to_string(), config.docker_log_max_size.clone()),
+                (
+                    "max-file".to_string(),
+                    config.docker_log_max_files.to_string(),
+                ),
+            ])),
+        };
+        let settings = Settings {
+            sandbox_oom_score_adj: Some(config.sandbox_oom_score_adj)
+                .filter(|adj| *adj >= 0 || may_lower_oom_score),
+            may_lower_oom_score,
+            log_config,
+            docker_api: parse_api_version(&host.api_version),
+        };
+        let network =
+            Arc::new(crate::network::Network::new(&config).map_err(Error::InvalidArgument)?);
+        network.watch();
+        let pause = PauseImage::new(
+            config.pod_infra_container_image.clone(),
+            Duration::from_secs(config.pod_infra_pull_timeout),
+        );
+        let logs = Arc::new(crate::logs::LogWriters::new(docker.clone()));
+        let view = Arc::new(crate::view::View::new(docker.clone(), logs.clone()));
+        Ok(Self {
+            stats: crate::stats::Stats::new(view.clone(), &host.docker_root_dir),
+            view,
+            logs,
+            sandbox_list: ListCache::default(),
+            container_list: ListCache::default(),
+            network,
+            docker,
+            settings,
+            host,
+            pause,
+            config,
+        })
+    }
+}
+
+/// Whether this process's capability bounding set holds CAP_SYS_RESOURCE,
+/// which Docker's runc needs to lower a container's oom_score_adj.
+fn has_cap_sys_resource() -> bool {
+    const CAP_SYS_RESOURCE: u32 = 24;
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("CapBnd:"))
+                .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        })
+        .is_some_and(|bits| bits & (1 << CAP_SYS_RESOURCE) != 0)
+}
+
+impl Shim {
+    /// What the image calls need: Docker, the view's image cache and the
+    /// pause image.
+    pub fn images(&self) -> crate::image::Images<'_> {
+        crate::image::Images {
+            docker: self.docker.as_ref(),
+            view: &self.view,
+            pause: &self.pause,
+            docker_root_dir: &self.host.docker_root_dir,
+        }
+    }
+}
