@@ -1,6 +1,8 @@
 //! SPDY/3.1 as used by Kubernetes streaming (exec, attach, port-forward via
-//! moby/spdystream): the wire format in [`frame`] and a multiplexed
-//! connection, in server or client role, in [`conn`].
+//! moby/spdystream): the wire format in [`frame`] (header compression in its
+//! `compress` submodule) and a multiplexed connection, in server or client
+//! role, in [`conn`] (the reading and writing task in its `driver`
+//! submodule).
 //!
 //! Typical server use, after answering the HTTP upgrade with
 //! `101 Switching Protocols`: `Connection::server(io, Config::default())`,
@@ -9,8 +11,10 @@
 
 pub mod conn;
 pub mod frame;
+#[cfg(test)]
+pub(crate) mod fuzz;
 
 pub use conn::{CloseReason, Config, Connection, Role, Stream, StreamIo, StreamSender};
-pub use frame::{
-    Frame, FrameLimits, GoAwayStatus, HeaderBlock, RstStatus, SpdyCodec, SpdyError, fuzz_decode,
-};
+pub use frame::{Frame, FrameLimits, GoAwayStatus, HeaderBlock, RstStatus, SpdyCodec, SpdyError};
+#[cfg(test)]
+pub(crate) use fuzz::fuzz_decode;
