@@ -85,3 +85,45 @@ async fn to_event(shim: &Shim, change: &Change) -> Option<ContainerEventResponse
         containers_statuses: statuses,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use futures_util::StreamExt;
+
+    use super::*;
+    use crate::testing;
+
+    #[tokio::test]
+    async fn container_changes_become_events_with_the_pod_status() {
+        let t = testing::shim();
+        let sandbox = sandbox::run(&t.shim, crate::testing::pod_request("web"))
+            .await
+            .unwrap();
+        let mut events = subscribe(t.shim.clone());
+        let id = crate::testing::create_started(&t.shim, &sandbox, "app").await;
+        container::remove(&t.shim, &id).await.unwrap();
+
+        let mut seen = Vec::new();
+        while seen.len() < 3 {
+            let event = tokio::time::timeout(Duration::from_secs(5), events.next())
+                .await
+                .expect("an event in time")
+                .expect("the stream stays open")
+                .expect("an event, not an error");
+            assert_eq!(event.container_id, id);
+            let pod = event.pod_sandbox_status.expect("the pod's status");
+            assert_eq!(pod.id, sandbox);
+            seen.push(event.container_event_type);
+        }
+        assert_eq!(
+            seen,
+            [
+                ContainerEventType::ContainerCreatedEvent as i32,
+                ContainerEventType::ContainerStartedEvent as i32,
+                ContainerEventType::ContainerDeletedEvent as i32,
+            ]
+        );
+    }
+}

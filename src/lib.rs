@@ -55,4 +55,6 @@ pub mod server;
 pub mod shim;
 pub mod stats;
 pub mod streaming;
+#[cfg(test)]
+pub(crate) mod testing;
 pub mod view;

@@ -76,6 +76,12 @@ impl Shim {
         api_version: String,
     ) -> Result<Self> {
         let host = HostFacts::discover(docker.as_ref(), api_version).await?;
+        Self::with_facts(config, docker, host)
+    }
+
+    /// Builds the state from facts already known about Docker (the unit
+    /// tests give them instead of asking a Docker).
+    pub fn with_facts(config: Config, docker: Arc<dyn DockerApi>, host: HostFacts) -> Result<Self> {
         let may_lower_oom_score = has_cap_sys_resource();
         if !may_lower_oom_score {
             tracing::warn!(

@@ -402,3 +402,123 @@ pub(crate) async fn kill_exec(shim: &Shim, exec_id: &str) {
         tracing::warn!(exec = exec_id, pid = pid.as_raw_nonzero().get(), error = %err, "cannot kill a timed-out exec");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::ContainerState;
+    use crate::docker::fake::Call;
+    use crate::testing::{self, create_request, create_started, pod_request};
+
+    fn state_of(shim: &Shim, id: &str) -> i32 {
+        list(shim, None)
+            .into_iter()
+            .find(|c| c.id == id)
+            .map(|c| c.state)
+            .unwrap_or(-1)
+    }
+
+    #[tokio::test]
+    async fn create_start_stop_remove() {
+        let t = testing::shim();
+        let sandbox = crate::sandbox::run(&t.shim, pod_request("web"))
+            .await
+            .unwrap();
+        t.docker.clear_calls();
+
+        let id = create(&t.shim, create_request(&sandbox, "app"))
+            .await
+            .unwrap();
+        let changes = t.docker.changes();
+        assert!(matches!(&changes[..], [Call::Create(name, body)]
+            if name == "k8s_app_web_default_uid-web_0"
+                && body.image.as_deref() == Some("busybox")
+                && body.labels.as_ref().and_then(|l| l.get(naming::SANDBOX_ID_LABEL))
+                    == Some(&sandbox)));
+        assert_eq!(
+            state_of(&t.shim, &id),
+            ContainerState::ContainerCreated as i32
+        );
+
+        start(&t.shim, &id).await.unwrap();
+        assert_eq!(
+            state_of(&t.shim, &id),
+            ContainerState::ContainerRunning as i32
+        );
+        stop(&t.shim, &id, 5).await.unwrap();
+        assert_eq!(
+            state_of(&t.shim, &id),
+            ContainerState::ContainerExited as i32
+        );
+        remove(&t.shim, &id).await.unwrap();
+        assert_eq!(state_of(&t.shim, &id), -1);
+        assert_eq!(
+            t.docker.changes()[1..],
+            [
+                Call::Start(id.clone()),
+                Call::Stop(id.clone(), Duration::from_secs(5)),
+                Call::Remove(id),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn stopping_or_removing_a_missing_container_succeeds() {
+        let t = testing::shim();
+        stop(&t.shim, "0123abcd", 10).await.unwrap();
+        remove(&t.shim, "0123abcd").await.unwrap();
+        assert!(t.docker.changes().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_name_held_by_a_running_container_is_refused_and_nothing_is_removed() {
+        let t = testing::shim();
+        let sandbox = crate::sandbox::run(&t.shim, pod_request("web"))
+            .await
+            .unwrap();
+        let running = create_started(&t.shim, &sandbox, "app").await;
+        t.docker.clear_calls();
+        let err = create(&t.shim, create_request(&sandbox, "app"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::AlreadyExists(_)), "{err}");
+        assert!(
+            !t.docker
+                .changes()
+                .iter()
+                .any(|c| matches!(c, Call::Remove(_) | Call::Stop(..))),
+            "{:?}",
+            t.docker.changes()
+        );
+        assert!(t.docker.container(&running).is_some());
+    }
+
+    #[tokio::test]
+    async fn a_stale_created_holder_of_the_name_is_removed_and_replaced() {
+        let t = testing::shim();
+        let sandbox = crate::sandbox::run(&t.shim, pod_request("web"))
+            .await
+            .unwrap();
+        let stale = create(&t.shim, create_request(&sandbox, "app"))
+            .await
+            .unwrap();
+        t.docker.clear_calls();
+        let new = create(&t.shim, create_request(&sandbox, "app"))
+            .await
+            .unwrap();
+        assert_ne!(new, stale);
+        let changes = t.docker.changes();
+        let name = "k8s_app_web_default_uid-web_0".to_string();
+        assert!(
+            matches!(&changes[..], [Call::Create(a, _), Call::Remove(r), Call::Create(b, _)]
+            if *a == name && *r == stale && *b == name),
+            "{changes:?}"
+        );
+        assert!(t.docker.container(&stale).is_none());
+        assert_eq!(
+            state_of(&t.shim, &new),
+            ContainerState::ContainerCreated as i32
+        );
+        assert_eq!(state_of(&t.shim, &stale), -1);
+    }
+}

@@ -246,4 +246,86 @@ mod tests {
         assert!(!is_unfiltered(List::Containers, &[0, 0, 0]));
         assert!(!is_unfiltered(List::Containers, &[0, 0, 0, 0, 9]));
     }
+
+    /// Answers every request the fast path passes on with UNIMPLEMENTED,
+    /// so a test sees which path answered.
+    #[derive(Clone)]
+    struct Inner;
+
+    impl Service<Request<Body>> for Inner {
+        type Response = Response<Body>;
+        type Error = std::convert::Infallible;
+        type Future = std::future::Ready<Result<Response<Body>, Self::Error>>;
+
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, _: Request<Body>) -> Self::Future {
+            std::future::ready(Ok(tonic::Status::unimplemented("inner").into_http()))
+        }
+    }
+
+    async fn ask(relist: &mut Relist<Inner>, path: &str, payload: &[u8]) -> Response<Body> {
+        let req = Request::builder()
+            .uri(path)
+            .body(Body::new(http_body_util::Full::new(Bytes::from(framed(
+                payload,
+            )))))
+            .unwrap();
+        relist.call(req).await.unwrap()
+    }
+
+    async fn body(response: Response<Body>) -> Bytes {
+        response.into_body().collect().await.unwrap().to_bytes()
+    }
+
+    #[tokio::test]
+    async fn unfiltered_lists_are_answered_from_the_view_and_follow_its_changes() {
+        let t = crate::testing::shim();
+        let mut relist = RelistLayer::new(t.shim.clone()).layer(Inner);
+        let empty = ListPodSandboxRequest::default().encode_to_vec();
+
+        let before = body(ask(&mut relist, LIST_SANDBOXES, &empty).await).await;
+        assert_eq!(&before[..], framed(&[]));
+
+        let pod = crate::testing::pod_request("web");
+        let id = crate::sandbox::run(&t.shim, pod).await.unwrap();
+        let after = body(ask(&mut relist, LIST_SANDBOXES, &empty).await).await;
+        let listed = ListPodSandboxResponse::decode(&after[5..]).unwrap();
+        assert_eq!(listed.items.len(), 1);
+        assert_eq!(listed.items[0].id, id);
+        assert_eq!(listed.items, crate::sandbox::list(&t.shim, None));
+
+        // Nothing changed: the same encoded frame, not a rebuilt one.
+        let frames = relist.frames.clone();
+        let first = frames.get(&t.shim, List::Sandboxes).unwrap();
+        let again = frames.get(&t.shim, List::Sandboxes).unwrap();
+        assert_eq!(first.as_ptr(), again.as_ptr());
+
+        let containers = ListContainersRequest::default().encode_to_vec();
+        let answer = body(ask(&mut relist, LIST_CONTAINERS, &containers).await).await;
+        assert_eq!(&answer[..], framed(&[]));
+    }
+
+    #[tokio::test]
+    async fn filtered_lists_and_other_calls_take_the_normal_path() {
+        let t = crate::testing::shim();
+        let mut relist = RelistLayer::new(t.shim.clone()).layer(Inner);
+        let filtered = ListPodSandboxRequest {
+            filter: Some(PodSandboxFilter {
+                id: "abc".into(),
+                ..Default::default()
+            }),
+        }
+        .encode_to_vec();
+        for (path, payload) in [
+            (LIST_SANDBOXES, filtered),
+            ("/runtime.v1.RuntimeService/Version", vec![]),
+        ] {
+            let response = ask(&mut relist, path, &payload).await;
+            let status = tonic::Status::from_header_map(response.headers()).unwrap();
+            assert_eq!(status.code(), tonic::Code::Unimplemented);
+        }
+    }
 }

@@ -7,9 +7,9 @@
 //! bollard's Engine API models: plain data, easy to build in a test.
 
 pub mod client;
-pub mod hijack;
 #[cfg(test)]
-pub mod unreachable;
+pub mod fake;
+pub mod hijack;
 
 use std::collections::HashMap;
 use std::time::Duration;

@@ -364,4 +364,80 @@ mod tests {
         // Docker reports -1 when it did not compute shared sizes.
         assert_eq!(images_bytes(&[image(100, -1)]), 100);
     }
+
+    use crate::docker::fake::Call;
+    use crate::testing;
+
+    fn spec(image: &str) -> Option<ImageSpec> {
+        Some(ImageSpec {
+            image: image.into(),
+            ..Default::default()
+        })
+    }
+
+    #[tokio::test]
+    async fn pull_answers_the_pulled_image_id() {
+        let t = testing::shim();
+        let images = t.shim.images();
+        let id = pull(&images, spec("busybox"), None).await.unwrap();
+        assert!(id.starts_with("sha256:"), "{id}");
+        assert!(t.docker.has_image(&id));
+        assert_eq!(
+            t.docker.changes(),
+            [Call::Pull(
+                "docker.io/library/busybox".into(),
+                "latest".into(),
+                false
+            )]
+        );
+        let listed = list(&images, None).await.unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].id, id);
+        assert!(!listed[0].pinned);
+    }
+
+    #[tokio::test]
+    async fn a_failed_pull_names_the_image() {
+        let t = testing::shim();
+        t.docker.fail_next(
+            crate::docker::fake::Op::Pull,
+            DockerError::Unauthorized("denied".into()),
+        );
+        let err = pull(&t.shim.images(), spec("busybox"), None)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("busybox"), "{err}");
+        assert_eq!(err.code(), tonic::Code::Unauthenticated);
+    }
+
+    #[tokio::test]
+    async fn remove_by_name_removes_that_name_and_by_id_every_name() {
+        let t = testing::shim();
+        let images = t.shim.images();
+        let id = t.docker.add_image("busybox:latest");
+
+        remove(&images, spec("busybox:latest")).await.unwrap();
+        assert_eq!(
+            t.docker.changes(),
+            [Call::RemoveImage("busybox:latest".into())]
+        );
+        assert!(!t.docker.has_image(&id));
+
+        let id = t.docker.add_image("busybox:1.36");
+        t.docker.clear_calls();
+        remove(&images, spec(&id)).await.unwrap();
+        assert_eq!(
+            t.docker.changes(),
+            [
+                Call::RemoveImage("busybox:1.36".into()),
+                Call::RemoveImage(id.clone())
+            ]
+        );
+        assert!(!t.docker.has_image(&id));
+
+        // Removing what is not there succeeds.
+        t.docker.clear_calls();
+        remove(&images, spec("busybox:gone")).await.unwrap();
+        assert!(t.docker.changes().is_empty());
+    }
 }

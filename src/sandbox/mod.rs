@@ -583,3 +583,113 @@ fn sandbox_from_inspect(shim: &Shim, inspected: &ContainerInspectResponse) -> Op
         runtime_handler: status.runtime_handler,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::PodSandboxStateValue;
+    use crate::docker::DockerApi;
+    use crate::docker::fake::{Call, Op};
+    use crate::testing::{self, pod_request};
+
+    #[tokio::test]
+    async fn run_pulls_the_pause_image_then_creates_and_starts_the_pause_container() {
+        let t = testing::shim();
+        let id = run(&t.shim, pod_request("web")).await.unwrap();
+        let changes = t.docker.changes();
+        assert!(matches!(&changes[0], Call::Pull(repo, tag, false)
+            if repo.ends_with("pause") && tag == "3.10"));
+        assert!(matches!(&changes[1], Call::Create(name, body)
+            if name == "k8s_POD_web_default_uid-web_0"
+                && body.image.as_deref() == Some("registry.k8s.io/pause:3.10")));
+        assert_eq!(changes[2], Call::Start(id.clone()));
+        assert_eq!(changes.len(), 3);
+        // The caller sees its own change at once.
+        let listed = list(&t.shim, None);
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].id, id);
+        assert_eq!(listed[0].state, PodSandboxState::SandboxReady as i32);
+    }
+
+    #[tokio::test]
+    async fn a_pause_container_that_fails_to_start_is_removed() {
+        let t = testing::shim();
+        t.docker.fail_next(
+            Op::Start,
+            DockerError::Api {
+                status: 500,
+                message: "cannot start".into(),
+            },
+        );
+        let err = run(&t.shim, pod_request("web")).await.unwrap_err();
+        assert!(err.to_string().contains("cannot start"), "{err}");
+        let changes = t.docker.changes();
+        let Some(Call::Create(..)) = changes.get(1) else {
+            panic!("no create in {changes:?}");
+        };
+        let id = t.docker.calls().iter().find_map(|c| match c {
+            Call::Start(id) => Some(id.clone()),
+            _ => None,
+        });
+        assert_eq!(changes.last(), Some(&Call::Remove(id.unwrap())));
+        assert_eq!(t.docker.container_count(), 0);
+        assert!(list(&t.shim, None).is_empty());
+    }
+
+    #[tokio::test]
+    async fn stop_stops_the_containers_before_the_pause_container_and_remove_removes_them_first() {
+        let t = testing::shim();
+        let sandbox = run(&t.shim, pod_request("web")).await.unwrap();
+        let container = testing::create_started(&t.shim, &sandbox, "app").await;
+        t.docker.clear_calls();
+
+        stop(&t.shim, &sandbox).await.unwrap();
+        assert_eq!(
+            t.docker.changes(),
+            [
+                Call::Stop(container.clone(), Duration::ZERO),
+                Call::Stop(sandbox.clone(), PAUSE_STOP_GRACE),
+            ]
+        );
+        let status = status(&t.shim, &sandbox, false).await.unwrap();
+        assert_eq!(
+            status.status.unwrap().state,
+            PodSandboxState::SandboxNotready as i32
+        );
+
+        t.docker.clear_calls();
+        remove(&t.shim, &sandbox).await.unwrap();
+        assert_eq!(
+            t.docker.changes(),
+            [Call::Remove(container), Call::Remove(sandbox.clone())]
+        );
+        assert_eq!(t.docker.container_count(), 0);
+        let ready = Some(PodSandboxFilter {
+            state: Some(PodSandboxStateValue { state: 0 }),
+            ..Default::default()
+        });
+        assert!(list(&t.shim, ready).is_empty());
+    }
+
+    #[tokio::test]
+    async fn stopping_and_removing_a_missing_sandbox_succeed_without_docker_changes() {
+        let t = testing::shim();
+        stop(&t.shim, "0123abcd").await.unwrap();
+        remove(&t.shim, "0123abcd").await.unwrap();
+        assert!(t.docker.changes().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_name_held_by_a_stopped_sandbox_is_freed_by_tearing_it_down() {
+        let t = testing::shim();
+        let old = run(&t.shim, pod_request("web")).await.unwrap();
+        t.docker.stop_container(&old, Duration::ZERO).await.unwrap();
+        t.docker.clear_calls();
+        let new = run(&t.shim, pod_request("web")).await.unwrap();
+        assert_ne!(new, old);
+        let changes = t.docker.changes();
+        assert!(changes.contains(&Call::Remove(old.clone())), "{changes:?}");
+        assert_eq!(changes.last(), Some(&Call::Start(new)));
+        assert_eq!(t.docker.container_count(), 1);
+    }
+}

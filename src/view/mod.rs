@@ -687,9 +687,9 @@ mod tests {
     fn lists_are_rebuilt_only_when_the_view_changed() {
         use ContainerStateStatusEnum as S;
         let view = View::new(
-            Arc::new(crate::docker::unreachable::Unreachable),
+            Arc::new(crate::docker::fake::FakeDocker::new()),
             Arc::new(LogWriters::new(Arc::new(
-                crate::docker::unreachable::Unreachable,
+                crate::docker::fake::FakeDocker::new(),
             ))),
         );
         let cache = ListCache::<u32>::default();
@@ -711,9 +711,9 @@ mod tests {
     fn stale_answers_never_overwrite_newer_ones_or_revive_removed_objects() {
         use ContainerStateStatusEnum as S;
         let view = View::new(
-            Arc::new(crate::docker::unreachable::Unreachable),
+            Arc::new(crate::docker::fake::FakeDocker::new()),
             Arc::new(LogWriters::new(Arc::new(
-                crate::docker::unreachable::Unreachable,
+                crate::docker::fake::FakeDocker::new(),
             ))),
         );
         let mut changes = view.subscribe();
