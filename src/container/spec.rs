@@ -2,6 +2,7 @@
 //! configuration: process, labels, namespaces joined from the sandbox,
 //! mounts and resource limits.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use bollard::models::{
@@ -10,14 +11,13 @@ use bollard::models::{
 };
 
 use crate::api::{
-    ContainerConfig, LinuxContainerResources, MountPropagation, NamespaceMode, PodSandboxConfig,
-    SupplementalGroupsPolicy,
+    ContainerConfig, LinuxContainerResources, LinuxContainerSecurityContext, MountPropagation,
+    NamespaceMode, NamespaceOption, PodSandboxConfig, SupplementalGroupsPolicy,
 };
 use crate::error::{Error, Result};
 use crate::naming;
-use crate::shim::Settings;
-
 use crate::security;
+use crate::shim::Settings;
 
 /// What the container joins and inherits from its sandbox.
 #[derive(Debug, Clone)]
@@ -52,15 +52,63 @@ pub fn create_body(
     let security = linux.security_context.clone().unwrap_or_default();
     let namespaces = security.namespace_options.clone().unwrap_or_default();
     security::check_namespace_options(&namespaces)?;
+    let labels = labels(config, sandbox, sandbox_config)?;
+    let env = env(config)?;
+    let modes = NamespaceModes::of(&namespaces, sandbox)?;
+    let host_config = host_config(
+        config,
+        &security,
+        linux.resources.as_ref(),
+        sandbox,
+        modes,
+        settings,
+    )?;
 
+    Ok(ContainerCreateBody {
+        image: Some(image.to_string()),
+        entrypoint: (!config.command.is_empty()).then(|| config.command.clone()),
+        cmd: (!config.args.is_empty()).then(|| config.args.clone()),
+        env: (!env.is_empty()).then_some(env),
+        working_dir: (!config.working_dir.is_empty()).then(|| config.working_dir.clone()),
+        user: user(&security)?,
+        stop_signal: security::stop_signal(config.stop_signal),
+        tty: Some(config.tty),
+        open_stdin: Some(config.stdin),
+        stdin_once: Some(config.stdin_once),
+        attach_stdin: Some(config.stdin),
+        attach_stdout: Some(true),
+        attach_stderr: Some(!config.tty),
+        labels: Some(labels),
+        // The kubelet runs probes itself; an image's HEALTHCHECK would only
+        // burn CPU.
+        healthcheck: Some(HealthConfig {
+            test: Some(vec!["NONE".into()]),
+            ..Default::default()
+        }),
+        host_config: Some(host_config),
+        ..Default::default()
+    })
+}
+
+/// The container's Docker labels: the CRI labels and annotations, its type,
+/// its sandbox and its CRI log file.
+fn labels(
+    config: &ContainerConfig,
+    sandbox: &SandboxRef<'_>,
+    sandbox_config: Option<&PodSandboxConfig>,
+) -> Result<HashMap<String, String>> {
     let mut labels = naming::to_docker_labels(&config.labels, &config.annotations);
     labels.insert(naming::TYPE_LABEL.into(), naming::TYPE_CONTAINER.into());
     labels.insert(naming::SANDBOX_ID_LABEL.into(), sandbox.id.into());
     if let Some(log_path) = log_path(config, sandbox_config)? {
         labels.insert(naming::LOG_PATH_LABEL.into(), log_path);
     }
+    Ok(labels)
+}
 
-    let env = config
+/// The environment as Docker takes it, `NAME=value`.
+fn env(config: &ContainerConfig) -> Result<Vec<String>> {
+    config
         .envs
         .iter()
         .map(|kv| {
@@ -78,34 +126,59 @@ pub fn create_body(
             })?;
             Ok(format!("{}={value}", kv.key))
         })
-        .collect::<Result<Vec<_>>>()?;
+        .collect()
+}
 
-    let pid_mode = match NamespaceMode::try_from(namespaces.pid).unwrap_or(NamespaceMode::Pod) {
-        NamespaceMode::Pod => Some(format!("container:{}", sandbox.id)),
-        NamespaceMode::Node => Some("host".to_string()),
-        NamespaceMode::Target if namespaces.target_id.is_empty() => {
-            return Err(Error::InvalidArgument(
-                "PID namespace TARGET needs namespace_options.target_id".into(),
+/// The namespaces the container joins, in Docker's modes.
+struct NamespaceModes {
+    pid: Option<String>,
+    ipc: String,
+}
+
+impl NamespaceModes {
+    /// The sandbox's namespaces unless the CRI asks for the node's, another
+    /// container's (PID only) or the container's own (PID only); user
+    /// namespaces are refused, since Docker cannot give one per container.
+    fn of(namespaces: &NamespaceOption, sandbox: &SandboxRef<'_>) -> Result<Self> {
+        let pid = match NamespaceMode::try_from(namespaces.pid).unwrap_or(NamespaceMode::Pod) {
+            NamespaceMode::Pod => Some(format!("container:{}", sandbox.id)),
+            NamespaceMode::Node => Some("host".to_string()),
+            NamespaceMode::Target if namespaces.target_id.is_empty() => {
+                return Err(Error::InvalidArgument(
+                    "PID namespace TARGET needs namespace_options.target_id".into(),
+                ));
+            }
+            NamespaceMode::Target => Some(format!("container:{}", namespaces.target_id)),
+            NamespaceMode::Container => None,
+        };
+        if namespaces
+            .userns_options
+            .as_ref()
+            .is_some_and(|u| u.mode != NamespaceMode::Node as i32)
+        {
+            return Err(Error::Unimplemented(
+                "user namespaces for containers are not supported on Docker".into(),
             ));
         }
-        NamespaceMode::Target => Some(format!("container:{}", namespaces.target_id)),
-        NamespaceMode::Container => None,
-    };
-    if namespaces
-        .userns_options
-        .as_ref()
-        .is_some_and(|u| u.mode != NamespaceMode::Node as i32)
-    {
-        return Err(Error::Unimplemented(
-            "user namespaces for containers are not supported on Docker".into(),
-        ));
+        let ipc = if sandbox.ipc_mode == "host" {
+            "host".to_string()
+        } else {
+            format!("container:{}", sandbox.id)
+        };
+        Ok(Self { pid, ipc })
     }
-    let ipc_mode = if sandbox.ipc_mode == "host" {
-        "host".to_string()
-    } else {
-        format!("container:{}", sandbox.id)
-    };
+}
 
+/// Docker's host config: namespaces, mounts, privileges and security
+/// options, devices, resources and the log driver.
+fn host_config(
+    config: &ContainerConfig,
+    security: &LinuxContainerSecurityContext,
+    resources: Option<&LinuxContainerResources>,
+    sandbox: &SandboxRef<'_>,
+    modes: NamespaceModes,
+    settings: &Settings,
+) -> Result<HostConfig> {
     if security.supplemental_groups_policy == SupplementalGroupsPolicy::Strict as i32 {
         return Err(Error::Unimplemented(
             "supplemental_groups_policy Strict: Docker always adds the groups the image's /etc/group gives the user"
@@ -113,12 +186,11 @@ pub fn create_body(
         ));
     }
     let (binds, mounts) = mounts(config, settings)?;
-    let limits = Limits::from_cri(linux.resources.as_ref(), settings.may_lower_oom_score)?;
-
-    let host_config = HostConfig {
+    let limits = Limits::from_cri(resources, settings.may_lower_oom_score)?;
+    Ok(HostConfig {
         network_mode: Some(format!("container:{}", sandbox.id)),
-        ipc_mode: Some(ipc_mode),
-        pid_mode,
+        ipc_mode: Some(modes.ipc),
+        pid_mode: modes.pid,
         uts_mode: (sandbox.network_mode == "host").then(|| "host".into()),
         binds,
         mounts,
@@ -143,7 +215,7 @@ pub fn create_body(
                 .map(i64::to_string)
                 .collect()
         }),
-        security_opt: Some(security::security_opts(&security)?).filter(|o| !o.is_empty()),
+        security_opt: Some(security::security_opts(security)?).filter(|o| !o.is_empty()),
         // Docker applies its own defaults when none are given; an
         // unprivileged container gets the kubelet's lists as they are.
         masked_paths: (!security.privileged && !security.masked_paths.is_empty())
@@ -162,31 +234,6 @@ pub fn create_body(
         pids_limit: limits.pids_limit,
         device_requests: cdi_requests(config, settings)?,
         log_config: Some(settings.log_config.clone()),
-        ..Default::default()
-    };
-
-    Ok(ContainerCreateBody {
-        image: Some(image.to_string()),
-        entrypoint: (!config.command.is_empty()).then(|| config.command.clone()),
-        cmd: (!config.args.is_empty()).then(|| config.args.clone()),
-        env: (!env.is_empty()).then_some(env),
-        working_dir: (!config.working_dir.is_empty()).then(|| config.working_dir.clone()),
-        user: user(&security)?,
-        stop_signal: security::stop_signal(config.stop_signal),
-        tty: Some(config.tty),
-        open_stdin: Some(config.stdin),
-        stdin_once: Some(config.stdin_once),
-        attach_stdin: Some(config.stdin),
-        attach_stdout: Some(true),
-        attach_stderr: Some(!config.tty),
-        labels: Some(labels),
-        // The kubelet runs probes itself; an image's HEALTHCHECK would only
-        // burn CPU.
-        healthcheck: Some(HealthConfig {
-            test: Some(vec!["NONE".into()]),
-            ..Default::default()
-        }),
-        host_config: Some(host_config),
         ..Default::default()
     })
 }
