@@ -40,10 +40,16 @@ use bollard::models::{ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{
     CreateContainerOptions, ListContainersOptions, RemoveContainerOptions, StatsOptions,
 };
-use dockershim::cri::v1::runtime_service_client::RuntimeServiceClient;
-use dockershim::cri::*;
+use dockershim::api::runtime_service_client::RuntimeServiceClient;
+use dockershim::api::*;
 use dockershim::docker::DockerApi;
 use dockershim::docker::client::BollardDocker;
+// The pause image the shim imports when the configured one cannot be pulled
+// (the bench starts the shim with an unreachable one), and the label on
+// every container the shim creates: the library's own, so a version bump or
+// a rename cannot leave the bench looking for the wrong ones.
+use dockershim::image::pause::PauseImage;
+use dockershim::naming::TYPE_LABEL;
 use futures_util::{StreamExt, TryStreamExt};
 use hyper_util::rt::TokioIo;
 use tokio::io::AsyncReadExt;
@@ -53,11 +59,6 @@ const IMAGE: &str = "dockershim-test/busybox:latest";
 const LABEL: &str = "dockershim-bench";
 /// Marks the app containers whose stats the `stats` step reads.
 const STATS_LABEL: &str = "dockershim-bench-stats";
-/// The label every container the shim creates carries.
-const TYPE_LABEL: &str = "io.kubernetes.docker.type";
-/// The pause image the shim imports when the configured one cannot be
-/// pulled (the shim is started with an unreachable one).
-const BUILTIN_PAUSE: &str = "localhost/dockershim/pause:0.1.0";
 /// Pods created or removed at once.
 const CONCURRENCY: usize = 8;
 
@@ -625,7 +626,7 @@ impl Bench {
             .await?
             .config
             .and_then(|c| c.image)
-            .unwrap_or_else(|| BUILTIN_PAUSE.to_string());
+            .unwrap_or_else(PauseImage::builtin);
         self.pods.push(warm);
         raw_pod(&self.docker, &pause_image, index, &mut self.raw).await?;
 
