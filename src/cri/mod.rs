@@ -77,14 +77,15 @@ mod tests {
     use std::path::PathBuf;
 
     /// Our proto must match upstream CRI v1 on the wire: the same file once
-    /// comments (source info) and the file name are set aside.
+    /// comments (source info) and the file name are set aside. Upstream's
+    /// file is kept in the repository (`proto/upstream/`); another one can
+    /// be checked with `DOCKERSHIM_UPSTREAM_CRI_PROTO`.
     #[test]
     fn the_proto_is_wire_identical_to_upstream_cri_v1() {
         let upstream = std::env::var_os("DOCKERSHIM_UPSTREAM_CRI_PROTO")
             .map(PathBuf::from)
             .unwrap_or_else(|| {
-                PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                    .join("../shared/reference/cri-api-v1.proto")
+                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("proto/upstream/cri-api-v1.proto")
             });
         assert!(
             upstream.exists(),
