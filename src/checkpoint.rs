@@ -16,7 +16,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::api::{PodSandboxConfig, Protocol};
+use crate::api::PodSandboxConfig;
+use crate::naming;
 
 /// One pod's checkpoint, in cri-dockerd's field order.
 #[derive(Debug, Serialize)]
@@ -52,11 +53,7 @@ impl Data {
                 .port_mappings
                 .iter()
                 .map(|p| Port {
-                    protocol: match Protocol::try_from(p.protocol) {
-                        Ok(Protocol::Udp) => "udp",
-                        Ok(Protocol::Sctp) => "sctp",
-                        _ => "tcp",
-                    },
+                    protocol: naming::protocol_name(p.protocol),
                     container_port: p.container_port,
                     host_port: p.host_port,
                     host_ip: p.host_ip.clone(),
@@ -147,7 +144,7 @@ pub fn remove(root: &Path, sandbox_id: &str) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{PodSandboxMetadata, PortMapping};
+    use crate::api::{PodSandboxMetadata, PortMapping, Protocol};
 
     fn pod(ports: Vec<PortMapping>) -> PodSandboxConfig {
         PodSandboxConfig {
