@@ -28,9 +28,16 @@
 //! - [`view`]: the live view of Docker's containers, kept by its events.
 //! - [`shim`]: the state shared by handlers (`Shim`).
 //! - [`host`]: facts about Docker learned at start (cgroup driver, API version).
+//! - [`security`]: a security context in Docker's terms, for pods and containers.
 //! - [`self_cgroup`]: `--runtime-cgroups`, the shim's own cgroup.
 //! - [`events`]: `GetContainerEvents` from the live view's changes.
 //! - [`error`]: the error type and its mapping to gRPC codes.
+//!
+//! Imports run one way: the front end (`server`, `cri`) over the
+//! orchestration (`sandbox`, `container`, ...) over the shared state
+//! (`shim`), the parts it holds (`image`, `stats`, `network`), the live
+//! view, facts and translations, `docker` and `error`, and the wire types in
+//! `api` at the bottom (docs/architecture.md draws it).
 
 pub mod api;
 pub mod checkpoint;
