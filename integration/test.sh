@@ -104,8 +104,8 @@ command -v go >/dev/null || die "Go is needed to build crictl and critest (cri-t
 # 2. Code hygiene, then the unit tests (no Docker needed).
 say "cargo fmt --check, clippy, doc"
 cargo fmt --all -- --check || die "cargo fmt --check: run cargo fmt"
-cargo clippy --locked --all-targets -- -D warnings
-RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps --quiet
+cargo clippy --locked --workspace --all-targets -- -D warnings
+RUSTDOCFLAGS="-D warnings" cargo doc --locked --workspace --no-deps --quiet
 say "unit tests"
 cargo test --locked --lib --bins
 cargo build --locked --tests --quiet
