@@ -26,9 +26,10 @@ pub const EXEC_OUTPUT_CAP: usize = 16 * 1024 * 1024;
 
 /// Creates a container in a sandbox; returns its id.
 pub async fn create(shim: &Shim, req: CreateContainerRequest) -> Result<String> {
-    let config = req
+    let mut config = req
         .config
         .ok_or_else(|| Error::InvalidArgument("container config is required".into()))?;
+    resolve_image_volumes(shim, &mut config).await?;
     let meta = config
         .metadata
         .as_ref()
@@ -70,6 +71,78 @@ pub async fn create(shim: &Shim, req: CreateContainerRequest) -> Result<String> 
     shim.view.refresh(&id).await;
     tracing::info!(container = %id, name = %name, sandbox = %sandbox_id, "container created");
     Ok(id)
+}
+
+/// Names each image volume's image by its id, which Docker mounts and
+/// `ContainerStatus` reports, and checks that its sub-path exists in the
+/// image (Docker would mount an empty directory instead).
+async fn resolve_image_volumes(
+    shim: &Shim,
+    config: &mut crate::api::ContainerConfig,
+) -> Result<()> {
+    if shim.settings.docker_api < (1, 48) {
+        return Ok(()); // the spec refuses image volumes with UNIMPLEMENTED
+    }
+    for mount in &mut config.mounts {
+        let Some(image) = mount.image.as_mut().filter(|i| !i.image.is_empty()) else {
+            continue;
+        };
+        let inspected = match shim.docker.inspect_image(&image.image).await {
+            Ok(inspected) => inspected,
+            Err(DockerError::NotFound(_)) => {
+                return Err(Error::NotFound(format!(
+                    "image volume at {:?}: image {:?} is not present (pull it first)",
+                    mount.container_path, image.image
+                )));
+            }
+            Err(err) => return Err(err).context(|| format!("inspect image {}", image.image)),
+        };
+        if let Some(id) = inspected.id.clone() {
+            image.image = id;
+        }
+        if !mount.image_sub_path.is_empty()
+            && let Some(false) = image_has_path(&inspected, &mount.image_sub_path)
+        {
+            return Err(Error::InvalidArgument(format!(
+                "image volume at {:?}: image_sub_path {:?} does not exist in image {}",
+                mount.container_path, mount.image_sub_path, image.image
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Whether `path` exists in an image, from its overlay2 layer directories;
+/// `None` when the storage driver does not say.
+fn image_has_path(inspected: &ImageInspect, path: &str) -> Option<bool> {
+    let driver = inspected.graph_driver.as_ref()?;
+    if driver.name != "overlay2" {
+        return None;
+    }
+    let relative = std::path::Path::new(path.trim_start_matches('/'));
+    let dirs: Vec<&str> = driver
+        .data
+        .get("UpperDir")
+        .map(String::as_str)
+        .into_iter()
+        .chain(
+            driver
+                .data
+                .get("LowerDir")
+                .into_iter()
+                .flat_map(|l| l.split(':')),
+        )
+        .collect();
+    // A Docker on another host (tcp://) has its layers out of sight.
+    if !dirs.iter().any(|dir| std::path::Path::new(dir).is_dir()) {
+        return None;
+    }
+    Some(dirs.iter().any(|dir| {
+        std::path::Path::new(dir)
+            .join(relative)
+            .symlink_metadata()
+            .is_ok()
+    }))
 }
 
 /// Finds an application container by id (or unique prefix); sandboxes and

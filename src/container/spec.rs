@@ -459,6 +459,12 @@ fn image_mount(mount: &crate::api::Mount, image: &str, settings: &Settings) -> R
             image, mount.container_path
         )));
     }
+    if !mount.readonly {
+        return Err(Error::InvalidArgument(format!(
+            "image volume at {:?}: image volumes are read-only; readonly must be true",
+            mount.container_path
+        )));
+    }
     let subpath = Some(mount.image_sub_path.clone()).filter(|p| !p.is_empty());
     if let Some(subpath) = &subpath {
         if Path::new(subpath).is_absolute()

@@ -245,8 +245,10 @@ fn mounts(inspected: &ContainerInspectResponse) -> Vec<Mount> {
                 return Mount {
                     container_path,
                     readonly: true,
+                    // The shim mounts the image by its id.
                     image: Some(ImageSpec {
                         image: image.source.clone().unwrap_or_default(),
+                        image_ref: image.source.clone().unwrap_or_default(),
                         ..Default::default()
                     }),
                     image_sub_path: image
