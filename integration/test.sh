@@ -19,15 +19,19 @@
 #      integration/critest-skips.txt;
 #   5. with critest on 26: a pod made by dockershim, taken over and torn
 #      down by cri-dockerd (integration/rollback.sh, cri-dockerd built from
-#      its Go module), leaving no rule, address or file behind.
+#      its Go module), leaving no rule, address or file behind;
+#   6. a real kubelet (k8s.io/kubernetes v1.36.3, integration/kubelet.sh)
+#      running static pods on the engine of --kubelet (default: 26), with
+#      its EventedPLEG and PodAndContainerStatsFromCRI gates on and off.
 #
 # Anything missing is installed or fails the run; nothing is skipped. Every
 # engine is run to the end and the failures are summed up at the end.
 #
 # Usage: integration/test.sh [--integration V[,V...]|none]
-#                            [--critest V[,V...]|none] [cargo test filter...]
+#                            [--critest V[,V...]|none] [--kubelet V|none]
+#                            [cargo test filter...]
 #   V is 20.10, 26 or 28. A cargo test filter runs only the matching
-#   integration tests, and no critest unless --critest is given too, e.g.
+#   integration tests, and no critest or kubelet unless asked for, e.g.
 #   integration/test.sh --integration 26 lifecycle
 set -euo pipefail
 
@@ -38,17 +42,21 @@ registry="${DOCKERSHIM_TEST_REGISTRY:-127.0.0.1:5055}"
 auth_registry="${DOCKERSHIM_TEST_AUTH_REGISTRY:-127.0.0.1:5056}"
 integration_versions="20.10,28"
 critest_versions="20.10,26,28"
+kubelet_versions="26"
 critest_given=
+kubelet_given=
 filter=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --integration) integration_versions=${2:?--integration needs versions}; shift 2 ;;
     --critest) critest_versions=${2:?--critest needs versions}; critest_given=1; shift 2 ;;
+    --kubelet) kubelet_versions=${2:?--kubelet needs a version}; kubelet_given=1; shift 2 ;;
     *) filter+=("$1"); shift ;;
   esac
 done
-if [ ${#filter[@]} -gt 0 ] && [ -z "$critest_given" ]; then
-  critest_versions=none
+if [ ${#filter[@]} -gt 0 ]; then
+  [ -n "$critest_given" ] || critest_versions=none
+  [ -n "$kubelet_given" ] || kubelet_versions=none
 fi
 mkdir -p "$work"
 started_pids=()
@@ -77,7 +85,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 [ "$(id -u)" = 0 ] || die "run as root: the tests start dockerd and inspect containers' namespaces"
-for v in ${integration_versions//,/ } ${critest_versions//,/ }; do
+for v in ${integration_versions//,/ } ${critest_versions//,/ } ${kubelet_versions//,/ }; do
   case "$v" in 20.10 | 26 | 28 | none) ;; *) die "unknown Docker version $v (use 20.10, 26 or 28)" ;; esac
 done
 
@@ -150,6 +158,10 @@ if [ "$critest_versions" != none ]; then
   say "crictl and critest (cri-tools)"
   integration/critest.sh build
 fi
+if [ "$kubelet_versions" != none ]; then
+  say "the kubelet (k8s.io/kubernetes)"
+  integration/kubelet.sh build
+fi
 # The rollback to cri-dockerd runs where critest runs on Docker 26
 # (cri-dockerd needs API 1.42).
 rollback_version=
@@ -205,7 +217,8 @@ run_critest() { # version state-dir
 # 4. Each engine in turn.
 base_path=$PATH
 for version in 20.10 26 28; do
-  wants "$integration_versions" "$version" || wants "$critest_versions" "$version" || continue
+  wants "$integration_versions" "$version" || wants "$critest_versions" "$version" ||
+    wants "$kubelet_versions" "$version" || continue
   state="$work/docker-$version"
   say "Docker $version"
   docker_states+=("$state")
@@ -214,6 +227,12 @@ for version in 20.10 26 28; do
   eval "$(integration/dockerd.sh env "$version" "$state")"
   export DOCKER_HOST DOCKERSHIM_TEST_DOCKER PATH
   import_test_image
+  # First, while the engine holds no pods: the kubelet kills every CRI pod
+  # it did not create.
+  if wants "$kubelet_versions" "$version"; then
+    say "the kubelet on Docker $version (EventedPLEG and PodAndContainerStatsFromCRI on, then off)"
+    integration/kubelet.sh run "$DOCKERSHIM_TEST_DOCKER" both || failures+=("kubelet on Docker $version")
+  fi
   if wants "$integration_versions" "$version"; then
     say "integration tests on Docker $version"
     cargo test --locked --test integration -- "${filter[@]}" || failures+=("integration tests on Docker $version")
