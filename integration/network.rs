@@ -508,8 +508,9 @@ async fn dual_stack_pods_report_ipv4_first_then_ipv6() {
     assert!(lab.allocations(&lab.network).is_empty());
 }
 
-/// A CNI plugin that, on ADD, records its pid in `marker` and sleeps,
-/// standing for a slow plugin at the end of the chain; DEL does nothing.
+/// A CNI plugin that, on ADD, records its pid in `marker` (or a file named
+/// by it in `marker_dir`) and sleeps `seconds` (120), standing for a slow
+/// plugin at the end of the chain; DEL does nothing.
 const SLEEPY_PLUGIN: &str = r#"#!/usr/bin/env python3
 import json, os, sys, time
 conf = json.load(sys.stdin)
@@ -517,9 +518,10 @@ command = os.environ.get("CNI_COMMAND")
 if command == "VERSION":
     print(json.dumps({"cniVersion": "1.0.0", "supportedVersions": ["0.4.0", "1.0.0"]}))
 elif command == "ADD":
-    with open(conf["marker"], "w") as marker:
-        marker.write(str(os.getpid()))
-    time.sleep(120)
+    marker = conf.get("marker") or os.path.join(conf["marker_dir"], str(os.getpid()))
+    with open(marker, "w") as out:
+        out.write(str(os.getpid()))
+    time.sleep(conf.get("seconds", 120))
     print(json.dumps(conf.get("prevResult", {})))
 "#;
 
@@ -622,4 +624,152 @@ async fn a_pod_whose_network_setup_was_cut_short_is_not_ready_and_leaves_no_rule
     // The pod's metadata can be run again.
     let again = run_pod(&mut rt, &config).await;
     stop_and_remove_pod(&mut rt, &again).await;
+}
+
+/// Eight pods with host ports in flight when the shim is SIGKILLed, at a few
+/// points of their setup (creating the pause container, starting it, in the
+/// middle of the CNI ADD): after a restart every pod the client got an id
+/// for is listed once, none is ready without an address, stopping and
+/// removing them all leaves no container, cache entry, address, veth or
+/// rule, and each pod can be run again.
+#[tokio::test]
+async fn pods_in_flight_when_the_shim_is_killed_are_recovered_or_cleaned_up() {
+    use std::os::unix::fs::PermissionsExt;
+    let lab = Lab::new();
+    let bin = lab.dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::write(bin.join("sleepy"), SLEEPY_PLUGIN).unwrap();
+    std::fs::set_permissions(bin.join("sleepy"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let markers = lab.dir.path().join("adds");
+    std::fs::create_dir_all(&markers).unwrap();
+    let mut list: serde_json::Value = serde_json::from_str(&lab.conflist(&lab.network)).unwrap();
+    let plugins = list["plugins"].as_array_mut().unwrap();
+    plugins.retain(|p| p["type"] != "bandwidth");
+    plugins.push(serde_json::json!({"type": "sleepy", "marker_dir": markers, "seconds": 1}));
+    std::fs::write(lab.conf_dir().join("10-test.conflist"), list.to_string()).unwrap();
+    let mut flags = lab.shim_flags();
+    let at = flags.iter().position(|f| f == "--cni-bin-dir").unwrap();
+    flags[at + 1] = format!("{},{CNI_BIN}", bin.display());
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let mut shim = Shim::start_with(&flags).await;
+    let base_port = 31000 + i32::try_from(std::process::id() % 2000).unwrap() * 8;
+
+    for (round, kill_after) in [20u64, 300, 1200, 5000].into_iter().enumerate() {
+        let cleanup = Cleanup::new();
+        let mut rt = shim.runtime().await;
+        let configs: Vec<PodSandboxConfig> = (0..8)
+            .map(|i| {
+                let mut config = pod_config(&cleanup, &unique(&format!("crash{round}-{i}")));
+                config.port_mappings = vec![PortMapping {
+                    protocol: Protocol::Tcp as i32,
+                    container_port: 80,
+                    host_port: base_port + i,
+                    host_ip: String::new(),
+                }];
+                config
+            })
+            .collect();
+        let calls: Vec<_> = configs
+            .iter()
+            .map(|config| {
+                let mut caller = rt.clone();
+                let config = config.clone();
+                tokio::spawn(async move {
+                    caller
+                        .run_pod_sandbox(RunPodSandboxRequest {
+                            config: Some(config),
+                            runtime_handler: String::new(),
+                        })
+                        .await
+                        .map(|r| r.into_inner().pod_sandbox_id)
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(kill_after)).await;
+        shim.kill();
+        let mut answered = Vec::new();
+        for call in calls {
+            if let Ok(Ok(id)) = call.await {
+                answered.push(id);
+            }
+        }
+        // The plugins the dead shim started would finish on their own; end
+        // them now, as a node's reboot or the shim's cgroup would.
+        for entry in std::fs::read_dir(&markers).unwrap().flatten() {
+            let _ = Command::new("kill")
+                .args(["-9", &entry.file_name().to_string_lossy()])
+                .output();
+            let _ = std::fs::remove_file(entry.path());
+        }
+        shim.restart().await;
+        rt = shim.runtime().await;
+        let listed = rt
+            .list_pod_sandbox(ListPodSandboxRequest {
+                filter: Some(PodSandboxFilter {
+                    label_selector: cleanup.labels(),
+                    ..Default::default()
+                }),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .items;
+        let not_ready = listed
+            .iter()
+            .filter(|p| p.state == PodSandboxState::SandboxNotready as i32)
+            .count();
+        eprintln!(
+            "round {round}: killed after {kill_after} ms; {} answered, {} listed, {not_ready} not ready",
+            answered.len(),
+            listed.len()
+        );
+        for id in &answered {
+            assert_eq!(
+                listed.iter().filter(|p| &p.id == id).count(),
+                1,
+                "round {round}: pod {id} answered to the client is listed once"
+            );
+        }
+        for pod in &listed {
+            let status = sandbox_status(&mut rt, &pod.id).await;
+            if status.state == PodSandboxState::SandboxReady as i32 {
+                assert!(
+                    !pod_ip(&status).is_empty(),
+                    "round {round}: pod {} is ready without an address",
+                    pod.id
+                );
+            }
+            stop_and_remove_pod(&mut rt, &pod.id).await;
+        }
+        assert!(
+            cleanup.docker_ids().is_empty(),
+            "round {round}: containers left"
+        );
+        for config in &configs {
+            let id = run_pod(&mut rt, config).await;
+            stop_and_remove_pod(&mut rt, &id).await;
+        }
+        for entry in std::fs::read_dir(&markers).unwrap().flatten() {
+            let _ = std::fs::remove_file(entry.path());
+        }
+        let ids: Vec<String> = listed.iter().map(|p| p.id.clone()).collect();
+        let out = Command::new("iptables-save")
+            .output()
+            .expect("iptables-save");
+        let rules = String::from_utf8_lossy(&out.stdout);
+        let left: Vec<&str> = rules
+            .lines()
+            .filter(|l| ids.iter().any(|id| l.contains(id.as_str())))
+            .collect();
+        assert!(left.is_empty(), "round {round}: rules left: {left:?}");
+        assert!(
+            lab.allocations(&lab.network).is_empty(),
+            "round {round}: addresses left"
+        );
+        assert!(lab.bridge_ports().is_empty(), "round {round}: veths left");
+        let cached = std::fs::read_dir(lab.cache_dir().join("results"))
+            .map(|d| d.count())
+            .unwrap_or(0);
+        assert_eq!(cached, 0, "round {round}: CNI cache entries left");
+    }
 }
