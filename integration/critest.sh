@@ -55,6 +55,8 @@ hosts_marker="# dockershim-critest"
 
 say() { printf '==> %s\n' "$*"; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=integration/go-tools.sh
+. "$repo/integration/go-tools.sh"
 
 # Processes and host changes to undo on exit, whatever the exit path.
 started_pids=()
@@ -108,13 +110,7 @@ do_build() {
     say "cri-tools $cri_tools_version already built in $tools"
     return
   fi
-  command -v go >/dev/null || die "Go is missing: building critest and crictl needs Go (>= 1.26.6, cri-tools' go.mod)"
-  local proxy
-  proxy=$(go env GOPROXY)
-  case "$proxy" in
-    "" | off) die "no Go module proxy (GOPROXY='$proxy'): building cri-tools needs one" ;;
-  esac
-  say "building cri-tools $cri_tools_version with $(go version | cut -d' ' -f3) from $proxy"
+  require_go_proxy "cri-tools $cri_tools_version (Go >= 1.26.6, cri-tools' go.mod)"
   local start=$SECONDS
   local scratch
   scratch=$(mktemp -d /tmp/dockershim-cri-tools-build.XXXXXX)

@@ -115,6 +115,8 @@ cri_error_allow=(
 
 say() { printf '==> %s\n' "$*"; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=integration/go-tools.sh
+. "$repo/integration/go-tools.sh"
 usage() {
   sed -n '/^# Usage/,/^#$/p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
@@ -145,13 +147,7 @@ do_build() {
     say "kubelet $k8s_version already built: $kubelet_bin"
     return
   fi
-  command -v go >/dev/null || die "Go is missing: building the kubelet $k8s_version needs Go >= 1.26 (kubernetes' go.mod)"
-  local proxy
-  proxy=$(go env GOPROXY)
-  case "$proxy" in
-    "" | off) die "no Go module proxy (GOPROXY='$proxy'): building the kubelet needs one" ;;
-  esac
-  say "building kubelet $k8s_version with $(go version | cut -d' ' -f3) from $proxy"
+  require_go_proxy "the kubelet $k8s_version (Go >= 1.26, kubernetes' go.mod)"
   local start=$SECONDS scratch
   scratch=$(mktemp -d /tmp/dockershim-kubelet-build.XXXXXX)
   cleanups+=("rm -rf '$scratch'")

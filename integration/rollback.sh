@@ -73,6 +73,8 @@ test_image=dockershim-test/busybox:latest
 # producer gets SIGPIPE: the pipes below read all input, `grep >/dev/null`.)
 say() { printf '==> %s\n' "$*"; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=integration/go-tools.sh
+. "$repo/integration/go-tools.sh"
 usage() {
   sed -n '/^# Usage/,/^#$/p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
@@ -109,7 +111,7 @@ do_build() {
     return
   fi
   start=$SECONDS
-  say "building cri-dockerd $version with $(go version | cut -d' ' -f3) from $(go env GOPROXY)"
+  require_go_proxy "cri-dockerd $version"
   scratch=$(mktemp -d /tmp/dockershim-cri-dockerd-build.XXXXXX)
   # shellcheck disable=SC2064 # expand now: the trap must remove this scratch
   trap "rm -rf '$scratch'" EXIT
