@@ -241,6 +241,14 @@ fn cpu_of(pid: u32) -> Result<Duration> {
     Ok(Duration::from_secs_f64(ticks as f64 / hz as f64))
 }
 
+/// The Docker the bench and the shims it starts use: `DOCKER_HOST` (as for
+/// the shim and the `docker` CLI), else the system's socket. A private engine
+/// from `integration/dockerd.sh` is picked with
+/// `eval "$(integration/dockerd.sh env 26 <state>)"`.
+fn docker_endpoint() -> String {
+    std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".to_string())
+}
+
 fn cleanup() {
     let out = Command::new("docker")
         .args(["ps", "-aq", "--filter", &format!("label={LABEL}")])
@@ -373,7 +381,7 @@ async fn logs(containers: u64, mib: u64) -> Result<()> {
 
     // Baseline: read the same output from Docker's log API, as the shim does,
     // and throw it away.
-    let docker = BollardDocker::connect("unix:///var/run/docker.sock", Default::default()).await?;
+    let docker = BollardDocker::connect(&docker_endpoint(), Default::default()).await?;
     let own_before = cpu_of(std::process::id())?;
     let mut read = 0u64;
     for id in &ids {
@@ -537,7 +545,7 @@ impl Bench {
     async fn new(shim: Shim, stats_group: usize) -> Result<Self> {
         let mut rt = shim.client().await?;
         let docker =
-            Docker::connect_with_unix("/var/run/docker.sock", 120, bollard::API_DEFAULT_VERSION)?
+            Docker::connect_with_unix(&docker_endpoint(), 120, bollard::API_DEFAULT_VERSION)?
                 .negotiate_version()
                 .await
                 .context("connect to Docker")?;
