@@ -68,15 +68,8 @@ impl BollardDocker {
                 "unsupported docker endpoint {endpoint:?}: use unix:///path or tcp://host:port"
             ))
         })?;
-        let docker = match &parsed {
-            Endpoint::Unix(path) => {
-                Docker::connect_with_unix(&path.display().to_string(), timeout, version)
-            }
-            Endpoint::Tcp(addr) => {
-                Docker::connect_with_http(&format!("http://{addr}"), timeout, version)
-            }
-        }
-        .map_err(|e| DockerError::Transport(format!("{endpoint}: {e}")))?;
+        let docker = super::pool::connect(&parsed, timeout, version)
+            .map_err(|e| DockerError::Transport(format!("{endpoint}: {e}")))?;
 
         // negotiate_version consumes the client: negotiate before any clone.
         let docker = docker
@@ -162,14 +155,24 @@ impl DockerApi for BollardDocker {
         self.docker.info().await.map_err(map_err)
     }
 
-    fn events(&self, since: Option<i64>) -> BoxStream<'static, DockerResult<EventMessage>> {
+    fn events(
+        &self,
+        since: Option<i64>,
+        actions: &[&str],
+    ) -> BoxStream<'static, DockerResult<EventMessage>> {
         let options = EventsOptions {
             since: since.map(|s| s.to_string()),
             until: None,
-            filters: Some(Filters::from([(
-                "type".to_string(),
-                vec!["container".to_string(), "image".to_string()],
-            )])),
+            filters: Some(Filters::from([
+                (
+                    "type".to_string(),
+                    vec!["container".to_string(), "image".to_string()],
+                ),
+                (
+                    "event".to_string(),
+                    actions.iter().map(|a| a.to_string()).collect(),
+                ),
+            ])),
         };
         self.docker.events(Some(options)).map_err(map_err).boxed()
     }

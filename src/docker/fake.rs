@@ -348,7 +348,11 @@ impl DockerApi for FakeDocker {
         })
     }
 
-    fn events(&self, _since: Option<i64>) -> BoxStream<'static, DockerResult<EventMessage>> {
+    fn events(
+        &self,
+        _since: Option<i64>,
+        _actions: &[&str],
+    ) -> BoxStream<'static, DockerResult<EventMessage>> {
         self.lock().calls.push(Call::Events);
         let events = self.events.subscribe();
         futures_util::stream::unfold(events, |mut events| async move {

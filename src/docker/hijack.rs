@@ -18,6 +18,7 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::{TcpStream, UnixStream};
 
+use super::batched::Batched;
 use super::{DockerError, DockerResult};
 
 /// A hijacked connection: raw bytes both ways.
@@ -46,8 +47,9 @@ impl Endpoint {
     }
 }
 
-/// Opens a connection to the engine, for a request the shim sends itself.
-async fn connect(endpoint: &Endpoint) -> DockerResult<Box<dyn RawStream>> {
+/// Opens a connection to the engine, for a request the shim sends itself
+/// (and for the pooled connections of [`super::pool`]).
+pub(super) async fn connect(endpoint: &Endpoint) -> DockerResult<Box<dyn RawStream>> {
     let transport = |e: std::io::Error| DockerError::Transport(format!("connect to docker: {e}"));
     Ok(match endpoint {
         Endpoint::Unix(socket) => Box::new(UnixStream::connect(socket).await.map_err(transport)?),
@@ -55,19 +57,19 @@ async fn connect(endpoint: &Endpoint) -> DockerResult<Box<dyn RawStream>> {
     })
 }
 
-/// Sends one request on a new connection; `upgrades` keeps the connection
-/// usable after a `101 Switching Protocols`. Error statuses become errors.
+/// Sends one request on `stream`, a new connection; `upgrades` keeps the
+/// connection usable after a `101 Switching Protocols`. Error statuses
+/// become errors.
 async fn send(
-    endpoint: &Endpoint,
+    stream: Box<dyn RawStream>,
     request: Request<Full<Bytes>>,
     upgrades: bool,
 ) -> DockerResult<hyper::Response<hyper::body::Incoming>> {
     let path = request.uri().path().to_string();
     let http = |e: hyper::Error| DockerError::Transport(format!("{path}: {e}"));
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(TokioIo::new(connect(endpoint).await?))
-            .await
-            .map_err(http)?;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(http)?;
     tokio::spawn(async move {
         let ended = if upgrades {
             connection.with_upgrades().await
@@ -95,7 +97,9 @@ async fn send(
 }
 
 /// Sends `GET path` and returns the response body as a byte stream, for
-/// long-running streamed answers such as followed logs.
+/// long-running streamed answers such as followed logs. The connection is
+/// read in batches ([`Batched`]): bytes arrive up to
+/// [`BATCH_DELAY`](super::batched::BATCH_DELAY) later than they could.
 pub async fn get_body(
     endpoint: &Endpoint,
     path: &str,
@@ -106,7 +110,8 @@ pub async fn get_body(
         .header(hyper::header::HOST, "docker")
         .body(Full::new(Bytes::new()))
         .map_err(|e| DockerError::Transport(format!("{path}: {e}")))?;
-    let chunks = send(endpoint, request, false)
+    let stream = Box::new(Batched::new(connect(endpoint).await?));
+    let chunks = send(stream, request, false)
         .await?
         .into_body()
         .into_data_stream()
@@ -128,7 +133,7 @@ pub async fn post_upgrade(
         .header(hyper::header::UPGRADE, "tcp")
         .body(Full::new(Bytes::from(body.to_string())))
         .map_err(|e| DockerError::Transport(format!("{path}: {e}")))?;
-    let mut response = send(endpoint, request, true).await?;
+    let mut response = send(connect(endpoint).await?, request, true).await?;
     let upgraded = hyper::upgrade::on(&mut response)
         .await
         .map_err(|e| DockerError::Transport(format!("{path}: {e}")))?;

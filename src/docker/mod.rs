@@ -6,10 +6,12 @@
 //! adapter, [`client::BollardDocker`]. The request and response types are
 //! bollard's Engine API models: plain data, easy to build in a test.
 
+mod batched;
 pub mod client;
 #[cfg(test)]
 pub mod fake;
 pub mod hijack;
+mod pool;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -125,8 +127,13 @@ pub trait DockerApi: Send + Sync + 'static {
     async fn info(&self) -> DockerResult<SystemInfo>;
 
     /// `GET /events` for containers and images, from `since` (Unix
-    /// seconds) when given, then live until the connection ends.
-    fn events(&self, since: Option<i64>) -> BoxStream<'static, DockerResult<EventMessage>>;
+    /// seconds) when given, then live until the connection ends. Only
+    /// events whose action is in `actions` are sent (Docker filters them).
+    fn events(
+        &self,
+        since: Option<i64>,
+        actions: &[&str],
+    ) -> BoxStream<'static, DockerResult<EventMessage>>;
 
     /// `GET /containers/json?all=1` with filters.
     async fn list_containers(&self, filters: Filters) -> DockerResult<Vec<ContainerSummary>>;

@@ -602,6 +602,11 @@ async fn ensure_opened_path(path: &Path, file: &File) -> io::Result<()> {
 /// Cuts an incomplete last line (a write torn by a crash) off the file. The
 /// writer resumes after the last complete line, by its timestamp, so the cut
 /// line is written again in full rather than left as a fragment.
+///
+/// Only a file this writer made is repaired: the complete line before the
+/// fragment must be a CRI log line. Any other file is left as it is (the
+/// path is checked to be the pod's, but what is already there may not be
+/// ours to cut).
 async fn truncate_torn_line(path: &Path, file: &mut File) -> io::Result<()> {
     let len = file.metadata().await?.len();
     if len == 0 {
@@ -613,25 +618,37 @@ async fn truncate_torn_line(path: &Path, file: &mut File) -> io::Result<()> {
     if last[0] == b'\n' {
         return Ok(());
     }
-    // Find the last newline, reading backwards in blocks.
-    let mut end = len;
-    let mut keep = 0;
-    let mut block = vec![0u8; SCAN_BLOCK];
-    while end > 0 {
-        let start = end.saturating_sub(SCAN_BLOCK as u64);
-        let size = usize::try_from(end - start).unwrap_or(SCAN_BLOCK);
-        file.seek(SeekFrom::Start(start)).await?;
-        file.read_exact(&mut block[..size]).await?;
-        if let Some(i) = block[..size].iter().rposition(|b| *b == b'\n') {
-            keep = start + i as u64 + 1;
-            break;
+    // The last complete line: between the last two newlines, read from the
+    // end in one window (a line of ours is at most WRITTEN_LINE_MAX).
+    let window = len.min(WRITTEN_LINE_MAX + SCAN_BLOCK as u64);
+    let mut tail = vec![0u8; usize::try_from(window).unwrap_or(SCAN_BLOCK)];
+    file.seek(SeekFrom::Start(len - window)).await?;
+    file.read_exact(&mut tail).await?;
+    let ours = match tail.iter().rposition(|b| *b == b'\n') {
+        Some(end) => {
+            let start = tail[..end]
+                .iter()
+                .rposition(|b| *b == b'\n')
+                .map_or(0, |i| i + 1);
+            // A line cut by the window's start is not a whole line.
+            let whole = start > 0 || window == len;
+            let keep = len - window + end as u64 + 1;
+            (whole && parse_line(&tail[start..end]).is_ok()).then_some(keep)
         }
-        end = start;
-    }
+        None => None,
+    };
+    let Some(keep) = ours else {
+        tracing::warn!(path = %path.display(), "container log ends with an incomplete line but holds no CRI log line before it; leaving the file as it is");
+        return Ok(());
+    };
     tracing::warn!(path = %path.display(), bytes = len - keep, "container log ends with an incomplete line; cutting it");
     file.set_len(keep).await?;
     Ok(())
 }
+
+/// Longest line the writer writes: a header (timestamp, stream, tag) and at
+/// most [`DEFAULT_MAX_LINE_LEN`] bytes of content, with room to spare.
+const WRITTEN_LINE_MAX: u64 = 64 * 1024;
 
 // ---------------------------------------------------------------------------
 // Resuming
@@ -1331,6 +1348,21 @@ mod tests {
         log.close().await.unwrap();
         let contents: Vec<Vec<u8>> = parse_file(&path).into_iter().map(|e| e.3).collect();
         assert_eq!(contents, vec![b"kept".to_vec(), b"after restart".to_vec()]);
+    }
+
+    #[tokio::test]
+    async fn open_leaves_a_file_it_did_not_write_as_it_is() {
+        let dir = TempDir::new("foreign");
+        for foreign in [
+            &b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534"[..],
+            &b"no newline at all"[..],
+        ] {
+            let path = dir.path("0.log");
+            std::fs::write(&path, foreign).unwrap();
+            let log = LogFile::open(&path).await.unwrap();
+            log.close().await.unwrap();
+            assert_eq!(std::fs::read(&path).unwrap(), foreign);
+        }
     }
 
     #[cfg(unix)]

@@ -385,9 +385,12 @@ async fn copy_logs(
     let mut stderr = LineSplitter::new(Stream::Stderr, MAX_LINE);
     let (mut stdout_unterminated, mut stderr_unterminated) = (false, false);
     let mut latest = last.unwrap_or(DateTime::<Utc>::MIN_UTC);
-    // Set when unflushed data waits: it reaches the file by then at the
-    // latest, however steadily more output trickles in.
-    let mut flush_at: Option<tokio::time::Instant> = None;
+    // Armed when unflushed data waits: it reaches the file by then at the
+    // latest, however steadily more output trickles in. One timer, reset,
+    // rather than a new one per message.
+    let flush_timer = tokio::time::sleep(FLUSH_INTERVAL);
+    tokio::pin!(flush_timer);
+    let mut unflushed = false;
     loop {
         tokio::select! {
             message = messages.next() => {
@@ -414,14 +417,17 @@ async fn copy_logs(
                 }
                 *unterminated = !content.ends_with(b"\n") && content.len() < DOCKER_MESSAGE_MAX;
                 file.write_output(splitter, &content, ts).await?;
-                flush_at.get_or_insert_with(|| tokio::time::Instant::now() + FLUSH_INTERVAL);
+                if !unflushed {
+                    flush_timer.as_mut().reset(tokio::time::Instant::now() + FLUSH_INTERVAL);
+                    unflushed = true;
+                }
             }
             Some(Control::Reopen(ack)) = control.recv() => {
                 let _ = ack.send(file.reopen().await);
             }
-            () = sleep_until(flush_at), if flush_at.is_some() => {
+            () = &mut flush_timer, if unflushed => {
                 file.flush().await?;
-                flush_at = None;
+                unflushed = false;
             }
         }
     }
@@ -432,11 +438,4 @@ async fn copy_logs(
     file.finish_output(&mut stdout, latest).await?;
     file.finish_output(&mut stderr, latest).await?;
     file.close().await
-}
-
-async fn sleep_until(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
-    }
 }

@@ -67,8 +67,12 @@ impl DockerApi for Instrumented {
     async fn info(&self) -> DockerResult<SystemInfo> {
         self.timed("info", self.inner.info()).await
     }
-    fn events(&self, since: Option<i64>) -> BoxStream<'static, DockerResult<EventMessage>> {
-        self.inner.events(since)
+    fn events(
+        &self,
+        since: Option<i64>,
+        actions: &[&str],
+    ) -> BoxStream<'static, DockerResult<EventMessage>> {
+        self.inner.events(since, actions)
     }
     async fn list_containers(&self, filters: Filters) -> DockerResult<Vec<ContainerSummary>> {
         self.timed("list_containers", self.inner.list_containers(filters))
