@@ -49,6 +49,9 @@ const FIRST_HOST_PORT: i32 = 51000;
 const HOST_PORTS: i32 = 1000;
 /// Where Debian's containernetworking-plugins are.
 const CNI_BIN: &str = "/usr/lib/cni";
+/// How long the shim idles after the soak before its threads are counted
+/// again.
+const IDLE: Duration = Duration::from_secs(15);
 /// Bound on each CRI call.
 const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 /// The plugins' chains shared by every pod and every CNI user of the host
@@ -192,12 +195,16 @@ async fn run(shim: &Shim, lab: &Lab, options: &Options) -> Result<()> {
         );
     }
 
-    // Pods whose RunPodSandbox failed or timed out may exist without the
-    // bench knowing their id: what the shim still lists is removed through
-    // it, and said.
-    let left = sweep(shim).await?;
-    if left > 0 {
-        println!("removed {left} sandboxes the cycles left behind (failed calls) through the shim");
+    // After a failed call a cycle may leave its pod (or, when
+    // RunPodSandbox failed or timed out, one whose id the bench never got):
+    // what the shim still lists is removed through it first, and said, so
+    // the deltas show what the shim itself lost. With no failure nothing
+    // is swept: a sandbox still listed is the shim's leak.
+    if tally.errors() > 0 {
+        let left = sweep(shim).await?;
+        println!(
+            "removed {left} sandboxes left by failed cycles through the shim before measuring"
+        );
     }
     let after = settle(shim, &docker, rt.clone(), lab, &before).await?;
 
@@ -217,6 +224,16 @@ async fn run(shim: &Shim, lab: &Lab, options: &Options) -> Result<()> {
     println!();
     let leaks = report(&before, &after);
     lab.print_new_shared_chains(&after);
+    // Tokio's blocking threads (file and cgroup reads, CNI plugin runs)
+    // exit after 10 s idle: what is left after that is what stays.
+    tokio::time::sleep(IDLE).await;
+    let pid = shim.child.id();
+    println!(
+        "after {IDLE:?} idle: RSS {} KiB, fds {}, threads {}",
+        shim.rss_kib()?,
+        fds(pid)?,
+        threads(pid)?
+    );
     let errors = tally.errors();
     match (leaks, errors) {
         (0, 0) => {
