@@ -175,7 +175,7 @@ async fn run(shim: &Shim, lab: &Lab, options: &Options) -> Result<()> {
                 pods.cycle(rt.clone(), options.concurrency as u64 + i, tally)
                     .await;
                 let finished = done.fetch_add(1, Ordering::Relaxed) + 1;
-                if finished % every == 0 || finished == options.cycles {
+                if finished.is_multiple_of(every) || finished == options.cycles {
                     let point = Checkpoint::take(shim, finished, started.elapsed());
                     checkpoints
                         .lock()
@@ -453,11 +453,12 @@ impl Pods {
     async fn cycle(&self, mut rt: RuntimeServiceClient<Channel>, index: u64, tally: &Tally) {
         let mut labels = HashMap::from([(LABEL.to_string(), "1".to_string())]);
         labels.insert("dockershim-bench-soak".into(), index.to_string());
-        let host_port = (self.hostport_every > 0 && index % self.hostport_every == 0).then(|| {
-            // Distinct for every pod in flight at once: the range is far
-            // larger than any concurrency.
-            FIRST_HOST_PORT + ((index / self.hostport_every) as i32 % HOST_PORTS)
-        });
+        let host_port = (self.hostport_every > 0 && index.is_multiple_of(self.hostport_every))
+            .then(|| {
+                // Distinct for every pod in flight at once: the range is far
+                // larger than any concurrency.
+                FIRST_HOST_PORT + ((index / self.hostport_every) as i32 % HOST_PORTS)
+            });
         let config = PodSandboxConfig {
             metadata: Some(PodSandboxMetadata {
                 name: format!("soak{index}"),
