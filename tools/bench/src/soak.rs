@@ -44,7 +44,8 @@ const SUBNET: &str = "10.231.0.0/16";
 /// How the soak's pod addresses begin, in host-local's files and in rules.
 const SUBNET_PREFIX: &str = "10.231.";
 /// Host ports come from here up, away from the integration tests' 20000 to
-/// 49999 and from the ephemeral range's start.
+/// 49999. portmap binds nothing: its DNAT rules see only new connections
+/// to the port, so local ephemeral ports in the range are not disturbed.
 const FIRST_HOST_PORT: i32 = 51000;
 const HOST_PORTS: i32 = 1000;
 /// Where Debian's containernetworking-plugins are.
