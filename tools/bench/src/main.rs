@@ -24,6 +24,9 @@
 //! `dockershim-bench all`: idle memory, podstart, relist 10,100,300 and
 //! stats 100 on the 300 pods, then a table of every figure and its target.
 //!
+//! `dockershim-bench soak [--cycles N] [--concurrency C] [--hostport-every K]
+//! [--minutes M]`: N pod cycles on CNI (see `soak.rs`), and what they leak.
+//!
 //! It needs the test image `dockershim-test/busybox:latest`
 //! (`integration/test.sh` builds it) and runs as root. Everything it creates
 //! carries the label `dockershim-bench`, and is removed at the start and at
@@ -55,6 +58,8 @@ use hyper_util::rt::TokioIo;
 use tokio::io::AsyncReadExt;
 use tonic::transport::{Channel, Endpoint};
 
+mod soak;
+
 const IMAGE: &str = "dockershim-test/busybox:latest";
 const LABEL: &str = "dockershim-bench";
 /// Marks the app containers whose stats the `stats` step reads.
@@ -66,7 +71,8 @@ const USAGE: &str = "usage: dockershim-bench logs [--containers N] [--mib-per-co
        dockershim-bench podstart [--pods N]
        dockershim-bench relist [--pods N,N,...]
        dockershim-bench stats [--containers N]
-       dockershim-bench all";
+       dockershim-bench all
+       dockershim-bench soak [--cycles N] [--concurrency C] [--hostport-every K] [--minutes M]";
 
 #[tokio::main]
 async fn main() -> Result<()> {
@@ -103,6 +109,15 @@ async fn main() -> Result<()> {
         Some("relist") => Task::Relist(list("--pods", &[10, 100, 300])?),
         Some("stats") => Task::Stats(flag("--containers", 100)?),
         Some("all") => Task::All,
+        Some("soak") => {
+            return soak::soak(soak::Options {
+                cycles: flag("--cycles", 1000)?,
+                concurrency: flag("--concurrency", 4)? as usize,
+                hostport_every: flag("--hostport-every", 10)?,
+                minutes: flag("--minutes", 60)?,
+            })
+            .await;
+        }
         _ => bail!("{USAGE}"),
     };
     run(task).await
@@ -116,7 +131,13 @@ struct Shim {
 }
 
 impl Shim {
+    /// A shim on Docker's bridge.
     async fn start() -> Result<Self> {
+        Self::start_with(&["--network-plugin".into(), "docker".into()]).await
+    }
+
+    /// A shim with these network flags (`--network-plugin` and the like).
+    async fn start_with(network: &[String]) -> Result<Self> {
         let dir = tempfile::tempdir()?;
         let socket = dir.path().join("cri.sock");
         let binary = std::env::current_exe()?
@@ -133,11 +154,10 @@ impl Shim {
                 "127.0.0.1:9/none:0",
                 "--pod-infra-pull-timeout",
                 "5",
-                "--network-plugin",
-                "docker",
                 "--log-level",
                 "warn",
             ])
+            .args(network)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.path().join("shim.log"))?)
             .spawn()
@@ -521,6 +541,22 @@ async fn run(task: Task) -> Result<()> {
     result
 }
 
+/// The machine a run is on: cores, kernel and Docker.
+async fn machine(docker: &Docker) -> Result<String> {
+    let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let kernel = Command::new("uname")
+        .arg("-r")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    let version = docker.version().await?;
+    Ok(format!(
+        "nproc {nproc}, kernel {kernel}, Docker {} (API {})",
+        version.version.unwrap_or_default(),
+        version.api_version.unwrap_or_default()
+    ))
+}
+
 /// What every step shares: the shim, a CRI client, a raw Docker client, the
 /// pods kept from one step to the next and the table being filled.
 struct Bench {
@@ -549,18 +585,7 @@ impl Bench {
                 .negotiate_version()
                 .await
                 .context("connect to Docker")?;
-        let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
-        let kernel = Command::new("uname")
-            .arg("-r")
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-            .unwrap_or_default();
-        let version = docker.version().await?;
-        let machine = format!(
-            "nproc {nproc}, kernel {kernel}, Docker {} (API {})",
-            version.version.unwrap_or_default(),
-            version.api_version.unwrap_or_default()
-        );
+        let machine = machine(&docker).await?;
         // Idle: the connection is up and every list has been served once.
         rt.version(VersionRequest::default()).await?;
         rt.list_pod_sandbox(ListPodSandboxRequest::default())
