@@ -26,8 +26,8 @@ pub const BATCH_DELAY: Duration = Duration::from_millis(20);
 /// is read again at once.
 const SMALL_READ: usize = 16 * 1024;
 
-/// An [`AsyncRead`] that pauses for [`BATCH_DELAY`] after each read smaller
-/// than a busy stream's.
+/// An [`AsyncRead`] that pauses for [`BATCH_DELAY`] after each read that
+/// found little waiting.
 pub struct Batched<R> {
     inner: R,
     /// Armed after a small read; the next read waits for it.
@@ -60,11 +60,14 @@ impl<R: AsyncRead + Unpin> AsyncRead for Batched<R> {
             this.paused = false;
         }
         let before = buf.filled().len();
+        let offered = buf.remaining();
         let result = Pin::new(&mut this.inner).poll_read(cx, buf);
         if let Poll::Ready(Ok(())) = result {
             let read = buf.filled().len() - before;
-            // End of stream (0) needs no pause; nothing follows it.
-            if read > 0 && read < SMALL_READ {
+            // End of stream (0) needs no pause; nothing follows it. A read
+            // that filled the buffer offered means more is waiting: pausing
+            // then would throttle a busy container's log below its output.
+            if read > 0 && read < SMALL_READ && read < offered {
                 this.pause.as_mut().reset(Instant::now() + BATCH_DELAY);
                 this.paused = true;
             }
@@ -118,6 +121,19 @@ mod tests {
         let mut rest = Vec::new();
         reader.read_to_end(&mut rest).await.unwrap();
         assert!(rest.is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn reads_that_fill_the_buffer_are_not_followed_by_a_pause() {
+        let (mut tx, rx) = tokio::io::duplex(1 << 20);
+        let mut reader = Batched::new(rx);
+        tx.write_all(&[1u8; 300]).await.unwrap();
+        let start = Instant::now();
+        let mut buf = [0u8; 100];
+        for _ in 0..3 {
+            reader.read_exact(&mut buf).await.unwrap();
+        }
+        assert_eq!(Instant::now(), start);
     }
 
     #[tokio::test(start_paused = true)]
