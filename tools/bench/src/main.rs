@@ -24,10 +24,23 @@
 //! `dockershim-bench all`: idle memory, podstart, relist 10,100,300 and
 //! stats 100 on the 300 pods, then a table of every figure and its target.
 //!
+//! `dockershim-bench exec [--containers 100] [--rate 10] [--seconds 60]`,
+//! `dockershim-bench logpipe [--containers 10] [--mib 10] [--line 100,4096]`
+//! and `dockershim-bench stream [--mib 1024]`: the shim against the raw
+//! Docker floor and a private containerd's CRI in the same run (see
+//! `exec.rs`, `logpipe.rs`, `stream.rs` and `containerd.rs`).
+//!
 //! It needs the test image `dockershim-test/busybox:latest`
 //! (`integration/test.sh` builds it) and runs as root. Everything it creates
 //! carries the label `dockershim-bench`, and is removed at the start and at
 //! the end, also when a step fails or on Ctrl-C.
+
+mod containerd;
+mod exec;
+mod logpipe;
+mod peer;
+mod procs;
+mod stream;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -66,7 +79,10 @@ const USAGE: &str = "usage: dockershim-bench logs [--containers N] [--mib-per-co
        dockershim-bench podstart [--pods N]
        dockershim-bench relist [--pods N,N,...]
        dockershim-bench stats [--containers N]
-       dockershim-bench all";
+       dockershim-bench all
+       dockershim-bench exec [--containers N] [--rate CALLS_PER_S] [--seconds S]
+       dockershim-bench logpipe [--containers N] [--mib M] [--line BYTES,BYTES]
+       dockershim-bench stream [--mib M]";
 
 #[tokio::main]
 async fn main() -> Result<()> {
@@ -99,6 +115,23 @@ async fn main() -> Result<()> {
         Some("logs") => {
             return logs(flag("--containers", 100)?, flag("--mib-per-container", 1)?).await;
         }
+        Some("exec") => {
+            return exec::exec(
+                flag("--containers", 100)?,
+                flag("--rate", 10)?,
+                flag("--seconds", 60)?,
+            )
+            .await;
+        }
+        Some("logpipe") => {
+            return logpipe::logpipe(
+                flag("--containers", 10)?,
+                flag("--mib", 10)?,
+                &list("--line", &[100, 4096])?,
+            )
+            .await;
+        }
+        Some("stream") => return stream::stream(flag("--mib", 1024)?).await,
         Some("podstart") => Task::PodStart(flag("--pods", 20)?),
         Some("relist") => Task::Relist(list("--pods", &[10, 100, 300])?),
         Some("stats") => Task::Stats(flag("--containers", 100)?),
