@@ -28,7 +28,9 @@
 //! `dockershim-bench logpipe [--containers 10] [--mib 10] [--line 100,4096]`
 //! and `dockershim-bench stream [--mib 1024]`: the shim against the raw
 //! Docker floor and a private containerd's CRI in the same run (see
-//! `exec.rs`, `logpipe.rs`, `stream.rs` and `containerd.rs`).
+//! `exec.rs`, `logpipe.rs`, `stream.rs` and `containerd.rs`);
+//! `dockershim-bench relist-peer [--pods 300]`: the relist of the shim and
+//! of containerd's CRI with that many pods.
 //!
 //! It needs the test image `dockershim-test/busybox:latest`
 //! (`integration/test.sh` builds it) and runs as root. Everything it creates
@@ -40,6 +42,7 @@ mod exec;
 mod logpipe;
 mod peer;
 mod procs;
+mod relist_peer;
 mod stream;
 
 use std::collections::HashMap;
@@ -82,7 +85,8 @@ const USAGE: &str = "usage: dockershim-bench logs [--containers N] [--mib-per-co
        dockershim-bench all
        dockershim-bench exec [--containers N] [--rate CALLS_PER_S] [--seconds S]
        dockershim-bench logpipe [--containers N] [--mib M] [--line BYTES,BYTES]
-       dockershim-bench stream [--mib M]";
+       dockershim-bench stream [--mib M]
+       dockershim-bench relist-peer [--pods N]";
 
 #[tokio::main]
 async fn main() -> Result<()> {
@@ -132,6 +136,7 @@ async fn main() -> Result<()> {
             .await;
         }
         Some("stream") => return stream::stream(flag("--mib", 1024)?).await,
+        Some("relist-peer") => return relist_peer::relist_peer(flag("--pods", 300)?).await,
         Some("podstart") => Task::PodStart(flag("--pods", 20)?),
         Some("relist") => Task::Relist(list("--pods", &[10, 100, 300])?),
         Some("stats") => Task::Stats(flag("--containers", 100)?),
