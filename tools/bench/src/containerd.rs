@@ -26,10 +26,12 @@ use crate::procs;
 const BRIDGE: &str = "dpeer0";
 const SUBNET: &str = "10.232.0.0/16";
 /// The CNI network's name; libcni caches results under it in
-/// `/var/lib/cni/results`.
+/// [`CNI_RESULTS`].
 const NETWORK: &str = "dockershim-bench-peer";
 /// Where Debian's CNI plugins are.
 const CNI_BIN: &str = "/usr/lib/cni";
+/// Where libcni caches each attachment's result.
+const CNI_RESULTS: &str = "/var/lib/cni/results";
 /// Debian 12's runc, the one the Docker engines use too.
 const RUNC: &str = "/usr/sbin/runc";
 
@@ -53,6 +55,9 @@ pub struct Containerd {
     /// cgroup directories named `k8s.io` that existed before the start, so
     /// the stop removes only those it created.
     cgroups_before: Vec<PathBuf>,
+    /// libcni's result cache before the start (`None`: no such directory);
+    /// libcni keeps it in `/var/lib/cni` whatever the configuration says.
+    cni_results_before: Option<Vec<std::ffi::OsString>>,
     stopped: bool,
 }
 
@@ -100,6 +105,7 @@ impl Containerd {
         let pause = images.first().context("no sandbox image given")?;
         std::fs::write(dir.join("config.toml"), config(&dir, pause))?;
         let cgroups_before = k8s_cgroups();
+        let cni_results_before = cni_results();
         let path = format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", bin_dir.display());
         let child = Command::new(&binary)
             .arg("--config")
@@ -117,6 +123,7 @@ impl Containerd {
             socket,
             version,
             cgroups_before,
+            cni_results_before,
             stopped: false,
         };
         me.wait_ready().await?;
@@ -226,12 +233,22 @@ impl Containerd {
             .args(["link", "del", BRIDGE])
             .stderr(Stdio::null())
             .status();
-        if let Ok(entries) = std::fs::read_dir("/var/lib/cni/results") {
-            for entry in entries.flatten() {
-                if entry.file_name().to_string_lossy().starts_with(NETWORK) {
-                    let _ = std::fs::remove_file(entry.path());
-                }
+        // Cache entries of its networks (its own and containerd's built-in
+        // loopback) that appeared during the run: left by pods that were
+        // not removed through the CRI.
+        let before = self.cni_results_before.clone().unwrap_or_default();
+        for name in cni_results().unwrap_or_default() {
+            let text = name.to_string_lossy();
+            if !before.contains(&name)
+                && (text.starts_with(NETWORK) || text.starts_with("cni-loopback-"))
+            {
+                let _ = std::fs::remove_file(Path::new(CNI_RESULTS).join(&name));
             }
+        }
+        if self.cni_results_before.is_none() {
+            // Only if empty: the directories were made for this run.
+            let _ = std::fs::remove_dir(CNI_RESULTS);
+            let _ = std::fs::remove_dir("/var/lib/cni");
         }
         for cgroup in k8s_cgroups() {
             if !self.cgroups_before.contains(&cgroup) {
@@ -379,6 +396,13 @@ fn children_of(pid: u32) -> Vec<u32> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// The names in libcni's result cache, or `None` without that directory.
+fn cni_results() -> Option<Vec<std::ffi::OsString>> {
+    std::fs::read_dir(CNI_RESULTS)
+        .ok()
+        .map(|dir| dir.flatten().map(|e| e.file_name()).collect())
 }
 
 /// Detaches every mount at or below `dir`, deepest first.
