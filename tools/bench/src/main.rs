@@ -27,10 +27,27 @@
 //! `dockershim-bench soak [--cycles N] [--concurrency C] [--hostport-every K]
 //! [--minutes M]`: N pod cycles on CNI (see `soak.rs`), and what they leak.
 //!
+//! `dockershim-bench exec [--containers 100] [--rate 10] [--seconds 60]`,
+//! `dockershim-bench logpipe [--containers 10] [--mib 10] [--line 100,4096]`
+//! and `dockershim-bench stream [--mib 1024]`: the shim against the raw
+//! Docker floor and a private containerd's CRI in the same run (see
+//! `exec.rs`, `logpipe.rs`, `stream.rs` and `containerd.rs`);
+//! `dockershim-bench relist-peer [--pods 300]`: the relist of the shim and
+//! of containerd's CRI with that many pods.
+//!
 //! It needs the test image `dockershim-test/busybox:latest`
 //! (`integration/test.sh` builds it) and runs as root. Everything it creates
 //! carries the label `dockershim-bench`, and is removed at the start and at
 //! the end, also when a step fails or on Ctrl-C.
+
+mod containerd;
+mod exec;
+mod logpipe;
+mod peer;
+mod procs;
+mod relist_peer;
+mod soak;
+mod stream;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -58,8 +75,6 @@ use hyper_util::rt::TokioIo;
 use tokio::io::AsyncReadExt;
 use tonic::transport::{Channel, Endpoint};
 
-mod soak;
-
 const IMAGE: &str = "dockershim-test/busybox:latest";
 const LABEL: &str = "dockershim-bench";
 /// Marks the app containers whose stats the `stats` step reads.
@@ -72,7 +87,11 @@ const USAGE: &str = "usage: dockershim-bench logs [--containers N] [--mib-per-co
        dockershim-bench relist [--pods N,N,...]
        dockershim-bench stats [--containers N]
        dockershim-bench all
-       dockershim-bench soak [--cycles N] [--concurrency C] [--hostport-every K] [--minutes M]";
+       dockershim-bench soak [--cycles N] [--concurrency C] [--hostport-every K] [--minutes M]
+       dockershim-bench exec [--containers N] [--rate CALLS_PER_S] [--seconds S]
+       dockershim-bench logpipe [--containers N] [--mib M] [--line BYTES,BYTES]
+       dockershim-bench stream [--mib M]
+       dockershim-bench relist-peer [--pods N]";
 
 #[tokio::main]
 async fn main() -> Result<()> {
@@ -105,6 +124,24 @@ async fn main() -> Result<()> {
         Some("logs") => {
             return logs(flag("--containers", 100)?, flag("--mib-per-container", 1)?).await;
         }
+        Some("exec") => {
+            return exec::exec(
+                flag("--containers", 100)?,
+                flag("--rate", 10)?,
+                flag("--seconds", 60)?,
+            )
+            .await;
+        }
+        Some("logpipe") => {
+            return logpipe::logpipe(
+                flag("--containers", 10)?,
+                flag("--mib", 10)?,
+                &list("--line", &[100, 4096])?,
+            )
+            .await;
+        }
+        Some("stream") => return stream::stream(flag("--mib", 1024)?).await,
+        Some("relist-peer") => return relist_peer::relist_peer(flag("--pods", 300)?).await,
         Some("podstart") => Task::PodStart(flag("--pods", 20)?),
         Some("relist") => Task::Relist(list("--pods", &[10, 100, 300])?),
         Some("stats") => Task::Stats(flag("--containers", 100)?),

@@ -1,0 +1,167 @@
+//! `dockershim-bench relist-peer [--pods 300]`: the kubelet's relist
+//! (ListPodSandbox + ListContainers, no filter) with that many running pods,
+//! on the shim and on a private containerd's CRI ([`crate::containerd`]),
+//! one after the other in the same run. The `relist` part compares the
+//! shim with Docker's own list; this one puts containerd's figure beside it.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, anyhow, bail};
+use dockershim::api::runtime_service_client::RuntimeServiceClient;
+use dockershim::api::{ListContainersRequest, ListPodSandboxRequest};
+use dockershim::image::pause::PauseImage;
+use tonic::transport::Channel;
+
+use crate::containerd::Containerd;
+use crate::peer::{self, Spec, Table};
+use crate::{IMAGE, Shim, Summary, ms, procs};
+
+/// Relists timed per runtime, within [`LIMIT`].
+const ITERATIONS: usize = 200;
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// One relist; how many sandboxes and containers it listed.
+async fn relist(rt: &mut RuntimeServiceClient<Channel>) -> Result<(usize, usize)> {
+    let sandboxes = rt
+        .list_pod_sandbox(ListPodSandboxRequest::default())
+        .await?
+        .into_inner()
+        .items
+        .len();
+    let containers = rt
+        .list_containers(ListContainersRequest::default())
+        .await?
+        .into_inner()
+        .containers
+        .len();
+    Ok((sandboxes, containers))
+}
+
+/// What one runtime gave: the relist times, its CPU per relist and what it
+/// listed.
+struct Figures {
+    times: Vec<Duration>,
+    cpu: Duration,
+    seen: (usize, usize),
+}
+
+/// Makes the pods, times the relists and reads `pid`'s CPU meanwhile.
+async fn measure(rt: &RuntimeServiceClient<Channel>, pods: usize, pid: u32) -> Result<Figures> {
+    let logs = tempfile::tempdir()?;
+    let started = Instant::now();
+    peer::make_pods(rt, logs.path(), pods, 1, |_| {
+        Spec::new("sleeper", &["sleep", "3600"])
+    })
+    .await?;
+    println!("made {pods} pods in {:.1?}", started.elapsed());
+    let mut rt = rt.clone();
+    for _ in 0..5 {
+        relist(&mut rt).await?;
+    }
+    let cpu_before = procs::cpu_with_children(pid)?;
+    let deadline = Instant::now() + LIMIT;
+    let mut times = Vec::new();
+    let mut seen = (0, 0);
+    while times.len() < ITERATIONS && Instant::now() < deadline {
+        let started = Instant::now();
+        seen = relist(&mut rt).await?;
+        times.push(started.elapsed());
+    }
+    let cpu = (procs::cpu_with_children(pid)? - cpu_before) / (times.len().max(1) as u32);
+    if seen.0 < pods || seen.1 < pods {
+        bail!(
+            "listed {} sandboxes and {} containers for {pods} pods",
+            seen.0,
+            seen.1
+        );
+    }
+    Ok(Figures { times, cpu, seen })
+}
+
+pub async fn relist_peer(pods: u64) -> Result<()> {
+    if pods == 0 {
+        bail!("--pods must be above 0");
+    }
+    crate::cleanup();
+    let mut table = Table::default();
+    let outcome = tokio::select! {
+        r = run(pods as usize, &mut table) => r,
+        _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted")),
+    };
+    crate::cleanup();
+    table.print("relist-peer");
+    outcome
+}
+
+async fn run(pods: usize, table: &mut Table) -> Result<()> {
+    println!("== relist-peer: {pods} running pods, {ITERATIONS} relists (at most {LIMIT:?}) each");
+    let shim = {
+        let shim = Shim::start().await?;
+        let rt = shim.client().await?;
+        let result = measure(&rt, pods, shim.child.id()).await;
+        match peer::remove_all(&rt).await {
+            Ok(n) => println!("shim: removed {n} pods"),
+            Err(err) => println!("warning: removing the shim's pods: {err:#}"),
+        }
+        drop(shim);
+        crate::cleanup();
+        result?
+    };
+    let (peer_figures, version) = {
+        let mut containerd = Containerd::start(&[&PauseImage::builtin(), IMAGE]).await?;
+        let rt = containerd.client().await?;
+        let result = measure(&rt, pods, containerd.pid()).await;
+        match peer::remove_all(&rt).await {
+            Ok(n) => println!("containerd: removed {n} pods"),
+            Err(err) => println!("warning: removing containerd's pods: {err:#}"),
+        }
+        let version = containerd.version.clone();
+        containerd.stop();
+        (result?, version)
+    };
+
+    let s = Summary::of(&shim.times);
+    let c = Summary::of(&peer_figures.times);
+    let line = |who: &str, f: &Figures, x: &Summary| {
+        println!(
+            "{who} ListPodSandbox+ListContainers ({} sandboxes, {} containers, {} relists): mean {:.3} ms, p50 {:.3} ms, p99 {:.3} ms; CPU {:.3} ms per relist",
+            f.seen.0,
+            f.seen.1,
+            f.times.len(),
+            ms(x.mean),
+            ms(x.p50),
+            ms(x.p99),
+            ms(f.cpu)
+        );
+    };
+    line("shim", &shim, &s);
+    line(&format!("containerd {version}"), &peer_figures, &c);
+    let by_mean = ms(c.mean) / ms(s.mean).max(1e-9);
+    println!("speed ratio containerd / shim: {by_mean:.1}x by mean");
+    let three = |x: &Summary| format!("{:.3} / {:.3} / {:.3} ms", ms(x.mean), ms(x.p50), ms(x.p99));
+    table.row(
+        format!("relist {pods} pods: shim mean / p50 / p99"),
+        three(&s),
+        "p99 < 5 ms",
+        Some(s.p99 < Duration::from_millis(5)),
+    );
+    table.row(
+        format!("relist {pods} pods: containerd mean / p50 / p99"),
+        three(&c),
+        "",
+        None,
+    );
+    table.row(
+        format!("relist {pods} pods: ratio containerd/shim (mean)"),
+        format!("{by_mean:.1}x"),
+        "",
+        None,
+    );
+    table.row(
+        format!("relist {pods} pods: CPU per relist shim / containerd"),
+        format!("{:.3} / {:.3} ms", ms(shim.cpu), ms(peer_figures.cpu)),
+        "",
+        None,
+    );
+    Ok(())
+}
