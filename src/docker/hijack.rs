@@ -9,7 +9,10 @@
 //! are; other streams carry Docker's 8-byte frame headers, which
 //! [`Demuxer`] splits into stdout and stderr.
 
+use std::future::Future;
 use std::path::PathBuf;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes, BytesMut};
 use http_body_util::Full;
@@ -18,7 +21,7 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::{TcpStream, UnixStream};
 
-use super::batched::Batched;
+use super::batched::{Batched, Socket};
 use super::{DockerError, DockerResult};
 
 /// A hijacked connection: raw bytes both ways.
@@ -57,6 +60,26 @@ pub(super) async fn connect(endpoint: &Endpoint) -> DockerResult<Box<dyn RawStre
     })
 }
 
+/// Opens a connection to the engine and takes it out of the runtime's
+/// poller, for [`Batched`].
+async fn connect_unregistered(endpoint: &Endpoint) -> DockerResult<Socket> {
+    let transport = |e: std::io::Error| DockerError::Transport(format!("connect to docker: {e}"));
+    Ok(match endpoint {
+        Endpoint::Unix(socket) => Socket::Unix(
+            UnixStream::connect(socket)
+                .await
+                .and_then(UnixStream::into_std)
+                .map_err(transport)?,
+        ),
+        Endpoint::Tcp(addr) => Socket::Tcp(
+            TcpStream::connect(addr)
+                .await
+                .and_then(TcpStream::into_std)
+                .map_err(transport)?,
+        ),
+    })
+}
+
 /// Sends one request on `stream`, a new connection; `upgrades` keeps the
 /// connection usable after a `101 Switching Protocols`. Error statuses
 /// become errors.
@@ -85,38 +108,110 @@ async fn send(
     if status.is_success() || status == StatusCode::SWITCHING_PROTOCOLS {
         return Ok(response);
     }
-    let message = read_error(response.into_body()).await;
-    Err(match status {
+    Err(status_error(status, read_error(response.into_body()).await))
+}
+
+fn status_error(status: StatusCode, message: String) -> DockerError {
+    match status {
         StatusCode::NOT_FOUND => DockerError::NotFound(message),
         StatusCode::CONFLICT => DockerError::Conflict(message),
         _ => DockerError::Api {
             status: status.as_u16(),
             message,
         },
-    })
+    }
 }
 
 /// Sends `GET path` and returns the response body as a byte stream, for
-/// long-running streamed answers such as followed logs. The connection is
-/// read in batches ([`Batched`]): bytes arrive up to
-/// [`BATCH_DELAY`](super::batched::BATCH_DELAY) later than they could.
+/// long-running streamed answers such as followed logs.
+///
+/// Two things keep a busy stream cheap. The connection is read in batches
+/// ([`Batched`]): bytes arrive up to
+/// [`BATCH_DELAY`](super::batched::BATCH_DELAY) later than they could, many
+/// messages per read. And the connection is driven by the reader's own polls
+/// ([`InTaskBody`]) rather than by a task of its own, so handing each message
+/// from the HTTP decoder to the reader is not a wake-up of another task
+/// (often on another thread).
 pub async fn get_body(
     endpoint: &Endpoint,
     path: &str,
 ) -> DockerResult<Box<dyn AsyncRead + Send + Unpin>> {
     use futures_util::TryStreamExt;
     use http_body_util::BodyExt;
+    let http = |e: hyper::Error| DockerError::Transport(format!("{path}: {e}"));
     let request = Request::get(path)
         .header(hyper::header::HOST, "docker")
         .body(Full::new(Bytes::new()))
         .map_err(|e| DockerError::Transport(format!("{path}: {e}")))?;
-    let stream = Box::new(Batched::new(connect(endpoint).await?));
-    let chunks = send(stream, request, false)
-        .await?
+    let stream: Box<dyn RawStream> = Box::new(Batched::new(connect_unregistered(endpoint).await?));
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(http)?;
+    let mut connection = Some(Box::pin(connection));
+    let response = {
+        let mut response = std::pin::pin!(sender.send_request(request));
+        std::future::poll_fn(|cx| {
+            poll_connection(&mut connection, cx);
+            response.as_mut().poll(cx)
+        })
+        .await
+        .map_err(http)?
+    };
+    let status = response.status();
+    if !status.is_success() {
+        if let Some(connection) = connection {
+            tokio::spawn(connection);
+        }
+        return Err(status_error(status, read_error(response.into_body()).await));
+    }
+    let chunks = response
         .into_body()
         .into_data_stream()
         .map_err(std::io::Error::other);
-    Ok(Box::new(tokio_util::io::StreamReader::new(chunks)))
+    Ok(Box::new(InTaskBody {
+        _sender: sender,
+        connection,
+        body: tokio_util::io::StreamReader::new(Box::pin(chunks)),
+    }))
+}
+
+type BodyConnection = hyper::client::conn::http1::Connection<TokioIo<Box<dyn RawStream>>, Full<Bytes>>;
+
+/// A response body whose connection is polled by whoever reads the body.
+struct InTaskBody<S> {
+    /// Dropping it would end the connection once the response is done;
+    /// kept so that only the body's end does.
+    _sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    connection: Option<Pin<Box<BodyConnection>>>,
+    body: tokio_util::io::StreamReader<S, Bytes>,
+}
+
+/// Lets the connection read and decode what has arrived; forgets it once
+/// it has ended (the body then sees the end, or the error).
+fn poll_connection(connection: &mut Option<Pin<Box<BodyConnection>>>, cx: &mut Context<'_>) {
+    if let Some(conn) = connection.as_mut()
+        && let Poll::Ready(ended) = conn.as_mut().poll(cx)
+    {
+        if let Err(err) = ended {
+            tracing::debug!(error = %err, "docker connection ended");
+        }
+        *connection = None;
+    }
+}
+
+impl<S> AsyncRead for InTaskBody<S>
+where
+    S: futures_util::Stream<Item = std::io::Result<Bytes>> + Unpin,
+{
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = &mut *self;
+        poll_connection(&mut this.connection, cx);
+        Pin::new(&mut this.body).poll_read(cx, buf)
+    }
 }
 
 /// Sends `POST path` with a JSON body asking for a raw stream and returns the
