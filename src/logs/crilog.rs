@@ -33,7 +33,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Datelike, Timelike, Utc};
 use tokio::fs::{File, OpenOptions};
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncSeek, AsyncSeekExt, AsyncWriteExt, BufWriter};
 
 /// containerd's default `max_container_log_line_size`; longer lines are split.
 pub const DEFAULT_MAX_LINE_LEN: usize = 16 * 1024;
@@ -665,15 +665,24 @@ pub async fn last_timestamp(path: impl AsRef<Path>) -> Option<DateTime<Utc>> {
 async fn scan_last_timestamp(path: &Path) -> io::Result<Option<DateTime<Utc>>> {
     let mut file = File::open(path).await?;
     let len = file.metadata().await?.len();
+    last_timestamp_in(&mut file, len).await
+}
+
+/// The scan behind [`last_timestamp`], over any seekable reader of `len`
+/// bytes (a file, or a `std::io::Cursor` for tests and fuzzing).
+pub async fn last_timestamp_in<R>(file: &mut R, len: u64) -> io::Result<Option<DateTime<Utc>>>
+where
+    R: AsyncRead + AsyncSeek + Unpin,
+{
     let mut scan = BackwardScan {
         block: Vec::new(),
         budget: MAX_SCAN,
     };
-    let Newline::At(mut line_end) = scan.rfind_newline(&mut file, len).await? else {
+    let Newline::At(mut line_end) = scan.rfind_newline(file, len).await? else {
         return Ok(None);
     };
     for _ in 0..MAX_LINES_TRIED {
-        let line_start = match scan.rfind_newline(&mut file, line_end).await? {
+        let line_start = match scan.rfind_newline(file, line_end).await? {
             Newline::At(nl) => nl + 1,
             Newline::StartOfFile => 0,
             Newline::GaveUp => return Ok(None),
@@ -709,7 +718,10 @@ struct BackwardScan {
 
 impl BackwardScan {
     /// Position of the last `\n` before offset `end`, reading backwards in blocks.
-    async fn rfind_newline(&mut self, file: &mut File, mut end: u64) -> io::Result<Newline> {
+    async fn rfind_newline<R>(&mut self, file: &mut R, mut end: u64) -> io::Result<Newline>
+    where
+        R: AsyncRead + AsyncSeek + Unpin,
+    {
         while end > 0 {
             if self.budget == 0 {
                 return Ok(Newline::GaveUp);

@@ -95,7 +95,7 @@ async fn recv_opt<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
 
 /// Encodes a channel frame: binary `[channel, payload...]`, or text
 /// `'0'+channel` followed by base64 for the base64 protocols.
-pub(crate) fn ws_frame(base64: bool, channel: u8, payload: &[u8]) -> Message {
+pub fn ws_frame(base64: bool, channel: u8, payload: &[u8]) -> Message {
     if base64 {
         let text = format!(
             "{}{}",
@@ -112,7 +112,7 @@ pub(crate) fn ws_frame(base64: bool, channel: u8, payload: &[u8]) -> Message {
 }
 
 /// Decodes a client frame into (channel, payload).
-pub(crate) fn ws_decode(base64: bool, message: Message) -> Option<(u8, Vec<u8>)> {
+pub fn ws_decode(base64: bool, message: Message) -> Option<(u8, Vec<u8>)> {
     match message {
         Message::Binary(data) if !base64 => {
             let (&channel, payload) = data.split_first()?;
@@ -426,5 +426,23 @@ mod tests {
         assert_eq!(ws_decode(true, Message::Text("0!!!".into())), None);
         // Found by the random-input test: a multi-byte first character.
         assert_eq!(ws_decode(true, Message::Text("é".into())), None);
+    }
+
+    /// Found by the `ws_channel` fuzz target: in the base64 protocols the
+    /// channel travels as the character `'0' + channel`, which overflowed
+    /// past channel 207 and was not ASCII (so decoded as another channel)
+    /// from 80 on; port-forward numbers channels 2i and 2i+1 per port.
+    #[test]
+    fn every_channel_round_trips_or_is_refused() {
+        for base64 in [false, true] {
+            for channel in 0..=u8::MAX {
+                let frame = ws_frame(base64, channel, b"\x00data");
+                assert_eq!(
+                    ws_decode(base64, frame),
+                    Some((channel, b"\x00data".to_vec())),
+                    "channel {channel}, base64 {base64}"
+                );
+            }
+        }
     }
 }

@@ -158,7 +158,8 @@ pub(super) fn read(
         .map_err(|e| CniError::Invalid(format!("cni cache file {}: {e}", path.display())))
 }
 
-fn parse(bytes: &[u8]) -> Result<CachedAttachment, String> {
+/// Decodes a cache file's bytes (libcni's `cachedInfo` JSON).
+pub(super) fn parse(bytes: &[u8]) -> Result<CachedAttachment, String> {
     let file: CacheFile = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
     if file.kind != KIND {
         return Err(format!("unknown kind {:?}", file.kind));
@@ -179,11 +180,9 @@ fn parse(bytes: &[u8]) -> Result<CachedAttachment, String> {
     })
 }
 
-/// Writes an attachment atomically: a reader sees the old file or the new
-/// one, never a torn write.
-pub(super) fn write(cache_dir: &Path, entry: &CachedAttachment) -> Result<(), CniError> {
-    static SEQ: AtomicU64 = AtomicU64::new(0);
-
+/// Encodes an attachment as libcni's `cachedInfo` JSON, the inverse of
+/// [`parse`].
+pub(super) fn encode(entry: &CachedAttachment) -> Result<Vec<u8>, CniError> {
     let file = CacheFile {
         kind: KIND.to_owned(),
         container_id: entry.container_id.clone(),
@@ -196,9 +195,16 @@ pub(super) fn write(cache_dir: &Path, entry: &CachedAttachment) -> Result<(), Cn
         capability_args: Some(entry.capability_args.clone()).filter(|a| !a.is_empty()),
         result: entry.result.as_ref().map(|r| r.raw.clone()),
     };
-    let bytes = serde_json::to_vec(&file)
-        .map_err(|e| CniError::Invalid(format!("serialize cni cache entry: {e}")))?;
+    serde_json::to_vec(&file)
+        .map_err(|e| CniError::Invalid(format!("serialize cni cache entry: {e}")))
+}
 
+/// Writes an attachment atomically: a reader sees the old file or the new
+/// one, never a torn write.
+pub(super) fn write(cache_dir: &Path, entry: &CachedAttachment) -> Result<(), CniError> {
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+
+    let bytes = encode(entry)?;
     let path = file_path(
         cache_dir,
         &entry.network_name,
