@@ -39,7 +39,11 @@ fuzz_target!(|data: &[u8]| {
     let unique: HashSet<_> = pod_ips.iter().collect();
     assert_eq!(unique.len(), pod_ips.len(), "pod address listed twice");
     let all: HashSet<_> = result.ips.iter().map(|ip| ip.address).collect();
-    assert_eq!(unique, all.iter().collect(), "pod addresses are not the result's");
+    assert_eq!(
+        unique,
+        all.iter().collect(),
+        "pod addresses are not the result's"
+    );
 
     // A result declared older than 0.3.0 is converted from its ip4/ip6 keys
     // only, as libcni reads such a result; its addresses may shrink but not

@@ -40,5 +40,9 @@ fuzz_target!(|data: &[u8]| {
         }
         sent.push(frame);
     }
-    assert_eq!(decode_all(&wire), sent, "re-encoded frames decode differently");
+    assert_eq!(
+        decode_all(&wire),
+        sent,
+        "re-encoded frames decode differently"
+    );
 });

@@ -29,8 +29,8 @@ fuzz_target!(|data: &[u8]| {
     };
 
     if let Some((channel, payload)) = ws_decode(base64, message) {
-        let frame = ws_frame(base64, channel, &payload)
-            .expect("a channel that was received can be sent");
+        let frame =
+            ws_frame(base64, channel, &payload).expect("a channel that was received can be sent");
         assert_eq!(ws_decode(base64, frame), Some((channel, payload)));
     }
 

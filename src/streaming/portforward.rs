@@ -211,12 +211,7 @@ pub async fn serve_ws_channels<S>(
     let (mut sink, mut stream) = ws.split();
     let (out_tx, mut out_rx) = tokio::sync::mpsc::channel::<Message>(64);
     let mut to_port: Vec<tokio::sync::mpsc::Sender<Bytes>> = Vec::new();
-    for (i, port) in ports
-        .iter()
-        .copied()
-        .enumerate()
-        .take(max_ws_ports(base64))
-    {
+    for (i, port) in ports.iter().copied().enumerate().take(max_ws_ports(base64)) {
         let data = u8::try_from(2 * i).unwrap_or(u8::MAX);
         let error = data.saturating_add(1);
         for channel in [data, error] {

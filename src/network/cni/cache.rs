@@ -434,6 +434,23 @@ pub(super) mod tests {
         assert_eq!(read(&cache, "net", "c1", "eth0").unwrap(), None);
     }
 
+    /// Found by the `cni_cache` fuzz target: serde_json's default float
+    /// parsing may be one unit in the last place off, so a number in
+    /// capability args or a result changed each time the file was read and
+    /// written back (8.08e89 read as 8.079999999999999e89).
+    #[test]
+    fn numbers_survive_a_read_and_write() {
+        let file = format!(
+            r#"{{"kind":"cniCacheV1","containerId":"c","ifName":"eth0","networkName":"n",
+                "capabilityArgs":{{"x":808{},"y":0.1,"z":1.7976931348623157e308}}}}"#,
+            "0".repeat(87)
+        );
+        let entry = parse(file.as_bytes()).unwrap();
+        assert_eq!(entry.capability_args["x"].as_f64(), Some(8.08e89));
+        let again = parse(&encode(&entry).unwrap()).unwrap();
+        assert_eq!(again, entry);
+    }
+
     #[test]
     fn null_config_and_wrong_kind() {
         let tmp = tempfile::tempdir().unwrap();
