@@ -3,7 +3,7 @@
 # SanitizerCoverage instrumentation, no sanitizer) and runs each for a
 # bounded time and/or number of inputs, starting from a copy of the seed
 # corpus in fuzz/corpus/<target>/ (the repository's corpus is never grown).
-# Fails on the first crash, leak of time (timeout) or memory (OOM).
+# Fails (non-zero) on any crash, timeout or out-of-memory.
 #
 # Usage: fuzz/run.sh [--seconds S] [--runs N] [--build-only] [target...]
 #   --seconds S   stop each target after S seconds (default 15)
@@ -31,7 +31,7 @@ while [ $# -gt 0 ]; do
     --seconds) seconds=${2:?--seconds needs a number}; shift 2 ;;
     --runs) runs=${2:?--runs needs a number}; shift 2 ;;
     --build-only) build_only=1; shift ;;
-    -h | --help) sed -n '2,21p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,20p' "$0"; exit 0 ;;
     -*) echo "unknown option $1" >&2; exit 2 ;;
     *) targets+=("$1"); shift ;;
   esac
