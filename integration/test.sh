@@ -5,13 +5,14 @@
 # On a fresh Debian 12 machine (as root) it installs and starts what the
 # tests need: Debian's packages (busybox for the test image, two Docker
 # registries on 127.0.0.1, the reference CNI plugins, ip, iptables, runc,
-# systemd-socket-activate, openssl), Python's grpcio (from PyPI), and three
-# private Docker Engines in turn (integration/dockerd.sh: Debian 12's 20.10,
-# Debian 13's 26.1, Debian unstable's 28.5). It builds crictl and critest
-# from cri-tools (integration/critest.sh, with the machine's Go). Then:
+# systemd-socket-activate, openssl, g++ for libFuzzer), Python's grpcio
+# (from PyPI), and three private Docker Engines in turn
+# (integration/dockerd.sh: Debian 12's 20.10, Debian 13's 26.1, Debian
+# unstable's 28.5). It builds crictl and critest from cri-tools
+# (integration/critest.sh, with the machine's Go). Then:
 #
 #   1. cargo fmt --check, clippy with warnings denied, cargo doc;
-#   2. the unit tests, once;
+#   2. the unit tests, once, then each fuzz target for 10 s (fuzz/run.sh);
 #   3. the integration tests (integration/*.rs) on each engine of
 #      --integration (default: 20.10 and 28);
 #   4. critest over SPDY and over WebSocket on each engine of --critest
@@ -93,7 +94,7 @@ done
 missing=()
 command -v systemd-socket-activate >/dev/null || missing+=(systemd)
 for pkg in busybox-static docker-registry apache2-utils curl containernetworking-plugins \
-  iproute2 iptables runc openssl ca-certificates jq util-linux; do
+  iproute2 iptables runc openssl ca-certificates jq util-linux g++; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -117,6 +118,11 @@ RUSTDOCFLAGS="-D warnings" cargo doc --locked --workspace --no-deps --quiet
 say "unit tests"
 cargo test --locked --lib --bins
 cargo build --locked --tests --quiet
+# Every decoder of outside bytes under libFuzzer for a few seconds each,
+# from the seed corpus (fuzz/run.sh; the long campaign is in
+# docs/testing.md). The build is cached across runs on this machine.
+say "fuzzing, 10 s per target"
+DOCKERSHIM_FUZZ_TARGET_DIR=/var/cache/dockershim-test/fuzz-target fuzz/run.sh --seconds 10
 say "Debian package"
 deploy/deb/test.sh target/debug/dockershim || failures+=("Debian package (deploy/deb/test.sh)")
 

@@ -33,7 +33,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Datelike, Timelike, Utc};
 use tokio::fs::{File, OpenOptions};
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncSeek, AsyncSeekExt, AsyncWriteExt, BufWriter};
 
 /// containerd's default `max_container_log_line_size`; longer lines are split.
 pub const DEFAULT_MAX_LINE_LEN: usize = 16 * 1024;
@@ -404,11 +404,16 @@ pub fn parse_line(line: &[u8]) -> Result<Entry<'_>, ParseError> {
 }
 
 /// Parse a CRI log timestamp field into UTC.
+///
+/// A time whose UTC year is outside 0000-9999 (possible with an offset at
+/// either end) is rejected: RFC 3339, and so [`encode_timestamp`], has no
+/// form for it.
 pub fn parse_timestamp(field: &[u8]) -> Result<DateTime<Utc>, ParseError> {
     std::str::from_utf8(field)
         .ok()
         .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
         .map(|ts| ts.with_timezone(&Utc))
+        .filter(|ts| (0..=9999).contains(&ts.year()))
         .ok_or_else(|| ParseError::InvalidTimestamp(excerpt(field)))
 }
 
@@ -682,15 +687,24 @@ pub async fn last_timestamp(path: impl AsRef<Path>) -> Option<DateTime<Utc>> {
 async fn scan_last_timestamp(path: &Path) -> io::Result<Option<DateTime<Utc>>> {
     let mut file = File::open(path).await?;
     let len = file.metadata().await?.len();
+    last_timestamp_in(&mut file, len).await
+}
+
+/// The scan behind [`last_timestamp`], over any seekable reader of `len`
+/// bytes (a file, or a `std::io::Cursor` for tests and fuzzing).
+pub async fn last_timestamp_in<R>(file: &mut R, len: u64) -> io::Result<Option<DateTime<Utc>>>
+where
+    R: AsyncRead + AsyncSeek + Unpin,
+{
     let mut scan = BackwardScan {
         block: Vec::new(),
         budget: MAX_SCAN,
     };
-    let Newline::At(mut line_end) = scan.rfind_newline(&mut file, len).await? else {
+    let Newline::At(mut line_end) = scan.rfind_newline(file, len).await? else {
         return Ok(None);
     };
     for _ in 0..MAX_LINES_TRIED {
-        let line_start = match scan.rfind_newline(&mut file, line_end).await? {
+        let line_start = match scan.rfind_newline(file, line_end).await? {
             Newline::At(nl) => nl + 1,
             Newline::StartOfFile => 0,
             Newline::GaveUp => return Ok(None),
@@ -726,7 +740,10 @@ struct BackwardScan {
 
 impl BackwardScan {
     /// Position of the last `\n` before offset `end`, reading backwards in blocks.
-    async fn rfind_newline(&mut self, file: &mut File, mut end: u64) -> io::Result<Newline> {
+    async fn rfind_newline<R>(&mut self, file: &mut R, mut end: u64) -> io::Result<Newline>
+    where
+        R: AsyncRead + AsyncSeek + Unpin,
+    {
         while end > 0 {
             if self.budget == 0 {
                 return Ok(Newline::GaveUp);
@@ -1070,6 +1087,30 @@ mod tests {
         assert_eq!(rebuilt, line);
         assert_eq!(tags.iter().filter(|t| **t == Tag::Partial).count(), 63);
         assert_eq!(tags.last(), Some(&Tag::Full));
+    }
+
+    /// Found with the `cri_log` fuzz target's check that every line that
+    /// parses is written back as one that parses: a year-0000 time with a
+    /// positive offset (or 9999 with a negative one) is outside 0000-9999
+    /// in UTC, where RFC 3339 and `encode_timestamp` have no form for it.
+    #[test]
+    fn timestamps_outside_four_digit_years_in_utc_are_rejected() {
+        for field in [
+            &b"0000-01-01T00:00:00+00:01"[..],
+            b"9999-12-31T23:59:59-01:00",
+        ] {
+            assert!(
+                matches!(parse_timestamp(field), Err(ParseError::InvalidTimestamp(_))),
+                "{}",
+                String::from_utf8_lossy(field)
+            );
+        }
+        for field in [&b"0000-01-01T00:00:00Z"[..], b"9999-12-31T23:59:59Z"] {
+            let ts = parse_timestamp(field).unwrap();
+            let mut text = Vec::new();
+            encode_timestamp(ts, &mut text);
+            assert_eq!(parse_timestamp(&text), Ok(ts));
+        }
     }
 
     #[test]

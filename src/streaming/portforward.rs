@@ -18,7 +18,7 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::remotecommand::{ws_decode, ws_frame};
+use super::remotecommand::{MAX_BASE64_CHANNEL, ws_decode, ws_frame};
 use super::session::Activity;
 use super::spdy::{Connection, RstStatus, Stream};
 
@@ -182,9 +182,22 @@ where
     ours
 }
 
+/// Most ports one session of a WebSocket channel protocol can forward:
+/// each takes two channels, numbered from 0 in one byte, or as the ASCII
+/// characters from `'0'` in the base64 protocol.
+pub fn max_ws_ports(base64: bool) -> usize {
+    let channels = if base64 {
+        usize::from(MAX_BASE64_CHANNEL) + 1
+    } else {
+        usize::from(u8::MAX) + 1
+    };
+    channels / 2
+}
+
 /// Serves the WebSocket channel protocol: for the i-th port, channel 2i
 /// carries data and 2i+1 errors, and each channel's first message is the
-/// port, little-endian. One connection to each port per session.
+/// port, little-endian. One connection to each port per session; ports past
+/// [`max_ws_ports`] (refused at the upgrade) are ignored.
 pub async fn serve_ws_channels<S>(
     ws: WebSocketStream<S>,
     base64: bool,
@@ -198,13 +211,13 @@ pub async fn serve_ws_channels<S>(
     let (mut sink, mut stream) = ws.split();
     let (out_tx, mut out_rx) = tokio::sync::mpsc::channel::<Message>(64);
     let mut to_port: Vec<tokio::sync::mpsc::Sender<Bytes>> = Vec::new();
-    for (i, port) in ports.iter().copied().enumerate() {
+    for (i, port) in ports.iter().copied().enumerate().take(max_ws_ports(base64)) {
         let data = u8::try_from(2 * i).unwrap_or(u8::MAX);
         let error = data.saturating_add(1);
         for channel in [data, error] {
-            let _ = out_tx
-                .send(ws_frame(base64, channel, &port.to_le_bytes()))
-                .await;
+            if let Some(frame) = ws_frame(base64, channel, &port.to_le_bytes()) {
+                let _ = out_tx.send(frame).await;
+            }
         }
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(16);
         to_port.push(tx);
@@ -215,7 +228,9 @@ pub async fn serve_ws_channels<S>(
                 Ok(tcp) => tcp,
                 Err(err) => {
                     let message = format!("error forwarding port {port} to pod {pod}: {err}");
-                    let _ = out.send(ws_frame(base64, error, message.as_bytes())).await;
+                    if let Some(frame) = ws_frame(base64, error, message.as_bytes()) {
+                        let _ = out.send(frame).await;
+                    }
                     return;
                 }
             };
@@ -234,7 +249,10 @@ pub async fn serve_ws_channels<S>(
                     match read.read(&mut buf).await {
                         Ok(0) | Err(_) => break,
                         Ok(n) => {
-                            if out.send(ws_frame(base64, data, &buf[..n])).await.is_err() {
+                            let Some(frame) = ws_frame(base64, data, &buf[..n]) else {
+                                break;
+                            };
+                            if out.send(frame).await.is_err() {
                                 break;
                             }
                         }
@@ -274,4 +292,26 @@ pub async fn serve_ws_channels<S>(
     }
     drop(to_port);
     let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Both channels of every port a session may forward can be sent, so
+    /// no port shares or loses a channel (see
+    /// `remotecommand::tests::every_channel_round_trips_or_is_refused`).
+    #[test]
+    fn every_port_of_a_session_has_its_channels() {
+        assert_eq!((max_ws_ports(false), max_ws_ports(true)), (128, 40));
+        for base64 in [false, true] {
+            for i in 0..max_ws_ports(base64) {
+                for channel in [2 * i, 2 * i + 1] {
+                    let channel = u8::try_from(channel).unwrap();
+                    let frame = ws_frame(base64, channel, b"x").unwrap();
+                    assert_eq!(ws_decode(base64, frame), Some((channel, b"x".to_vec())));
+                }
+            }
+        }
+    }
 }

@@ -93,26 +93,36 @@ async fn recv_opt<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
     }
 }
 
+/// Highest channel of the base64 protocols: the channel travels as the
+/// character `'0' + channel`, and a text message's first byte is that
+/// character only while it is ASCII.
+pub const MAX_BASE64_CHANNEL: u8 = 0x7F - b'0';
+
 /// Encodes a channel frame: binary `[channel, payload...]`, or text
-/// `'0'+channel` followed by base64 for the base64 protocols.
-pub(crate) fn ws_frame(base64: bool, channel: u8, payload: &[u8]) -> Message {
+/// `'0'+channel` followed by base64 for the base64 protocols. `None` for a
+/// channel above [`MAX_BASE64_CHANNEL`] in the base64 protocols, which
+/// cannot be told apart from another channel on the wire.
+pub fn ws_frame(base64: bool, channel: u8, payload: &[u8]) -> Option<Message> {
     if base64 {
+        if channel > MAX_BASE64_CHANNEL {
+            return None;
+        }
         let text = format!(
             "{}{}",
             char::from(b'0' + channel),
             base64::engine::general_purpose::STANDARD.encode(payload)
         );
-        Message::Text(text.into())
+        Some(Message::Text(text.into()))
     } else {
         let mut data = Vec::with_capacity(payload.len() + 1);
         data.push(channel);
         data.extend_from_slice(payload);
-        Message::Binary(data.into())
+        Some(Message::Binary(data.into()))
     }
 }
 
 /// Decodes a client frame into (channel, payload).
-pub(crate) fn ws_decode(base64: bool, message: Message) -> Option<(u8, Vec<u8>)> {
+pub fn ws_decode(base64: bool, message: Message) -> Option<(u8, Vec<u8>)> {
     match message {
         Message::Binary(data) if !base64 => {
             let (&channel, payload) = data.split_first()?;
@@ -162,10 +172,10 @@ pub async fn serve_ws<S, F, Fut>(
     } else {
         ERROR
     };
-    let mut alive = sink
-        .send(ws_frame(protocol.base64, ready, &[]))
-        .await
-        .is_ok();
+    let mut alive = match ws_frame(protocol.base64, ready, &[]) {
+        Some(frame) => sink.send(frame).await.is_ok(),
+        None => false,
+    };
 
     let activity = Activity::default();
     let gone = client_gone.clone();
@@ -219,10 +229,8 @@ pub async fn serve_ws<S, F, Fut>(
             // Once the client is gone, output is drained and dropped so the
             // bridge never blocks.
             if alive
-                && sink
-                    .send(ws_frame(protocol.base64, channel, &chunk))
-                    .await
-                    .is_err()
+                && let Some(frame) = ws_frame(protocol.base64, channel, &chunk)
+                && sink.send(frame).await.is_err()
             {
                 alive = false;
             }
@@ -239,8 +247,10 @@ pub async fn serve_ws<S, F, Fut>(
     };
 
     if alive {
-        if let Some(status) = protocol.version.status_payload(&outcome, cmd) {
-            let _ = sink.send(ws_frame(protocol.base64, ERROR, &status)).await;
+        if let Some(status) = protocol.version.status_payload(&outcome, cmd)
+            && let Some(frame) = ws_frame(protocol.base64, ERROR, &status)
+        {
+            let _ = sink.send(frame).await;
         }
         let _ = sink
             .send(Message::Close(Some(CloseFrame {
@@ -415,7 +425,7 @@ mod tests {
     #[test]
     fn websocket_frames_round_trip_in_both_encodings() {
         for protocol in WS_PROTOCOLS {
-            let frame = ws_frame(protocol.base64, STDERR, b"\x00\xffdata");
+            let frame = ws_frame(protocol.base64, STDERR, b"\x00\xffdata").unwrap();
             assert_eq!(
                 ws_decode(protocol.base64, frame),
                 Some((STDERR, b"\x00\xffdata".to_vec()))
@@ -426,5 +436,26 @@ mod tests {
         assert_eq!(ws_decode(true, Message::Text("0!!!".into())), None);
         // Found by the random-input test: a multi-byte first character.
         assert_eq!(ws_decode(true, Message::Text("é".into())), None);
+    }
+
+    /// Found by the `ws_channel` fuzz target: in the base64 protocols the
+    /// channel travels as the character `'0' + channel`, which overflowed
+    /// past channel 207 and was not ASCII (so decoded as another channel)
+    /// from 80 on; port-forward numbers channels 2i and 2i+1 per port.
+    #[test]
+    fn every_channel_round_trips_or_is_refused() {
+        for base64 in [false, true] {
+            for channel in 0..=u8::MAX {
+                let Some(frame) = ws_frame(base64, channel, b"\x00data") else {
+                    assert!(base64 && channel > MAX_BASE64_CHANNEL, "channel {channel}");
+                    continue;
+                };
+                assert_eq!(
+                    ws_decode(base64, frame),
+                    Some((channel, b"\x00data".to_vec())),
+                    "channel {channel}, base64 {base64}"
+                );
+            }
+        }
     }
 }

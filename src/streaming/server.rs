@@ -408,6 +408,18 @@ fn upgrade_ws_port_forward(
             "at least one port must be specified",
         );
     }
+    // Each port takes two channels, and the protocol numbers only so many.
+    if let WsPortForward::Channels(base64) = mode
+        && ports.len() > portforward::max_ws_ports(base64)
+    {
+        return reply(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "at most {} ports can be forwarded in one session of this protocol",
+                portforward::max_ws_ports(base64)
+            ),
+        );
+    }
     accept_websocket(req, permit, accept, name, move |ws| async move {
         let shim = ctx.shim.as_ref();
         let Some(pid) = sandbox_pid(shim, &request.pod_sandbox_id).await else {

@@ -158,7 +158,8 @@ pub(super) fn read(
         .map_err(|e| CniError::Invalid(format!("cni cache file {}: {e}", path.display())))
 }
 
-fn parse(bytes: &[u8]) -> Result<CachedAttachment, String> {
+/// Decodes a cache file's bytes (libcni's `cachedInfo` JSON).
+pub(super) fn parse(bytes: &[u8]) -> Result<CachedAttachment, String> {
     let file: CacheFile = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
     if file.kind != KIND {
         return Err(format!("unknown kind {:?}", file.kind));
@@ -179,11 +180,9 @@ fn parse(bytes: &[u8]) -> Result<CachedAttachment, String> {
     })
 }
 
-/// Writes an attachment atomically: a reader sees the old file or the new
-/// one, never a torn write.
-pub(super) fn write(cache_dir: &Path, entry: &CachedAttachment) -> Result<(), CniError> {
-    static SEQ: AtomicU64 = AtomicU64::new(0);
-
+/// Encodes an attachment as libcni's `cachedInfo` JSON, the inverse of
+/// [`parse`].
+pub(super) fn encode(entry: &CachedAttachment) -> Result<Vec<u8>, CniError> {
     let file = CacheFile {
         kind: KIND.to_owned(),
         container_id: entry.container_id.clone(),
@@ -196,9 +195,16 @@ pub(super) fn write(cache_dir: &Path, entry: &CachedAttachment) -> Result<(), Cn
         capability_args: Some(entry.capability_args.clone()).filter(|a| !a.is_empty()),
         result: entry.result.as_ref().map(|r| r.raw.clone()),
     };
-    let bytes = serde_json::to_vec(&file)
-        .map_err(|e| CniError::Invalid(format!("serialize cni cache entry: {e}")))?;
+    serde_json::to_vec(&file)
+        .map_err(|e| CniError::Invalid(format!("serialize cni cache entry: {e}")))
+}
 
+/// Writes an attachment atomically: a reader sees the old file or the new
+/// one, never a torn write.
+pub(super) fn write(cache_dir: &Path, entry: &CachedAttachment) -> Result<(), CniError> {
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+
+    let bytes = encode(entry)?;
     let path = file_path(
         cache_dir,
         &entry.network_name,
@@ -426,6 +432,23 @@ pub(super) mod tests {
         assert!(remove(&cache, "net", "c1", "eth0").unwrap());
         assert!(!remove(&cache, "net", "c1", "eth0").unwrap());
         assert_eq!(read(&cache, "net", "c1", "eth0").unwrap(), None);
+    }
+
+    /// Found by the `cni_cache` fuzz target: serde_json's default float
+    /// parsing may be one unit in the last place off, so a number in
+    /// capability args or a result changed each time the file was read and
+    /// written back (8.08e89 read as 8.079999999999999e89).
+    #[test]
+    fn numbers_survive_a_read_and_write() {
+        let file = format!(
+            r#"{{"kind":"cniCacheV1","containerId":"c","ifName":"eth0","networkName":"n",
+                "capabilityArgs":{{"x":808{},"y":0.1,"z":1.7976931348623157e308}}}}"#,
+            "0".repeat(87)
+        );
+        let entry = parse(file.as_bytes()).unwrap();
+        assert_eq!(entry.capability_args["x"].as_f64(), Some(8.08e89));
+        let again = parse(&encode(&entry).unwrap()).unwrap();
+        assert_eq!(again, entry);
     }
 
     #[test]

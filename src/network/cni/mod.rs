@@ -24,6 +24,8 @@ mod bin_dirs;
 mod cache;
 mod config;
 mod exec;
+#[doc(hidden)]
+pub mod fuzzing;
 mod result;
 #[cfg(test)]
 mod tests;

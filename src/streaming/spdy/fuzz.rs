@@ -1,6 +1,6 @@
-//! A decoder check for arbitrary input, for the unit tests (and a
-//! `cargo fuzz` target): it panics on a bug, so it is not part of the
-//! library.
+//! A decoder check for arbitrary input, shared by the unit tests and the
+//! `spdy_frame` fuzz target (`fuzz/`): it panics on a bug, so it is hidden
+//! from the documented API and no product code calls it.
 
 use bytes::BytesMut;
 use tokio_util::codec::Decoder;

@@ -11,10 +11,10 @@
 
 pub mod conn;
 pub mod frame;
-#[cfg(test)]
-pub(crate) mod fuzz;
+#[doc(hidden)]
+pub mod fuzz;
 
 pub use conn::{CloseReason, Config, Connection, Role, Stream, StreamIo, StreamSender};
 pub use frame::{Frame, FrameLimits, GoAwayStatus, HeaderBlock, RstStatus, SpdyCodec, SpdyError};
-#[cfg(test)]
-pub(crate) use fuzz::fuzz_decode;
+#[doc(hidden)]
+pub use fuzz::fuzz_decode;
