@@ -175,7 +175,8 @@ pub async fn get_body(
     }))
 }
 
-type BodyConnection = hyper::client::conn::http1::Connection<TokioIo<Box<dyn RawStream>>, Full<Bytes>>;
+type BodyConnection =
+    hyper::client::conn::http1::Connection<TokioIo<Box<dyn RawStream>>, Full<Bytes>>;
 
 /// A response body whose connection is polled by whoever reads the body.
 struct InTaskBody<S> {
