@@ -126,10 +126,9 @@ fn status_error(status: StatusCode, message: String) -> DockerError {
 /// long-running streamed answers such as followed logs.
 ///
 /// Two things keep a busy stream cheap. The connection is read in batches
-/// ([`Batched`]): bytes arrive up to
-/// [`BATCH_DELAY`](super::batched::BATCH_DELAY) later than they could, many
-/// messages per read. And the connection is driven by the reader's own polls
-/// ([`InTaskBody`]) rather than by a task of its own, so handing each message
+/// (the private `batched` module): bytes arrive up to 20 ms later than they
+/// could, many messages per read. And the connection is driven by the
+/// reader's own polls rather than by a task of its own, so handing each message
 /// from the HTTP decoder to the reader is not a wake-up of another task
 /// (often on another thread).
 pub async fn get_body(
