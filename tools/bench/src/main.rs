@@ -210,19 +210,7 @@ impl Shim {
     }
 
     async fn client(&self) -> Result<RuntimeServiceClient<Channel>> {
-        let socket = self.socket.clone();
-        let channel = Endpoint::try_from("http://[::]:50051")?
-            .timeout(Duration::from_secs(120))
-            .connect_with_connector(tower::service_fn(move |_| {
-                let socket = socket.clone();
-                async move {
-                    Ok::<_, std::io::Error>(TokioIo::new(
-                        tokio::net::UnixStream::connect(socket).await?,
-                    ))
-                }
-            }))
-            .await?;
-        Ok(RuntimeServiceClient::new(channel))
+        peer::cri_client(&self.socket).await
     }
 
     /// User plus system CPU time of the shim so far.
@@ -232,16 +220,7 @@ impl Shim {
 
     /// Resident memory of the shim, in KiB.
     fn rss_kib(&self) -> Result<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
-        let line = status
-            .lines()
-            .find(|l| l.starts_with("VmRSS:"))
-            .context("no VmRSS")?;
-        Ok(line
-            .split_whitespace()
-            .nth(1)
-            .context("odd VmRSS")?
-            .parse()?)
+        procs::rss_kib(self.child.id())
     }
 }
 
