@@ -71,9 +71,8 @@ use dockershim::docker::client::BollardDocker;
 use dockershim::image::pause::PauseImage;
 use dockershim::naming::TYPE_LABEL;
 use futures_util::{StreamExt, TryStreamExt};
-use hyper_util::rt::TokioIo;
 use tokio::io::AsyncReadExt;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 const IMAGE: &str = "dockershim-test/busybox:latest";
 const LABEL: &str = "dockershim-bench";
