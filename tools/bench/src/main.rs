@@ -907,21 +907,7 @@ impl Bench {
 
     /// One relist: every sandbox and every container; how many of each.
     async fn shim_relist(&mut self) -> Result<(usize, usize)> {
-        let sandboxes = self
-            .rt
-            .list_pod_sandbox(ListPodSandboxRequest::default())
-            .await?
-            .into_inner()
-            .items
-            .len();
-        let containers = self
-            .rt
-            .list_containers(ListContainersRequest::default())
-            .await?
-            .into_inner()
-            .containers
-            .len();
-        Ok((sandboxes, containers))
+        relist_peer::relist(&mut self.rt).await
     }
 
     /// ListContainerStats for the labelled containers against one-shot

@@ -21,7 +21,7 @@ const ITERATIONS: usize = 200;
 const LIMIT: Duration = Duration::from_secs(60);
 
 /// One relist; how many sandboxes and containers it listed.
-async fn relist(rt: &mut RuntimeServiceClient<Channel>) -> Result<(usize, usize)> {
+pub async fn relist(rt: &mut RuntimeServiceClient<Channel>) -> Result<(usize, usize)> {
     let sandboxes = rt
         .list_pod_sandbox(ListPodSandboxRequest::default())
         .await?
