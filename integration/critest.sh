@@ -39,6 +39,10 @@
 #   DOCKERSHIM_TEST_REGISTRY   registry the images were pushed to (127.0.0.1:5055)
 #   DOCKERSHIM_CRITEST_PARALLEL  ginkgo nodes for the run (2)
 #   DOCKERSHIM_CRITEST_FOCUS   optional ginkgo focus regex, to run a subset
+#   DOCKERSHIM_CRITEST_ATTEMPTS  runs a failing spec may take (2). A spec
+#                              that passes only on a later attempt counts as
+#                              passed but is listed as "flaky", with its
+#                              attempts, in the output and in summary.tsv.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -581,12 +585,14 @@ summarize() {
     | (if $rpc == "" or ($head | contains($rpc)) then $head else $head + " / " + $rpc end) as $message
     # critest itself skips its benchmarks unless run with -benchmark.
     | select(.State != "skipped" or ($name | test("benchmark") | not))
-    | (if .State != "skipped" then .State
+    | (if .State == "passed" and (.NumAttempts // 1) > 1 then "flaky"
+       elif .State != "skipped" then .State
        elif $focus != "" and ($name | test($focus) | not) then "not-run"
        elif any($skips[]; . as $re | $name | test($re)) then "skipped-by-list"
        elif $message == "" then "not-run"
        elif any($selfskips[]; . as $re | $name | test($re)) then "skipped"
        else "unexpected-skip" end) as $outcome
+    | (if $outcome == "flaky" then "passed on attempt \(.NumAttempts) of \(.MaxFlakeAttempts)" else $message end) as $message
     | [$outcome, $name, $message] | @tsv' "$1"
 }
 
@@ -666,6 +672,7 @@ do_run() {
   for regex in "${skip_regexes[@]}"; do
     skip_flags+=("--ginkgo.skip=$regex")
   done
+  local attempts=${DOCKERSHIM_CRITEST_ATTEMPTS:-2}
   local -a focus_flags=()
   [ -z "${DOCKERSHIM_CRITEST_FOCUS:-}" ] || focus_flags=("--ginkgo.focus=$DOCKERSHIM_CRITEST_FOCUS")
 
@@ -685,6 +692,7 @@ do_run() {
       "${parallel_flags[@]}" \
       "${transport_flags[@]}" \
       "${skip_flags[@]}" "${focus_flags[@]}" \
+      --ginkgo.flake-attempts="$attempts" \
       --ginkgo.no-color \
       --ginkgo.json-report "$out/report.json" \
       --ginkgo.junit-report "$out/junit.xml"
@@ -701,18 +709,23 @@ do_run() {
   json_array() { if [ $# -eq 0 ]; then echo '[]'; else printf '%s\n' "$@" | jq -R . | jq -cs .; fi; }
   summarize "$out/report.json" "$(json_array "${skip_regexes[@]}")" "$(json_array "${self_skip_regexes[@]}")" >"$out/summary.tsv"
   count() { awk -F'\t' -v o="$1" '$1 == o' "$out/summary.tsv" | wc -l; }
-  local passed skipped_list skipped_self not_run failed
-  passed=$(count passed)
+  local passed flaky skipped_list skipped_self not_run failed
+  flaky=$(count flaky)
+  passed=$(($(count passed) + flaky))
   skipped_list=$(count skipped-by-list)
   skipped_self=$(count skipped)
   not_run=$(count not-run)
-  local ok='^(passed|skipped|skipped-by-list|not-run|pending)$'
+  local ok='^(passed|flaky|skipped|skipped-by-list|not-run|pending)$'
   failed=$(awk -F'\t' -v ok="$ok" '$1 !~ ok' "$out/summary.tsv" | wc -l)
   if [ "$failed" -gt 0 ]; then
     say "failures:"
     awk -F'\t' -v ok="$ok" '$1 !~ ok { printf "  [%s] %s\n      %s\n", $1, $2, $3 }' "$out/summary.tsv"
   fi
-  say "critest over $transport on Docker $docker_version: $passed passed, $failed failed," \
+  if [ "$flaky" -gt 0 ]; then
+    say "flaky (failed, then passed on a retry; the failures are in $out/critest.log):"
+    awk -F'\t' '$1 == "flaky" { printf "  %s (%s)\n", $2, $3 }' "$out/summary.tsv"
+  fi
+  say "critest over $transport on Docker $docker_version: $passed passed$([ "$flaky" = 0 ] || echo " ($flaky flaky)"), $failed failed," \
     "$((skipped_list + skipped_self)) skipped ($skipped_list by critest-skips.txt, $skipped_self by critest itself," \
     "as listed there)$([ "$not_run" = 0 ] || echo ", $not_run not in focus") in ${elapsed}s"
   say "reports: $out/report.json, $out/junit.xml, $out/summary.tsv"

@@ -63,6 +63,7 @@ mkdir -p "$work"
 started_pids=()
 docker_states=()
 failures=()
+flaky=()
 
 say() { printf '\n==> %s\n' "$*"; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -192,6 +193,26 @@ import_test_image() {
   tar -C "$rootfs" -c . | docker import -c 'ENV PATH=/bin' -c 'CMD ["sh"]' - dockershim-test/busybox:latest >/dev/null
 }
 
+# The specs of a critest run that failed (failed) or passed only on a retry
+# (flaky), one per line with its message, indented for the lists at the end
+# (where CI's excerpt of the output shows them).
+critest_specs() { # failed|flaky summary.tsv
+  [ -s "$2" ] || return 0
+  awk -F'\t' -v which="$1" '
+    (which == "flaky" && $1 == "flaky") ||
+    (which == "failed" && $1 !~ /^(passed|flaky|skipped|skipped-by-list|not-run|pending)$/) {
+      printf "\n    [%s] %s\n      %s", $1, $2, substr($3, 1, 400) }' "$2"
+}
+
+# The tests a `cargo test` run failed (the names in its last "failures:"
+# list), indented for the FAILED list.
+test_failures() { # cargo-test-log
+  awk '/^failures:$/ { names = ""; listing = 1; next }
+    listing && /^    [^ ]/ { names = names "\n    " substr($0, 5); next }
+    listing && /^test result:/ { listing = 0 }
+    END { printf "%s", names }' "$1"
+}
+
 # critest against a shim of its own on the engine DOCKER_HOST points at.
 run_critest() { # version state-dir
   local version=$1 state=$2 sock pid transport
@@ -212,8 +233,15 @@ run_critest() { # version state-dir
   local status=0
   for transport in spdy websocket; do
     say "critest over $transport on Docker $version"
+    local summary="$work/critest-$version-$transport/$transport/summary.tsv"
     DOCKERSHIM_CRITEST_WORK="$work/critest-$version-$transport" \
-      integration/critest.sh run "$sock" "$transport" || { status=1; failures+=("critest $transport on Docker $version"); }
+      integration/critest.sh run "$sock" "$transport" || {
+      status=1
+      failures+=("critest $transport on Docker $version$(critest_specs failed "$summary")")
+    }
+    local flaky_specs
+    flaky_specs=$(critest_specs flaky "$summary")
+    [ -z "$flaky_specs" ] || flaky+=("critest $transport on Docker $version$flaky_specs")
   done
   kill "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
@@ -241,7 +269,8 @@ for version in 20.10 26 28; do
   fi
   if wants "$integration_versions" "$version"; then
     say "integration tests on Docker $version"
-    cargo test --locked --test integration -- "${filter[@]}" || failures+=("integration tests on Docker $version")
+    cargo test --locked --test integration -- "${filter[@]}" 2>&1 | tee "$work/integration-$version.log" ||
+      failures+=("integration tests on Docker $version$(test_failures "$work/integration-$version.log")")
   fi
   if wants "$critest_versions" "$version"; then
     run_critest "$version" "$state" || true
@@ -254,6 +283,10 @@ for version in 20.10 26 28; do
   docker_states=() # one engine runs at a time
 done
 
+if [ ${#flaky[@]} -gt 0 ]; then
+  printf '\nFLAKY (failed, then passed on a retry):\n' >&2
+  printf '  %s\n' "${flaky[@]}" >&2
+fi
 if [ ${#failures[@]} -gt 0 ]; then
   printf '\nFAILED:\n' >&2
   printf '  %s\n' "${failures[@]}" >&2
