@@ -61,6 +61,13 @@ pub async fn serve(
                 continue;
             }
         };
+        // Interactive sessions write a few bytes at a time; Nagle's
+        // algorithm would hold each echo back until the previous one is
+        // acknowledged. (Go's servers, the kubelet's and containerd's
+        // included, set TCP_NODELAY on every connection.)
+        if let Err(err) = tcp.set_nodelay(true) {
+            tracing::debug!(%peer, error = %err, "cannot set TCP_NODELAY");
+        }
         let ctx = ctx.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| {

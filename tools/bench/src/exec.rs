@@ -27,7 +27,7 @@ use tokio::task::JoinSet;
 use tonic::transport::Channel;
 
 use crate::containerd::Containerd;
-use crate::peer::{self, DockerSide, Spec, Table};
+use crate::peer::{self, DockerSide, PodNetwork, Spec, Table};
 use crate::{IMAGE, Shim, Summary, ms, procs};
 
 /// Calls in flight at once at most; a tick that finds this many still
@@ -223,7 +223,8 @@ async fn run(containers: usize, rate: u64, seconds: u64, table: &mut Table) -> R
         let rt = shim.client().await?;
         let result = async {
             let started = Instant::now();
-            let made = peer::make_pods(&rt, logs.path(), pods, per_pod, spec).await?;
+            let made =
+                peer::make_pods(&rt, logs.path(), pods, per_pod, PodNetwork::Pod, spec).await?;
             let ids: Vec<String> = made.iter().flat_map(|p| p.containers.clone()).collect();
             println!(
                 "shim: made {} pods in {:.1?}",
@@ -290,7 +291,8 @@ async fn run(containers: usize, rate: u64, seconds: u64, table: &mut Table) -> R
         let rt = containerd.client().await?;
         let result = async {
             let started = Instant::now();
-            let made = peer::make_pods(&rt, logs.path(), pods, per_pod, spec).await?;
+            let made =
+                peer::make_pods(&rt, logs.path(), pods, per_pod, PodNetwork::Pod, spec).await?;
             let ids: Vec<String> = made.iter().flat_map(|p| p.containers.clone()).collect();
             println!(
                 "containerd {}: made {} pods in {:.1?}",

@@ -32,7 +32,7 @@ use futures_util::StreamExt;
 use tonic::transport::Channel;
 
 use crate::containerd::Containerd;
-use crate::peer::{self, DockerSide, Spec, Table};
+use crate::peer::{self, DockerSide, PodNetwork, Spec, Table};
 use crate::{IMAGE, LABEL, Shim, ms, procs};
 
 /// How long the output of one run may take to land in the files.
@@ -361,7 +361,14 @@ async fn start_pod(
             go_dir: Some(go.clone()),
         })
         .collect();
-    let pod = peer::make_pod(rt.clone(), dir.join("logs"), "logpipe".into(), specs).await?;
+    let pod = peer::make_pod(
+        rt.clone(),
+        dir.join("logs"),
+        "logpipe".into(),
+        PodNetwork::Pod,
+        specs,
+    )
+    .await?;
     // Let the just-started containers and log writers settle.
     tokio::time::sleep(Duration::from_secs(1)).await;
     Ok((pod, go))

@@ -16,11 +16,15 @@ use tonic::transport::{Channel, Endpoint};
 
 use crate::{IMAGE, LABEL, procs};
 
-/// A CRI client on a Unix socket.
+/// A CRI client on a Unix socket. Its HTTP/2 receive window adapts to the
+/// bandwidth-delay product, as grpc-go's (the kubelet's and crictl's) does
+/// by default: with a fixed 64 KiB window a relist of hundreds of pods
+/// waits on WINDOW_UPDATE round trips no real client makes.
 pub async fn cri_client(socket: &Path) -> Result<RuntimeServiceClient<Channel>> {
     let socket = socket.to_path_buf();
     let channel = Endpoint::try_from("http://[::]:50051")?
         .timeout(Duration::from_secs(120))
+        .http2_adaptive_window(true)
         .connect_with_connector(tower::service_fn(move |_| {
             let socket = socket.clone();
             async move {
@@ -60,6 +64,16 @@ impl Spec {
     }
 }
 
+/// Whose network namespace a pod's containers share.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum PodNetwork {
+    /// The pod's own, set up by the runtime (Docker's bridge, or CNI).
+    Pod,
+    /// The node's (hostNetwork): no address is taken from the runtime's
+    /// pool, so a bridge's subnet does not limit how many pods run.
+    Node,
+}
+
 /// A pod made through a CRI runtime.
 pub struct Pod {
     pub sandbox: String,
@@ -74,9 +88,14 @@ pub async fn make_pod(
     mut rt: RuntimeServiceClient<Channel>,
     logs_dir: PathBuf,
     name: String,
+    network: PodNetwork,
     specs: Vec<Spec>,
 ) -> Result<Pod> {
     let labels = HashMap::from([(LABEL.to_string(), "1".to_string())]);
+    let namespaces = (network == PodNetwork::Node).then(|| NamespaceOption {
+        network: NamespaceMode::Node as i32,
+        ..Default::default()
+    });
     let pod_logs = logs_dir.join(&name);
     // containerd opens the log file without creating its directory.
     std::fs::create_dir_all(&pod_logs)?;
@@ -89,6 +108,13 @@ pub async fn make_pod(
         }),
         log_directory: pod_logs.display().to_string(),
         labels: labels.clone(),
+        linux: namespaces.clone().map(|namespaces| LinuxPodSandboxConfig {
+            security_context: Some(LinuxSandboxSecurityContext {
+                namespace_options: Some(namespaces),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
         ..Default::default()
     };
     let sandbox = rt
@@ -132,6 +158,13 @@ pub async fn make_pod(
                     log_path: format!("{}.log", spec.name),
                     labels: labels.clone(),
                     mounts,
+                    linux: namespaces.clone().map(|namespaces| LinuxContainerConfig {
+                        security_context: Some(LinuxContainerSecurityContext {
+                            namespace_options: Some(namespaces),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    }),
                     ..Default::default()
                 }),
                 sandbox_config: Some(config.clone()),
@@ -158,6 +191,7 @@ pub async fn make_pods(
     logs_dir: &Path,
     pods: usize,
     per_pod: usize,
+    network: PodNetwork,
     spec: impl Fn(usize) -> Spec,
 ) -> Result<Vec<Pod>> {
     let jobs = (0..pods)
@@ -167,6 +201,7 @@ pub async fn make_pods(
                 rt.clone(),
                 logs_dir.to_path_buf(),
                 format!("peer{p}"),
+                network,
                 specs,
             )
         })

@@ -32,7 +32,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
 
 use crate::containerd::Containerd;
-use crate::peer::{self, DockerSide, Spec, Table};
+use crate::peer::{self, DockerSide, PodNetwork, Spec, Table};
 use crate::{IMAGE, Shim, Summary, ms, procs};
 
 const PORT: u16 = 8000;
@@ -417,6 +417,7 @@ async fn run(bytes: u64, table: &mut Table) -> Result<()> {
                 rt.clone(),
                 logs.path().into(),
                 "stream".into(),
+                PodNetwork::Pod,
                 vec![server(bytes)],
             )
             .await?;
@@ -466,6 +467,7 @@ async fn run(bytes: u64, table: &mut Table) -> Result<()> {
                 rt.clone(),
                 logs.path().into(),
                 "stream".into(),
+                PodNetwork::Pod,
                 vec![server(bytes)],
             )
             .await?;
