@@ -58,7 +58,11 @@ pub struct Config {
     pub stream_recv_buffer: usize,
     /// Largest DATA frame we send; larger writes are split.
     pub max_send_frame: usize,
-    /// Frames queued for the writer (per queue: control and data) before senders wait.
+    /// Frames queued for the writer (per queue: control and data) before
+    /// senders wait. With [`Config::max_send_frame`] this bounds the bytes a
+    /// connection holds on their way out; a deep queue of large frames made
+    /// malloc trim and re-fault its heap on every burst (docs/performance.md,
+    /// "stream").
     pub write_queue: usize,
     /// Decoder limits for inbound frames.
     pub limits: FrameLimits,
@@ -73,7 +77,7 @@ impl Default for Config {
             close_timeout: Duration::from_secs(5),
             stream_recv_buffer: 1024 * 1024,
             max_send_frame: 64 * 1024,
-            write_queue: 64,
+            write_queue: 8,
             limits: FrameLimits::default(),
         }
     }
