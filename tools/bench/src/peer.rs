@@ -19,7 +19,7 @@ use crate::{IMAGE, LABEL, procs};
 /// A CRI client on a Unix socket. Its HTTP/2 receive window adapts to the
 /// bandwidth-delay product, as grpc-go's (the kubelet's and crictl's) does
 /// by default: with a fixed 64 KiB window a relist of hundreds of pods
-/// waits on WINDOW_UPDATE round trips no real client makes.
+/// waits on WINDOW_UPDATE round trips that grpc-go's growing window avoids.
 pub async fn cri_client(socket: &Path) -> Result<RuntimeServiceClient<Channel>> {
     let socket = socket.to_path_buf();
     let channel = Endpoint::try_from("http://[::]:50051")?
