@@ -517,6 +517,19 @@ impl Summary {
     }
 }
 
+/// "mean M ms, p50 P ms, p99 Q ms", as every timing line prints it.
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "mean {:.3} ms, p50 {:.3} ms, p99 {:.3} ms",
+            ms(self.mean),
+            ms(self.p50),
+            ms(self.p99)
+        )
+    }
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
@@ -826,26 +839,14 @@ impl Bench {
                 ms(shim_cpu)
             );
             println!(
-                "shim ListPodSandbox+ListContainers ({} sandboxes, {} containers): mean {:.3} ms, p50 {:.3} ms, p99 {:.3} ms",
-                seen.0,
-                seen.1,
-                ms(shim.mean),
-                ms(shim.p50),
-                ms(shim.p99)
+                "shim ListPodSandbox+ListContainers ({} sandboxes, {} containers): {shim}",
+                seen.0, seen.1
             );
-            println!(
-                "raw GET /containers/json?all=1 ({raw_seen} containers): mean {:.3} ms, p50 {:.3} ms, p99 {:.3} ms",
-                ms(raw.mean),
-                ms(raw.p50),
-                ms(raw.p99)
-            );
+            println!("raw GET /containers/json?all=1 ({raw_seen} containers): {raw}");
             println!("speed ratio raw / shim: {by_mean:.1}x by mean, {by_p50:.1}x by p50");
             println!(
-                "shim alone, no Docker list in between ({} relists): mean {:.3} ms, p50 {:.3} ms, p99 {:.3} ms",
-                alone_times.len(),
-                ms(alone.mean),
-                ms(alone.p50),
-                ms(alone.p99)
+                "shim alone, no Docker list in between ({} relists): {alone}",
+                alone_times.len()
             );
             println!(
                 "shim memory: idle {} KiB; under relist with {count} pods {rss} KiB (peak {peak} KiB)",
@@ -1250,6 +1251,25 @@ where
 
 /// A pod as the kubelet makes one: sandbox, one `sleep 3600` container with
 /// a CRI log file, started.
+/// The one container of a bench pod: `sleep 3600` in the test image,
+/// logging to `sleeper/0.log` under the pod's log directory.
+fn sleeper(labels: HashMap<String, String>) -> ContainerConfig {
+    ContainerConfig {
+        metadata: Some(ContainerMetadata {
+            name: "sleeper".into(),
+            attempt: 0,
+        }),
+        image: Some(ImageSpec {
+            image: IMAGE.into(),
+            ..Default::default()
+        }),
+        command: vec!["sleep".into(), "3600".into()],
+        log_path: "sleeper/0.log".into(),
+        labels,
+        ..Default::default()
+    }
+}
+
 async fn create_pod(
     mut rt: RuntimeServiceClient<Channel>,
     logs_dir: PathBuf,
@@ -1283,20 +1303,7 @@ async fn create_pod(
     let container = rt
         .create_container(CreateContainerRequest {
             pod_sandbox_id: sandbox.clone(),
-            config: Some(ContainerConfig {
-                metadata: Some(ContainerMetadata {
-                    name: "sleeper".into(),
-                    attempt: 0,
-                }),
-                image: Some(ImageSpec {
-                    image: IMAGE.into(),
-                    ..Default::default()
-                }),
-                command: vec!["sleep".into(), "3600".into()],
-                log_path: "sleeper/0.log".into(),
-                labels,
-                ..Default::default()
-            }),
+            config: Some(sleeper(labels)),
             sandbox_config: Some(config),
         })
         .await

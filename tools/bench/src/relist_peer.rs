@@ -174,32 +174,23 @@ async fn run(pods: usize, table: &mut Table) -> Result<()> {
     let c = Summary::of(&peer_figures.times);
     let line = |who: &str, f: &Figures, x: &Summary| {
         println!(
-            "{who} ListPodSandbox+ListContainers ({} sandboxes, {} containers, {} relists): mean {:.3} ms, p50 {:.3} ms, p99 {:.3} ms; CPU {:.3} ms per relist",
+            "{who} ListPodSandbox+ListContainers ({} sandboxes, {} containers, {} relists): {x}; CPU {:.3} ms per relist",
             f.seen.0,
             f.seen.1,
             f.times.len(),
-            ms(x.mean),
-            ms(x.p50),
-            ms(x.p99),
             ms(f.cpu)
         );
-        let e = Summary::of(&f.empty);
         println!(
-            "{who} ListPodSandbox matching no pod ({} calls): mean {:.3} ms, p50 {:.3} ms, p99 {:.3} ms",
+            "{who} ListPodSandbox matching no pod ({} calls): {}",
             f.empty.len(),
-            ms(e.mean),
-            ms(e.p50),
-            ms(e.p99)
+            Summary::of(&f.empty)
         );
     };
     line("shim", &shim, &s);
     let si = Summary::of(&shim.interleaved);
     println!(
-        "shim, each relist after one Docker list of all containers ({} relists): mean {:.3} ms, p50 {:.3} ms, p99 {:.3} ms",
-        shim.interleaved.len(),
-        ms(si.mean),
-        ms(si.p50),
-        ms(si.p99)
+        "shim, each relist after one Docker list of all containers ({} relists): {si}",
+        shim.interleaved.len()
     );
     line(&format!("containerd {version}"), &peer_figures, &c);
     let by_mean = ms(c.mean) / ms(s.mean).max(1e-9);

@@ -33,7 +33,7 @@ use dockershim::api::*;
 use dockershim::naming::TYPE_LABEL;
 use tonic::transport::Channel;
 
-use crate::{IMAGE, LABEL, Shim, Summary, cleanup, docker_endpoint, machine, ms};
+use crate::{IMAGE, LABEL, Shim, Summary, cleanup, docker_endpoint, machine, ms, sleeper};
 
 /// The CNI network's name; it is in the comment of every portmap rule.
 const NETWORK: &str = "dsoak";
@@ -495,20 +495,7 @@ impl Pods {
         let sandbox = sandbox.pod_sandbox_id;
         let create = rt.create_container(CreateContainerRequest {
             pod_sandbox_id: sandbox.clone(),
-            config: Some(ContainerConfig {
-                metadata: Some(ContainerMetadata {
-                    name: "sleeper".into(),
-                    attempt: 0,
-                }),
-                image: Some(ImageSpec {
-                    image: IMAGE.into(),
-                    ..Default::default()
-                }),
-                command: vec!["sleep".into(), "3600".into()],
-                log_path: "sleeper/0.log".into(),
-                labels,
-                ..Default::default()
-            }),
+            config: Some(sleeper(labels)),
             sandbox_config: Some(config),
         });
         if let Some(container) = tally.call(Call::CreateContainer, create).await {
