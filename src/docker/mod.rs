@@ -11,6 +11,7 @@ pub mod client;
 #[cfg(test)]
 pub mod fake;
 pub mod hijack;
+mod keepalive;
 mod pool;
 
 use std::collections::HashMap;
