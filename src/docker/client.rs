@@ -1,13 +1,12 @@
 //! [`DockerApi`] over bollard: connection, API version negotiation, per-call
 //! timeouts and the mapping of bollard's errors onto [`DockerError`].
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bollard::Docker;
 use bollard::auth::DockerCredentials;
-use bollard::exec::{CreateExecOptions, CreateExecResults, ResizeExecOptions};
+use bollard::exec::{CreateExecOptions, ResizeExecOptions};
 use bollard::models::{
     ContainerCreateBody, ContainerInspectResponse, ContainerSummary, ContainerUpdateBody,
     EventMessage, ExecInspectResponse, ImageInspect, ImageSummary, SystemInfo, SystemVersion,
@@ -17,14 +16,10 @@ use bollard::query_parameters::{
     ListContainersOptions, ListImagesOptions, RemoveContainerOptions, RemoveImageOptions,
     ResizeContainerTTYOptions, StopContainerOptions,
 };
-use bytes::Bytes;
 use futures_util::stream::BoxStream;
 use futures_util::{StreamExt, TryStreamExt};
-use http_body_util::Full;
-use hyper::Request;
 
 use super::hijack::{self, Endpoint, RawStream};
-use super::keepalive::KeepAlive;
 use super::{DockerApi, DockerError, DockerResult, ExecSpec, Filters, RegistryAuth, TermSize};
 
 /// The oldest Engine API the shim supports (Docker 20.10).
@@ -56,8 +51,6 @@ impl Default for Timeouts {
 #[derive(Clone)]
 pub struct BollardDocker {
     docker: Docker,
-    /// The requests of exec probes, which skip bollard (see [`KeepAlive`]).
-    probes: Arc<KeepAlive>,
     endpoint: Endpoint,
     api_version: String,
     timeouts: Timeouts,
@@ -93,7 +86,6 @@ impl BollardDocker {
         }
         Ok(Self {
             docker,
-            probes: Arc::new(KeepAlive::new(parsed.clone(), timeouts.request)),
             endpoint: parsed,
             api_version: format!("{}.{}", api.0, api.1),
             timeouts,
@@ -135,23 +127,6 @@ fn map_err(err: bollard::errors::Error) -> DockerError {
         E::RequestTimeoutError => DockerError::Timeout(DEFAULT_TIMEOUT),
         other => DockerError::Transport(other.to_string()),
     }
-}
-
-/// A request the shim sends itself, with the headers Docker needs.
-fn build(
-    request: hyper::http::request::Builder,
-    body: Vec<u8>,
-) -> DockerResult<Request<Full<Bytes>>> {
-    request
-        .header(hyper::header::HOST, "docker")
-        .body(Full::new(Bytes::from(body)))
-        .map_err(|e| DockerError::Transport(format!("build a docker request: {e}")))
-}
-
-/// Reads a JSON answer of Docker's.
-fn parse<T: serde::de::DeserializeOwned>(answer: &[u8]) -> DockerResult<T> {
-    serde_json::from_slice(answer)
-        .map_err(|e| DockerError::Transport(format!("read docker's answer: {e}")))
 }
 
 fn is_auth_failure(message: &str) -> bool {
@@ -298,15 +273,11 @@ impl DockerApi for BollardDocker {
             cmd: Some(spec.cmd),
             ..Default::default()
         };
-        let body = serde_json::to_vec(&options)
-            .map_err(|e| DockerError::Transport(format!("encode exec options: {e}")))?;
-        let request = Request::post(format!(
-            "/v{}/containers/{container_id}/exec",
-            self.api_version
-        ))
-        .header(hyper::header::CONTENT_TYPE, "application/json");
-        let answer = self.probes.send(build(request, body)?).await?;
-        parse::<CreateExecResults>(&answer).map(|created| created.id)
+        self.docker
+            .create_exec(container_id, options)
+            .await
+            .map(|created| created.id)
+            .map_err(map_err)
     }
 
     async fn start_exec(
@@ -377,8 +348,7 @@ impl DockerApi for BollardDocker {
     }
 
     async fn inspect_exec(&self, exec_id: &str) -> DockerResult<ExecInspectResponse> {
-        let request = Request::get(format!("/v{}/exec/{exec_id}/json", self.api_version));
-        parse(&self.probes.send(build(request, Vec::new())?).await?)
+        self.docker.inspect_exec(exec_id).await.map_err(map_err)
     }
 
     async fn list_images(&self) -> DockerResult<Vec<ImageSummary>> {

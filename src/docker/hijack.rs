@@ -80,8 +80,38 @@ async fn connect_unregistered(endpoint: &Endpoint) -> DockerResult<Socket> {
     })
 }
 
-/// The error for an error status, with Docker's message.
-pub(super) fn status_error(status: StatusCode, message: String) -> DockerError {
+/// Sends one request on `stream`, a new connection; `upgrades` keeps the
+/// connection usable after a `101 Switching Protocols`. Error statuses
+/// become errors.
+async fn send(
+    stream: Box<dyn RawStream>,
+    request: Request<Full<Bytes>>,
+    upgrades: bool,
+) -> DockerResult<hyper::Response<hyper::body::Incoming>> {
+    let path = request.uri().path().to_string();
+    let http = |e: hyper::Error| DockerError::Transport(format!("{path}: {e}"));
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(http)?;
+    tokio::spawn(async move {
+        let ended = if upgrades {
+            connection.with_upgrades().await
+        } else {
+            connection.await
+        };
+        if let Err(err) = ended {
+            tracing::debug!(error = %err, "docker connection ended");
+        }
+    });
+    let response = sender.send_request(request).await.map_err(http)?;
+    let status = response.status();
+    if status.is_success() || status == StatusCode::SWITCHING_PROTOCOLS {
+        return Ok(response);
+    }
+    Err(status_error(status, read_error(response.into_body()).await))
+}
+
+fn status_error(status: StatusCode, message: String) -> DockerError {
     match status {
         StatusCode::NOT_FOUND => DockerError::NotFound(message),
         StatusCode::CONFLICT => DockerError::Conflict(message),
@@ -117,13 +147,21 @@ pub async fn get_body(
         .await
         .map_err(http)?;
     let mut connection = Some(Box::pin(connection));
-    let response = in_task(&mut connection, sender.send_request(request))
+    let response = {
+        let mut response = std::pin::pin!(sender.send_request(request));
+        std::future::poll_fn(|cx| {
+            poll_connection(&mut connection, cx);
+            response.as_mut().poll(cx)
+        })
         .await
-        .map_err(http)?;
+        .map_err(http)?
+    };
     let status = response.status();
     if !status.is_success() {
-        let message = in_task(&mut connection, read_error(response.into_body())).await;
-        return Err(status_error(status, message));
+        if let Some(connection) = connection {
+            tokio::spawn(connection);
+        }
+        return Err(status_error(status, read_error(response.into_body()).await));
     }
     let chunks = response
         .into_body()
@@ -150,10 +188,7 @@ struct InTaskBody<S> {
 
 /// Lets the connection read and decode what has arrived; forgets it once
 /// it has ended (the body then sees the end, or the error).
-fn poll_connection<C>(connection: &mut Option<Pin<Box<C>>>, cx: &mut Context<'_>)
-where
-    C: Future<Output = hyper::Result<()>>,
-{
+fn poll_connection(connection: &mut Option<Pin<Box<BodyConnection>>>, cx: &mut Context<'_>) {
     if let Some(conn) = connection.as_mut()
         && let Poll::Ready(ended) = conn.as_mut().poll(cx)
     {
@@ -181,16 +216,11 @@ where
 
 /// Sends `POST path` with a JSON body asking for a raw stream and returns the
 /// upgraded connection.
-///
-/// The connection is driven by the calling task until the upgrade, as in
-/// [`get_body`], rather than by a task of its own: an exec probe makes one
-/// such request each time.
 pub async fn post_upgrade(
     endpoint: &Endpoint,
     path: &str,
     body: serde_json::Value,
 ) -> DockerResult<Box<dyn RawStream>> {
-    let failed = |e: hyper::Error| DockerError::Transport(format!("{path}: {e}"));
     let request = Request::post(path)
         .header(hyper::header::HOST, "docker")
         .header(hyper::header::CONTENT_TYPE, "application/json")
@@ -198,60 +228,27 @@ pub async fn post_upgrade(
         .header(hyper::header::UPGRADE, "tcp")
         .body(Full::new(Bytes::from(body.to_string())))
         .map_err(|e| DockerError::Transport(format!("{path}: {e}")))?;
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(TokioIo::new(connect(endpoint).await?))
-            .await
-            .map_err(failed)?;
-    let mut connection = Some(Box::pin(connection.with_upgrades()));
-    let mut response = in_task(&mut connection, sender.send_request(request))
+    let mut response = send(connect(endpoint).await?, request, true).await?;
+    let upgraded = hyper::upgrade::on(&mut response)
         .await
-        .map_err(failed)?;
-    let status = response.status();
-    if status != StatusCode::SWITCHING_PROTOCOLS && !status.is_success() {
-        let message = in_task(&mut connection, read_error(response.into_body())).await;
-        return Err(status_error(status, message));
-    }
-    // The connection hands its socket to the upgrade as it ends.
-    let upgraded = in_task(&mut connection, hyper::upgrade::on(&mut response))
-        .await
-        .map_err(failed)?;
+        .map_err(|e| DockerError::Transport(format!("{path}: {e}")))?;
     Ok(Box::new(TokioIo::new(upgraded)))
-}
-
-/// Runs `work` in this task while also polling `connection`, the HTTP
-/// connection that `work` waits on, until `work` is done.
-async fn in_task<C, W>(connection: &mut Option<Pin<Box<C>>>, work: W) -> W::Output
-where
-    C: Future<Output = hyper::Result<()>>,
-    W: Future,
-{
-    let mut work = std::pin::pin!(work);
-    std::future::poll_fn(|cx| {
-        poll_connection(connection, cx);
-        work.as_mut().poll(cx)
-    })
-    .await
 }
 
 async fn read_error(body: hyper::body::Incoming) -> String {
     use http_body_util::BodyExt;
-    match body.collect().await {
-        Ok(collected) => error_message(&collected.to_bytes()),
-        Err(err) => err.to_string(),
-    }
-}
-
-/// Docker's message in an error answer's body: the `message` of its JSON,
-/// or the body as text.
-pub(super) fn error_message(body: &[u8]) -> String {
-    serde_json::from_slice::<serde_json::Value>(body)
+    let bytes = match body.collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(err) => return err.to_string(),
+    };
+    serde_json::from_slice::<serde_json::Value>(&bytes)
         .ok()
         .and_then(|v| {
             v.get("message")
                 .and_then(|m| m.as_str())
                 .map(str::to_string)
         })
-        .unwrap_or_else(|| String::from_utf8_lossy(body).trim().to_string())
+        .unwrap_or_else(|| String::from_utf8_lossy(&bytes).trim().to_string())
 }
 
 /// Which stream a demultiplexed chunk belongs to.

@@ -11,7 +11,6 @@ pub mod client;
 #[cfg(test)]
 pub mod fake;
 pub mod hijack;
-mod keepalive;
 mod pool;
 
 use std::collections::HashMap;
