@@ -35,6 +35,10 @@
 //! `dockershim-bench relist-peer [--pods 300]`: the relist of the shim and
 //! of containerd's CRI with that many pods.
 //!
+//! `dockershim-bench frontier`: those four at their defaults, one after the
+//! other on one engine, so that every figure beside containerd comes from
+//! one run.
+//!
 //! It needs the test image `dockershim-test/busybox:latest`
 //! (`integration/test.sh` builds it) and runs as root. Everything it creates
 //! carries the label `dockershim-bench`, and is removed at the start and at
@@ -90,7 +94,8 @@ const USAGE: &str = "usage: dockershim-bench logs [--containers N] [--mib-per-co
        dockershim-bench exec [--containers N] [--rate CALLS_PER_S] [--seconds S]
        dockershim-bench logpipe [--containers N] [--mib M] [--line BYTES,BYTES]
        dockershim-bench stream [--mib M]
-       dockershim-bench relist-peer [--pods N]";
+       dockershim-bench relist-peer [--pods N]
+       dockershim-bench frontier";
 
 #[tokio::main]
 async fn main() -> Result<()> {
@@ -141,6 +146,7 @@ async fn main() -> Result<()> {
         }
         Some("stream") => return stream::stream(flag("--mib", 1024)?).await,
         Some("relist-peer") => return relist_peer::relist_peer(flag("--pods", 300)?).await,
+        Some("frontier") => return frontier().await,
         Some("podstart") => Task::PodStart(flag("--pods", 20)?),
         Some("relist") => Task::Relist(list("--pods", &[10, 100, 300])?),
         Some("stats") => Task::Stats(flag("--containers", 100)?),
@@ -157,6 +163,29 @@ async fn main() -> Result<()> {
         _ => bail!("{USAGE}"),
     };
     run(task).await
+}
+
+/// Every part measured beside containerd, at its defaults, in one run. A
+/// part that fails does not stop the others; the run then fails at the end.
+async fn frontier() -> Result<()> {
+    let mut failed = Vec::new();
+    if let Err(err) = exec::exec(100, 10, 60).await {
+        failed.push(format!("exec: {err:#}"));
+    }
+    if let Err(err) = logpipe::logpipe(10, 10, &[100, 4096]).await {
+        failed.push(format!("logpipe: {err:#}"));
+    }
+    if let Err(err) = stream::stream(1024).await {
+        failed.push(format!("stream: {err:#}"));
+    }
+    if let Err(err) = relist_peer::relist_peer(300).await {
+        failed.push(format!("relist-peer: {err:#}"));
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        bail!("parts failed:\n  {}", failed.join("\n  "))
+    }
 }
 
 /// A shim process of this build on a private socket.

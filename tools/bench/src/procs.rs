@@ -47,6 +47,27 @@ pub fn cpu_with_children(pid: u32) -> Result<Duration> {
     Ok(Duration::from_secs_f64(total as f64 / hz as f64))
 }
 
+/// How long the threads of a process have been runnable but waiting for a
+/// core (the second field of each thread's `schedstat`), summed over the
+/// threads it has now. A thread that ends takes its share with it, so take
+/// differences with `saturating_sub`.
+pub fn run_queue_wait(pid: u32) -> Result<Duration> {
+    let mut total = 0u64;
+    for entry in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+        // A thread may end between the listing and the read.
+        let Ok(text) = std::fs::read_to_string(entry?.path().join("schedstat")) else {
+            continue;
+        };
+        total += text
+            .split_whitespace()
+            .nth(1)
+            .context("short schedstat")?
+            .parse::<u64>()
+            .context("odd schedstat")?;
+    }
+    Ok(Duration::from_nanos(total))
+}
+
 /// The parent of a process.
 pub fn parent(pid: u32) -> Result<u32> {
     let fields = stat_fields(pid)?;

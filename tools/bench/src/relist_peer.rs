@@ -43,11 +43,14 @@ pub async fn relist(rt: &mut RuntimeServiceClient<Channel>) -> Result<(usize, us
 }
 
 /// What one runtime gave: the relist times (alone, and interleaved with
-/// Docker's list when one was asked for), its CPU per relist alone and
-/// what it listed.
+/// Docker's list when one was asked for), how long its threads waited for
+/// a core during each, its CPU per relist and what it listed.
 struct Figures {
     times: Vec<Duration>,
+    waits: Vec<Waits>,
     interleaved: Vec<Duration>,
+    interleaved_waits: Vec<Waits>,
+    interleaved_cpu: Duration,
     /// ListPodSandbox calls whose filter matches no pod: the round trip
     /// and scheduling noise every call pays, with nothing to encode.
     empty: Vec<Duration>,
@@ -76,12 +79,14 @@ async fn measure(
     }
     let cpu_before = procs::cpu_with_children(pid)?;
     let deadline = Instant::now() + LIMIT;
-    let mut times = Vec::new();
+    let (mut times, mut waits) = (Vec::new(), Vec::new());
     let mut seen = (0, 0);
     while times.len() < ITERATIONS && Instant::now() < deadline {
+        let waited = Waits::now(pid)?;
         let started = Instant::now();
         seen = relist(&mut rt).await?;
         times.push(started.elapsed());
+        waits.push(Waits::now(pid)?.since(&waited));
     }
     let cpu = (procs::cpu_with_children(pid)? - cpu_before) / (times.len().max(1) as u32);
     if seen.0 < pods || seen.1 < pods {
@@ -91,19 +96,25 @@ async fn measure(
             seen.1
         );
     }
-    let mut interleaved = Vec::new();
+    let (mut interleaved, mut interleaved_waits) = (Vec::new(), Vec::new());
+    let mut interleaved_cpu = Duration::ZERO;
     if let Some(docker) = docker {
         let all = ListContainersOptions {
             all: true,
             ..Default::default()
         };
+        let cpu_before = procs::cpu_with_children(pid)?;
         let deadline = Instant::now() + LIMIT;
         while interleaved.len() < ITERATIONS && Instant::now() < deadline {
             docker.list_containers(Some(all.clone())).await?;
+            let waited = Waits::now(pid)?;
             let started = Instant::now();
             relist(&mut rt).await?;
             interleaved.push(started.elapsed());
+            interleaved_waits.push(Waits::now(pid)?.since(&waited));
         }
+        interleaved_cpu =
+            (procs::cpu_with_children(pid)? - cpu_before) / (interleaved.len().max(1) as u32);
     }
     let nothing = ListPodSandboxRequest {
         filter: Some(PodSandboxFilter {
@@ -120,11 +131,62 @@ async fn measure(
     }
     Ok(Figures {
         times,
+        waits,
         interleaved,
+        interleaved_waits,
+        interleaved_cpu,
         empty,
         cpu,
         seen,
     })
+}
+
+/// How long the threads of the runtime and of this benchmark (the client,
+/// which decodes the answers) have waited for a core, or did during one
+/// relist.
+#[derive(Clone, Copy, Default)]
+struct Waits {
+    runtime: Duration,
+    client: Duration,
+}
+
+impl Waits {
+    fn now(runtime: u32) -> Result<Self> {
+        Ok(Self {
+            runtime: procs::run_queue_wait(runtime)?,
+            client: procs::run_queue_wait(std::process::id())?,
+        })
+    }
+
+    fn since(&self, earlier: &Waits) -> Waits {
+        Waits {
+            runtime: self.runtime.saturating_sub(earlier.runtime),
+            client: self.client.saturating_sub(earlier.client),
+        }
+    }
+}
+
+/// How long the runtime's threads and the client's waited for a core
+/// during the relists, on average and during the slowest twentieth of
+/// them: what tells a slow relist that worked longer from one that could
+/// not run.
+fn waiting(times: &[Duration], waits: &[Waits]) -> String {
+    let mut by_time: Vec<(Duration, Waits)> =
+        times.iter().copied().zip(waits.iter().copied()).collect();
+    by_time.sort_by_key(|(took, _)| *took);
+    let slowest = &by_time[by_time.len() - (by_time.len() / 20).max(1).min(by_time.len())..];
+    let mean = |xs: &mut dyn Iterator<Item = Duration>, n: usize| {
+        ms(xs.sum::<Duration>()) / n.max(1) as f64
+    };
+    format!(
+        "waiting for a core per relist: runtime {:.3} ms, client {:.3} ms; the slowest {} relists took {:.3} ms on average, of it waiting: runtime {:.3} ms, client {:.3} ms",
+        mean(&mut waits.iter().map(|w| w.runtime), waits.len()),
+        mean(&mut waits.iter().map(|w| w.client), waits.len()),
+        slowest.len(),
+        mean(&mut slowest.iter().map(|(t, _)| *t), slowest.len()),
+        mean(&mut slowest.iter().map(|(_, w)| w.runtime), slowest.len()),
+        mean(&mut slowest.iter().map(|(_, w)| w.client), slowest.len()),
+    )
 }
 
 pub async fn relist_peer(pods: u64) -> Result<()> {
@@ -187,12 +249,16 @@ async fn run(pods: usize, table: &mut Table) -> Result<()> {
         );
     };
     line("shim", &shim, &s);
+    println!("  {}", waiting(&shim.times, &shim.waits));
     let si = Summary::of(&shim.interleaved);
     println!(
-        "shim, each relist after one Docker list of all containers ({} relists): {si}",
-        shim.interleaved.len()
+        "shim, each relist after one Docker list of all containers ({} relists): {si}; CPU {:.3} ms per relist",
+        shim.interleaved.len(),
+        ms(shim.interleaved_cpu)
     );
+    println!("  {}", waiting(&shim.interleaved, &shim.interleaved_waits));
     line(&format!("containerd {version}"), &peer_figures, &c);
+    println!("  {}", waiting(&peer_figures.times, &peer_figures.waits));
     let by_mean = ms(c.mean) / ms(s.mean).max(1e-9);
     println!("speed ratio containerd / shim: {by_mean:.1}x by mean");
     let three = |x: &Summary| format!("{:.3} / {:.3} / {:.3} ms", ms(x.mean), ms(x.p50), ms(x.p99));
