@@ -383,6 +383,12 @@ impl CniNetwork {
                 .await
                 .map_err(|e| cni_error("tear down the pod network", sandbox_id, e))?;
         }
+        // A shim killed while caching an ADD's result leaves a temporary
+        // file that no DEL removes. Garbage, not state: a failure to remove
+        // it does not fail the teardown.
+        if let Err(err) = self.client.remove_unfinished(sandbox_id).await {
+            tracing::warn!(sandbox = sandbox_id, error = %err, "could not remove unfinished cni cache files");
+        }
         lock(&self.pod_ips).remove(sandbox_id);
         tracing::info!(sandbox = sandbox_id, "pod network detached");
         Ok(())

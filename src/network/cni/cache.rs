@@ -292,17 +292,11 @@ pub(super) fn scan(
             });
         }
     };
-    let needle = format!("-{container_id}-");
     let mut names: Vec<String> = entries
         .filter_map(Result::ok)
         .filter_map(|e| e.file_name().into_string().ok())
-        // The id sits between the network and interface names, both
-        // non-empty; this cheap filter avoids parsing every pod's file.
-        .filter(|name| !name.starts_with('.'))
-        .filter(|name| {
-            name.match_indices(&needle)
-                .any(|(pos, _)| pos > 0 && pos + needle.len() < name.len())
-        })
+        // This cheap filter avoids parsing every pod's file.
+        .filter(|name| !name.starts_with('.') && names_container(name, container_id))
         .collect();
     names.sort();
 
@@ -327,6 +321,59 @@ pub(super) fn scan(
         }
     }
     Ok(out)
+}
+
+/// Whether a cache file name, `<net>-<container>-<if>`, can be one of
+/// `container_id`'s: the id sits between the network and interface names,
+/// both non-empty.
+fn names_container(name: &str, container_id: &str) -> bool {
+    let needle = format!("-{container_id}-");
+    name.match_indices(&needle)
+        .any(|(pos, _)| pos > 0 && pos + needle.len() < name.len())
+}
+
+/// Removes the temporary files that writes of `container_id`'s entries
+/// left behind because the process died between writing and renaming
+/// them (see [`write`]); returns how many. The caller holds the
+/// container's lock, so none of them is a write still under way.
+pub(super) fn remove_unfinished(cache_dir: &Path, container_id: &str) -> Result<usize, CniError> {
+    let dir = cache_dir.join(RESULTS_DIR);
+    let entries = match fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(source) => {
+            return Err(CniError::Io {
+                context: format!("read cni cache dir {}", dir.display()),
+                source,
+            });
+        }
+    };
+    let mut removed = 0;
+    for name in entries
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().into_string().ok())
+    {
+        let Some((target, _)) = name
+            .strip_prefix('.')
+            .and_then(|rest| rest.rsplit_once(".tmp-"))
+        else {
+            continue;
+        };
+        if !names_container(target, container_id) {
+            continue;
+        }
+        match fs::remove_file(dir.join(&name)) {
+            Ok(()) => removed += 1,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(CniError::Io {
+                    context: format!("remove unfinished cni cache file {name}"),
+                    source,
+                });
+            }
+        }
+    }
+    Ok(removed)
 }
 
 #[cfg(test)]
@@ -515,5 +562,49 @@ pub(super) mod tests {
             .collect();
         assert_eq!(keys, [("cni-loopback", "lo"), ("net-a", "eth0")]);
         assert_eq!(scan(tmp.path(), "x-c1").unwrap().len(), 1);
+    }
+
+    #[test]
+    fn unfinished_writes_of_a_container_are_removed_and_nothing_else() {
+        let tmp = tempfile::tempdir().unwrap();
+        assert_eq!(remove_unfinished(tmp.path(), "c1").unwrap(), 0);
+        let entry = CachedAttachment {
+            network_name: "net-a".into(),
+            container_id: "c1".into(),
+            ifname: "eth0".into(),
+            netns: None,
+            config: vec![],
+            cni_args: vec![],
+            capability_args: Map::new(),
+            result: None,
+        };
+        write(tmp.path(), &entry).unwrap();
+        let dir = tmp.path().join(RESULTS_DIR);
+        // What a write cut short between create and rename leaves.
+        for name in [
+            ".net-a-c1-eth0.tmp-4242-0",
+            ".cni-loopback-c1-lo.tmp-4242-1",
+        ] {
+            fs::write(dir.join(name), "partial").unwrap();
+        }
+        let others = [
+            ".net-a-c2-eth0.tmp-4242-2",
+            ".hidden-c1-eth0",
+            "net-a-c2-eth0",
+        ];
+        for name in others {
+            fs::write(dir.join(name), "other").unwrap();
+        }
+
+        assert_eq!(remove_unfinished(tmp.path(), "c1").unwrap(), 2);
+        let mut left: Vec<String> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        let mut expected: Vec<String> = others.iter().map(|s| s.to_string()).collect();
+        expected.push("net-a-c1-eth0".into());
+        expected.sort();
+        assert_eq!(left, expected);
     }
 }

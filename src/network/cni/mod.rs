@@ -310,6 +310,15 @@ impl Cni {
         Ok(())
     }
 
+    /// Removes what writes of the container's cache entries left half done
+    /// when the shim died during them; returns how many files. For when
+    /// the container's attachments are torn down.
+    pub async fn remove_unfinished(&self, container_id: &str) -> Result<usize, CniError> {
+        validate_container_id(container_id)?;
+        let _lock = self.lock_container(container_id).await;
+        cache::remove_unfinished(&self.settings.cache_dir, container_id)
+    }
+
     /// The cache entry of one attachment, if any.
     pub fn cached(
         &self,

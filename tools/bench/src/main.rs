@@ -97,6 +97,17 @@ const USAGE: &str = "usage: dockershim-bench logs [--containers N] [--mib-per-co
        dockershim-bench relist-peer [--pods N]
        dockershim-bench frontier";
 
+/// The defaults of the parts measured beside containerd, for their own
+/// commands and for `frontier`. `exec`: containers, calls a second,
+/// seconds per runtime.
+const EXEC: (u64, u64, u64) = (100, 10, 60);
+/// `logpipe`: containers, MiB each writes, line sizes in bytes.
+const LOGPIPE: (u64, u64, &[u64]) = (10, 10, &[100, 4096]);
+/// `stream`: MiB per transfer.
+const STREAM_MIB: u64 = 1024;
+/// `relist-peer`: running pods.
+const RELIST_PEER_PODS: u64 = 300;
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -129,23 +140,27 @@ async fn main() -> Result<()> {
             return logs(flag("--containers", 100)?, flag("--mib-per-container", 1)?).await;
         }
         Some("exec") => {
+            let (containers, rate, seconds) = EXEC;
             return exec::exec(
-                flag("--containers", 100)?,
-                flag("--rate", 10)?,
-                flag("--seconds", 60)?,
+                flag("--containers", containers)?,
+                flag("--rate", rate)?,
+                flag("--seconds", seconds)?,
             )
             .await;
         }
         Some("logpipe") => {
+            let (containers, mib, lines) = LOGPIPE;
             return logpipe::logpipe(
-                flag("--containers", 10)?,
-                flag("--mib", 10)?,
-                &list("--line", &[100, 4096])?,
+                flag("--containers", containers)?,
+                flag("--mib", mib)?,
+                &list("--line", lines)?,
             )
             .await;
         }
-        Some("stream") => return stream::stream(flag("--mib", 1024)?).await,
-        Some("relist-peer") => return relist_peer::relist_peer(flag("--pods", 300)?).await,
+        Some("stream") => return stream::stream(flag("--mib", STREAM_MIB)?).await,
+        Some("relist-peer") => {
+            return relist_peer::relist_peer(flag("--pods", RELIST_PEER_PODS)?).await;
+        }
         Some("frontier") => return frontier().await,
         Some("podstart") => Task::PodStart(flag("--pods", 20)?),
         Some("relist") => Task::Relist(list("--pods", &[10, 100, 300])?),
@@ -169,16 +184,18 @@ async fn main() -> Result<()> {
 /// part that fails does not stop the others; the run then fails at the end.
 async fn frontier() -> Result<()> {
     let mut failed = Vec::new();
-    if let Err(err) = exec::exec(100, 10, 60).await {
+    let (containers, rate, seconds) = EXEC;
+    if let Err(err) = exec::exec(containers, rate, seconds).await {
         failed.push(format!("exec: {err:#}"));
     }
-    if let Err(err) = logpipe::logpipe(10, 10, &[100, 4096]).await {
+    let (containers, mib, lines) = LOGPIPE;
+    if let Err(err) = logpipe::logpipe(containers, mib, lines).await {
         failed.push(format!("logpipe: {err:#}"));
     }
-    if let Err(err) = stream::stream(1024).await {
+    if let Err(err) = stream::stream(STREAM_MIB).await {
         failed.push(format!("stream: {err:#}"));
     }
-    if let Err(err) = relist_peer::relist_peer(300).await {
+    if let Err(err) = relist_peer::relist_peer(RELIST_PEER_PODS).await {
         failed.push(format!("relist-peer: {err:#}"));
     }
     if failed.is_empty() {

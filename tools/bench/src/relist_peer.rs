@@ -174,19 +174,22 @@ fn waiting(times: &[Duration], waits: &[Waits]) -> String {
     let mut by_time: Vec<(Duration, Waits)> =
         times.iter().copied().zip(waits.iter().copied()).collect();
     by_time.sort_by_key(|(took, _)| *took);
-    let slowest = &by_time[by_time.len() - (by_time.len() / 20).max(1).min(by_time.len())..];
-    let mean = |xs: &mut dyn Iterator<Item = Duration>, n: usize| {
-        ms(xs.sum::<Duration>()) / n.max(1) as f64
-    };
+    let count = (by_time.len() / 20).max(1).min(by_time.len());
+    let slowest = &by_time[by_time.len() - count..];
     format!(
-        "waiting for a core per relist: runtime {:.3} ms, client {:.3} ms; the slowest {} relists took {:.3} ms on average, of it waiting: runtime {:.3} ms, client {:.3} ms",
-        mean(&mut waits.iter().map(|w| w.runtime), waits.len()),
-        mean(&mut waits.iter().map(|w| w.client), waits.len()),
-        slowest.len(),
-        mean(&mut slowest.iter().map(|(t, _)| *t), slowest.len()),
-        mean(&mut slowest.iter().map(|(_, w)| w.runtime), slowest.len()),
-        mean(&mut slowest.iter().map(|(_, w)| w.client), slowest.len()),
+        "waiting for a core per relist: runtime {:.3} ms, client {:.3} ms; the slowest {count} relists took {:.3} ms on average, of it waiting: runtime {:.3} ms, client {:.3} ms",
+        mean_ms(waits.iter().map(|w| w.runtime)),
+        mean_ms(waits.iter().map(|w| w.client)),
+        mean_ms(slowest.iter().map(|(took, _)| *took)),
+        mean_ms(slowest.iter().map(|(_, w)| w.runtime)),
+        mean_ms(slowest.iter().map(|(_, w)| w.client)),
     )
+}
+
+/// The mean of some durations, in ms (0 for none).
+fn mean_ms(durations: impl ExactSizeIterator<Item = Duration>) -> f64 {
+    let n = durations.len().max(1);
+    ms(durations.sum::<Duration>()) / n as f64
 }
 
 pub async fn relist_peer(pods: u64) -> Result<()> {
