@@ -282,19 +282,8 @@ pub(super) fn scan(
     container_id: &str,
 ) -> Result<Vec<CachedAttachment>, CniError> {
     let dir = cache_dir.join(RESULTS_DIR);
-    let entries = match fs::read_dir(&dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(source) => {
-            return Err(CniError::Io {
-                context: format!("read cni cache dir {}", dir.display()),
-                source,
-            });
-        }
-    };
-    let mut names: Vec<String> = entries
-        .filter_map(Result::ok)
-        .filter_map(|e| e.file_name().into_string().ok())
+    let mut names: Vec<String> = names_in(&dir)?
+        .into_iter()
         // This cheap filter avoids parsing every pod's file.
         .filter(|name| !name.starts_with('.') && names_container(name, container_id))
         .collect();
@@ -323,6 +312,22 @@ pub(super) fn scan(
     Ok(out)
 }
 
+/// The names of the files in the results directory (none when it does
+/// not exist yet); names that are not UTF-8 are not the shim's or libcni's.
+fn names_in(dir: &Path) -> Result<Vec<String>, CniError> {
+    match fs::read_dir(dir) {
+        Ok(entries) => Ok(entries
+            .filter_map(Result::ok)
+            .filter_map(|e| e.file_name().into_string().ok())
+            .collect()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(source) => Err(CniError::Io {
+            context: format!("read cni cache dir {}", dir.display()),
+            source,
+        }),
+    }
+}
+
 /// Whether a cache file name, `<net>-<container>-<if>`, can be one of
 /// `container_id`'s: the id sits between the network and interface names,
 /// both non-empty.
@@ -338,21 +343,8 @@ fn names_container(name: &str, container_id: &str) -> bool {
 /// container's lock, so none of them is a write still under way.
 pub(super) fn remove_unfinished(cache_dir: &Path, container_id: &str) -> Result<usize, CniError> {
     let dir = cache_dir.join(RESULTS_DIR);
-    let entries = match fs::read_dir(&dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
-        Err(source) => {
-            return Err(CniError::Io {
-                context: format!("read cni cache dir {}", dir.display()),
-                source,
-            });
-        }
-    };
     let mut removed = 0;
-    for name in entries
-        .filter_map(Result::ok)
-        .filter_map(|e| e.file_name().into_string().ok())
-    {
+    for name in names_in(&dir)? {
         let Some((target, _)) = name
             .strip_prefix('.')
             .and_then(|rest| rest.rsplit_once(".tmp-"))
