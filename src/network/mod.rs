@@ -386,8 +386,16 @@ impl CniNetwork {
         // A shim killed while caching an ADD's result leaves a temporary
         // file that no DEL removes. Garbage, not state: a failure to remove
         // it does not fail the teardown.
-        if let Err(err) = self.client.remove_unfinished(sandbox_id).await {
-            tracing::warn!(sandbox = sandbox_id, error = %err, "could not remove unfinished cni cache files");
+        match self.client.remove_unfinished(sandbox_id).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                sandbox = sandbox_id,
+                files = n,
+                "removed unfinished cni cache files"
+            ),
+            Err(err) => {
+                tracing::warn!(sandbox = sandbox_id, error = %err, "could not remove unfinished cni cache files");
+            }
         }
         lock(&self.pod_ips).remove(sandbox_id);
         tracing::info!(sandbox = sandbox_id, "pod network detached");

@@ -561,6 +561,16 @@ impl Summary {
             p99: rank(0.99),
         }
     }
+
+    /// "M / P / Q ms" (mean, p50, p99), as the summary tables show it.
+    fn columns(&self) -> String {
+        format!(
+            "{:.3} / {:.3} / {:.3} ms",
+            ms(self.mean),
+            ms(self.p50),
+            ms(self.p99)
+        )
+    }
 }
 
 /// "mean M ms, p50 P ms, p99 Q ms", as every timing line prints it.
@@ -900,34 +910,19 @@ impl Bench {
             );
             self.row(
                 format!("relist {count} pods: shim mean / p50 / p99"),
-                format!(
-                    "{:.3} / {:.3} / {:.3} ms",
-                    ms(shim.mean),
-                    ms(shim.p50),
-                    ms(shim.p99)
-                ),
+                shim.columns(),
                 "p99 < 5 ms",
                 Some(shim.p99 < Duration::from_millis(5)),
             );
             self.row(
                 format!("relist {count} pods: shim alone mean / p50 / p99"),
-                format!(
-                    "{:.3} / {:.3} / {:.3} ms",
-                    ms(alone.mean),
-                    ms(alone.p50),
-                    ms(alone.p99)
-                ),
+                alone.columns(),
                 "p99 < 5 ms",
                 Some(alone.p99 < Duration::from_millis(5)),
             );
             self.row(
                 format!("relist {count} pods: raw mean / p50 / p99"),
-                format!(
-                    "{:.3} / {:.3} / {:.3} ms",
-                    ms(raw.mean),
-                    ms(raw.p50),
-                    ms(raw.p99)
-                ),
+                raw.columns(),
                 "",
                 None,
             );
@@ -1295,8 +1290,6 @@ where
         .map_err(|_| anyhow!("did not finish within {limit:?}"))
 }
 
-/// A pod as the kubelet makes one: sandbox, one `sleep 3600` container with
-/// a CRI log file, started.
 /// The one container of a bench pod: `sleep 3600` in the test image,
 /// logging to `sleeper/0.log` under the pod's log directory.
 fn sleeper(labels: HashMap<String, String>) -> ContainerConfig {
@@ -1316,6 +1309,8 @@ fn sleeper(labels: HashMap<String, String>) -> ContainerConfig {
     }
 }
 
+/// A pod as the kubelet makes one: sandbox, one `sleep 3600` container with
+/// a CRI log file, started.
 async fn create_pod(
     mut rt: RuntimeServiceClient<Channel>,
     logs_dir: PathBuf,

@@ -82,11 +82,10 @@ async fn measure(
     let (mut times, mut waits) = (Vec::new(), Vec::new());
     let mut seen = (0, 0);
     while times.len() < ITERATIONS && Instant::now() < deadline {
-        let waited = Waits::now(pid)?;
-        let started = Instant::now();
-        seen = relist(&mut rt).await?;
-        times.push(started.elapsed());
-        waits.push(Waits::now(pid)?.since(&waited));
+        let (listed, took, waited) = timed_relist(&mut rt, pid).await?;
+        seen = listed;
+        times.push(took);
+        waits.push(waited);
     }
     let cpu = (procs::cpu_with_children(pid)? - cpu_before) / (times.len().max(1) as u32);
     if seen.0 < pods || seen.1 < pods {
@@ -107,11 +106,9 @@ async fn measure(
         let deadline = Instant::now() + LIMIT;
         while interleaved.len() < ITERATIONS && Instant::now() < deadline {
             docker.list_containers(Some(all.clone())).await?;
-            let waited = Waits::now(pid)?;
-            let started = Instant::now();
-            relist(&mut rt).await?;
-            interleaved.push(started.elapsed());
-            interleaved_waits.push(Waits::now(pid)?.since(&waited));
+            let (_, took, waited) = timed_relist(&mut rt, pid).await?;
+            interleaved.push(took);
+            interleaved_waits.push(waited);
         }
         interleaved_cpu =
             (procs::cpu_with_children(pid)? - cpu_before) / (interleaved.len().max(1) as u32);
@@ -139,6 +136,19 @@ async fn measure(
         cpu,
         seen,
     })
+}
+
+/// One relist: what it listed, how long it took, and how long the
+/// runtime `pid` and this client waited for a core meanwhile.
+async fn timed_relist(
+    rt: &mut RuntimeServiceClient<Channel>,
+    pid: u32,
+) -> Result<((usize, usize), Duration, Waits)> {
+    let before = Waits::now(pid)?;
+    let started = Instant::now();
+    let listed = relist(rt).await?;
+    let took = started.elapsed();
+    Ok((listed, took, Waits::now(pid)?.since(&before)))
 }
 
 /// How long the threads of the runtime and of this benchmark (the client,
@@ -264,22 +274,21 @@ async fn run(pods: usize, table: &mut Table) -> Result<()> {
     println!("  {}", waiting(&peer_figures.times, &peer_figures.waits));
     let by_mean = ms(c.mean) / ms(s.mean).max(1e-9);
     println!("speed ratio containerd / shim: {by_mean:.1}x by mean");
-    let three = |x: &Summary| format!("{:.3} / {:.3} / {:.3} ms", ms(x.mean), ms(x.p50), ms(x.p99));
     table.row(
         format!("relist {pods} pods: shim mean / p50 / p99"),
-        three(&s),
+        s.columns(),
         "p99 < 5 ms",
         Some(s.p99 < Duration::from_millis(5)),
     );
     table.row(
         format!("relist {pods} pods after Docker lists: shim mean / p50 / p99"),
-        three(&si),
+        si.columns(),
         "p99 < 5 ms",
         Some(si.p99 < Duration::from_millis(5)),
     );
     table.row(
         format!("relist {pods} pods: containerd mean / p50 / p99"),
-        three(&c),
+        c.columns(),
         "",
         None,
     );
