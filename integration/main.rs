@@ -6,6 +6,7 @@
 
 mod support;
 
+mod abuse;
 mod containers;
 mod docker_restart;
 mod errors;

@@ -72,13 +72,20 @@ pub struct Config {
     #[arg(long, default_value = "127.0.0.1:0", value_parser = parse_bind_addr)]
     pub streaming_bind_addr: std::net::SocketAddr,
 
-    /// Close a streaming session after this many seconds without traffic.
+    /// Close a streaming session after this many seconds without traffic;
+    /// 0 never closes one, as in the kubelet.
     #[arg(long, default_value_t = 4 * 60 * 60)]
     pub streaming_idle_timeout: u64,
 
     /// Most streaming sessions open at once.
     #[arg(long, default_value_t = 1000)]
     pub streaming_max_sessions: usize,
+
+    /// Most streaming sessions open at once for any one pod, so that one
+    /// tenant cannot take all of `--streaming-max-sessions`; 0 means no
+    /// limit of its own.
+    #[arg(long, default_value_t = 100)]
+    pub streaming_max_sessions_per_pod: usize,
 
     /// Pod networking: `cni`, or `""` (also `no-op`, `docker`) for Docker's
     /// own bridge. Unset: `cni` when `--cni-conf-dir` exists, else Docker's

@@ -7,7 +7,9 @@
 //! [`portforward`] speak the Kubernetes protocols over them and [`bridge`]
 //! connects exec and attach sessions to Docker.
 
+pub mod admission;
 pub mod bridge;
+pub mod netns;
 pub mod portforward;
 pub mod remotecommand;
 pub mod server;
@@ -18,6 +20,8 @@ pub mod tokens;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+
+use bollard::models::ContainerInspectResponse;
 
 use crate::api::{AttachRequest, ExecRequest, PortForwardRequest};
 use crate::error::{Error, Result};
@@ -32,17 +36,22 @@ pub struct StreamingConfig {
     pub bind: SocketAddr,
     /// Most sessions open at once.
     pub max_sessions: usize,
-    /// A session with no traffic for this long is closed.
+    /// A session with no traffic for this long is closed; zero means never
+    /// (as the kubelet reads its own idle timeout).
     pub idle_timeout: Duration,
+}
+
+/// The idle timeout to apply: none for zero.
+pub fn idle_limit(timeout: Duration) -> Option<Duration> {
+    (!timeout.is_zero()).then_some(timeout)
 }
 
 /// The running streaming server: issues URLs and serves them.
 pub struct Streaming {
     tokens: Tokens,
     base_url: String,
-    /// One permit per session that may open.
-    sessions: Arc<tokio::sync::Semaphore>,
-    max_sessions: usize,
+    /// The node's and each pod's session limits.
+    admission: admission::Admission,
 }
 
 impl Streaming {
@@ -50,11 +59,13 @@ impl Streaming {
     pub async fn start(shim: Arc<Shim>, config: StreamingConfig) -> std::io::Result<Arc<Self>> {
         let listener = tokio::net::TcpListener::bind(config.bind).await?;
         let addr = listener.local_addr()?;
+        // The per-pod limit is read here rather than carried in
+        // StreamingConfig, whose construction belongs to the CRI server.
+        let per_pod = shim.config.streaming_max_sessions_per_pod;
         let streaming = Arc::new(Self {
             tokens: Tokens::default(),
             base_url: format!("http://{addr}"),
-            sessions: Arc::new(tokio::sync::Semaphore::new(config.max_sessions)),
-            max_sessions: config.max_sessions,
+            admission: admission::Admission::new(config.max_sessions, per_pod),
         });
         tokio::spawn(server::serve(listener, streaming.clone(), shim, config));
         tracing::info!(%addr, "streaming server listening");
@@ -63,19 +74,19 @@ impl Streaming {
 
     /// Sessions open now.
     pub fn open_sessions(&self) -> usize {
-        self.max_sessions
-            .saturating_sub(self.sessions.available_permits())
+        self.admission.open()
     }
 
-    fn url(&self, kind: &str, request: Pending) -> Result<String> {
+    fn url(&self, kind: &str, request: Pending, pod: String) -> Result<String> {
         let token = self
             .tokens
-            .insert(request)
+            .insert(request, pod)
             .map_err(|e| Error::FailedPrecondition(e.to_string()))?;
         Ok(format!("{}/{kind}/{token}", self.base_url))
     }
 
-    pub(crate) fn take(&self, token: &str) -> Option<Pending> {
+    /// The request behind `token` and the pod (sandbox id) it is for.
+    pub(crate) fn take(&self, token: &str) -> Option<(Pending, String)> {
         self.tokens.take(token)
     }
 
@@ -85,15 +96,19 @@ impl Streaming {
             return Err(Error::InvalidArgument("exec command is required".into()));
         }
         check_streams(req.tty, req.stdin, req.stdout, req.stderr)?;
-        req.container_id = container::inspect_running(shim, &req.container_id).await?.0;
-        self.url("exec", Pending::Exec(req))
+        let (id, inspected) = container::inspect_running(shim, &req.container_id).await?;
+        let pod = pod_of(&id, &inspected);
+        req.container_id = id;
+        self.url("exec", Pending::Exec(req), pod)
     }
 
     /// `Attach`: checks the request and returns the URL to stream it.
     pub async fn attach(&self, shim: &Shim, mut req: AttachRequest) -> Result<String> {
         check_streams(req.tty, req.stdin, req.stdout, req.stderr)?;
-        req.container_id = container::inspect_running(shim, &req.container_id).await?.0;
-        self.url("attach", Pending::Attach(req))
+        let (id, inspected) = container::inspect_running(shim, &req.container_id).await?;
+        let pod = pod_of(&id, &inspected);
+        req.container_id = id;
+        self.url("attach", Pending::Attach(req), pod)
     }
 
     /// `PortForward`: checks the request and returns the URL to stream it.
@@ -111,8 +126,23 @@ impl Streaming {
             )));
         }
         req.pod_sandbox_id = inspected.id.clone().unwrap_or_default();
-        self.url("portforward", Pending::PortForward(req))
+        let pod = req.pod_sandbox_id.clone();
+        self.url("portforward", Pending::PortForward(req), pod)
     }
+}
+
+/// The pod a container belongs to, for the per-pod session limit: its
+/// sandbox's id, or the container's own when it has no sandbox label (a
+/// container the shim did not create counts as a pod of its own).
+fn pod_of(container_id: &str, inspected: &ContainerInspectResponse) -> String {
+    inspected
+        .config
+        .as_ref()
+        .and_then(|c| c.labels.as_ref())
+        .and_then(|labels| labels.get(crate::naming::SANDBOX_ID_LABEL))
+        .filter(|id| !id.is_empty())
+        .cloned()
+        .unwrap_or_else(|| container_id.to_string())
 }
 
 /// The CRI's rules for a session's streams.

@@ -6,18 +6,15 @@
 //! on the host.
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::os::fd::AsFd;
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 
+use super::netns::dial_in_netns;
 use super::remotecommand::{MAX_BASE64_CHANNEL, ws_decode, ws_frame};
 use super::session::Activity;
 use super::spdy::{Connection, RstStatus, Stream};
@@ -25,39 +22,13 @@ use super::spdy::{Connection, RstStatus, Stream};
 /// Bytes read at a time on each side of a forwarded connection.
 const COPY_BUF: usize = 64 * 1024;
 
-/// How long connecting to the pod's port may take.
-const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most forwarded connections of one session waiting for their second
+/// stream; a stream that would start another is refused. Clients open the
+/// error stream and the data stream of a connection back to back.
+pub const MAX_UNPAIRED: usize = 64;
 
-/// Connects to `port` on the loopback of the network namespace of `pid`
-/// (the pod's pause process), IPv4 first, then IPv6.
-pub async fn dial_in_netns(pid: i64, port: u16) -> std::io::Result<TcpStream> {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    // setns changes only the calling thread's namespace: a short-lived OS
-    // thread joins the pod's namespace, connects and hands the socket back;
-    // the socket stays in the pod's namespace after the thread ends.
-    std::thread::Builder::new()
-        .name("netns-dial".into())
-        .spawn(move || {
-            let result = (|| {
-                let netns = File::open(format!("/proc/{pid}/ns/net"))?;
-                rustix::thread::move_into_link_name_space(
-                    netns.as_fd(),
-                    Some(rustix::thread::LinkNameSpaceType::Network),
-                )?;
-                let v4 = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-                let v6 = SocketAddr::from((Ipv6Addr::LOCALHOST, port));
-                let stream = std::net::TcpStream::connect_timeout(&v4, DIAL_TIMEOUT)
-                    .or_else(|_| std::net::TcpStream::connect_timeout(&v6, DIAL_TIMEOUT))?;
-                stream.set_nonblocking(true)?;
-                Ok::<_, std::io::Error>(stream)
-            })();
-            let _ = tx.send(result);
-        })?;
-    let stream = rx
-        .await
-        .map_err(|_| std::io::Error::other("the namespace dial thread died"))??;
-    TcpStream::from_std(stream)
-}
+/// How often half-open pairs are checked for a reset half.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 /// A forwarded connection waiting for its second stream.
 #[derive(Default)]
@@ -66,11 +37,34 @@ struct Pair {
     data: Option<Stream>,
 }
 
+impl Pair {
+    /// False once a half was reset (or the connection ended): the pair can
+    /// never be completed, and what it holds is freed by dropping it.
+    fn is_live(&self) -> bool {
+        [&self.error, &self.data]
+            .into_iter()
+            .flatten()
+            .all(Stream::is_live)
+    }
+}
+
 /// Serves a SPDY port-forward connection for the pod whose pause process is
 /// `pid`, limited to `allowed` ports when the request named any.
 pub async fn serve_spdy(conn: Connection, pid: i64, pod: String, allowed: Vec<u16>) {
     let mut pending: HashMap<String, Pair> = HashMap::new();
-    while let Some(stream) = conn.accept().await {
+    let mut sweep = tokio::time::interval(SWEEP_EVERY);
+    loop {
+        let stream = tokio::select! {
+            stream = conn.accept() => stream,
+            _ = sweep.tick() => {
+                pending.retain(|_, pair| pair.is_live());
+                continue;
+            }
+        };
+        let Some(stream) = stream else {
+            break;
+        };
+        pending.retain(|_, pair| pair.is_live());
         let headers = stream.headers();
         let kind = headers.get("streamtype").unwrap_or_default().to_string();
         let port = headers
@@ -94,15 +88,34 @@ pub async fn serve_spdy(conn: Connection, pid: i64, pod: String, allowed: Vec<u1
             None if kind == "data" => (stream.id().saturating_sub(2)).to_string(),
             None => stream.id().to_string(),
         };
+        if !pending.contains_key(&request) && pending.len() >= MAX_UNPAIRED {
+            tracing::debug!(
+                port,
+                limit = MAX_UNPAIRED,
+                "refusing a port-forward stream: too many connections wait for their second stream"
+            );
+            let _ = stream.reset(RstStatus::RefusedStream).await;
+            continue;
+        }
         let pair = pending.entry(request.clone()).or_default();
-        match kind.as_str() {
-            "error" => pair.error = Some(stream),
-            "data" => pair.data = Some(stream),
+        let slot = match kind.as_str() {
+            "error" => &mut pair.error,
+            "data" => &mut pair.data,
             _ => {
                 let _ = stream.reset(RstStatus::ProtocolError).await;
+                if pair.error.is_none() && pair.data.is_none() {
+                    pending.remove(&request);
+                }
                 continue;
             }
+        };
+        if slot.is_some() {
+            // A second stream of the same kind for one request: refuse it
+            // rather than silently dropping (and resetting) the first.
+            let _ = stream.reset(RstStatus::ProtocolError).await;
+            continue;
         }
+        *slot = Some(stream);
         if pair.error.is_some()
             && pair.data.is_some()
             && let Some(Pair {
@@ -188,6 +201,45 @@ where
         let _ = sink.close().await;
     });
     ours
+}
+
+/// Why the ports of a WebSocket port-forward session were refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WsPortsError {
+    /// A `port` query value is not a port number.
+    #[error("invalid port {0:?} in the query")]
+    Invalid(String),
+    /// The query names a port the `PortForward` request did not.
+    #[error("port {0} was not named by the PortForward request")]
+    NotRequested(u16),
+}
+
+/// The ports of a WebSocket channel session. The client names them in the
+/// query (`port=80&port=443`, or comma-separated), and each must be one the
+/// `PortForward` request named, since the token stands for that request;
+/// without a query, the request's ports. A request that named no ports
+/// allows any, as over SPDY.
+pub fn ws_ports(query: &str, requested: &[u16]) -> Result<Vec<u16>, WsPortsError> {
+    let mut ports = Vec::new();
+    let values = query
+        .split('&')
+        .filter_map(|kv| kv.strip_prefix("port="))
+        .flat_map(|v| v.split(','));
+    for value in values {
+        let port = value
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| WsPortsError::Invalid(value.to_string()))?;
+        if !requested.is_empty() && !requested.contains(&port) {
+            return Err(WsPortsError::NotRequested(port));
+        }
+        ports.push(port);
+    }
+    if ports.is_empty() {
+        ports = requested.to_vec();
+    }
+    Ok(ports)
 }
 
 /// Most ports one session of a WebSocket channel protocol can forward:
@@ -305,6 +357,80 @@ pub async fn serve_ws_channels<S>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::streaming::spdy::{self, HeaderBlock, SpdyError};
+
+    const T: Duration = Duration::from_secs(10);
+
+    fn headers(kind: &str, request: &str) -> HeaderBlock {
+        [("streamtype", kind), ("port", "80"), ("requestid", request)]
+            .into_iter()
+            .collect()
+    }
+
+    /// Issue 21: the query's ports were served whatever the request named.
+    #[test]
+    fn websocket_sessions_get_only_the_requested_ports() {
+        assert_eq!(ws_ports("port=8080", &[8080, 9090]), Ok(vec![8080]));
+        assert_eq!(
+            ws_ports("port=9090,8080", &[8080, 9090]),
+            Ok(vec![9090, 8080])
+        );
+        assert_eq!(ws_ports("", &[8080]), Ok(vec![8080]));
+        assert_eq!(
+            ws_ports("port=8080&port=22", &[8080]),
+            Err(WsPortsError::NotRequested(22))
+        );
+        assert_eq!(
+            ws_ports("port=http", &[8080]),
+            Err(WsPortsError::Invalid("http".into()))
+        );
+        assert_eq!(
+            ws_ports("port=0", &[]),
+            Err(WsPortsError::Invalid("0".into()))
+        );
+        assert_eq!(ws_ports("port=22", &[]), Ok(vec![22]));
+    }
+
+    /// Issue 21: streams waiting for their partner were kept for the whole
+    /// session, however many, even after the client reset them.
+    #[tokio::test]
+    async fn unpaired_streams_are_capped_and_freed_on_reset() {
+        let (a, b) = tokio::io::duplex(256 * 1024);
+        let server = Connection::server(a, spdy::Config::default());
+        let client = Connection::client(b, spdy::Config::default());
+        // No such process: a completed pair is answered on its error stream.
+        let served = tokio::spawn(serve_spdy(server, i64::MAX, "pod".into(), vec![80]));
+        let mut waiting = Vec::new();
+        for i in 0..MAX_UNPAIRED {
+            waiting.push(client.open(headers("error", &i.to_string())).await.unwrap());
+        }
+        let mut refused = client.open(headers("error", "extra")).await.unwrap();
+        let err = tokio::time::timeout(T, refused.recv()).await.unwrap();
+        assert!(
+            matches!(
+                err,
+                Err(SpdyError::StreamReset {
+                    status: RstStatus::RefusedStream,
+                    ..
+                })
+            ),
+            "{err:?}"
+        );
+        // The client gives up on one connection: its slot is free again,
+        // and a whole pair gets through to the dial.
+        waiting[0].reset(RstStatus::Cancel).await.unwrap();
+        let mut error = client.open(headers("error", "next")).await.unwrap();
+        let _data = client.open(headers("data", "next")).await.unwrap();
+        let message = tokio::time::timeout(T, error.recv())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        let message = String::from_utf8_lossy(&message);
+        assert!(message.contains("error forwarding port 80"), "{message}");
+        client.close().await;
+        tokio::time::timeout(T, served).await.unwrap().unwrap();
+    }
 
     /// Both channels of every port a session may forward can be sent, so
     /// no port shares or loses a channel (see

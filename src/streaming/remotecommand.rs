@@ -12,11 +12,12 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 
 use super::session::{
-    Activity, ClientSide, Outcome, RemoteCommandVersion, ResizeDecoder, SessionIo, Wanted, channels,
+    Activity, ClientSide, Outcome, RemoteCommandVersion, ResizeDecoder, SessionIo, Wanted,
+    channels, send_stdin,
 };
 use super::spdy::{Connection, Stream};
 
@@ -85,6 +86,19 @@ pub fn negotiate_ws(offered: &[String]) -> Option<WsProtocol> {
         .find_map(|o| WS_PROTOCOLS.iter().find(|p| p.name == o.as_str()).copied())
 }
 
+/// Largest WebSocket message, and frame, a client may send. Clients write
+/// stdin and forwarded bytes in pieces of 32 KiB (Go's `io.Copy` buffer),
+/// 43 KiB as base64; tungstenite's defaults (64 MiB messages of 16 MiB
+/// frames) would let every message of every session take that much.
+pub const WS_MAX_MESSAGE: usize = 1024 * 1024;
+
+/// The WebSocket settings of every streaming session.
+pub fn ws_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .max_message_size(Some(WS_MAX_MESSAGE))
+        .max_frame_size(Some(WS_MAX_MESSAGE))
+}
+
 /// Receives from an optional channel; `None` at once when there is none.
 async fn recv_opt<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
     match rx {
@@ -147,7 +161,7 @@ pub async fn serve_ws<S, F, Fut>(
     protocol: WsProtocol,
     wanted: Wanted,
     cmd: &[String],
-    idle_timeout: Duration,
+    idle_timeout: Option<Duration>,
     run: F,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -194,7 +208,7 @@ pub async fn serve_ws<S, F, Fut>(
             match channel {
                 STDIN if !payload.is_empty() => {
                     if let Some(tx) = &stdin
-                        && tx.send(Bytes::from(payload)).await.is_err()
+                        && send_stdin(tx, Bytes::from(payload)).await.is_err()
                     {
                         stdin = None;
                     }
@@ -345,7 +359,7 @@ pub async fn serve_spdy<F, Fut>(
     if let (Some(mut stream), Some(tx)) = (streams.stdin.take(), stdin) {
         readers.push(tokio::spawn(async move {
             while let Ok(Some(chunk)) = stream.recv().await {
-                if tx.send(chunk).await.is_err() {
+                if send_stdin(&tx, chunk).await.is_err() {
                     break;
                 }
             }
@@ -420,6 +434,44 @@ mod tests {
         );
         assert_eq!(offer(&[]).unwrap().name, "");
         assert_eq!(offer(&["bogus"]), None);
+    }
+
+    /// Issue 21: a client's 16 MiB stdin messages were read whole, 18 of
+    /// them before sends blocked.
+    #[tokio::test]
+    async fn websocket_messages_above_the_limit_are_refused() {
+        use tokio_tungstenite::tungstenite::protocol::Role;
+        let (a, b) = tokio::io::duplex(64 * 1024);
+        let mut server = WebSocketStream::from_raw_socket(a, Role::Server, Some(ws_config())).await;
+        let client_config = WebSocketConfig::default()
+            .max_message_size(None)
+            .max_frame_size(None);
+        let mut client =
+            WebSocketStream::from_raw_socket(b, Role::Client, Some(client_config)).await;
+        let sender = tokio::spawn(async move {
+            for len in [WS_MAX_MESSAGE, WS_MAX_MESSAGE + 1] {
+                if client
+                    .send(Message::Binary(vec![0u8; len].into()))
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+            }
+            client
+        });
+        let first = server.next().await.unwrap().unwrap();
+        assert_eq!(first.len(), WS_MAX_MESSAGE);
+        let second = server.next().await.unwrap();
+        assert!(
+            matches!(
+                second,
+                Err(tokio_tungstenite::tungstenite::Error::Capacity(_))
+            ),
+            "{second:?}"
+        );
+        drop(server);
+        let _ = sender.await;
     }
 
     #[test]

@@ -14,11 +14,11 @@ use hyper::header::{CONNECTION, HeaderMap, HeaderValue, UPGRADE};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
+use super::admission::SessionPermit;
 use super::remotecommand::{self, WsProtocol};
 use super::session::{Activity, RemoteCommandVersion, Wanted};
 use super::spdy::{self, Connection};
@@ -33,8 +33,8 @@ const PORT_FORWARD_PROTOCOL: &str = "portforward.k8s.io";
 struct Ctx {
     streaming: Arc<Streaming>,
     shim: Arc<Shim>,
-    sessions: Arc<Semaphore>,
-    idle_timeout: Duration,
+    /// None: sessions are never closed for idleness.
+    idle_timeout: Option<Duration>,
 }
 
 type Reply = Response<Full<Bytes>>;
@@ -47,10 +47,9 @@ pub async fn serve(
     config: StreamingConfig,
 ) {
     let ctx = Ctx {
-        sessions: streaming.sessions.clone(),
         streaming,
         shim,
-        idle_timeout: config.idle_timeout,
+        idle_timeout: super::idle_limit(config.idle_timeout),
     };
     loop {
         let (tcp, peer) = match listener.accept().await {
@@ -125,8 +124,8 @@ async fn handle(ctx: Ctx, req: Request<Incoming>) -> Reply {
         parts.next().unwrap_or_default(),
         parts.next().unwrap_or_default(),
     );
-    let pending = match ctx.streaming.take(token) {
-        Some(p)
+    let (pending, pod) = match ctx.streaming.take(token) {
+        Some((p, pod))
             if matches!(
                 (kind, &p),
                 ("exec", Pending::Exec(_))
@@ -134,15 +133,13 @@ async fn handle(ctx: Ctx, req: Request<Incoming>) -> Reply {
                     | ("portforward", Pending::PortForward(_))
             ) =>
         {
-            p
+            (p, pod)
         }
         _ => return reply(StatusCode::NOT_FOUND, "unknown or expired streaming token"),
     };
-    let Ok(permit) = ctx.sessions.clone().try_acquire_owned() else {
-        return reply(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "too many streaming sessions",
-        );
+    let permit = match ctx.streaming.admission.admit(&pod) {
+        Ok(permit) => permit,
+        Err(refused) => return reply(StatusCode::SERVICE_UNAVAILABLE, refused.to_string()),
     };
     let headers = req.headers().clone();
     if wants_upgrade_to(&headers, "websocket") {
@@ -173,7 +170,7 @@ fn upgrade_spdy(
     ctx: Ctx,
     req: Request<Incoming>,
     pending: Pending,
-    permit: OwnedSemaphorePermit,
+    permit: SessionPermit,
     headers: &HeaderMap,
 ) -> Reply {
     let offered = header_list(headers, "x-stream-protocol-version");
@@ -220,7 +217,7 @@ fn upgrade_spdy(
             Err(err) => return tracing::debug!(error = %err, "SPDY upgrade failed"),
         };
         let config = spdy::Config {
-            idle_timeout: Some(ctx.idle_timeout),
+            idle_timeout: ctx.idle_timeout,
             ..Default::default()
         };
         let conn = Connection::server(io, config);
@@ -299,7 +296,7 @@ fn upgrade_websocket(
     ctx: Ctx,
     req: Request<Incoming>,
     pending: Pending,
-    permit: OwnedSemaphorePermit,
+    permit: SessionPermit,
     headers: &HeaderMap,
 ) -> Reply {
     let Some(key) = headers.get("sec-websocket-key") else {
@@ -325,7 +322,7 @@ fn upgrade_websocket(
 /// WebSocket once the connection is upgraded, holding the session permit.
 fn accept_websocket<F, Fut>(
     req: Request<Incoming>,
-    permit: OwnedSemaphorePermit,
+    permit: SessionPermit,
     accept: String,
     protocol: &str,
     session: F,
@@ -349,7 +346,8 @@ where
             Ok(upgraded) => TokioIo::new(upgraded),
             Err(err) => return tracing::debug!(error = %err, "WebSocket upgrade failed"),
         };
-        session(WebSocketStream::from_raw_socket(io, Role::Server, None).await).await;
+        let config = remotecommand::ws_config();
+        session(WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await).await;
     });
     switching(&response_headers)
 }
@@ -366,7 +364,7 @@ fn upgrade_ws_port_forward(
     ctx: Ctx,
     req: Request<Incoming>,
     request: crate::api::PortForwardRequest,
-    permit: OwnedSemaphorePermit,
+    permit: SessionPermit,
     accept: String,
     offered: &[String],
 ) -> Reply {
@@ -389,25 +387,17 @@ fn upgrade_ws_port_forward(
             format!("none of the offered protocols {offered:?} is supported"),
         );
     };
-    // Clients of the channel protocol name their ports in the query;
-    // otherwise the ports of the CRI request apply.
-    let query_ports: Vec<u16> = req
-        .uri()
-        .query()
-        .unwrap_or_default()
-        .split('&')
-        .filter_map(|kv| kv.strip_prefix("port="))
-        .flat_map(|v| v.split(','))
-        .filter_map(|p| p.parse().ok())
+    let requested: Vec<u16> = request
+        .port
+        .iter()
+        .filter_map(|p| u16::try_from(*p).ok())
         .collect();
-    let ports: Vec<u16> = if query_ports.is_empty() {
-        request
-            .port
-            .iter()
-            .filter_map(|p| u16::try_from(*p).ok())
-            .collect()
-    } else {
-        query_ports
+    let ports = match portforward::ws_ports(req.uri().query().unwrap_or_default(), &requested) {
+        Ok(ports) => ports,
+        Err(err @ portforward::WsPortsError::NotRequested(_)) => {
+            return reply(StatusCode::FORBIDDEN, err.to_string());
+        }
+        Err(err) => return reply(StatusCode::BAD_REQUEST, err.to_string()),
     };
     if matches!(mode, WsPortForward::Channels(_)) && ports.is_empty() {
         return reply(
@@ -436,7 +426,7 @@ fn upgrade_ws_port_forward(
         match mode {
             WsPortForward::Tunnel => {
                 let config = spdy::Config {
-                    idle_timeout: Some(ctx.idle_timeout),
+                    idle_timeout: ctx.idle_timeout,
                     ..Default::default()
                 };
                 let conn = Connection::server(portforward::ws_byte_stream(ws), config);

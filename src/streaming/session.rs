@@ -17,6 +17,27 @@ use crate::docker::TermSize;
 /// Chunks buffered per channel before the sender waits.
 pub const CHANNEL_DEPTH: usize = 16;
 
+/// Largest piece of stdin queued for the process: with [`CHANNEL_DEPTH`]
+/// it bounds the stdin a session holds in flight to 512 KiB, whatever the
+/// size of the client's messages or frames.
+pub const STDIN_CHUNK: usize = 32 * 1024;
+
+/// Queues `data` for the process in pieces of at most [`STDIN_CHUNK`]
+/// bytes, each copied out so that no piece keeps a larger message alive.
+/// Fails once the process side is gone.
+pub async fn send_stdin(
+    tx: &mpsc::Sender<Bytes>,
+    data: Bytes,
+) -> Result<(), mpsc::error::SendError<Bytes>> {
+    if data.len() <= STDIN_CHUNK {
+        return tx.send(data).await;
+    }
+    for piece in data.chunks(STDIN_CHUNK) {
+        tx.send(Bytes::copy_from_slice(piece)).await?;
+    }
+    Ok(())
+}
+
 /// The client's side of a session, as the Docker bridge sees it.
 pub struct SessionIo {
     /// Bytes the client sends to the process; closed at the client's EOF.
@@ -115,11 +136,20 @@ impl Activity {
         self.last_ms.store(ms, Ordering::Relaxed);
     }
 
-    /// Resolves once there has been no traffic for `limit`.
-    pub async fn idle_for(&self, limit: Duration) {
+    /// Resolves once there has been no traffic for `limit`; never without
+    /// a limit, or when the deadline is past what the clock can represent.
+    pub async fn idle_for(&self, limit: Option<Duration>) {
+        let Some(limit) = limit else {
+            return std::future::pending().await;
+        };
         loop {
-            let last = self.start + Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
-            let deadline = last + limit;
+            let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+            let Some(deadline) = last
+                .checked_add(limit)
+                .and_then(|idle| self.start.checked_add(idle))
+            else {
+                return std::future::pending().await;
+            };
             if Instant::now() >= deadline {
                 return;
             }
@@ -291,7 +321,7 @@ mod tests {
         let activity = Activity::default();
         let limit = Duration::from_secs(10);
         let watcher = activity.clone();
-        let idle = tokio::spawn(async move { watcher.idle_for(limit).await });
+        let idle = tokio::spawn(async move { watcher.idle_for(Some(limit)).await });
         tokio::time::sleep(Duration::from_secs(8)).await;
         activity.touch();
         tokio::time::sleep(Duration::from_secs(8)).await;
@@ -301,6 +331,75 @@ mod tests {
         );
         tokio::time::sleep(Duration::from_secs(3)).await;
         assert!(idle.await.is_ok());
+    }
+
+    /// Issue 21: `--streaming-idle-timeout 0` closed every session at once
+    /// (the kubelet reads 0 as no timeout), and a huge value overflowed the
+    /// deadline arithmetic.
+    #[tokio::test(start_paused = true)]
+    async fn no_limit_and_huge_limits_never_expire() {
+        assert_eq!(crate::streaming::idle_limit(Duration::ZERO), None);
+        let limit = Duration::from_secs(u64::MAX);
+        assert_eq!(crate::streaming::idle_limit(limit), Some(limit));
+        let activity = Activity::default();
+        let watchers: Vec<_> = [None, Some(limit), Some(Duration::MAX)]
+            .into_iter()
+            .map(|limit| {
+                let watcher = activity.clone();
+                tokio::spawn(async move { watcher.idle_for(limit).await })
+            })
+            .collect();
+        tokio::time::advance(Duration::from_secs(100 * 365 * 24 * 3600)).await;
+        activity.touch();
+        tokio::time::advance(Duration::from_secs(3600)).await;
+        for watcher in watchers {
+            assert!(!watcher.is_finished());
+            watcher.abort();
+        }
+    }
+
+    /// Issue 21: a WebSocket exec of a process that never reads stdin took
+    /// 18 messages of 16 MiB (304 MiB) before sends blocked.
+    #[tokio::test]
+    async fn stdin_in_flight_is_bounded_in_bytes() {
+        let (client, mut io) = channels(Wanted {
+            stdin: true,
+            stdout: false,
+            stderr: false,
+            resize: false,
+        });
+        let tx = client.stdin.expect("a stdin channel");
+        let sender = tokio::spawn(async move {
+            for _ in 0..4 {
+                if send_stdin(&tx, Bytes::from(vec![1u8; 4 << 20]))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        });
+        let rx = io.stdin.as_mut().expect("a stdin channel");
+        // Let the sender run until the channel is full (nobody reads) or it
+        // has sent everything.
+        for _ in 0..100_000 {
+            if rx.len() >= CHANNEL_DEPTH || sender.is_finished() {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        let mut queued = 0;
+        while let Ok(piece) = rx.try_recv() {
+            assert!(
+                piece.len() <= STDIN_CHUNK,
+                "a piece of {} bytes",
+                piece.len()
+            );
+            queued += piece.len();
+        }
+        assert_eq!(queued, CHANNEL_DEPTH * STDIN_CHUNK);
+        drop(io);
+        sender.await.unwrap();
     }
 
     #[test]

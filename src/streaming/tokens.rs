@@ -43,38 +43,40 @@ pub enum TokenError {
 /// The cache of pending requests.
 #[derive(Default)]
 pub struct Tokens {
-    pending: Mutex<HashMap<String, (Pending, Instant)>>,
+    /// Request, the pod it is for, and when the token expires.
+    pending: Mutex<HashMap<String, (Pending, String, Instant)>>,
 }
 
 impl Tokens {
-    /// Parks `request` and returns its token.
-    pub fn insert(&self, request: Pending) -> Result<String, TokenError> {
+    /// Parks `request` for `pod` (its sandbox id) and returns its token.
+    pub fn insert(&self, request: Pending, pod: String) -> Result<String, TokenError> {
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
-        pending.retain(|_, (_, expires)| *expires > now);
+        pending.retain(|_, (_, _, expires)| *expires > now);
         if pending.len() >= MAX_PENDING {
             return Err(TokenError::Full);
         }
         loop {
             let token = new_token()?;
             if !pending.contains_key(&token) {
-                pending.insert(token.clone(), (request, now + TOKEN_TTL));
+                pending.insert(token.clone(), (request, pod, now + TOKEN_TTL));
                 return Ok(token);
             }
         }
     }
 
-    /// Takes the request behind `token`, if it exists and has not expired.
-    pub fn take(&self, token: &str) -> Option<Pending> {
+    /// Takes the request behind `token` and its pod, if it exists and has
+    /// not expired.
+    pub fn take(&self, token: &str) -> Option<(Pending, String)> {
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        let (request, expires) = pending.remove(token)?;
-        (expires > Instant::now()).then_some(request)
+        let (request, pod, expires) = pending.remove(token)?;
+        (expires > Instant::now()).then_some((request, pod))
     }
 
     #[cfg(test)]
     fn expire_all(&self) {
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        for (_, expires) in pending.values_mut() {
+        for (_, _, expires) in pending.values_mut() {
             *expires = Instant::now();
         }
     }
@@ -102,14 +104,14 @@ mod tests {
     #[test]
     fn tokens_are_single_use() {
         let tokens = Tokens::default();
-        let token = tokens.insert(exec()).unwrap();
+        let token = tokens.insert(exec(), "pod".into()).unwrap();
         assert_eq!(token.len(), 8);
         assert!(
             token
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         );
-        assert_eq!(tokens.take(&token), Some(exec()));
+        assert_eq!(tokens.take(&token), Some((exec(), "pod".into())));
         assert_eq!(tokens.take(&token), None);
         assert_eq!(tokens.take("unknown1"), None);
     }
@@ -117,7 +119,7 @@ mod tests {
     #[test]
     fn expired_tokens_are_refused() {
         let tokens = Tokens::default();
-        let token = tokens.insert(exec()).unwrap();
+        let token = tokens.insert(exec(), "pod".into()).unwrap();
         tokens.expire_all();
         assert_eq!(tokens.take(&token), None);
     }
@@ -126,10 +128,13 @@ mod tests {
     fn the_number_waiting_is_bounded() {
         let tokens = Tokens::default();
         for _ in 0..MAX_PENDING {
-            tokens.insert(exec()).unwrap();
+            tokens.insert(exec(), "pod".into()).unwrap();
         }
-        assert_eq!(tokens.insert(exec()), Err(TokenError::Full));
+        assert_eq!(tokens.insert(exec(), "pod".into()), Err(TokenError::Full));
         tokens.expire_all();
-        assert!(tokens.insert(exec()).is_ok(), "expired tokens make room");
+        assert!(
+            tokens.insert(exec(), "pod".into()).is_ok(),
+            "expired tokens make room"
+        );
     }
 }

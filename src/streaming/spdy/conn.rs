@@ -8,10 +8,13 @@
 //! order they were issued.
 //!
 //! There is no flow control, because spdystream does none: WINDOW_UPDATE and
-//! SETTINGS are accepted and ignored. Memory stays bounded anyway: each
-//! stream's receive buffer holds at most [`Config::stream_recv_buffer`] bytes
-//! (plus one frame), and when it is full the reader stops reading the socket,
-//! which pushes back on the peer through TCP. The price is head-of-line
+//! SETTINGS are accepted and ignored. Memory stays bounded anyway: every
+//! DATA frame is charged in full against its stream's receive buffer
+//! ([`Config::stream_recv_buffer`], which also caps the frame size) and the
+//! connection's ([`Config::connection_recv_buffer`]), and while either is full
+//! the reader stops reading the socket, which pushes back on the peer through
+//! TCP. The decoded headers of the streams the peer opened are charged
+//! against [`Config::header_budget`]; a stream beyond it is refused. The price is head-of-line
 //! blocking: a stream nobody reads stalls the whole connection, so drop (or
 //! reset) streams you no longer read.
 
@@ -54,8 +57,16 @@ pub struct Config {
     pub open_timeout: Duration,
     /// How long a graceful close may spend flushing queued frames and GOAWAY.
     pub close_timeout: Duration,
-    /// Bytes buffered per stream before the reader stops reading the socket.
+    /// Bytes buffered per stream before the reader stops reading the socket;
+    /// also the largest DATA frame accepted, so every frame can be charged
+    /// in full.
     pub stream_recv_buffer: usize,
+    /// Bytes buffered over all streams of the connection before the reader
+    /// stops reading the socket.
+    pub connection_recv_buffer: usize,
+    /// Memory the decoded headers of the peer's open streams may take
+    /// ([`HeaderBlock::cost`]); a SYN_STREAM beyond it is refused.
+    pub header_budget: usize,
     /// Largest DATA frame we send; larger writes are split.
     pub max_send_frame: usize,
     /// Frames queued for the writer (per queue: control and data) before
@@ -76,6 +87,8 @@ impl Default for Config {
             open_timeout: Duration::from_secs(30),
             close_timeout: Duration::from_secs(5),
             stream_recv_buffer: 1024 * 1024,
+            connection_recv_buffer: 16 * 1024 * 1024,
+            header_budget: 1024 * 1024,
             max_send_frame: 64 * 1024,
             write_queue: 8,
             limits: FrameLimits::default(),
@@ -87,6 +100,13 @@ impl Config {
     fn sanitized(mut self) -> Self {
         let permit_cap = Semaphore::MAX_PERMITS.min(u32::MAX as usize);
         self.stream_recv_buffer = self.stream_recv_buffer.clamp(1, permit_cap);
+        self.connection_recv_buffer = self
+            .connection_recv_buffer
+            .clamp(self.stream_recv_buffer, permit_cap);
+        self.header_budget = self.header_budget.min(permit_cap);
+        // A frame larger than the stream's buffer could never be charged in full.
+        self.limits.max_data_frame_len =
+            self.limits.max_data_frame_len.min(self.stream_recv_buffer);
         self.max_send_frame = self.max_send_frame.clamp(1, MAX_FRAME_LEN);
         self.write_queue = self.write_queue.max(1);
         self
@@ -119,8 +139,15 @@ pub enum CloseReason {
     Io(String),
 }
 
+/// What a buffered DATA frame holds of the stream's and the connection's
+/// receive buffers, given back when the owner takes the frame.
+struct Charge {
+    _stream: OwnedSemaphorePermit,
+    _connection: OwnedSemaphorePermit,
+}
+
 enum Event {
-    Data(Bytes, Option<OwnedSemaphorePermit>),
+    Data(Bytes, Charge),
     Fin,
     Reset(RstStatus),
     Closed,
@@ -138,6 +165,8 @@ struct Entry {
 struct Pending {
     id: u32,
     headers: HeaderBlock,
+    /// The headers' share of [`Config::header_budget`].
+    header_charge: OwnedSemaphorePermit,
     events: mpsc::UnboundedReceiver<Event>,
     budget: Arc<Semaphore>,
 }
@@ -164,6 +193,10 @@ struct Shared {
     role: Role,
     config: Config,
     state: Mutex<State>,
+    /// [`Config::connection_recv_buffer`], in bytes.
+    recv_budget: Arc<Semaphore>,
+    /// [`Config::header_budget`], in bytes.
+    header_budget: Arc<Semaphore>,
     ctrl_tx: mpsc::Sender<Frame>,
     data_tx: mpsc::Sender<WriteCmd>,
     // Serialises id allocation with queueing SYN_STREAM so ids hit the wire in order.
@@ -299,6 +332,8 @@ impl Connection {
         };
         let shared = Arc::new(Shared {
             role,
+            recv_budget: Arc::new(Semaphore::new(config.connection_recv_buffer)),
+            header_budget: Arc::new(Semaphore::new(config.header_budget)),
             config,
             state: Mutex::new(state),
             ctrl_tx,
@@ -327,14 +362,16 @@ impl Connection {
     /// `None` once the connection is closed.
     pub async fn accept(&self) -> Option<Stream> {
         let pending = self.handle.accept_rx.lock().await.recv().await?;
-        Some(Stream::new(
+        let mut stream = Stream::new(
             self.handle.clone(),
             pending.id,
             pending.headers,
             HeaderBlock::new(),
             pending.events,
             pending.budget,
-        ))
+        );
+        stream.header_charge = Some(pending.header_charge);
+        Some(stream)
     }
 
     /// Opens a stream with `headers` and waits for the peer's SYN_REPLY.
@@ -502,6 +539,8 @@ pub struct Stream {
     events: mpsc::UnboundedReceiver<Event>,
     budget: Arc<Semaphore>,
     done: Option<Done>,
+    /// Accepted streams: their headers' share of [`Config::header_budget`].
+    header_charge: Option<OwnedSemaphorePermit>,
 }
 
 impl fmt::Debug for Stream {
@@ -540,11 +579,18 @@ impl Stream {
             events,
             budget,
             done: None,
+            header_charge: None,
         }
     }
 
     pub fn id(&self) -> u32 {
         self.sender.id
+    }
+
+    /// Whether the connection still knows the stream: false once either
+    /// side reset it, both sides finished it, or the connection ended.
+    pub fn is_live(&self) -> bool {
+        self.sender.shared().lock().streams.contains_key(&self.id())
     }
 
     /// Headers of the SYN_STREAM that created the stream.
@@ -575,8 +621,8 @@ impl Stream {
                 });
             }
             match ready!(self.events.poll_recv(cx)) {
-                // The permit is released here, making room for the reader.
-                Some(Event::Data(data, _permit)) => {
+                // The charge is released here, making room for the reader.
+                Some(Event::Data(data, _charge)) => {
                     if !data.is_empty() {
                         return Poll::Ready(Ok(Some(data)));
                     }
@@ -1481,6 +1527,111 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
+    }
+
+    /// Issue 21: a frame above the stream's buffer was charged only the
+    /// buffer's size, so the reader held more than it counted.
+    #[tokio::test]
+    async fn a_data_frame_larger_than_the_stream_buffer_is_refused() {
+        let cfg = Config {
+            stream_recv_buffer: 1024,
+            ..Config::default()
+        };
+        let (a, b) = tokio::io::duplex(64 * 1024);
+        let server = Connection::server(a, cfg);
+        let mut peer = raw_peer(b);
+        peer.send(syn(1, "a")).await.unwrap();
+        assert!(matches!(
+            next_frame(&mut peer).await,
+            Some(Frame::SynReply { stream_id: 1, .. })
+        ));
+        let _accepted = server.accept().await.unwrap();
+        peer.send(Frame::Data {
+            stream_id: 1,
+            fin: false,
+            data: Bytes::from(vec![1u8; 1025]),
+        })
+        .await
+        .unwrap();
+        let reason = tokio::time::timeout(T, server.closed()).await.unwrap();
+        assert!(
+            matches!(&reason, CloseReason::ProtocolError(m) if m.contains("1025")),
+            "{reason:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn buffered_data_of_all_streams_is_bounded_per_connection() {
+        let cfg = Config {
+            stream_recv_buffer: 1024,
+            connection_recv_buffer: 2048,
+            ..Config::default()
+        };
+        let (server, client) = pair(cfg, Config::default());
+        let mut accepted = Vec::new();
+        let mut opened = Vec::new();
+        for kind in ["a", "b", "c"] {
+            let (o, a) = tokio::join!(client.open(hdrs(kind)), server.accept());
+            opened.push(o.unwrap());
+            accepted.push(a.unwrap());
+        }
+        for stream in &opened {
+            stream.send(Bytes::from(vec![9u8; 1024])).await.unwrap();
+        }
+        // Two streams' data fill the connection's budget: the third frame
+        // waits, and so does everything behind it on the connection.
+        let pinger = client.clone();
+        let ping = tokio::spawn(async move { pinger.ping().await });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!ping.is_finished(), "the reader went past a full budget");
+        let first = tokio::time::timeout(T, accepted[0].recv())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(first.len(), 1024);
+        tokio::time::timeout(T, ping)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        let third = tokio::time::timeout(T, accepted[2].recv())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(third.len(), 1024);
+    }
+
+    /// Issue 21: every SYN_STREAM kept its decoded headers for as long as
+    /// the stream was open, with no bound over the connection.
+    #[tokio::test]
+    async fn headers_of_open_streams_are_bounded_per_connection() {
+        let cost = hdrs("a").cost();
+        let cfg = Config {
+            header_budget: cost * 2,
+            ..Config::default()
+        };
+        let (server, client) = pair(cfg, Config::default());
+        let (a, sa) = tokio::join!(client.open(hdrs("a")), server.accept());
+        let (_a, sa) = (a.unwrap(), sa.unwrap());
+        let (b, _sb) = tokio::join!(client.open(hdrs("b")), server.accept());
+        let _b = b.unwrap();
+        let err = client.open(hdrs("c")).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                SpdyError::StreamReset {
+                    status: RstStatus::RefusedStream,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        // Dropping an accepted stream gives its headers' share back.
+        drop(sa);
+        let (d, sd) = tokio::join!(client.open(hdrs("d")), server.accept());
+        assert!(d.is_ok() && sd.is_some());
     }
 
     #[tokio::test]

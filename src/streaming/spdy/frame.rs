@@ -64,6 +64,10 @@ pub enum SpdyError {
     HeaderBlockTooLarge { max: usize },
     #[error("header block declares {count} headers, more than the limit of {max}")]
     TooManyHeaders { count: u32, max: usize },
+    #[error("header value of {len} bytes exceeds the limit of {max} bytes")]
+    HeaderValueTooLong { len: usize, max: usize },
+    #[error("decoded headers would take more than {max} bytes of memory")]
+    DecodedHeadersTooLarge { max: usize },
     #[error("malformed header block: {0}")]
     MalformedHeaderBlock(&'static str),
     #[error("invalid header {name:?}: {reason}")]
@@ -239,6 +243,11 @@ const INVALID_REQUEST_HEADERS: &[&str] = &[
     "transfer-encoding",
 ];
 
+/// What one decoded value costs beyond its bytes (its `String`).
+const VALUE_OVERHEAD: usize = std::mem::size_of::<String>();
+/// What one decoded name costs beyond its bytes (its entry and value list).
+const NAME_OVERHEAD: usize = std::mem::size_of::<(String, Vec<String>)>();
+
 /// Ordered header map with lower-case names and one or more values per name.
 ///
 /// On the wire multiple values of one name are joined with NUL, which is why
@@ -305,6 +314,21 @@ impl HeaderBlock {
         self.entries.iter().map(|(n, v)| (n.as_str(), v.as_slice()))
     }
 
+    /// Memory the decoded block holds, counting every name and value with
+    /// its allocation overhead: a block of many empty values (NUL
+    /// separators only) is small on the wire but costs a `String` each.
+    pub fn cost(&self) -> usize {
+        self.entries
+            .iter()
+            .map(|(name, values)| {
+                values
+                    .iter()
+                    .map(|v| VALUE_OVERHEAD + v.len())
+                    .fold(NAME_OVERHEAD + name.len(), usize::saturating_add)
+            })
+            .fold(0, usize::saturating_add)
+    }
+
     fn position(&self, name: &str) -> Option<usize> {
         self.entries
             .iter()
@@ -366,7 +390,11 @@ impl HeaderBlock {
         Ok(())
     }
 
-    fn decode_plain(mut buf: &[u8], max_headers: usize) -> Result<Self, SpdyError> {
+    /// Parses a decompressed block. The memory the result will hold is
+    /// charged value by value against `limits.max_header_block_len` as it is
+    /// built, so a block is refused before it grows, not after.
+    fn decode_plain(mut buf: &[u8], limits: &FrameLimits) -> Result<Self, SpdyError> {
+        let max_headers = limits.max_headers;
         fn take<'a>(buf: &mut &'a [u8], n: usize) -> Result<&'a [u8], SpdyError> {
             if buf.len() < n {
                 return Err(SpdyError::MalformedHeaderBlock("truncated"));
@@ -397,6 +425,15 @@ impl HeaderBlock {
         let mut block = HeaderBlock {
             entries: Vec::with_capacity(count as usize),
         };
+        let budget = limits.max_header_block_len;
+        let mut cost = 0usize;
+        let mut charge = |bytes: usize| {
+            cost = cost.saturating_add(bytes);
+            if cost > budget {
+                return Err(SpdyError::DecodedHeadersTooLarge { max: budget });
+            }
+            Ok(())
+        };
         for _ in 0..count {
             let name_len = take_u32(&mut buf)? as usize;
             let name = take(&mut buf, name_len)?;
@@ -405,6 +442,7 @@ impl HeaderBlock {
             }
             let name = std::str::from_utf8(name)
                 .map_err(|_| SpdyError::MalformedHeaderBlock("header name is not UTF-8"))?;
+            charge(NAME_OVERHEAD + name.len())?;
             let value_len = take_u32(&mut buf)? as usize;
             let value = take(&mut buf, value_len)?;
             let value = std::str::from_utf8(value)
@@ -412,6 +450,13 @@ impl HeaderBlock {
             // Lenient on case and repeats: Go writes lower-case names and
             // never repeats one, so merging only matters for odd peers.
             for v in value.split('\0') {
+                if v.len() > limits.max_header_value_len {
+                    return Err(SpdyError::HeaderValueTooLong {
+                        len: v.len(),
+                        max: limits.max_header_value_len,
+                    });
+                }
+                charge(VALUE_OVERHEAD + v.len())?;
                 block.insert(name, v);
             }
         }
@@ -441,10 +486,13 @@ pub struct FrameLimits {
     pub max_data_frame_len: usize,
     /// Largest control frame body.
     pub max_control_frame_len: usize,
-    /// Largest header block after decompression.
+    /// Largest header block after decompression, and the most memory its
+    /// decoded names and values may take ([`HeaderBlock::cost`]).
     pub max_header_block_len: usize,
     /// Largest number of header names in one block.
     pub max_headers: usize,
+    /// Largest single header value (one of a name's NUL-separated values).
+    pub max_header_value_len: usize,
 }
 
 impl Default for FrameLimits {
@@ -454,6 +502,7 @@ impl Default for FrameLimits {
             max_control_frame_len: 1024 * 1024,
             max_header_block_len: 256 * 1024,
             max_headers: 256,
+            max_header_value_len: 16 * 1024,
         }
     }
 }
@@ -501,7 +550,7 @@ impl SpdyCodec {
             .decompressor
             .get_or_insert_with(HeaderDecompressor::new)
             .decompress(block, self.limits.max_header_block_len)?;
-        HeaderBlock::decode_plain(&plain, self.limits.max_headers)
+        HeaderBlock::decode_plain(&plain, &self.limits)
     }
 
     fn parse_control(
@@ -732,14 +781,20 @@ impl Decoder for SpdyCodec {
                 return Ok(None);
             }
             src.advance(FRAME_HEADER_LEN);
-            let body = src.split_to(len).freeze();
             if control {
+                let body = src.split_to(len).freeze();
                 let kind = u16::from_be_bytes([head[2], head[3]]);
                 match self.parse_control(kind, flags, body)? {
                     Some(frame) => return Ok(Some(frame)),
                     None => continue,
                 }
             }
+            // Copied out rather than split off: a split-off payload keeps the
+            // whole read buffer it came from alive while it waits for its
+            // stream's owner, so a trickle of one-byte frames would pin a
+            // buffer each while being charged a byte each.
+            let body = Bytes::copy_from_slice(&src[..len]);
+            src.advance(len);
             let stream_id =
                 u32::from_be_bytes([head[0], head[1], head[2], head[3]]) & MAX_STREAM_ID;
             if stream_id == 0 {
@@ -1307,6 +1362,67 @@ mod tests {
             SpdyCodec::default().decode(&mut wire),
             Err(SpdyError::MalformedHeaderBlock(_))
         ));
+    }
+
+    /// A SYN_REPLY whose block is `plain`, compressed as a peer would.
+    fn syn_reply_with_plain_block(plain: &[u8]) -> BytesMut {
+        let mut compressed = Vec::new();
+        HeaderCompressor::new()
+            .unwrap()
+            .compress(plain, &mut compressed)
+            .unwrap();
+        let mut wire = BytesMut::new();
+        put_control_header(&mut wire, TYPE_SYN_REPLY, 0, 4 + compressed.len()).unwrap();
+        wire.put_u32(1);
+        wire.extend_from_slice(&compressed);
+        wire
+    }
+
+    fn plain_block(name: &[u8], value: &[u8]) -> Vec<u8> {
+        let mut plain = Vec::new();
+        plain.extend_from_slice(&1u32.to_be_bytes());
+        plain.extend_from_slice(&(name.len() as u32).to_be_bytes());
+        plain.extend_from_slice(name);
+        plain.extend_from_slice(&(value.len() as u32).to_be_bytes());
+        plain.extend_from_slice(value);
+        plain
+    }
+
+    /// Issue 21: 250 KiB of NUL separators inflated to a quarter of a
+    /// million empty `String`s (some 6 MiB) per header block.
+    #[test]
+    fn many_empty_values_are_charged_while_decoding() {
+        let nuls = vec![0u8; 200 * 1024];
+        let mut wire = syn_reply_with_plain_block(&plain_block(b"requestid", &nuls));
+        assert!(wire.len() < 4096, "compresses to {} bytes", wire.len());
+        assert!(matches!(
+            SpdyCodec::default().decode(&mut wire),
+            Err(SpdyError::DecodedHeadersTooLarge { max: 262144 })
+        ));
+        // A few repeats stay well within the budget.
+        let mut wire = syn_reply_with_plain_block(&plain_block(b"a", b"x\0y\0z"));
+        match SpdyCodec::default().decode(&mut wire).unwrap() {
+            Some(Frame::SynReply { headers, .. }) => {
+                assert_eq!(headers.get_all("a"), ["x", "y", "z"]);
+                assert!(headers.cost() < 256);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn one_long_value_is_refused() {
+        let long = vec![b'a'; 16 * 1024 + 1];
+        let mut wire = syn_reply_with_plain_block(&plain_block(b"port", &long));
+        assert!(matches!(
+            SpdyCodec::default().decode(&mut wire),
+            Err(SpdyError::HeaderValueTooLong {
+                len: 16385,
+                max: 16384
+            })
+        ));
+        let mut wire = syn_reply_with_plain_block(&plain_block(b"port", &long[1..]));
+        assert!(SpdyCodec::default().decode(&mut wire).unwrap().is_some());
     }
 
     #[test]

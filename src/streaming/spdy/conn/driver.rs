@@ -296,15 +296,26 @@ async fn on_data(shared: &Shared, id: u32, fin: bool, data: Bytes) -> Result<(),
         Some(Ok(target)) => target,
     };
     if !data.is_empty() {
-        let want =
-            u32::try_from(data.len().min(shared.config.stream_recv_buffer)).unwrap_or(u32::MAX);
+        // The decoder refuses frames above the stream's buffer, so the whole
+        // frame is charged and can always be.
+        let want = u32::try_from(data.len()).unwrap_or(u32::MAX);
         // Waiting here is the backpressure: the socket is not read until the
-        // stream's owner makes room.
-        match budget.acquire_many_owned(want).await {
-            Ok(permit) => {
-                let _ = events.send(Event::Data(data, Some(permit)));
+        // stream's owner (or, for the connection's budget, any owner) makes room.
+        let charge = match budget.acquire_many_owned(want).await {
+            Ok(stream) => match shared.recv_budget.clone().acquire_many_owned(want).await {
+                Ok(connection) => Some(Charge {
+                    _stream: stream,
+                    _connection: connection,
+                }),
+                Err(_) => None,
+            },
+            Err(_) => None,
+        };
+        match charge {
+            Some(charge) => {
+                let _ = events.send(Event::Data(data, charge));
             }
-            Err(_) => tracing::trace!(stream = id, "DATA for abandoned stream discarded"),
+            None => tracing::trace!(stream = id, "DATA for abandoned stream discarded"),
         }
     }
     if fin {
@@ -350,6 +361,7 @@ async fn on_syn_stream(
         }
         st.last_remote_id = id;
         let active = st.streams.values().filter(|e| !e.local).count();
+        let cost = u32::try_from(headers.cost()).unwrap_or(u32::MAX);
         let permit =
             if st.closed || st.local_goaway || active >= shared.config.max_concurrent_streams {
                 None
@@ -358,7 +370,17 @@ async fn on_syn_stream(
                     .clone()
                     .and_then(|tx| tx.try_reserve_owned().ok())
             };
-        permit.map(|permit| {
+        let header_charge = permit
+            .is_some()
+            .then(|| {
+                shared
+                    .header_budget
+                    .clone()
+                    .try_acquire_many_owned(cost)
+                    .ok()
+            })
+            .flatten();
+        permit.zip(header_charge).map(|(permit, header_charge)| {
             let (mut entry, events_rx, budget) = shared.new_entry(false);
             entry.local_closed = unidirectional;
             entry.remote_closed = fin;
@@ -369,6 +391,7 @@ async fn on_syn_stream(
             let pending = Pending {
                 id,
                 headers,
+                header_charge,
                 events: events_rx,
                 budget,
             };
