@@ -281,9 +281,28 @@ REFERENCES = {
 }
 
 
+def header_budget_seeds():
+    """spdy_header_budget: three bytes of limits (budget / 16 - 4, longest
+    value, read size), then frames; some blocks are only NUL separators."""
+    seeds = {}
+    for name, wire in spdy_seeds().items():
+        seeds[name] = bytes([0x20, 0x40, 0x05]) + wire
+    c = Spdy()
+    nuls = "\0".join([""] * 200)
+    seeds["nul_values"] = bytes([0x08, 0x10, 0x07]) + c.syn_stream(
+        1, [("streamtype", "error"), ("port", "80"), ("requestid", "1" + nuls)]
+    )
+    c = Spdy()
+    seeds["long_value"] = bytes([0xFF, 0x08, 0x01]) + c.syn_stream(
+        1, [("streamtype", "data"), ("requestid", "x" * 40)]
+    )
+    return seeds
+
+
 def main():
     corpus = {
         "spdy_frame": spdy_seeds(),
+        "spdy_header_budget": header_budget_seeds(),
         "ws_channel": ws_seeds(),
         "docker_stream": docker_seeds(),
         "cri_log": LOG_LINES,
