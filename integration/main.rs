@@ -6,6 +6,7 @@
 
 mod support;
 
+mod abuse_logs;
 mod containers;
 mod docker_restart;
 mod errors;
