@@ -164,9 +164,22 @@ async fn a_tty_flood_without_newlines_reaches_the_file_in_partial_lines() {
         "the flooding container did not exit:\n{}",
         shim.logs()
     );
-    let (before, peak, _) = watch.finish("TTY flood of 128 MiB without a newline").await;
-
+    // The exit may be reported before the writer has caught up (it waits
+    // for the writer only so long): wait for the file's full size, every
+    // 16 KiB piece with its 41-byte header.
     let path = Path::new(&pod.log_directory).join("flood/0.log");
+    let expected = FLOOD + FLOOD / (16 * 1024) * 41;
+    let written = eventually(Duration::from_secs(600), || async {
+        std::fs::metadata(&path).map_or(0, |m| m.len()) >= expected
+    })
+    .await;
+    let (before, peak, _) = watch.finish("TTY flood of 128 MiB without a newline").await;
+    assert!(
+        written,
+        "the log file holds {} of {expected} bytes",
+        std::fs::metadata(&path).map_or(0, |m| m.len())
+    );
+
     let (bytes, entries, longest, all_partial) = scan_log(&path);
     assert_eq!(bytes, FLOOD, "every byte of the flood is in the file");
     assert!(

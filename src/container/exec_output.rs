@@ -21,10 +21,12 @@ const ENVELOPE_ROOM: usize = 64 * 1024;
 /// response fits the kubelet's 16 MiB gRPC message limit.
 pub const EXEC_OUTPUT_CAP: usize = MAX_MESSAGE_SIZE - ENVELOPE_ROOM;
 
-/// Most ExecSync output held at once across all calls: two calls at the
+/// Most ExecSync output held at once across all calls: one call at the
 /// per-call cap. Probes print a few bytes; only calls that each print
-/// megabytes share it.
-pub const EXEC_OUTPUT_IN_FLIGHT: usize = 2 * MAX_MESSAGE_SIZE;
+/// megabytes share it. The answer's encoding by tonic is a second copy of
+/// the same size, so the shim's growth under a flood of probes stays near
+/// twice this.
+pub const EXEC_OUTPUT_IN_FLIGHT: usize = MAX_MESSAGE_SIZE;
 
 /// The node-wide budget of ExecSync output held in memory, in bytes.
 #[derive(Debug, Clone)]
