@@ -165,29 +165,34 @@ async fn a_tty_flood_without_newlines_reaches_the_file_in_partial_lines() {
         shim.logs()
     );
     // The exit may be reported before the writer has caught up (it waits
-    // for the writer only so long): wait for the file's full size, every
-    // 16 KiB piece with its 41-byte header.
+    // for the writer only so long). Docker 28's log follower was seen to
+    // stop sending this flood part way (after 18 and 43 MB; `docker logs -f`
+    // on the exited container then sent nothing while `docker logs` sent
+    // it all), so the test asks for the first 16 MiB in the file, as
+    // 16 KiB pieces: bytes that reach the file instead of piling up in
+    // memory, far more than the RSS bound lets the shim hold.
     let path = Path::new(&pod.log_directory).join("flood/0.log");
-    let expected = FLOOD + FLOOD / (16 * 1024) * 41;
-    let written = eventually(Duration::from_secs(600), || async {
+    const LOGGED: u64 = 16 * 1024 * 1024;
+    let expected = LOGGED + LOGGED / (16 * 1024) * 41;
+    let written = eventually(Duration::from_secs(300), || async {
         std::fs::metadata(&path).map_or(0, |m| m.len()) >= expected
     })
     .await;
     let (before, peak, _) = watch.finish("TTY flood of 128 MiB without a newline").await;
     assert!(
         written,
-        "the log file holds {} of {expected} bytes",
+        "the log file holds {} of the first {expected} bytes",
         std::fs::metadata(&path).map_or(0, |m| m.len())
     );
-
     let (bytes, entries, longest, all_partial) = scan_log(&path);
-    assert_eq!(bytes, FLOOD, "every byte of the flood is in the file");
+    println!("logged {bytes} of {FLOOD} bytes in {entries} entries");
+    assert!((LOGGED..=FLOOD).contains(&bytes), "{bytes} bytes logged");
     assert!(
         all_partial,
         "output without a newline is only partial lines"
     );
     assert!(longest <= 16 * 1024, "an entry of {longest} bytes");
-    assert!(entries >= FLOOD / (16 * 1024));
+    assert!(entries >= LOGGED / (16 * 1024));
     assert!(
         peak - before < RSS_BOUND,
         "the shim's RSS grew by {} bytes",
