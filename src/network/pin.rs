@@ -84,6 +84,8 @@ impl NetnsPins {
 
 /// Whether `path` is a mounted namespace file (not the empty file under it).
 fn is_namespace(path: &Path) -> bool {
+    // `f_type` is an i64 on x86_64 but narrower on some architectures.
+    #[allow(clippy::useless_conversion)]
     rustix::fs::statfs(path).is_ok_and(|fs| i64::from(fs.f_type) == NSFS_MAGIC)
 }
 
