@@ -7,6 +7,7 @@
 mod support;
 
 mod abuse;
+mod abuse_logs;
 mod containers;
 mod docker_restart;
 mod errors;

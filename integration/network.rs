@@ -422,6 +422,64 @@ async fn a_killed_pause_container_still_gets_its_network_torn_down() {
     );
 }
 
+/// The iptables rules that name a sandbox (the bridge plugin's ipMasq
+/// chain and its jump carry the container id in their comments).
+fn rules_naming(sandbox_id: &str) -> Vec<String> {
+    let out = Command::new("iptables-save")
+        .args(["-t", "nat"])
+        .output()
+        .expect("iptables-save");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains(sandbox_id))
+        .map(str::to_string)
+        .collect()
+}
+
+/// What a restart of dockerd does to every pod: the pause process dies
+/// before the kubelet tears the pod down. The bridge plugin finds the
+/// pod's addresses in its namespace to remove its ipMasq rules, so the
+/// namespace must outlive the pause process until DEL.
+#[tokio::test]
+async fn ip_masquerade_rules_go_with_the_pod_after_its_pause_process_died() {
+    let lab = Lab::new();
+    let list = lab
+        .conflist(&lab.network)
+        .replace(r#""ipMasq":false"#, r#""ipMasq":true"#);
+    assert!(list.contains(r#""ipMasq":true"#), "{list}");
+    std::fs::write(lab.conf_dir().join("10-test.conflist"), list).expect("write conflist");
+    let shim = lab.shim().await;
+    let mut rt = shim.runtime().await;
+    let cleanup = Cleanup::new();
+    let id = run_pod(&mut rt, &pod_config(&cleanup, &unique("cni-masq"))).await;
+    assert!(
+        !rules_naming(&id).is_empty(),
+        "the bridge plugin made its masquerade rules"
+    );
+
+    let out = Command::new("docker").args(["kill", &id]).output().unwrap();
+    assert!(out.status.success());
+    let noticed = eventually(Duration::from_secs(5), || {
+        let mut rt = rt.clone();
+        let id = id.clone();
+        async move {
+            sandbox_status(&mut rt, &id).await.state == PodSandboxState::SandboxNotready as i32
+        }
+    })
+    .await;
+    assert!(noticed, "the view sees the killed pause container");
+    stop_and_remove_pod(&mut rt, &id).await;
+    assert_eq!(rules_naming(&id), Vec::<String>::new(), "rules left behind");
+    assert!(lab.allocations(&lab.network).is_empty(), "IP released");
+    assert!(
+        std::fs::read_dir(shim.dir.join("state/netns"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+            == 0,
+        "the namespace pin is released"
+    );
+}
+
 #[tokio::test]
 async fn teardown_uses_the_cached_attachment_after_the_config_changed_across_a_restart() {
     let lab = Lab::new();

@@ -22,6 +22,10 @@ pub const TYPE_CONTAINER: &str = "container";
 pub const SANDBOX_ID_LABEL: &str = "io.kubernetes.sandbox.id";
 /// Label holding a container's absolute CRI log path.
 pub const LOG_PATH_LABEL: &str = "io.kubernetes.container.logpath";
+/// Label holding the sandbox's log directory, beneath which the shim opens
+/// the container's log file ([`LOG_PATH_LABEL`]) without following
+/// symlinks.
+pub const LOG_DIR_LABEL: &str = "io.kubernetes.dockershim.log-directory";
 /// Label the kubelet sets with the container name; `POD` on sandboxes.
 pub const CONTAINER_NAME_LABEL: &str = "io.kubernetes.container.name";
 /// Value of [`CONTAINER_NAME_LABEL`] on a sandbox.
@@ -106,16 +110,41 @@ pub fn parse_container_name(docker_name: &str) -> Option<ContainerMetadata> {
     })
 }
 
-/// Docker labels carrying CRI labels and annotations.
+/// Whether a label key is one the shim sets and reads for itself: a pod
+/// (or container) setting it could steer the shim, for instance to tear
+/// down host ports it never mapped or to write a log elsewhere.
+pub fn is_reserved_label(key: &str) -> bool {
+    key == TYPE_LABEL
+        || key == SANDBOX_ID_LABEL
+        || key == LOG_PATH_LABEL
+        || key.starts_with(INTERNAL_PREFIX)
+}
+
+/// Docker labels carrying CRI labels and annotations. A CRI label with a
+/// [reserved](is_reserved_label) key is refused (INVALID_ARGUMENT, naming
+/// the key) rather than silently dropped or overwritten, so the pod's
+/// author sees why the pod does not start.
 pub fn to_docker_labels(
     labels: &HashMap<String, String>,
     annotations: &HashMap<String, String>,
-) -> HashMap<String, String> {
+) -> Result<HashMap<String, String>> {
+    let mut reserved: Vec<&str> = labels
+        .keys()
+        .map(String::as_str)
+        .filter(|key| is_reserved_label(key))
+        .collect();
+    if !reserved.is_empty() {
+        reserved.sort_unstable();
+        return Err(Error::InvalidArgument(format!(
+            "label {} is reserved for the container runtime and cannot be set by a pod or container",
+            reserved.join(", ")
+        )));
+    }
     let mut out = labels.clone();
     for (key, value) in annotations {
         out.insert(format!("{ANNOTATION_PREFIX}{key}"), value.clone());
     }
-    out
+    Ok(out)
 }
 
 /// CRI labels and annotations read back from Docker labels, without the
@@ -279,6 +308,36 @@ mod tests {
     }
 
     #[test]
+    fn reserved_labels_are_refused_with_their_key() {
+        for key in [
+            PORT_MAPPINGS_LABEL,
+            SHARED_PID_LABEL,
+            TYPE_LABEL,
+            SANDBOX_ID_LABEL,
+            LOG_PATH_LABEL,
+            "io.kubernetes.dockershim.anything",
+        ] {
+            let labels = HashMap::from([
+                (key.to_string(), "x".to_string()),
+                ("app".to_string(), "web".to_string()),
+            ]);
+            match to_docker_labels(&labels, &HashMap::new()) {
+                Err(Error::InvalidArgument(msg)) => assert!(msg.contains(key), "{msg}"),
+                other => panic!("{key}: {other:?}"),
+            }
+        }
+        // The kubelet's own labels, and an annotation with a reserved
+        // name (stored under the annotation prefix), are fine.
+        let labels = HashMap::from([
+            (CONTAINER_NAME_LABEL.to_string(), "app".to_string()),
+            ("io.kubernetes.pod.name".to_string(), "web".to_string()),
+        ]);
+        let annotations = HashMap::from([(PORT_MAPPINGS_LABEL.to_string(), "x".to_string())]);
+        let docker = to_docker_labels(&labels, &annotations).unwrap();
+        assert!(!docker.contains_key(PORT_MAPPINGS_LABEL));
+    }
+
+    #[test]
     fn labels_and_annotations_round_trip_without_internal_labels() {
         let labels = HashMap::from([
             ("app".to_string(), "web".to_string()),
@@ -288,7 +347,7 @@ mod tests {
             "io.kubernetes.container.hash".to_string(),
             "abc".to_string(),
         )]);
-        let mut docker = to_docker_labels(&labels, &annotations);
+        let mut docker = to_docker_labels(&labels, &annotations).unwrap();
         assert_eq!(docker["annotation.io.kubernetes.container.hash"], "abc");
         docker.insert(TYPE_LABEL.into(), TYPE_SANDBOX.into());
         docker.insert(SHARED_PID_LABEL.into(), "true".into());

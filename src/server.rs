@@ -23,6 +23,13 @@ use crate::streaming::{Streaming, StreamingConfig};
 pub use crate::cri::MAX_MESSAGE_SIZE;
 
 /// How long in-flight calls may run on after SIGTERM.
+/// RPCs one connection may have in progress at once; more wait for a
+/// slot. The kubelet sends everything over one connection: a node at its
+/// pod limit (110) with three exec probes each and its status, stats and
+/// PLEG calls stays far below this. Memory is bounded separately per call
+/// kind (ExecSync output, image pulls); this bounds the tasks.
+pub const MAX_RPCS_PER_CONNECTION: usize = 1024;
+
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Why the shim could not start or stopped serving.
@@ -202,6 +209,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
     let relist = crate::cri::relist::RelistLayer::new(shim.clone());
     let mut server = tokio::spawn(
         Server::builder()
+            .concurrency_limit_per_connection(MAX_RPCS_PER_CONNECTION)
             .layer(layer)
             .layer(tower::util::MapResponseLayer::new(
                 crate::cri::wire_status::client_error_codes,
@@ -278,11 +286,22 @@ fn open_listener(listen: &Listen) -> Result<(UnixListener, Option<PathBuf>), Ser
 }
 
 /// Removes a socket left by an earlier run; refuses to remove anything that
-/// is not a socket.
+/// is not a socket, and a socket another process still serves (a second
+/// shim must not silently take the kubelet's endpoint from the first).
 fn remove_stale_socket(path: &Path) -> Result<(), ServeError> {
     match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_socket() => {
-            std::fs::remove_file(path).map_err(io_err("remove stale socket", path))
+            match std::os::unix::net::UnixStream::connect(path) {
+                Ok(_) => Err(ServeError::Config(format!(
+                    "{} is served by another process (another dockershim?); refusing to take it over",
+                    path.display()
+                ))),
+                // Nobody listens: the file is what an earlier run left.
+                Err(err) if err.kind() == io::ErrorKind::ConnectionRefused => {
+                    std::fs::remove_file(path).map_err(io_err("remove stale socket", path))
+                }
+                Err(err) => Err(io_err("check whether a process serves", path)(err)),
+            }
         }
         Ok(_) => Err(ServeError::Config(format!(
             "{} exists and is not a socket; refusing to replace it",
@@ -309,5 +328,37 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = terminate => tracing::info!("SIGTERM: shutting down"),
         _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_live_socket_is_refused_and_a_stale_one_replaced() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("dockershim.sock");
+        let live = std::os::unix::net::UnixListener::bind(&path).expect("bind");
+        let refused = remove_stale_socket(&path);
+        assert!(
+            matches!(&refused, Err(ServeError::Config(msg)) if msg.contains("another process")),
+            "{refused:?}"
+        );
+        assert!(path.exists(), "the live socket is left alone");
+        // Closing the listener leaves its file behind, as a killed shim does.
+        drop(live);
+        assert!(path.exists());
+        remove_stale_socket(&path).expect("a stale socket is removed");
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_socket_is_refused() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("dockershim.sock");
+        std::fs::write(&path, b"").expect("write");
+        assert!(remove_stale_socket(&path).is_err());
+        assert!(path.exists());
     }
 }

@@ -66,6 +66,8 @@ pub struct Shim {
     /// The CRI list of every application container, as of a view
     /// generation (built by `container::list`).
     pub container_list: ListCache<crate::api::Container>,
+    /// ExecSync output held across calls.
+    pub exec_output: crate::container::exec_output::ExecOutputBudget,
 }
 
 impl Shim {
@@ -120,6 +122,7 @@ impl Shim {
             logs,
             sandbox_list: ListCache::default(),
             container_list: ListCache::default(),
+            exec_output: Default::default(),
             network,
             docker,
             settings,

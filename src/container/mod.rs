@@ -1,6 +1,7 @@
 //! Application containers: create, start, stop, remove, list, status,
 //! resource updates and synchronous exec.
 
+pub mod exec_output;
 pub mod spec;
 pub mod status;
 
@@ -13,16 +14,14 @@ use crate::api::{
     ContainerFilter, ContainerStatusResponse, CreateContainerRequest, ExecSyncRequest,
     ExecSyncResponse, LinuxContainerResources,
 };
-use crate::docker::hijack::{Demuxer, Output};
-use crate::docker::{DockerError, ExecSpec, RawStream};
+use crate::docker::{DockerError, ExecSpec};
 use crate::error::{DockerContext, Error, Result};
 use crate::host::is_running;
 use crate::shim::Shim;
 use crate::view::Kind;
 use crate::{naming, sandbox};
 
-/// Most output ExecSync keeps per stream; the rest is read and dropped.
-pub const EXEC_OUTPUT_CAP: usize = 16 * 1024 * 1024;
+pub use exec_output::EXEC_OUTPUT_CAP;
 
 /// Creates a container in a sandbox; returns its id.
 pub async fn create(shim: &Shim, req: CreateContainerRequest) -> Result<String> {
@@ -182,22 +181,26 @@ pub async fn start(shim: &Shim, id: &str) -> Result<()> {
     let inspected = inspect(shim, id).await?;
     let cid = full_id(&inspected);
     let config = inspected.config.clone().unwrap_or_default();
-    let log_path = config
+    let location = config
         .labels
         .as_ref()
-        .and_then(|l| l.get(naming::LOG_PATH_LABEL))
-        .filter(|p| !p.is_empty());
-    let log = match log_path {
-        Some(path) => match shim.logs.prepare(&cid, path.into()).await {
-            Ok(pending) => pending,
-            // Another shim on the same Docker already writes this file.
-            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => None,
-            Err(err) => {
-                return Err(Error::Internal(format!(
-                    "start container {cid}: open its log file {path}: {err}"
-                )));
+        .and_then(crate::logs::LogLocation::from_labels)
+        .filter(|l| !l.relative.as_os_str().is_empty());
+    let log = match location {
+        Some(location) => {
+            let path = location.path();
+            match shim.logs.prepare(&cid, location).await {
+                Ok(pending) => pending,
+                // Another shim on the same Docker already writes this file.
+                Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => None,
+                Err(err) => {
+                    return Err(Error::Internal(format!(
+                        "start container {cid}: open its log file {}: {err}",
+                        path.display()
+                    )));
+                }
             }
-        },
+        }
         None => None,
     };
     let started = shim.docker.start_container(&cid).await;
@@ -380,7 +383,7 @@ pub async fn exec_sync(shim: &Shim, req: ExecSyncRequest) -> Result<ExecSyncResp
             .start_exec(&exec_id, false, None)
             .await
             .context(|| format!("start exec {exec_id} in container {cid}"))?;
-        collect_output(raw, EXEC_OUTPUT_CAP)
+        exec_output::collect(raw, EXEC_OUTPUT_CAP, &shim.exec_output)
             .await
             .map_err(|e| Error::Internal(format!("read the output of exec {exec_id}: {e}")))
     };
@@ -399,33 +402,22 @@ pub async fn exec_sync(shim: &Shim, req: ExecSyncRequest) -> Result<ExecSyncResp
             req.cmd, req.timeout
         )));
     };
-    let (stdout, stderr) = output?;
+    let mut output = output?;
+    if output.dropped > 0 {
+        tracing::warn!(
+            container = %cid,
+            exec = %exec_id,
+            dropped = output.dropped,
+            kept = output.stdout.len() + output.stderr.len(),
+            "ExecSync output truncated: over the per-call cap or the node-wide budget"
+        );
+    }
     let exit_code = exit_code(shim, &exec_id).await?;
     Ok(ExecSyncResponse {
-        stdout,
-        stderr,
+        stdout: std::mem::take(&mut output.stdout),
+        stderr: std::mem::take(&mut output.stderr),
         exit_code,
     })
-}
-
-/// Reads a multiplexed exec stream to its end, keeping at most `cap` bytes of
-/// each of stdout and stderr; the rest is read and dropped so the process
-/// never blocks on a full pipe.
-async fn collect_output(
-    raw: Box<dyn RawStream>,
-    cap: usize,
-) -> std::io::Result<(Vec<u8>, Vec<u8>)> {
-    let mut demux = Demuxer::new(raw);
-    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
-    while let Some((which, bytes)) = demux.next().await? {
-        let buf = match which {
-            Output::Stdout => &mut stdout,
-            Output::Stderr => &mut stderr,
-        };
-        let room = cap.saturating_sub(buf.len());
-        buf.extend_from_slice(&bytes[..room.min(bytes.len())]);
-    }
-    Ok((stdout, stderr))
 }
 
 /// How long to wait, after an exec's output ends, for Docker to record that

@@ -97,11 +97,12 @@ fn labels(
     sandbox: &SandboxRef<'_>,
     sandbox_config: Option<&PodSandboxConfig>,
 ) -> Result<HashMap<String, String>> {
-    let mut labels = naming::to_docker_labels(&config.labels, &config.annotations);
+    let mut labels = naming::to_docker_labels(&config.labels, &config.annotations)?;
     labels.insert(naming::TYPE_LABEL.into(), naming::TYPE_CONTAINER.into());
     labels.insert(naming::SANDBOX_ID_LABEL.into(), sandbox.id.into());
-    if let Some(log_path) = log_path(config, sandbox_config)? {
+    if let Some((log_dir, log_path)) = log_path(config, sandbox_config)? {
         labels.insert(naming::LOG_PATH_LABEL.into(), log_path);
+        labels.insert(naming::LOG_DIR_LABEL.into(), log_dir);
     }
     Ok(labels)
 }
@@ -257,10 +258,11 @@ fn cdi_requests(
 /// The container's CRI log file: the sandbox's log directory joined with the
 /// container's log path. Both are checked so the file stays inside the
 /// pod's log directory: the shim writes there, and repairs a torn last line.
+/// The sandbox's log directory and the container's log file in it.
 fn log_path(
     config: &ContainerConfig,
     sandbox_config: Option<&PodSandboxConfig>,
-) -> Result<Option<String>> {
+) -> Result<Option<(String, String)>> {
     if config.log_path.is_empty() {
         return Ok(None);
     }
@@ -285,9 +287,10 @@ fn log_path(
             config.log_path
         )));
     }
-    Ok(Some(
+    Ok(Some((
+        dir.to_string(),
         Path::new(dir).join(&config.log_path).display().to_string(),
-    ))
+    )))
 }
 
 /// Docker's `User`: a uid or user name, with the group when one is given.

@@ -32,7 +32,7 @@ use std::io::{self, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Datelike, Timelike, Utc};
-use tokio::fs::{File, OpenOptions};
+use tokio::fs::File;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncSeek, AsyncSeekExt, AsyncWriteExt, BufWriter};
 
 /// containerd's default `max_container_log_line_size`; longer lines are split.
@@ -451,24 +451,54 @@ const SCRATCH_KEEP: usize = 1024 * 1024;
 #[derive(Debug)]
 pub struct LogFile {
     path: PathBuf,
+    /// The pod's log directory and the file's path inside it: every open
+    /// resolves the path beneath the directory (see [`open_beneath`]).
+    dir: PathBuf,
+    relative: PathBuf,
     writer: BufWriter<File>,
     scratch: Vec<u8>,
 }
 
 impl LogFile {
-    /// Open (creating if needed, but not its directory) the log file at `path`.
+    /// Open (creating if needed, but not its directory) the log file at
+    /// `path`, beneath the directory that holds it.
+    pub async fn open(path: impl Into<PathBuf>) -> io::Result<Self> {
+        let path = path.into();
+        let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("container log path {} names no file", path.display()),
+            ));
+        };
+        Self::open_beneath(dir.to_path_buf(), PathBuf::from(name)).await
+    }
+
+    /// Open (creating it and its directories if needed) the log file at
+    /// `relative` inside the pod's log directory `dir`. No symlink inside
+    /// `dir` is followed or created through: the file is written in the
+    /// pod's directory or not at all.
     ///
     /// If the file ends in the middle of a line, for instance after a crash,
     /// that incomplete line is cut off (see [`last_timestamp`]: writing
     /// resumes after the last complete line).
-    pub async fn open(path: impl Into<PathBuf>) -> io::Result<Self> {
-        let path = path.into();
-        let file = open_log(&path).await?;
+    pub async fn open_beneath(dir: PathBuf, relative: PathBuf) -> io::Result<Self> {
+        let file = open_log(&dir, &relative).await?;
         Ok(LogFile {
-            path,
+            path: dir.join(&relative),
+            dir,
+            relative,
             writer: BufWriter::with_capacity(WRITE_BUFFER, file),
             scratch: Vec::new(),
         })
+    }
+
+    /// Timestamp of the last complete line in the file (see
+    /// [`last_timestamp`]), read through the open file rather than the path.
+    pub async fn last_timestamp(&mut self) -> io::Result<Option<DateTime<Utc>>> {
+        self.writer.flush().await?;
+        let file = self.writer.get_mut();
+        let len = file.metadata().await?.len();
+        last_timestamp_in(file, len).await
     }
 
     pub fn path(&self) -> &Path {
@@ -535,7 +565,7 @@ impl LogFile {
     /// so the call can be retried (the kubelet renames the file back on error).
     pub async fn reopen(&mut self) -> io::Result<()> {
         self.writer.flush().await?;
-        let file = open_log(&self.path).await?;
+        let file = open_log(&self.dir, &self.relative).await?;
         let old = std::mem::replace(
             &mut self.writer,
             BufWriter::with_capacity(WRITE_BUFFER, file),
@@ -551,20 +581,22 @@ impl LogFile {
     }
 }
 
-async fn open_log(path: &Path) -> io::Result<File> {
-    let mut options = OpenOptions::new();
-    // Read access is only for checking the last byte; O_APPEND still puts every
-    // write at the end whatever the read position is.
-    options.read(true).append(true).create(true);
-    #[cfg(unix)]
-    options.mode(0o640);
-    let mut file = options.open(path).await?;
-    #[cfg(unix)]
-    ensure_opened_path(path, &file).await?;
+async fn open_log(dir: &Path, relative: &Path) -> io::Result<File> {
+    let path = dir.join(relative);
+    let (dir_owned, relative_owned) = (dir.to_path_buf(), relative.to_path_buf());
+    let file = tokio::task::spawn_blocking(move || open_beneath(&dir_owned, &relative_owned))
+        .await
+        .map_err(io::Error::other)?
+        .map_err(|err| {
+            io::Error::new(
+                err.kind(),
+                format!("open container log {}: {err}", path.display()),
+            )
+        })?;
+    let mut file = File::from_std(file);
     // One writer per file, even across processes: a second shim on the same
     // Docker (or one started while the old one still runs) must not
     // interleave its own copy of the lines. The lock goes with the file.
-    #[cfg(unix)]
     rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(
         |err| {
             io::Error::new(
@@ -576,32 +608,73 @@ async fn open_log(path: &Path) -> io::Result<File> {
             )
         },
     )?;
-    truncate_torn_line(path, &mut file).await?;
+    truncate_torn_line(&path, &mut file).await?;
     Ok(file)
 }
 
-/// The log directory is shared with the kubelet and possibly with hostPath
-/// mounts; between the kubelet's rename and our reopen someone could plant a
-/// symlink at the path and have container output appended to any file. Without
-/// O_NOFOLLOW (no libc here) the check is done after the fact: the path must
-/// name the very regular file that was opened.
-#[cfg(unix)]
-async fn ensure_opened_path(path: &Path, file: &File) -> io::Result<()> {
-    use std::os::unix::fs::MetadataExt;
+/// Opens `relative` inside `dir` for appending, creating it and its parent
+/// directories, one component at a time with `O_NOFOLLOW`.
+///
+/// The pod's log directory is shared with the kubelet and possibly with
+/// hostPath mounts: anyone who can write there could plant a symlink at
+/// the file's name or at one of its directories, and have container output
+/// appended to (or a file created at) any path. Opening each component
+/// relative to the last, never following a symlink, keeps every write
+/// beneath `dir`; a symlink anywhere below `dir` is an error (ELOOP or
+/// ENOTDIR), and a dangling one's target is not created. `dir` itself is
+/// the kubelet's and is trusted.
+fn open_beneath(dir: &Path, relative: &Path) -> io::Result<std::fs::File> {
+    use rustix::fs::{Mode, OFlags};
+    use std::path::Component;
 
-    let opened = file.metadata().await?;
-    let named = tokio::fs::symlink_metadata(path).await?;
-    if named.file_type().is_symlink()
-        || !opened.is_file()
-        || opened.dev() != named.dev()
-        || opened.ino() != named.ino()
-    {
-        return Err(io::Error::other(format!(
-            "refusing container log path {}: not a regular file (symlink or replaced while opening)",
-            path.display()
-        )));
+    let mut parts = Vec::new();
+    for component in relative.components() {
+        match component {
+            Component::Normal(part) => parts.push(part),
+            Component::CurDir => {}
+            _ => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "the log path must stay inside the pod's log directory",
+                ));
+            }
+        }
     }
-    Ok(())
+    let Some((name, parents)) = parts.split_last() else {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the log path names no file",
+        ));
+    };
+    let dir_flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let mut at = rustix::fs::open(
+        dir,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    for part in parents {
+        match rustix::fs::mkdirat(&at, *part, Mode::from_raw_mode(0o755)) {
+            Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+            Err(err) => return Err(err.into()),
+        }
+        at = rustix::fs::openat(&at, *part, dir_flags, Mode::empty())?;
+    }
+    // Read access is only for checking the last byte; O_APPEND still puts
+    // every write at the end whatever the read position is.
+    let fd = rustix::fs::openat(
+        &at,
+        *name,
+        OFlags::RDWR | OFlags::APPEND | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o640),
+    )?;
+    let file = std::fs::File::from(fd);
+    // A FIFO or device planted at the name is no log file.
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::other(
+            "refusing a container log path that is not a regular file",
+        ));
+    }
+    Ok(file)
 }
 
 /// Cuts an incomplete last line (a write torn by a crash) off the file. The
@@ -1416,6 +1489,47 @@ mod tests {
         std::os::unix::fs::symlink(&target, &path).unwrap();
         assert!(LogFile::open(&path).await.is_err());
         assert!(std::fs::read(&target).unwrap().is_empty());
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_dangling_symlink_at_the_log_path_is_not_created_through() {
+        let dir = TempDir::new("dangling");
+        let target = dir.path("created-through-the-link");
+        let path = dir.path("0.log");
+        std::os::unix::fs::symlink(&target, &path).unwrap();
+        assert!(LogFile::open(&path).await.is_err());
+        assert!(
+            std::fs::symlink_metadata(&target).is_err(),
+            "the link's target was created"
+        );
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_symlinked_directory_in_the_log_path_is_not_followed() {
+        let pod = TempDir::new("pod");
+        let outside = TempDir::new("outside");
+        std::os::unix::fs::symlink(&outside.0, pod.path("app")).unwrap();
+        let opened = LogFile::open_beneath(pod.0.clone(), PathBuf::from("app/0.log")).await;
+        assert!(opened.is_err());
+        assert!(
+            std::fs::read_dir(&outside.0).unwrap().next().is_none(),
+            "nothing is created outside the pod's directory"
+        );
+        // Without the link, the directory and the file are made beneath it.
+        std::fs::remove_file(pod.path("app")).unwrap();
+        let log = LogFile::open_beneath(pod.0.clone(), PathBuf::from("app/0.log"))
+            .await
+            .unwrap();
+        log.close().await.unwrap();
+        assert!(std::fs::metadata(pod.path("app/0.log")).unwrap().is_file());
+        // `..` never climbs out.
+        assert!(
+            LogFile::open_beneath(pod.0.clone(), PathBuf::from("../escape.log"))
+                .await
+                .is_err()
+        );
     }
 
     #[tokio::test]

@@ -9,15 +9,16 @@
 //! output written before any writer was attached.
 
 pub mod crilog;
+pub mod tty;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::io::AsyncRead;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
@@ -25,11 +26,10 @@ use crate::docker::hijack::{Demuxer, Output};
 use crate::docker::{DockerApi, Filters};
 use crate::naming;
 use crilog::{LineSplitter, LogFile, Stream};
+use tty::{DOCKER_MESSAGE_MAX, TtyMessages};
 
 /// Longest CRI log entry; longer lines are split into partial entries.
 pub const MAX_LINE: usize = 16 * 1024;
-/// Size at which Docker's log copier cuts a line into partial messages.
-const DOCKER_MESSAGE_MAX: usize = 16 * 1024;
 /// Buffered log data reaches the file at least this often.
 const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
 
@@ -48,6 +48,42 @@ pub enum ReopenError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// Where a container's CRI log file is: the pod's log directory, and the
+/// file's path inside it, which is opened without following symlinks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLocation {
+    /// The sandbox's log directory (the kubelet's, trusted).
+    pub dir: PathBuf,
+    /// The file, relative to `dir`.
+    pub relative: PathBuf,
+}
+
+impl LogLocation {
+    /// From a container's Docker labels. A container created before the
+    /// shim recorded the log directory is confined to its file's own
+    /// directory.
+    pub fn from_labels(labels: &HashMap<String, String>) -> Option<Self> {
+        let path = Path::new(labels.get(naming::LOG_PATH_LABEL)?);
+        if let Some(dir) = labels.get(naming::LOG_DIR_LABEL).map(Path::new)
+            && let Ok(relative) = path.strip_prefix(dir)
+        {
+            return Some(Self {
+                dir: dir.to_path_buf(),
+                relative: relative.to_path_buf(),
+            });
+        }
+        Some(Self {
+            dir: path.parent()?.to_path_buf(),
+            relative: PathBuf::from(path.file_name()?),
+        })
+    }
+
+    /// The file's full path.
+    pub fn path(&self) -> PathBuf {
+        self.dir.join(&self.relative)
+    }
 }
 
 enum Control {
@@ -143,7 +179,7 @@ impl LogWriters {
     pub async fn prepare(
         &self,
         container_id: &str,
-        path: PathBuf,
+        location: LogLocation,
     ) -> std::io::Result<Option<PendingLog<'_>>> {
         if self
             .writers()
@@ -152,11 +188,12 @@ impl LogWriters {
         {
             return Ok(None);
         }
-        if let Some(dir) = path.parent() {
-            tokio::fs::create_dir_all(dir).await?;
-        }
-        let last = crilog::last_timestamp(&path).await;
-        let file = LogFile::open(path.clone()).await?;
+        // The pod's directory is the kubelet's; below it, the file and its
+        // directories are created without following symlinks.
+        tokio::fs::create_dir_all(&location.dir).await?;
+        let path = location.path();
+        let mut file = LogFile::open_beneath(location.dir, location.relative).await?;
+        let last = file.last_timestamp().await?;
         let (control, control_rx) = mpsc::channel(4);
         let (drained_tx, drained) = watch::channel(());
         let mut writers = self.writers();
@@ -251,12 +288,9 @@ impl LogWriters {
             }
         };
         for summary in containers {
-            let (Some(id), Some(path)) = (
+            let (Some(id), Some(location)) = (
                 summary.id.as_deref(),
-                summary
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get(naming::LOG_PATH_LABEL)),
+                summary.labels.as_ref().and_then(LogLocation::from_labels),
             ) else {
                 continue;
             };
@@ -276,12 +310,14 @@ impl LogWriters {
             if started == 0 || !before_us {
                 continue;
             }
-            let path = PathBuf::from(path);
             let follow = state.running == Some(true);
-            if !follow && !path.exists() {
+            // A file that is gone (or was never made) is not recreated for
+            // an exited container; a symlink there is left to the open,
+            // which refuses it.
+            if !follow && std::fs::symlink_metadata(location.path()).is_err() {
                 continue;
             }
-            match self.prepare(id, path).await {
+            match self.prepare(id, location).await {
                 Ok(Some(pending)) => pending.copy(tty, follow),
                 Ok(None) => {}
                 Err(err) => {
@@ -299,8 +335,8 @@ type Message = (Stream, DateTime<Utc>, Bytes);
 enum Messages {
     /// Multiplexed frames, one message each (containers without a TTY).
     Framed(Demuxer<Box<dyn AsyncRead + Send + Unpin>>),
-    /// Raw lines, each starting with its timestamp (TTY containers).
-    Raw(BufReader<Box<dyn AsyncRead + Send + Unpin>>, Vec<u8>),
+    /// Timestamped raw output (TTY containers).
+    Raw(TtyMessages<Box<dyn AsyncRead + Send + Unpin>>),
 }
 
 impl Messages {
@@ -312,12 +348,11 @@ impl Messages {
                     Some((Output::Stderr, bytes)) => (Stream::Stderr, bytes),
                     None => return Ok(None),
                 },
-                Messages::Raw(reader, line) => {
-                    line.clear();
-                    if reader.read_until(b'\n', line).await? == 0 {
-                        return Ok(None);
-                    }
-                    (Stream::Stdout, Bytes::copy_from_slice(line))
+                Messages::Raw(messages) => {
+                    return Ok(messages
+                        .next()
+                        .await?
+                        .map(|(ts, content)| (Stream::Stdout, ts, content)));
                 }
             };
             let Some(space) = payload.iter().position(|b| *b == b' ') else {
@@ -377,7 +412,7 @@ async fn copy_logs(
         .await
         .map_err(|e| std::io::Error::other(e.to_string()))?;
     let mut messages = if tty {
-        Messages::Raw(BufReader::new(body), Vec::new())
+        Messages::Raw(TtyMessages::new(body))
     } else {
         Messages::Framed(Demuxer::new(body))
     };

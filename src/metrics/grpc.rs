@@ -65,23 +65,72 @@ where
                 Ok(response) => status_code(response.headers()),
                 Err(_) => tonic::Code::Unknown,
             };
-            metrics.observe_rpc(&method, code, started.elapsed());
+            metrics.observe_rpc(method, code, started.elapsed());
             answer
         })
     }
 }
 
+/// The `method` label of every RPC the shim serves, as
+/// `<service>/<rpc>`; a test checks it against the served proto.
+const METHODS: &[&str] = &[
+    "RuntimeService/Version",
+    "RuntimeService/RunPodSandbox",
+    "RuntimeService/StopPodSandbox",
+    "RuntimeService/RemovePodSandbox",
+    "RuntimeService/PodSandboxStatus",
+    "RuntimeService/ListPodSandbox",
+    "RuntimeService/StreamPodSandboxes",
+    "RuntimeService/CreateContainer",
+    "RuntimeService/StartContainer",
+    "RuntimeService/StopContainer",
+    "RuntimeService/RemoveContainer",
+    "RuntimeService/ListContainers",
+    "RuntimeService/StreamContainers",
+    "RuntimeService/ContainerStatus",
+    "RuntimeService/UpdateContainerResources",
+    "RuntimeService/ReopenContainerLog",
+    "RuntimeService/ExecSync",
+    "RuntimeService/Exec",
+    "RuntimeService/Attach",
+    "RuntimeService/PortForward",
+    "RuntimeService/ContainerStats",
+    "RuntimeService/ListContainerStats",
+    "RuntimeService/StreamContainerStats",
+    "RuntimeService/PodSandboxStats",
+    "RuntimeService/ListPodSandboxStats",
+    "RuntimeService/StreamPodSandboxStats",
+    "RuntimeService/UpdateRuntimeConfig",
+    "RuntimeService/Status",
+    "RuntimeService/CheckpointContainer",
+    "RuntimeService/CheckpointPod",
+    "RuntimeService/RestorePod",
+    "RuntimeService/GetContainerEvents",
+    "RuntimeService/ListMetricDescriptors",
+    "RuntimeService/ListPodSandboxMetrics",
+    "RuntimeService/StreamPodSandboxMetrics",
+    "RuntimeService/RuntimeConfig",
+    "RuntimeService/UpdatePodSandboxResources",
+    "ImageService/ListImages",
+    "ImageService/StreamImages",
+    "ImageService/ImageStatus",
+    "ImageService/PullImage",
+    "ImageService/RemoveImage",
+    "ImageService/ImageFsInfo",
+];
+
+/// The `method` label of any other request path: the label's values are
+/// bounded whatever paths clients send.
+const OTHER_METHOD: &str = "other";
+
 /// `/runtime.v1.RuntimeService/ListContainers` as
-/// `RuntimeService/ListContainers`.
-fn method_name(path: &str) -> String {
-    let path = path.trim_start_matches('/');
-    match path.split_once('/') {
-        Some((service, method)) => {
-            let service = service.rsplit('.').next().unwrap_or(service);
-            format!("{service}/{method}")
-        }
-        None => path.to_string(),
-    }
+/// `RuntimeService/ListContainers`; any path that is not a CRI RPC as
+/// [`OTHER_METHOD`].
+fn method_name(path: &str) -> &'static str {
+    path.strip_prefix("/runtime.v1.")
+        .and_then(|method| METHODS.iter().find(|known| **known == method))
+        .copied()
+        .unwrap_or(OTHER_METHOD)
 }
 
 /// An error is reported in the response headers ("trailers only"); a
@@ -104,7 +153,42 @@ mod tests {
             method_name("/runtime.v1.RuntimeService/ListContainers"),
             "RuntimeService/ListContainers"
         );
-        assert_eq!(method_name("/odd"), "odd");
+        assert_eq!(
+            method_name("/runtime.v1.ImageService/PullImage"),
+            "ImageService/PullImage"
+        );
+    }
+
+    #[test]
+    fn paths_that_are_not_cri_rpcs_share_one_label() {
+        for path in [
+            "/odd",
+            "",
+            "/runtime.v1.RuntimeService/NoSuchRpc",
+            "/runtime.v1alpha2.RuntimeService/Version",
+            "/grpc.health.v1.Health/Check",
+            "/runtime.v1.RuntimeService/Version/extra",
+        ] {
+            assert_eq!(method_name(path), OTHER_METHOD, "{path}");
+        }
+    }
+
+    #[test]
+    fn every_served_rpc_has_its_own_label() {
+        let proto = include_str!("../../proto/runtime/v1/api.proto");
+        let mut service = "";
+        let mut rpcs = 0;
+        for line in proto.lines().map(str::trim) {
+            if let Some(rest) = line.strip_prefix("service ") {
+                service = rest.trim_end_matches('{').trim();
+            } else if let Some(rest) = line.strip_prefix("rpc ") {
+                let rpc = rest.split('(').next().unwrap_or_default();
+                let path = format!("/runtime.v1.{service}/{rpc}");
+                assert_eq!(method_name(&path), &path["/runtime.v1.".len()..]);
+                rpcs += 1;
+            }
+        }
+        assert_eq!(rpcs, METHODS.len());
     }
 
     #[test]

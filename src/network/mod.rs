@@ -9,6 +9,7 @@
 //! pause container is gone, and for pods networked by cri-dockerd).
 
 pub mod cni;
+pub mod pin;
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
@@ -19,6 +20,7 @@ use std::time::{Duration, SystemTime};
 use serde_json::{Map, Value, json};
 
 use self::cni::{Cni, CniError, CniSettings, NetworkConfigList, RuntimeConf};
+use self::pin::NetnsPins;
 use crate::api::PodSandboxConfig;
 use crate::config::{Config, NetworkPlugin};
 use crate::error::{Error, Result};
@@ -49,6 +51,8 @@ struct CniNetwork {
     pod_ips: Mutex<HashMap<String, Vec<IpAddr>>>,
     /// Sandboxes whose network is being set up right now.
     pending: Mutex<HashSet<String>>,
+    /// The pods' network namespaces, kept for their DEL.
+    pins: NetnsPins,
 }
 
 struct ConfigState {
@@ -99,6 +103,7 @@ impl Network {
                     pod_cidr: RwLock::new(config.pod_cidr.clone()),
                     pod_ips: Mutex::new(HashMap::new()),
                     pending: Mutex::new(HashSet::new()),
+                    pins: NetnsPins::new(config.root_directory.join("netns")),
                 };
                 network.reload_if_changed();
                 Some(network)
@@ -290,6 +295,14 @@ impl CniNetwork {
     async fn attach(&self, pod: &PodAttachment<'_>) -> Result<()> {
         let network = self.network()?;
         let netns = PathBuf::from(format!("/proc/{}/ns/net", pod.pid));
+        // Pinned before ADD, so even a DEL after a failed ADD finds it.
+        if let Err(err) = self.pins.pin(pod.sandbox_id, pod.pid) {
+            tracing::warn!(
+                sandbox = pod.sandbox_id,
+                error = %err,
+                "cannot pin the pod's network namespace: if its pause process dies before the teardown, plugins may leave rules behind"
+            );
+        }
         let args = cni_args(pod.sandbox_id, pod.config);
         let loopback = RuntimeConf {
             container_id: pod.sandbox_id.to_string(),
@@ -334,7 +347,12 @@ impl CniNetwork {
         pid: Option<u32>,
         pod: Option<&PodSandboxConfig>,
     ) -> Result<()> {
-        let netns = pid.map(|pid| PathBuf::from(format!("/proc/{pid}/ns/net")));
+        // Without its pause process (Docker restarted, the container was
+        // killed) the pod's namespace is still there if it was pinned: DEL
+        // then finds what ADD made inside it (see `pin`).
+        let netns = pid
+            .map(|pid| PathBuf::from(format!("/proc/{pid}/ns/net")))
+            .or_else(|| self.pins.pinned(sandbox_id));
         let cached = self
             .client
             .cached_for_container(sandbox_id)
@@ -355,9 +373,9 @@ impl CniNetwork {
                 .map_err(|e| cni_error("tear down the pod network", sandbox_id, e))?;
             done.insert(entry.network_name.clone());
         }
-        // ADD may have died before caching its result: while the pause
-        // container runs, its namespace is known, so DEL with the current
-        // configuration is safe.
+        // ADD may have died before caching its result: while the pod's
+        // namespace is known (its pause runs, or it is pinned), DEL with the
+        // current configuration is safe.
         if netns.is_some()
             && let Ok(network) = self.network()
             && !done.contains(&network.name)
@@ -397,6 +415,11 @@ impl CniNetwork {
                 tracing::warn!(sandbox = sandbox_id, error = %err, "could not remove unfinished cni cache files");
             }
         }
+        self.pins.unpin(sandbox_id).map_err(|err| {
+            Error::Internal(format!(
+                "release the pinned network namespace of sandbox {sandbox_id}: {err}"
+            ))
+        })?;
         lock(&self.pod_ips).remove(sandbox_id);
         tracing::info!(sandbox = sandbox_id, "pod network detached");
         Ok(())

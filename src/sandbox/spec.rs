@@ -86,7 +86,7 @@ pub fn create_body(config: &PodSandboxConfig, env: &SandboxEnv<'_>) -> Result<Co
         ));
     }
 
-    let mut labels = naming::to_docker_labels(&config.labels, &config.annotations);
+    let mut labels = naming::to_docker_labels(&config.labels, &config.annotations)?;
     labels.insert(naming::TYPE_LABEL.into(), naming::TYPE_SANDBOX.into());
     labels.insert(
         naming::CONTAINER_NAME_LABEL.into(),
