@@ -133,10 +133,16 @@ async fn a_container_joins_its_pod_with_command_env_mounts_and_labels() {
     assert_eq!(s.state, ContainerState::ContainerRunning as i32);
     assert!(s.created_at > 0 && s.started_at >= s.created_at && s.finished_at == 0);
     assert_eq!(s.image.unwrap().image, TEST_IMAGE);
-    assert_eq!(
-        s.image_ref,
-        format!("docker://{}", inspected.image.clone().unwrap())
-    );
+    // The test image was imported, not pulled: Docker's own store knows it
+    // by id only; the containerd store names every tagged image by its
+    // digest, which is the image id there.
+    let image_id = inspected.image.clone().unwrap();
+    let image_ref = if containerd_image_store().await {
+        format!("docker-pullable://dockershim-test/busybox@{image_id}")
+    } else {
+        format!("docker://{image_id}")
+    };
+    assert_eq!(s.image_ref, image_ref);
     assert_eq!(s.image_id, inspected.image.clone().unwrap());
     assert_eq!(s.log_path, format!("{}/writer/0.log", pod.log_directory));
     assert_eq!(s.labels, config.labels);

@@ -33,7 +33,8 @@
 #        until the daemon answers and prints its versions. The PIDs it
 #        started are written to <state-dir>/pids.
 # env    prints shell exports for a started daemon: DOCKER_HOST, the tests'
-#        DOCKERSHIM_TEST_DOCKER (the socket path) and a PATH whose `docker`,
+#        DOCKERSHIM_TEST_DOCKER (the socket path), DOCKERSHIM_TEST_DOCKERD_CONFIG
+#        (its daemon.json) and a PATH whose `docker`,
 #        `dockerd` and `containerd` are that engine's. Use with eval.
 # stop   stops exactly the processes start started (and, should the daemon
 #        have died, the container shims and port proxies it left), unmounts
@@ -594,6 +595,8 @@ print_env() {
   state=$(realpath -m "$2")
   printf 'export DOCKER_HOST=%q\n' "unix://$state/docker.sock"
   printf 'export DOCKERSHIM_TEST_DOCKER=%q\n' "$state/docker.sock"
+  # For a test that starts a daemon of its own, of the same kind.
+  printf 'export DOCKERSHIM_TEST_DOCKERD_CONFIG=%q\n' "$state/daemon.json"
   printf 'export PATH=%q\n' "$bin:$PATH"
 }
 

@@ -396,12 +396,7 @@ async fn image_fs_info_reports_the_filesystem_holding_the_images() {
     assert!(fs[0].timestamp > 0);
 
     let info = docker().await.info().await.unwrap();
-    let containerd_store = info
-        .driver_status
-        .unwrap_or_default()
-        .iter()
-        .any(|pair| pair.get(1).map(String::as_str) == Some("io.containerd.snapshotter.v1"));
-    if containerd_store {
+    if containerd_image_store().await {
         let snapshotter = info.driver.unwrap();
         assert!(
             dir.ends_with(&format!("/io.containerd.snapshotter.v1.{snapshotter}")),

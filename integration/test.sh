@@ -261,7 +261,7 @@ for version in 20.10 26 28 28c 29; do
   integration/dockerd.sh start "$version" "$state"
   PATH=$base_path
   eval "$(integration/dockerd.sh env "$version" "$state")"
-  export DOCKER_HOST DOCKERSHIM_TEST_DOCKER PATH
+  export DOCKER_HOST DOCKERSHIM_TEST_DOCKER DOCKERSHIM_TEST_DOCKERD_CONFIG PATH
   import_test_image
   # First, while the engine holds no pods: the kubelet kills every CRI pod
   # it did not create.
