@@ -383,14 +383,18 @@ async fn image_fs_info_reports_the_filesystem_holding_the_images() {
     let reference = format!("dockershim-test/{marker}:latest");
     image_with_file(&reference, &marker);
 
-    let fs = images
+    let answer = images
         .image_fs_info(ImageFsInfoRequest {})
         .await
         .unwrap()
-        .into_inner()
-        .image_filesystems;
+        .into_inner();
+    let fs = answer.image_filesystems;
     assert_eq!(fs.len(), 1);
     let dir = fs[0].fs_id.as_ref().unwrap().mountpoint.clone();
+    // The writable layers are kept beside the images, whichever store.
+    let layers = answer.container_filesystems;
+    assert_eq!(layers.len(), 1);
+    assert_eq!(layers[0].fs_id.as_ref().unwrap().mountpoint, dir);
     let used_bytes = fs[0].used_bytes.as_ref().unwrap().value;
     let inodes_used = fs[0].inodes_used.as_ref().unwrap().value;
     assert!(fs[0].timestamp > 0);

@@ -175,6 +175,31 @@ fn writable_layer(stats: &Stats, inspected: &ContainerInspectResponse) -> Option
     })
 }
 
+/// `ImageFsInfo`'s container filesystems: the containers' writable layers,
+/// which the image store keeps beside the images (`layer_mountpoint`), with
+/// their bytes and inodes summed. Layers not walked yet count from the next
+/// call on (the walk starts in the background); layers whose directory is
+/// unknown (a stopped container on the containerd store) are left out.
+pub fn container_filesystems(stats: &Stats) -> Vec<FilesystemUsage> {
+    stats.prune();
+    let usages: Vec<kstats::FsUsage> = stats
+        .view
+        .all(Kind::Container)
+        .into_iter()
+        .chain(stats.view.all(Kind::Sandbox))
+        .filter_map(|e| upper_dir(&e.inspected))
+        .filter_map(|dir| stats.layers.get(&dir))
+        .collect();
+    vec![FilesystemUsage {
+        timestamp: now_nanos(),
+        fs_id: Some(FilesystemIdentifier {
+            mountpoint: stats.layer_mountpoint.clone(),
+        }),
+        used_bytes: value(Some(usages.iter().map(|u| u.used_bytes).sum())),
+        inodes_used: value(Some(usages.iter().map(|u| u.inodes_used).sum())),
+    }]
+}
+
 fn container_attributes(inspected: &ContainerInspectResponse) -> ContainerAttributes {
     let docker_labels = inspected
         .config
