@@ -614,3 +614,54 @@ async fn stop_and_remove_are_idempotent_even_when_concurrent() {
     .expect("RemoveContainer of a missing container");
     stop_and_remove_pod(&mut rt, &pod_id).await;
 }
+
+/// An image volume's sub-path is looked for in the image, whichever image
+/// store Docker uses: a missing one fails CreateContainer, an existing one
+/// is mounted. Before API 1.49 Docker has no sub-paths, and the shim says so.
+#[tokio::test]
+async fn image_volume_sub_paths_are_checked_in_the_image() {
+    ensure_test_image();
+    let cleanup = Cleanup::new();
+    let shim = Shim::start().await;
+    let mut rt = shim.runtime().await;
+    let pod_config = pod_config(&cleanup, &unique("subpath"));
+    let pod = run_pod(&mut rt, &pod_config).await;
+    let api = docker().await.version().await.unwrap().api_version.unwrap();
+    let (major, minor) = api.split_once('.').unwrap();
+    let sub_paths = (major.parse::<u32>().unwrap(), minor.parse::<u32>().unwrap()) >= (1, 49);
+    let create = |sub_path: &str| {
+        let mut config = container_config(&cleanup, &unique("subpath"), "sleep 60");
+        config.mounts.push(Mount {
+            container_path: "/from-image".into(),
+            image: Some(ImageSpec {
+                image: TEST_IMAGE.into(),
+                ..Default::default()
+            }),
+            image_sub_path: sub_path.into(),
+            readonly: true,
+            ..Default::default()
+        });
+        CreateContainerRequest {
+            pod_sandbox_id: pod.clone(),
+            config: Some(config),
+            sandbox_config: Some(pod_config.clone()),
+        }
+    };
+    let missing = rt.create_container(create("/no/such/dir")).await;
+    let present = rt.create_container(create("/bin")).await;
+    if sub_paths {
+        let err = missing.expect_err("a missing sub-path was accepted");
+        assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+        assert!(err.message().contains("/no/such/dir"), "{err:?}");
+        present.expect("an existing sub-path was refused");
+    } else {
+        for answer in [missing, present] {
+            let err = answer.expect_err("sub-path accepted before API 1.49");
+            assert!(
+                matches!(err.code(), Code::Unimplemented | Code::InvalidArgument),
+                "{err:?}"
+            );
+        }
+    }
+    stop_and_remove_pod(&mut rt, &pod).await;
+}

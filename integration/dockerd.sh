@@ -9,7 +9,7 @@
 #          ("features": {"containerd-snapshotter": true} in daemon.json)
 #   29     dockerd and docker-proxy of the Docker 29 line, built from the Go
 #          module github.com/moby/moby/v2 (no Debian suite has 29 yet), with
-#          sid's containerd 2.1.x, docker CLI and tini (API 1.52). Its data
+#          sid's containerd 2.1.x, docker CLI and tini (API 1.56). Its data
 #          root starts empty, so it uses the containerd image store, its
 #          default on a fresh install.
 #
@@ -140,7 +140,7 @@ select_version() {
       bridge="dsd28c" net="10.235.27" pool="10.236.80.0/20"
       ;;
     29)
-      # sid's CLI is 28's: it speaks API 1.51, which 29 (1.44 to 1.52) serves.
+      # sid's CLI is 28's: it speaks API 1.51, which 29 (1.44 to 1.56) serves.
       suites="sid"
       security_suite=""
       packages="docker-cli containerd tini-static"
@@ -314,7 +314,6 @@ fetch() {
   done
   if $build_moby; then
     mkdir -p "$tmp/root/usr/sbin"
-    say "building dockerd $moby_version from $moby_module"
     build_moby_binaries "$tmp/root/usr/sbin"
     echo "$moby_module $moby_version (dockerd, docker-proxy)" >>"$tmp/packages"
   fi
