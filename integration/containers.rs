@@ -647,12 +647,12 @@ async fn image_volume_sub_paths_are_checked_in_the_image() {
             sandbox_config: Some(pod_config.clone()),
         }
     };
-    let missing = rt.create_container(create("/no/such/dir")).await;
-    let present = rt.create_container(create("/bin")).await;
+    let missing = rt.create_container(create("no/such/dir")).await;
+    let present = rt.create_container(create("bin")).await;
     if sub_paths {
         let err = missing.expect_err("a missing sub-path was accepted");
         assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
-        assert!(err.message().contains("/no/such/dir"), "{err:?}");
+        assert!(err.message().contains("does not exist"), "{err:?}");
         present.expect("an existing sub-path was refused");
     } else {
         for answer in [missing, present] {
