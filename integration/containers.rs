@@ -133,10 +133,16 @@ async fn a_container_joins_its_pod_with_command_env_mounts_and_labels() {
     assert_eq!(s.state, ContainerState::ContainerRunning as i32);
     assert!(s.created_at > 0 && s.started_at >= s.created_at && s.finished_at == 0);
     assert_eq!(s.image.unwrap().image, TEST_IMAGE);
-    assert_eq!(
-        s.image_ref,
-        format!("docker://{}", inspected.image.clone().unwrap())
-    );
+    // The test image was imported, not pulled: Docker's own store knows it
+    // by id only; the containerd store names every tagged image by its
+    // digest, which is the image id there.
+    let image_id = inspected.image.clone().unwrap();
+    let image_ref = if containerd_image_store().await {
+        format!("docker-pullable://dockershim-test/busybox@{image_id}")
+    } else {
+        format!("docker://{image_id}")
+    };
+    assert_eq!(s.image_ref, image_ref);
     assert_eq!(s.image_id, inspected.image.clone().unwrap());
     assert_eq!(s.log_path, format!("{}/writer/0.log", pod.log_directory));
     assert_eq!(s.labels, config.labels);
@@ -607,4 +613,55 @@ async fn stop_and_remove_are_idempotent_even_when_concurrent() {
     .await
     .expect("RemoveContainer of a missing container");
     stop_and_remove_pod(&mut rt, &pod_id).await;
+}
+
+/// An image volume's sub-path is looked for in the image, whichever image
+/// store Docker uses: a missing one fails CreateContainer, an existing one
+/// is mounted. Before API 1.49 Docker has no sub-paths, and the shim says so.
+#[tokio::test]
+async fn image_volume_sub_paths_are_checked_in_the_image() {
+    ensure_test_image();
+    let cleanup = Cleanup::new();
+    let shim = Shim::start().await;
+    let mut rt = shim.runtime().await;
+    let pod_config = pod_config(&cleanup, &unique("subpath"));
+    let pod = run_pod(&mut rt, &pod_config).await;
+    let api = docker().await.version().await.unwrap().api_version.unwrap();
+    let (major, minor) = api.split_once('.').unwrap();
+    let sub_paths = (major.parse::<u32>().unwrap(), minor.parse::<u32>().unwrap()) >= (1, 49);
+    let create = |sub_path: &str| {
+        let mut config = container_config(&cleanup, &unique("subpath"), "sleep 60");
+        config.mounts.push(Mount {
+            container_path: "/from-image".into(),
+            image: Some(ImageSpec {
+                image: TEST_IMAGE.into(),
+                ..Default::default()
+            }),
+            image_sub_path: sub_path.into(),
+            readonly: true,
+            ..Default::default()
+        });
+        CreateContainerRequest {
+            pod_sandbox_id: pod.clone(),
+            config: Some(config),
+            sandbox_config: Some(pod_config.clone()),
+        }
+    };
+    let missing = rt.create_container(create("no/such/dir")).await;
+    let present = rt.create_container(create("bin")).await;
+    if sub_paths {
+        let err = missing.expect_err("a missing sub-path was accepted");
+        assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+        assert!(err.message().contains("does not exist"), "{err:?}");
+        present.expect("an existing sub-path was refused");
+    } else {
+        for answer in [missing, present] {
+            let err = answer.expect_err("sub-path accepted before API 1.49");
+            assert!(
+                matches!(err.code(), Code::Unimplemented | Code::InvalidArgument),
+                "{err:?}"
+            );
+        }
+    }
+    stop_and_remove_pod(&mut rt, &pod).await;
 }

@@ -478,8 +478,12 @@ serve_registry_hosts() {
   local upstream=$1 dir="$work/front"
   curl -sf -o /dev/null "http://$upstream/v2/" ||
     die "no registry answers on http://$upstream/v2/ (DOCKERSHIM_TEST_REGISTRY): start it and run 'critest.sh images' first"
+  # Docker's own store pushes Docker v2 manifests, the containerd image
+  # store OCI manifests and indexes.
   curl -sf -o /dev/null "http://$upstream/v2/e2e-test-images/busybox/manifests/1.29-2" \
-    -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' ||
+    -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
+    -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
+    -H 'Accept: application/vnd.oci.image.index.v1+json' ||
     die "the images are not in $upstream: run 'integration/critest.sh images <docker-socket> $upstream' first"
   if ss -Hltn 'sport = :443' | grep -q .; then
     die "port 443 is in use: the registry serving registry.k8s.io, gcr.io and k8s.gcr.io needs it" \

@@ -76,6 +76,14 @@ impl OwnDocker {
             .arg("--pidfile")
             .arg(root.join("dockerd.pid"))
             .args(["--bridge", &bridge.0, "--iptables=false", "--ip-masq=false"])
+            // The engine's own settings (integration/dockerd.sh env), e.g. its
+            // image store, so this daemon is of the same kind.
+            .args(
+                std::env::var_os("DOCKERSHIM_TEST_DOCKERD_CONFIG")
+                    .map(|config| [std::ffi::OsString::from("--config-file"), config])
+                    .into_iter()
+                    .flatten(),
+            )
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log))
             .spawn()

@@ -1,21 +1,30 @@
 #!/usr/bin/env bash
-# Fetches, starts and stops private Docker Engines of three Debian releases,
-# so the tests can run against each of them in turn:
+# Fetches, starts and stops private Docker Engines, so the tests can run
+# against each of them in turn:
 #
 #   20.10  Debian 12 (bookworm) docker.io 20.10.x, containerd 1.6.x  (API 1.41)
 #   26     Debian 13 (trixie)   docker.io 26.1.x,  containerd 1.7.x  (API 1.45)
 #   28     Debian sid           docker.io 28.5.x,  containerd 2.1.x  (API 1.51)
+#   28c    the 28 engine with the containerd image store turned on
+#          ("features": {"containerd-snapshotter": true} in daemon.json)
+#   29     dockerd and docker-proxy of the Docker 29 line, built from the Go
+#          module github.com/moby/moby/v2 (no Debian suite has 29 yet), with
+#          sid's containerd 2.1.x, docker CLI and tini (API 1.56). Its data
+#          root starts empty, so it uses the containerd image store, its
+#          default on a fresh install.
 #
 # Usage (as root):
-#   integration/dockerd.sh fetch <20.10|26|28>
-#   integration/dockerd.sh start <20.10|26|28> <state-dir>
-#   integration/dockerd.sh env   <20.10|26|28> <state-dir>
+#   integration/dockerd.sh fetch <20.10|26|28|28c|29>
+#   integration/dockerd.sh start <20.10|26|28|28c|29> <state-dir>
+#   integration/dockerd.sh env   <20.10|26|28|28c|29> <state-dir>
 #   integration/dockerd.sh stop  [--purge] <state-dir>
 #
 # fetch  downloads the engine's Debian packages and unpacks them (dpkg -x, no
 #        installation) into $DOCKERSHIM_TEST_CACHE/docker-<ver>
-#        (default /var/cache/dockershim-test/docker-<ver>). Nothing is done
-#        when that directory is complete already. Every version is fetched
+#        (default /var/cache/dockershim-test/docker-<ver>; 28c shares 28's).
+#        For 29 it then builds dockerd and docker-proxy with the machine's
+#        Go and module proxy. Nothing is done when that directory is
+#        complete already. Every version is fetched
 #        the same way, 20.10 too, so the system's own docker.io (which
 #        integration/test.sh may install and run) is never used or changed.
 # start  starts that engine as a private daemon: its own containerd, its own
@@ -24,7 +33,8 @@
 #        until the daemon answers and prints its versions. The PIDs it
 #        started are written to <state-dir>/pids.
 # env    prints shell exports for a started daemon: DOCKER_HOST, the tests'
-#        DOCKERSHIM_TEST_DOCKER (the socket path) and a PATH whose `docker`,
+#        DOCKERSHIM_TEST_DOCKER (the socket path), DOCKERSHIM_TEST_DOCKERD_CONFIG
+#        (its daemon.json) and a PATH whose `docker`,
 #        `dockerd` and `containerd` are that engine's. Use with eval.
 # stop   stops exactly the processes start started (and, should the daemon
 #        have died, the container shims and port proxies it left), unmounts
@@ -36,7 +46,9 @@
 #   - the cgroupfs cgroup driver (no systemd is PID 1 here; cgroupfs works
 #     with it too) and the overlay2 storage driver (asked for explicitly, so
 #     a machine where it does not work fails loudly instead of falling back
-#     to the slow vfs);
+#     to the slow vfs); 28c and 29 instead use the containerd image store
+#     with its default overlayfs snapshotter, which start checks `docker
+#     info` reports;
 #   - Debian 12's runc (/usr/sbin/runc, package runc): sid's runc needs a
 #     newer glibc than Debian 12 has. containerd, its runc shim, dockerd,
 #     docker-proxy, docker-init (tini) and the docker CLI come from the
@@ -47,9 +59,11 @@
 #     /run/containerd/containerd.sock does not exist: should a system
 #     containerd ever run, it would silently use that one instead.);
 #   - its own bridge instead of docker0 (which belongs to the system's
-#     daemon, if any): dsd2010 10.235.20.1/24, dsd26 10.235.26.1/24 or
-#     dsd28 10.235.28.1/24, and networks made with `docker network create`
-#     from 10.236.16.0/20, 10.236.32.0/20 or 10.236.48.0/20. iptables stays
+#     daemon, if any): dsd2010 10.235.20.1/24, dsd26 10.235.26.1/24,
+#     dsd28 10.235.28.1/24, dsd28c 10.235.27.1/24 or dsd29 10.235.29.1/24,
+#     and networks made with `docker network create` from 10.236.16.0/20,
+#     10.236.32.0/20, 10.236.48.0/20, 10.236.80.0/20 or 10.236.64.0/20.
+#     iptables stays
 #     on (Docker's default), so published ports and traffic between
 #     containers work;
 #   - its own empty daemon.json, so /etc/docker/daemon.json does not apply.
@@ -79,11 +93,19 @@ usage() {
 
 # --- Versions -------------------------------------------------------------
 
+# The Docker 29 line as the Go module proxy serves it. v2.0.0-beta.25 (the
+# newest) needs buildkit v0.34.0-rc1, which the proxy does not serve.
+moby_module=github.com/moby/moby/v2
+moby_version=v2.0.0-beta.24
+
 # Sets, for engine version $1: the Debian suites to download from, the
-# packages, the Docker major version the download must have, and the
-# daemon's bridge and address ranges.
+# packages, the package whose version must have the Docker major version
+# expected, whether dockerd is built from $moby_module, the image store,
+# and the daemon's bridge and address ranges.
 select_version() {
   ver=$1
+  version_package=docker.io build_moby=false store=classic
+  cache_ver=$ver
   case "$ver" in
     20.10)
       suites="bookworm bookworm-updates"
@@ -109,7 +131,24 @@ select_version() {
       expect_major="28"
       bridge="dsd28" net="10.235.28" pool="10.236.48.0/20"
       ;;
-    *) die "unknown Docker version '$ver': use 20.10, 26 or 28" ;;
+    28c)
+      suites="sid"
+      security_suite=""
+      packages="docker.io docker-cli containerd tini-static"
+      expect_major="28"
+      cache_ver=28 store=containerd
+      bridge="dsd28c" net="10.235.27" pool="10.236.80.0/20"
+      ;;
+    29)
+      # sid's CLI is 28's: it speaks API 1.51, which 29 (1.44 to 1.56) serves.
+      suites="sid"
+      security_suite=""
+      packages="docker-cli containerd tini-static"
+      version_package=docker-cli expect_major="28"
+      build_moby=true store=containerd
+      bridge="dsd29" net="10.235.29" pool="10.236.64.0/20"
+      ;;
+    *) die "unknown Docker version '$ver': use 20.10, 26, 28, 28c or 29" ;;
   esac
   # A second daemon of the same version beside the first (a developer's
   # run while another is up): its own bridge and subnets.
@@ -119,7 +158,7 @@ select_version() {
     bridge="${bridge}s$slot" net="10.235.$((${net##*.} + 100 + slot))"
     pool="10.$((236 + slot)).${pool#10.236.}"
   fi
-  engine_dir="$cache_root/docker-$ver"
+  engine_dir="$cache_root/docker-$cache_ver"
   bin="$engine_dir/bin"
 }
 
@@ -145,6 +184,41 @@ ensure_host_packages() {
   rm -f "$log"
 }
 
+# Builds dockerd and docker-proxy of $moby_module@$moby_version into $1 (a
+# directory), statically and without cgo, with the build tags of the
+# module's hack/make.sh. The version they report is the release the module
+# says comes next (releases/versions.yaml), marked as built from the module,
+# so its major version is 29 wherever the shim or critest-skips.txt read it.
+build_moby_binaries() {
+  local dest=$1 scratch log
+  # shellcheck source=integration/go-tools.sh
+  . "$(dirname "$0")/go-tools.sh"
+  require_go_proxy "dockerd and docker-proxy $moby_version ($moby_module)"
+  scratch=$(mktemp -d "$dest/.build.XXXXXX")
+  log="$scratch/build.log"
+  if ! (
+    set -e
+    cd "$scratch"
+    export CGO_ENABLED=0 GOFLAGS="-mod=mod" GOTOOLCHAIN=local
+    go mod init dockershim-test-moby
+    go get "$moby_module/cmd/dockerd@$moby_version" "$moby_module/cmd/docker-proxy@$moby_version"
+    local dir next tags ldflags p
+    dir=$(go list -m -f '{{.Dir}}' "$moby_module")
+    next=$(sed -n 's/^ *next: *"\{0,1\}\([0-9][^"]*\)"\{0,1\}$/\1/p' "$dir/releases/versions.yaml")
+    case "$next" in 29.*) ;; *) echo "$moby_module@$moby_version is not of the 29 line (next: '$next')"; exit 1 ;; esac
+    tags="netgo osusergo static_build nri_no_wasm exclude_graphdriver_btrfs"
+    p="$moby_module/dockerversion"
+    ldflags="-s -w -X $p.Version=$next-dev.moby-$moby_version -X $p.GitCommit=$moby_version"
+    go build -tags "$tags" -ldflags "$ldflags" -o "$scratch/dockerd" "$moby_module/cmd/dockerd"
+    go build -tags "$tags" -ldflags "$ldflags" -o "$scratch/docker-proxy" "$moby_module/cmd/docker-proxy"
+  ) >"$log" 2>&1; then
+    grep -v '^go: downloading' "$log" | tail -30 >&2
+    die "building dockerd $moby_version from $moby_module failed"
+  fi
+  mv "$scratch/dockerd" "$scratch/docker-proxy" "$dest/"
+  rm -rf "$scratch"
+}
+
 fetch() {
   select_version "$1"
   ensure_host_packages
@@ -155,7 +229,7 @@ fetch() {
   mkdir -p "$cache_root"
   # Two fetches of one version at once: the second waits, then finds the
   # first one's result.
-  exec 8>"$cache_root/.lock-docker-$ver"
+  exec 8>"$cache_root/.lock-docker-$cache_ver"
   flock -w 900 8 || die "timed out waiting for another fetch of docker $ver"
   if [ -f "$engine_dir/.complete" ]; then
     exec 8>&-
@@ -168,7 +242,7 @@ fetch() {
   # renamed into place at the end, so an interrupted fetch leaves no
   # half-filled cache behind.
   local tmp
-  tmp=$(mktemp -d "$cache_root/.docker-$ver.XXXXXX")
+  tmp=$(mktemp -d "$cache_root/.docker-$cache_ver.XXXXXX")
   # shellcheck disable=SC2064 # expand $tmp now
   trap "rm -rf '$tmp'" EXIT
 
@@ -229,15 +303,20 @@ fetch() {
   fi
 
   local deb docker_version
-  docker_version=$(dpkg-deb -f "$tmp"/debs/docker.io_*.deb Version)
+  docker_version=$(dpkg-deb -f "$tmp/debs/$version_package"_*.deb Version)
   case "$docker_version" in
     "$expect_major".*) ;;
-    *) die "Debian $suites now has docker.io $docker_version, not $expect_major.x: update integration/dockerd.sh" ;;
+    *) die "Debian $suites now has $version_package $docker_version, not $expect_major.x: update integration/dockerd.sh" ;;
   esac
   for deb in "$tmp"/debs/*.deb; do
     echo "$(dpkg-deb -f "$deb" Package) $(dpkg-deb -f "$deb" Version)" >>"$tmp/packages"
     dpkg -x "$deb" "$tmp/root"
   done
+  if $build_moby; then
+    mkdir -p "$tmp/root/usr/sbin"
+    build_moby_binaries "$tmp/root/usr/sbin"
+    echo "$moby_module $moby_version (dockerd, docker-proxy)" >>"$tmp/packages"
+  fi
 
   # bin/ holds exactly the programs the daemons run, as relative links, so
   # PATH=<bin>:... finds this engine's programs before any of the host's.
@@ -440,8 +519,22 @@ EOF
     die "containerd did not answer within 30 s (log: $cd_dir/containerd.log)"
   fi
 
-  # dockerd.
-  echo '{}' >"$state/daemon.json"
+  # dockerd. 29 needs nothing to pick the containerd image store: its data
+  # root is empty, as on a fresh install.
+  local storage=(--storage-driver overlay2)
+  if [ "$store" = containerd ]; then
+    storage=()
+  fi
+  if [ "$ver" = 28c ]; then
+    echo '{"features": {"containerd-snapshotter": true}}' >"$state/daemon.json"
+  elif [ "$ver" = 29 ]; then
+    # 29 gives every container a time namespace, which Debian 12's runc
+    # (1.1.5) does not know ("namespace time does not exist"; runc 1.2 has
+    # it): Docker's own switch back to the host's time namespace.
+    echo '{"features": {"time-namespaces": false}}' >"$state/daemon.json"
+  else
+    echo '{}' >"$state/daemon.json"
+  fi
   # A pid file left by a killed daemon makes dockerd refuse to start.
   rm -f "$state/docker.pid"
   local extra=()
@@ -457,7 +550,7 @@ EOF
     --bridge "$bridge" \
     --default-address-pool "base=$pool,size=24" \
     --exec-opt native.cgroupdriver=cgroupfs \
-    --storage-driver overlay2 \
+    "${storage[@]}" \
     --userland-proxy-path "$bin/docker-proxy" \
     --init-path "$bin/docker-init" \
     "${extra[@]}" \
@@ -475,13 +568,22 @@ EOF
     kill -0 "$dockerd_pid" 2>/dev/null || die "dockerd $ver exited (log: $state/dockerd.log)"
     die "dockerd $ver did not answer within 60 s (log: $state/dockerd.log)"
   fi
+  # The image store must be the one this version stands for, with a
+  # snapshotter that is not the slow native one.
+  local driver
+  driver=$("${docker[@]}" info --format '{{.Driver}} {{range .DriverStatus}}{{index . 0}}={{index . 1}} {{end}}')
+  case "$store $driver" in
+    "classic overlay2 "*) ;;
+    "containerd overlayfs "*"driver-type=io.containerd.snapshotter.v1"*) ;;
+    *) die "dockerd $ver runs with storage '$driver', not the $store image store on overlay" ;;
+  esac
   trap - EXIT
 
   echo "docker $("${docker[@]}" version --format '{{.Server.Version}} (API {{.Server.APIVersion}})') on unix://$state/docker.sock"
   echo "  dockerd pid $dockerd_pid, containerd pid $containerd_pid, bridge $bridge $net.1/24"
   echo "  $("$bin/containerd" --version), runc $("$bin/runc" --version | head -1 | awk '{print $3}')"
   "${docker[@]}" info --format \
-    '  storage driver {{.Driver}}, cgroup driver {{.CgroupDriver}}, cgroup v{{.CgroupVersion}}, kernel {{.KernelVersion}}' || true
+    "  $store image store, storage driver {{.Driver}}, cgroup driver {{.CgroupDriver}}, cgroup v{{.CgroupVersion}}, kernel {{.KernelVersion}}" || true
 }
 
 # --- env ------------------------------------------------------------------
@@ -492,6 +594,8 @@ print_env() {
   state=$(realpath -m "$2")
   printf 'export DOCKER_HOST=%q\n' "unix://$state/docker.sock"
   printf 'export DOCKERSHIM_TEST_DOCKER=%q\n' "$state/docker.sock"
+  # For a test that starts a daemon of its own, of the same kind.
+  printf 'export DOCKERSHIM_TEST_DOCKERD_CONFIG=%q\n' "$state/daemon.json"
   printf 'export PATH=%q\n' "$bin:$PATH"
 }
 

@@ -332,28 +332,111 @@ async fn pulls_from_a_registry_that_requires_credentials() {
         .unwrap();
 }
 
+/// Imports an image holding one empty file, `name`, tagged `reference`.
+fn image_with_file(reference: &str, name: &str) {
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(0);
+    header.set_mode(0o644);
+    tar.append_data(&mut header, name, std::io::empty())
+        .unwrap();
+    let data = tar.into_inner().unwrap();
+    let mut import = Command::new("docker")
+        .args(["import", "-", reference])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    import.stdin.take().unwrap().write_all(&data).unwrap();
+    assert!(
+        import.wait().unwrap().success(),
+        "docker import {reference}"
+    );
+}
+
+/// `df` of `dir`: the filesystem's mount point, bytes used and inodes used.
+fn df(dir: &str) -> (String, u64, u64) {
+    let out = Command::new("df")
+        .args(["--output=target,used,iused", "-B1", dir])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "df {dir}: {out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let fields: Vec<&str> = text.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!(fields.len(), 3, "df {dir}: {text}");
+    (
+        fields[0].to_string(),
+        fields[1].parse().unwrap(),
+        fields[2].parse().unwrap(),
+    )
+}
+
+/// ImageFsInfo names the directory that holds the images of the store in
+/// use (Docker's data root with the classic store, the snapshotter's
+/// directory in containerd with the containerd store): the layer of an image
+/// just imported is unpacked under it, and its figures agree with `df` of it.
 #[tokio::test]
-async fn image_fs_info_reports_dockers_store() {
+async fn image_fs_info_reports_the_filesystem_holding_the_images() {
     let shim = Shim::start().await;
     let mut images = shim.images().await;
-    let fs = images
+    let marker = unique("fsinfo-marker");
+    let reference = format!("dockershim-test/{marker}:latest");
+    image_with_file(&reference, &marker);
+
+    let answer = images
         .image_fs_info(ImageFsInfoRequest {})
         .await
         .unwrap()
-        .into_inner()
-        .image_filesystems;
+        .into_inner();
+    let fs = answer.image_filesystems;
     assert_eq!(fs.len(), 1);
-    let root = docker()
-        .await
-        .info()
-        .await
-        .unwrap()
-        .docker_root_dir
-        .unwrap();
-    assert_eq!(fs[0].fs_id.as_ref().unwrap().mountpoint, root);
-    assert!(fs[0].used_bytes.as_ref().unwrap().value > 0);
-    assert!(fs[0].inodes_used.as_ref().unwrap().value > 0);
+    let dir = fs[0].fs_id.as_ref().unwrap().mountpoint.clone();
+    // The writable layers are kept beside the images, whichever store.
+    let layers = answer.container_filesystems;
+    assert_eq!(layers.len(), 1);
+    assert_eq!(layers[0].fs_id.as_ref().unwrap().mountpoint, dir);
+    let used_bytes = fs[0].used_bytes.as_ref().unwrap().value;
+    let inodes_used = fs[0].inodes_used.as_ref().unwrap().value;
     assert!(fs[0].timestamp > 0);
+
+    let info = docker().await.info().await.unwrap();
+    if containerd_image_store().await {
+        let snapshotter = info.driver.unwrap();
+        assert!(
+            dir.ends_with(&format!("/io.containerd.snapshotter.v1.{snapshotter}")),
+            "containerd store: {dir} is not the {snapshotter} snapshotter's directory"
+        );
+    } else {
+        assert_eq!(dir, info.docker_root_dir.unwrap());
+    }
+    let found = Command::new("find")
+        .args([&dir, "-xdev", "-name", &marker, "-print", "-quit"])
+        .output()
+        .unwrap();
+    assert!(
+        !found.stdout.is_empty(),
+        "the imported image's file {marker} is not under {dir}"
+    );
+
+    let (target, df_used, df_inodes) = df(&dir);
+    assert!(used_bytes > 0);
+    assert!(
+        used_bytes <= df_used,
+        "images take {used_bytes} bytes, more than df reports used on {target}: {df_used}"
+    );
+    // Other programs may create or delete files between the two readings.
+    let slack = (df_inodes / 20).max(1000);
+    assert!(
+        inodes_used.abs_diff(df_inodes) <= slack,
+        "ImageFsInfo reports {inodes_used} inodes used, df of {dir} ({target}) {df_inodes}"
+    );
+
+    images
+        .remove_image(RemoveImageRequest {
+            image: spec(&reference),
+        })
+        .await
+        .unwrap();
 }
 
 #[tokio::test]

@@ -6,17 +6,19 @@
 # tests need: Debian's packages (busybox for the test image, two Docker
 # registries on 127.0.0.1, the reference CNI plugins, ip, iptables, runc,
 # systemd-socket-activate, openssl, g++ for libFuzzer), Python's grpcio
-# (from PyPI), and three private Docker Engines in turn
-# (integration/dockerd.sh: Debian 12's 20.10, Debian 13's 26.1, Debian
-# unstable's 28.5). It builds crictl and critest from cri-tools
-# (integration/critest.sh, with the machine's Go). Then:
+# (from PyPI), and private Docker Engines in turn (integration/dockerd.sh:
+# Debian 12's 20.10, Debian 13's 26.1, Debian unstable's 28.5, that 28.5
+# with the containerd image store (28c, on request), and the Docker 29 line
+# built from github.com/moby/moby/v2 with the containerd image store). It
+# builds crictl and critest from cri-tools (integration/critest.sh, with the
+# machine's Go). Then:
 #
 #   1. cargo fmt --check, clippy with warnings denied, cargo doc;
 #   2. the unit tests, once, then each fuzz target for 10 s (fuzz/run.sh);
 #   3. the integration tests (integration/*.rs) on each engine of
-#      --integration (default: 20.10 and 28);
+#      --integration (default: 20.10, 28 and 29);
 #   4. critest over SPDY and over WebSocket on each engine of --critest
-#      (default: 20.10, 26 and 28), with the skips listed in
+#      (default: 20.10, 26, 28 and 29), with the skips listed in
 #      integration/critest-skips.txt;
 #   5. with critest on 26: a pod made by dockershim, taken over and torn
 #      down by cri-dockerd (integration/rollback.sh, cri-dockerd built from
@@ -31,7 +33,7 @@
 # Usage: integration/test.sh [--integration V[,V...]|none]
 #                            [--critest V[,V...]|none] [--kubelet V|none]
 #                            [cargo test filter...]
-#   V is 20.10, 26 or 28. A cargo test filter runs only the matching
+#   V is 20.10, 26, 28, 28c or 29. A cargo test filter runs only the matching
 #   integration tests, and no critest or kubelet unless asked for, e.g.
 #   integration/test.sh --integration 26 lifecycle
 set -euo pipefail
@@ -41,8 +43,8 @@ repo=$PWD
 work="${DOCKERSHIM_TEST_WORK:-/tmp/dockershim-test}"
 registry="${DOCKERSHIM_TEST_REGISTRY:-127.0.0.1:5055}"
 auth_registry="${DOCKERSHIM_TEST_AUTH_REGISTRY:-127.0.0.1:5056}"
-integration_versions="20.10,28"
-critest_versions="20.10,26,28"
+integration_versions="20.10,28,29"
+critest_versions="20.10,26,28,29"
 kubelet_versions="26"
 critest_given=
 kubelet_given=
@@ -88,7 +90,7 @@ trap 'exit 130' INT TERM
 
 [ "$(id -u)" = 0 ] || die "run as root: the tests start dockerd and inspect containers' namespaces"
 for v in ${integration_versions//,/ } ${critest_versions//,/ } ${kubelet_versions//,/ }; do
-  case "$v" in 20.10 | 26 | 28 | none) ;; *) die "unknown Docker version $v (use 20.10, 26 or 28)" ;; esac
+  case "$v" in 20.10 | 26 | 28 | 28c | 29 | none) ;; *) die "unknown Docker version $v (use 20.10, 26, 28, 28c or 29)" ;; esac
 done
 
 # 1. Packages and tools.
@@ -250,7 +252,7 @@ run_critest() { # version state-dir
 
 # 4. Each engine in turn.
 base_path=$PATH
-for version in 20.10 26 28; do
+for version in 20.10 26 28 28c 29; do
   wants "$integration_versions" "$version" || wants "$critest_versions" "$version" ||
     wants "$kubelet_versions" "$version" || continue
   state="$work/docker-$version"
@@ -259,7 +261,7 @@ for version in 20.10 26 28; do
   integration/dockerd.sh start "$version" "$state"
   PATH=$base_path
   eval "$(integration/dockerd.sh env "$version" "$state")"
-  export DOCKER_HOST DOCKERSHIM_TEST_DOCKER PATH
+  export DOCKER_HOST DOCKERSHIM_TEST_DOCKER DOCKERSHIM_TEST_DOCKERD_CONFIG PATH
   import_test_image
   # First, while the engine holds no pods: the kubelet kills every CRI pod
   # it did not create.

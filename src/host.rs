@@ -1,17 +1,59 @@
 //! Facts about the Docker Engine the shim talks to, learned once at start:
-//! its version, negotiated API version, cgroup driver, OCI runtimes and data
-//! directory; and how to read a few facts off what Docker reports.
+//! its version, negotiated API version, cgroup driver, OCI runtimes, data
+//! directory, image store and the directory holding the images; and how to
+//! read a few facts off what Docker reports.
 //!
 //! They sit here, below every domain module, so the code that translates
 //! CRI requests and the code that reports status read the same facts
 //! without importing each other or the shared state.
 
-use bollard::models::SystemInfoCgroupDriverEnum;
+use bollard::models::{SystemInfo, SystemInfoCgroupDriverEnum};
 
 pub use crate::api::CgroupDriver;
 
 use crate::docker::DockerApi;
-use crate::error::{DockerContext, Result};
+use crate::error::{DockerContext, Error, Result};
+
+/// Where Docker keeps images.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImageStore {
+    /// Docker's own store: layers of a graph driver (overlay2) under its data
+    /// root.
+    Classic,
+    /// The containerd image store: content and snapshots in containerd,
+    /// unpacked by the named snapshotter.
+    Containerd {
+        /// The snapshotter, e.g. `overlayfs`.
+        snapshotter: String,
+    },
+}
+
+/// The driver status Docker reports when a containerd snapshotter holds the
+/// images.
+const SNAPSHOTTER_DRIVER_TYPE: &str = "io.containerd.snapshotter.v1";
+
+impl ImageStore {
+    /// The store `docker info` describes: its `DriverStatus` names the
+    /// snapshotter type when the containerd store is on, and `Driver` is
+    /// then the snapshotter.
+    pub fn of(info: &SystemInfo) -> Self {
+        let snapshotter = info
+            .driver_status
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .any(|pair| {
+                pair.first().map(String::as_str) == Some("driver-type")
+                    && pair.get(1).map(String::as_str) == Some(SNAPSHOTTER_DRIVER_TYPE)
+            });
+        match (snapshotter, info.driver.as_deref()) {
+            (true, Some(driver)) if !driver.is_empty() => ImageStore::Containerd {
+                snapshotter: driver.to_string(),
+            },
+            _ => ImageStore::Classic,
+        }
+    }
+}
 
 /// What Docker told us about itself at start. None of it changes while the
 /// daemon runs.
@@ -31,6 +73,12 @@ pub struct HostFacts {
     pub runtimes: Vec<String>,
     /// Docker's data directory.
     pub docker_root_dir: String,
+    /// The image store Docker uses.
+    pub image_store: ImageStore,
+    /// The directory whose filesystem holds the images and the containers'
+    /// writable layers: Docker's data directory for the classic store, the
+    /// snapshotter's directory in containerd for the containerd store.
+    pub image_fs_dir: String,
     /// Docker's default log driver.
     pub log_driver: String,
     /// Whether Docker can make a bind mount read-only recursively: it takes
@@ -44,6 +92,12 @@ impl HostFacts {
     pub async fn discover(docker: &dyn DockerApi, api_version: String) -> Result<Self> {
         let version = docker.version().await.context(|| "docker version".into())?;
         let info = docker.info().await.context(|| "docker info".into())?;
+        let docker_root_dir = info
+            .docker_root_dir
+            .clone()
+            .unwrap_or_else(|| "/var/lib/docker".into());
+        let image_store = ImageStore::of(&info);
+        let image_fs_dir = image_fs_dir(&info, &image_store, &docker_root_dir).await?;
         let cgroup_driver = match info.cgroup_driver {
             Some(SystemInfoCgroupDriverEnum::SYSTEMD) => CgroupDriver::Systemd,
             _ => CgroupDriver::Cgroupfs,
@@ -70,12 +124,43 @@ impl HostFacts {
                 .unwrap_or_default(),
             default_runtime: info.default_runtime.unwrap_or_else(|| "runc".into()),
             runtimes,
-            docker_root_dir: info
-                .docker_root_dir
-                .unwrap_or_else(|| "/var/lib/docker".into()),
+            docker_root_dir,
+            image_store,
+            image_fs_dir,
             log_driver: info.logging_driver.unwrap_or_default(),
         })
     }
+}
+
+/// Where the images are, for the store in use. For the containerd store,
+/// only containerd knows its snapshotter's directory; Docker names the
+/// containerd it uses (API 1.46 on). Not knowing it is an error: the
+/// kubelet's image garbage collection would read the wrong filesystem.
+async fn image_fs_dir(
+    info: &SystemInfo,
+    store: &ImageStore,
+    docker_root_dir: &str,
+) -> Result<String> {
+    let ImageStore::Containerd { snapshotter } = store else {
+        return Ok(docker_root_dir.to_string());
+    };
+    let address = info
+        .containerd
+        .as_ref()
+        .and_then(|c| c.address.clone())
+        .filter(|a| !a.is_empty())
+        .ok_or_else(|| {
+            Error::Internal(
+                "docker uses the containerd image store but does not say which containerd (API 1.46 or newer needed)".into(),
+            )
+        })?;
+    crate::containerd::snapshotter_root(&address, snapshotter)
+        .await
+        .map_err(|e| {
+            Error::Internal(format!(
+                "where the containerd image store keeps its images: {e}"
+            ))
+        })
 }
 
 /// Whether Docker reports the container running.
@@ -104,7 +189,7 @@ pub fn parse_api_version(version: &str) -> (u32, u32) {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_api_version;
+    use super::*;
 
     #[test]
     fn api_and_kernel_versions_parse_to_major_and_minor() {
@@ -112,5 +197,29 @@ mod tests {
         assert_eq!(parse_api_version("6.1.0-13-amd64"), (6, 1));
         assert_eq!(parse_api_version("5.12+rc1"), (5, 12));
         assert_eq!(parse_api_version("garbage"), (1, 41));
+    }
+
+    #[test]
+    fn the_image_store_is_read_off_docker_info() {
+        let classic = SystemInfo {
+            driver: Some("overlay2".into()),
+            driver_status: Some(vec![vec!["Backing Filesystem".into(), "extfs".into()]]),
+            ..Default::default()
+        };
+        assert_eq!(ImageStore::of(&classic), ImageStore::Classic);
+        let containerd = SystemInfo {
+            driver: Some("overlayfs".into()),
+            driver_status: Some(vec![vec![
+                "driver-type".into(),
+                SNAPSHOTTER_DRIVER_TYPE.into(),
+            ]]),
+            ..Default::default()
+        };
+        assert_eq!(
+            ImageStore::of(&containerd),
+            ImageStore::Containerd {
+                snapshotter: "overlayfs".into()
+            }
+        );
     }
 }

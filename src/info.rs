@@ -7,7 +7,7 @@ use crate::api::{
     RuntimeHandler, RuntimeHandlerFeatures, RuntimeStatus, StatusResponse, VersionResponse,
 };
 use crate::error::{DockerContext, Result};
-use crate::host::CgroupDriver;
+use crate::host::{CgroupDriver, ImageStore};
 use crate::shim::Shim;
 
 /// The CRI version this shim speaks (the kubelet's `version` argument is
@@ -110,6 +110,11 @@ fn verbose_info(shim: &Shim) -> HashMap<String, String> {
         "defaultRuntime": shim.host.default_runtime,
         "runtimes": shim.host.runtimes,
         "rootDir": shim.host.docker_root_dir,
+        "imageStore": match &shim.host.image_store {
+            ImageStore::Classic => "classic".to_string(),
+            ImageStore::Containerd { snapshotter } => format!("containerd ({snapshotter})"),
+        },
+        "imageFsDir": shim.host.image_fs_dir,
     });
     HashMap::from([
         ("config".to_string(), config.to_string()),

@@ -43,6 +43,7 @@ pub mod api;
 pub mod checkpoint;
 pub mod config;
 pub mod container;
+pub mod containerd;
 pub mod cri;
 pub mod docker;
 pub mod error;

@@ -117,7 +117,7 @@ impl Shim {
         let logs = Arc::new(crate::logs::LogWriters::new(docker.clone()));
         let view = Arc::new(crate::view::View::new(docker.clone(), logs.clone()));
         Ok(Self {
-            stats: crate::stats::Stats::new(view.clone(), &host.docker_root_dir),
+            stats: crate::stats::Stats::new(view.clone(), &host.image_fs_dir),
             view,
             logs,
             sandbox_list: ListCache::default(),
@@ -156,7 +156,7 @@ impl Shim {
             docker: self.docker.as_ref(),
             view: &self.view,
             pause: &self.pause,
-            docker_root_dir: &self.host.docker_root_dir,
+            image_fs_dir: &self.host.image_fs_dir,
         }
     }
 }

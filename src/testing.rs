@@ -36,6 +36,8 @@ pub(crate) fn shim() -> TestShim {
         default_runtime: "runc".into(),
         runtimes: vec!["runc".into()],
         docker_root_dir: "/var/lib/docker".into(),
+        image_store: crate::host::ImageStore::Classic,
+        image_fs_dir: "/var/lib/docker".into(),
         log_driver: "json-file".into(),
         recursive_read_only: false,
     };

@@ -52,6 +52,20 @@ pub async fn docker() -> Docker {
     docker
 }
 
+/// Whether Docker keeps its images in the containerd image store (Docker
+/// 29's default, or 28 with the containerd-snapshotter feature).
+pub async fn containerd_image_store() -> bool {
+    docker()
+        .await
+        .info()
+        .await
+        .expect("docker info")
+        .driver_status
+        .unwrap_or_default()
+        .iter()
+        .any(|pair| pair.get(1).map(String::as_str) == Some("io.containerd.snapshotter.v1"))
+}
+
 /// A name no other test (or earlier run) uses: lower-case, no `_`.
 pub fn unique(prefix: &str) -> String {
     static COUNTER: AtomicU32 = AtomicU32::new(0);

@@ -100,7 +100,7 @@ async fn resolve_image_volumes(
             image.image = id;
         }
         if !mount.image_sub_path.is_empty()
-            && let Some(false) = image_has_path(&inspected, &mount.image_sub_path)
+            && !image_has_sub_path(shim, &inspected, &image.image, &mount.image_sub_path).await?
         {
             return Err(Error::InvalidArgument(format!(
                 "image volume at {:?}: image_sub_path {:?} does not exist in image {}",
@@ -109,6 +109,42 @@ async fn resolve_image_volumes(
         }
     }
     Ok(())
+}
+
+/// Whether `path` exists in image `image_id`: from its overlay2 layer
+/// directories when Docker names them here; else (the containerd image
+/// store, other drivers, a remote Docker) asked of Docker, through a
+/// container created from the image, never started, and removed.
+async fn image_has_sub_path(
+    shim: &Shim,
+    inspected: &ImageInspect,
+    image_id: &str,
+    path: &str,
+) -> Result<bool> {
+    if let Some(found) = image_has_path(inspected, path) {
+        return Ok(found);
+    }
+    let body = bollard::models::ContainerCreateBody {
+        image: Some(image_id.to_string()),
+        // Never run; Docker only wants a command for an image without one.
+        entrypoint: Some(vec!["/".to_string()]),
+        network_disabled: Some(true),
+        ..Default::default()
+    };
+    let probe = shim
+        .docker
+        .create_container("", body)
+        .await
+        .context(|| format!("create a container to look for {path:?} in image {image_id}"))?;
+    let found = match shim.docker.stat_path(&probe, path).await {
+        Ok(()) => Ok(true),
+        Err(DockerError::NotFound(_)) => Ok(false),
+        Err(err) => Err(err).context(|| format!("look for {path:?} in image {image_id}")),
+    };
+    if let Err(err) = shim.docker.remove_container(&probe).await {
+        tracing::warn!(container = %probe, error = %err, "could not remove the container made to look into an image");
+    }
+    found
 }
 
 /// Whether `path` exists in an image, from its overlay2 layer directories;

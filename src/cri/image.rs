@@ -77,7 +77,7 @@ impl ImageService for ImageServiceImpl {
             "ImageFsInfo",
             result.map(|image_filesystems| ImageFsInfoResponse {
                 image_filesystems,
-                container_filesystems: Vec::new(),
+                container_filesystems: crate::stats::container_filesystems(&self.shim.stats),
             }),
         )
     }

@@ -12,9 +12,9 @@ use bollard::models::{
     EventMessage, ExecInspectResponse, ImageInspect, ImageSummary, SystemInfo, SystemVersion,
 };
 use bollard::query_parameters::{
-    CreateContainerOptions, CreateImageOptions, EventsOptions, InspectContainerOptions,
-    ListContainersOptions, ListImagesOptions, RemoveContainerOptions, RemoveImageOptions,
-    ResizeContainerTTYOptions, StopContainerOptions,
+    ContainerArchiveInfoOptions, CreateContainerOptions, CreateImageOptions, EventsOptions,
+    InspectContainerOptions, ListContainersOptions, ListImagesOptions, RemoveContainerOptions,
+    RemoveImageOptions, ResizeContainerTTYOptions, StopContainerOptions,
 };
 use futures_util::stream::BoxStream;
 use futures_util::{StreamExt, TryStreamExt};
@@ -255,6 +255,17 @@ impl DockerApi for BollardDocker {
                 other => Err(other),
             },
         }
+    }
+
+    async fn stat_path(&self, container_id: &str, path: &str) -> DockerResult<()> {
+        let options = ContainerArchiveInfoOptions {
+            path: path.to_string(),
+        };
+        self.docker
+            .get_container_archive_info(container_id, Some(options))
+            .await
+            .map(|_| ())
+            .map_err(map_err)
     }
 
     async fn update_container(&self, id: &str, update: ContainerUpdateBody) -> DockerResult<()> {

@@ -81,6 +81,8 @@ pub enum Call {
     Stream(&'static str, String),
     /// `inspect_exec`.
     InspectExec(String),
+    /// `stat_path` (container, path).
+    StatPath(String, String),
     /// `list_images`.
     ListImages,
     /// `inspect_image`.
@@ -555,6 +557,18 @@ impl DockerApi for FakeDocker {
     async fn inspect_exec(&self, exec_id: &str) -> DockerResult<ExecInspectResponse> {
         self.record(Call::InspectExec(exec_id.into()), None)?;
         Err(not_found("exec instance", exec_id))
+    }
+
+    async fn stat_path(&self, container_id: &str, path: &str) -> DockerResult<()> {
+        let state = self.call(Call::StatPath(container_id.into(), path.into()), None)?;
+        // The fake keeps no files: every container holds only its root.
+        find(&state.containers, container_id)
+            .ok_or_else(|| not_found("container", container_id))?;
+        if path.trim_end_matches('/').is_empty() {
+            Ok(())
+        } else {
+            Err(not_found("path", path))
+        }
     }
 
     async fn list_images(&self) -> DockerResult<Vec<ImageSummary>> {

@@ -186,6 +186,9 @@ pub trait DockerApi: Send + Sync + 'static {
     ) -> DockerResult<Box<dyn tokio::io::AsyncRead + Send + Unpin>>;
     /// `GET /exec/{id}/json`.
     async fn inspect_exec(&self, exec_id: &str) -> DockerResult<ExecInspectResponse>;
+    /// `HEAD /containers/{id}/archive?path=`: succeeds when `path` exists in
+    /// the container's filesystem, `NotFound` when it does not.
+    async fn stat_path(&self, container_id: &str, path: &str) -> DockerResult<()>;
 
     /// `GET /images/json`.
     async fn list_images(&self) -> DockerResult<Vec<ImageSummary>>;

@@ -29,8 +29,9 @@ pub struct Images<'a> {
     pub view: &'a View,
     /// The pause image in use, reported pinned.
     pub pause: &'a pause::PauseImage,
-    /// Docker's data directory, whose file system holds the images.
-    pub docker_root_dir: &'a str,
+    /// The directory whose filesystem holds the images, for the store in
+    /// use (`HostFacts::image_fs_dir`).
+    pub image_fs_dir: &'a str,
 }
 
 /// Docker lists untagged images with these placeholders.
@@ -274,14 +275,15 @@ pub async fn remove(images: &Images<'_>, image: Option<ImageSpec>) -> Result<()>
 }
 
 /// Usage of Docker's image store: bytes of the images (shared layers counted
-/// once) and inodes used on the filesystem holding Docker's data.
+/// once) and inodes used on the filesystem holding them (Docker's data root,
+/// or containerd's snapshotter directory with the containerd store).
 pub async fn fs_info(images: &Images<'_>) -> Result<Vec<FilesystemUsage>> {
     let summaries = images
         .view
         .image_list()
         .await
         .context(|| "list images".into())?;
-    let root = images.docker_root_dir.to_string();
+    let root = images.image_fs_dir.to_string();
     let stat = rustix::fs::statvfs(root.as_str())
         .map_err(|e| Error::Internal(format!("statvfs {root}: {e}")))?;
     let inodes_used = stat.f_files.saturating_sub(stat.f_ffree);

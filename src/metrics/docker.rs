@@ -159,6 +159,10 @@ impl DockerApi for Instrumented {
         self.timed("inspect_exec", self.inner.inspect_exec(exec_id))
             .await
     }
+    async fn stat_path(&self, container_id: &str, path: &str) -> DockerResult<()> {
+        self.timed("stat_path", self.inner.stat_path(container_id, path))
+            .await
+    }
     async fn list_images(&self) -> DockerResult<Vec<ImageSummary>> {
         self.timed("list_images", self.inner.list_images()).await
     }

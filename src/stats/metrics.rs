@@ -618,7 +618,7 @@ fn sample(stats: &Stats, entry: &Entry) -> Option<ContainerSample> {
         .filter(|ns| *ns > 0)
         .map(|ns| ns / 1_000_000_000);
     let layer_bytes = upper_dir(&entry.inspected)
-        .and_then(|dir| stats.layers.get_or_measure(dir, INLINE_WALK_MAX_INODES))
+        .and_then(|dir| stats.layers.get_or_measure(&dir, INLINE_WALK_MAX_INODES))
         .map(|u| u.used_bytes);
     Some(ContainerSample {
         at,

@@ -7,7 +7,7 @@ mod metrics;
 
 pub use metrics::{metric_descriptors, pod_sandbox_metrics};
 
-use std::path::Path;
+use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -35,7 +35,8 @@ pub struct Stats {
     roots: Option<CgroupRoots>,
     cpu: CpuRateTracker,
     layers: FsUsageCache,
-    /// The mount point reported for writable layers (Docker's data dir).
+    /// The directory reported for writable layers: where the image store
+    /// keeps them (`HostFacts::image_fs_dir`).
     layer_mountpoint: String,
     /// The device mounted under `layer_mountpoint`, looked up on first use.
     layer_device: OnceLock<String>,
@@ -44,7 +45,7 @@ pub struct Stats {
 impl Stats {
     /// Learns where cgroups are mounted; without them, stats carry only
     /// attributes.
-    pub fn new(view: Arc<View>, docker_root_dir: &str) -> Self {
+    pub fn new(view: Arc<View>, image_fs_dir: &str) -> Self {
         let roots = match CgroupRoots::discover() {
             Ok(roots) => Some(roots),
             Err(err) => {
@@ -57,7 +58,7 @@ impl Stats {
             roots,
             cpu: CpuRateTracker::new(),
             layers: FsUsageCache::new(LAYER_WALK_INTERVAL),
-            layer_mountpoint: docker_root_dir.to_string(),
+            layer_mountpoint: image_fs_dir.to_string(),
             layer_device: OnceLock::new(),
         }
     }
@@ -72,7 +73,7 @@ impl Stats {
             .chain(self.view.all(Kind::Sandbox))
             .collect();
         let ids: std::collections::HashSet<&str> = live.iter().map(Entry::id).collect();
-        let layers: std::collections::HashSet<&Path> = live
+        let layers: std::collections::HashSet<PathBuf> = live
             .iter()
             .filter_map(|e| upper_dir(&e.inspected))
             .collect();
@@ -145,17 +146,20 @@ fn memory(r: &Reading) -> MemoryUsage {
     }
 }
 
-/// The container's writable layer (overlay2's upper directory).
-fn upper_dir(inspected: &ContainerInspectResponse) -> Option<&Path> {
+/// The container's writable layer: overlay2's upper directory, which Docker
+/// reports; with the containerd image store Docker reports none, and the
+/// running container's root mount shows the snapshot's.
+fn upper_dir(inspected: &ContainerInspectResponse) -> Option<PathBuf> {
     inspected
         .graph_driver
         .as_ref()
         .and_then(|g| g.data.get("UpperDir"))
-        .map(Path::new)
+        .map(PathBuf::from)
+        .or_else(|| pid_of(inspected).and_then(kstats::overlay_upper_dir_of_pid))
 }
 
 fn writable_layer(stats: &Stats, inspected: &ContainerInspectResponse) -> Option<FilesystemUsage> {
-    let usage = stats.layers.get(upper_dir(inspected)?)?;
+    let usage = stats.layers.get(&upper_dir(inspected)?)?;
     Some(FilesystemUsage {
         timestamp: usage
             .measured_at
@@ -169,6 +173,31 @@ fn writable_layer(stats: &Stats, inspected: &ContainerInspectResponse) -> Option
         used_bytes: value(Some(usage.used_bytes)),
         inodes_used: value(Some(usage.inodes_used)),
     })
+}
+
+/// `ImageFsInfo`'s container filesystems: the containers' writable layers,
+/// which the image store keeps beside the images (`layer_mountpoint`), with
+/// their bytes and inodes summed. Layers not walked yet count from the next
+/// call on (the walk starts in the background); layers whose directory is
+/// unknown (a stopped container on the containerd store) are left out.
+pub fn container_filesystems(stats: &Stats) -> Vec<FilesystemUsage> {
+    stats.prune();
+    let usages: Vec<kstats::FsUsage> = stats
+        .view
+        .all(Kind::Container)
+        .into_iter()
+        .chain(stats.view.all(Kind::Sandbox))
+        .filter_map(|e| upper_dir(&e.inspected))
+        .filter_map(|dir| stats.layers.get(&dir))
+        .collect();
+    vec![FilesystemUsage {
+        timestamp: now_nanos(),
+        fs_id: Some(FilesystemIdentifier {
+            mountpoint: stats.layer_mountpoint.clone(),
+        }),
+        used_bytes: value(Some(usages.iter().map(|u| u.used_bytes).sum())),
+        inodes_used: value(Some(usages.iter().map(|u| u.inodes_used).sum())),
+    }]
 }
 
 fn container_attributes(inspected: &ContainerInspectResponse) -> ContainerAttributes {

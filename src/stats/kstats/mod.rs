@@ -22,6 +22,8 @@
 //! - [`FsUsageCache`] / [`measure_dir`]: disk usage of a container's writable
 //!   layer, walked in the background and cached so that stats calls never wait
 //!   for a walk.
+//! - [`overlay_upper_dir_of_pid`]: a running container's writable layer, from
+//!   the overlay at the root of its mount namespace.
 //! - [`count_fds`] / [`soft_open_files_limit`]: descriptors, sockets and the
 //!   open-files limit of processes, from `/proc`.
 //! - [`block_device_name`] / [`capacity_of`] / [`device_of`]: names of block
@@ -36,6 +38,7 @@ mod devices;
 mod fsusage;
 mod netdev;
 mod procfs;
+mod rootfs;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -49,6 +52,7 @@ pub use self::devices::{FsCapacity, SYS, block_device_name, capacity_of, device_
 pub use self::fsusage::{FsUsage, FsUsageCache, measure_dir};
 pub use self::netdev::{InterfaceCounters, net_dev_of_pid, parse_net_dev};
 pub use self::procfs::{FdCounts, PROC, count_fds, soft_open_files_limit};
+pub use self::rootfs::overlay_upper_dir_of_pid;
 
 /// CPU usage in nano-cores (billionths of a CPU) from two cumulative samples.
 ///
