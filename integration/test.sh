@@ -23,16 +23,21 @@
 #      its Go module), leaving no rule, address or file behind;
 #   6. a real kubelet (k8s.io/kubernetes v1.36.3, integration/kubelet.sh)
 #      running static pods on the engine of --kubelet (default: 26), with
-#      its EventedPLEG and PodAndContainerStatsFromCRI gates on and off.
+#      its EventedPLEG and PodAndContainerStatsFromCRI gates on and off;
+#   7. Kubernetes' node e2e suite (k8s.io/kubernetes v1.36.3 test/e2e_node,
+#      integration/node-e2e.sh): its own API server and a kubelet driving
+#      dockershim on the engine of --node-e2e (default: 28), the
+#      [NodeConformance] specs of containerd's focus (node-e2e.sh run
+#      full runs the whole focus).
 #
 # Anything missing is installed or fails the run; nothing is skipped. Every
 # engine is run to the end and the failures are summed up at the end.
 #
 # Usage: integration/test.sh [--integration V[,V...]|none]
 #                            [--critest V[,V...]|none] [--kubelet V|none]
-#                            [cargo test filter...]
+#                            [--node-e2e V|none] [cargo test filter...]
 #   V is 20.10, 26 or 28. A cargo test filter runs only the matching
-#   integration tests, and no critest or kubelet unless asked for, e.g.
+#   integration tests, and no critest, kubelet or node e2e unless asked for, e.g.
 #   integration/test.sh --integration 26 lifecycle
 set -euo pipefail
 
@@ -44,20 +49,24 @@ auth_registry="${DOCKERSHIM_TEST_AUTH_REGISTRY:-127.0.0.1:5056}"
 integration_versions="20.10,28"
 critest_versions="20.10,26,28"
 kubelet_versions="26"
+node_e2e_versions="28"
 critest_given=
 kubelet_given=
+node_e2e_given=
 filter=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --integration) integration_versions=${2:?--integration needs versions}; shift 2 ;;
     --critest) critest_versions=${2:?--critest needs versions}; critest_given=1; shift 2 ;;
     --kubelet) kubelet_versions=${2:?--kubelet needs a version}; kubelet_given=1; shift 2 ;;
+    --node-e2e) node_e2e_versions=${2:?--node-e2e needs a version}; node_e2e_given=1; shift 2 ;;
     *) filter+=("$1"); shift ;;
   esac
 done
 if [ ${#filter[@]} -gt 0 ]; then
   [ -n "$critest_given" ] || critest_versions=none
   [ -n "$kubelet_given" ] || kubelet_versions=none
+  [ -n "$node_e2e_given" ] || node_e2e_versions=none
 fi
 mkdir -p "$work"
 started_pids=()
@@ -87,7 +96,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 [ "$(id -u)" = 0 ] || die "run as root: the tests start dockerd and inspect containers' namespaces"
-for v in ${integration_versions//,/ } ${critest_versions//,/ } ${kubelet_versions//,/ }; do
+for v in ${integration_versions//,/ } ${critest_versions//,/ } ${kubelet_versions//,/ } ${node_e2e_versions//,/ }; do
   case "$v" in 20.10 | 26 | 28 | none) ;; *) die "unknown Docker version $v (use 20.10, 26 or 28)" ;; esac
 done
 
@@ -169,6 +178,10 @@ if [ "$kubelet_versions" != none ]; then
   say "the kubelet (k8s.io/kubernetes)"
   integration/kubelet.sh build
 fi
+if [ "$node_e2e_versions" != none ]; then
+  say "the node e2e suite (k8s.io/kubernetes)"
+  integration/node-e2e.sh build
+fi
 # The rollback to cri-dockerd runs where critest runs on Docker 26
 # (cri-dockerd needs API 1.42).
 rollback_version=
@@ -193,10 +206,10 @@ import_test_image() {
   tar -C "$rootfs" -c . | docker import -c 'ENV PATH=/bin' -c 'CMD ["sh"]' - dockershim-test/busybox:latest >/dev/null
 }
 
-# The specs of a critest run that failed (failed) or passed only on a retry
-# (flaky), one per line with its message, indented for the lists at the end
-# (where CI's excerpt of the output shows them).
-critest_specs() { # failed|flaky summary.tsv
+# The specs of a critest or node e2e run that failed (failed) or passed
+# only on a retry (flaky), one per line with its message, indented for the
+# lists at the end (where CI's excerpt of the output shows them).
+suite_specs() { # failed|flaky summary.tsv
   [ -s "$2" ] || return 0
   awk -F'\t' -v which="$1" '
     (which == "flaky" && $1 == "flaky") ||
@@ -237,10 +250,10 @@ run_critest() { # version state-dir
     DOCKERSHIM_CRITEST_WORK="$work/critest-$version-$transport" \
       integration/critest.sh run "$sock" "$transport" || {
       status=1
-      failures+=("critest $transport on Docker $version$(critest_specs failed "$summary")")
+      failures+=("critest $transport on Docker $version$(suite_specs failed "$summary")")
     }
     local flaky_specs
-    flaky_specs=$(critest_specs flaky "$summary")
+    flaky_specs=$(suite_specs flaky "$summary")
     [ -z "$flaky_specs" ] || flaky+=("critest $transport on Docker $version$flaky_specs")
   done
   kill "$pid" 2>/dev/null || true
@@ -252,7 +265,7 @@ run_critest() { # version state-dir
 base_path=$PATH
 for version in 20.10 26 28; do
   wants "$integration_versions" "$version" || wants "$critest_versions" "$version" ||
-    wants "$kubelet_versions" "$version" || continue
+    wants "$kubelet_versions" "$version" || wants "$node_e2e_versions" "$version" || continue
   state="$work/docker-$version"
   say "Docker $version"
   docker_states+=("$state")
@@ -261,8 +274,17 @@ for version in 20.10 26 28; do
   eval "$(integration/dockerd.sh env "$version" "$state")"
   export DOCKER_HOST DOCKERSHIM_TEST_DOCKER PATH
   import_test_image
-  # First, while the engine holds no pods: the kubelet kills every CRI pod
-  # it did not create.
+  # First, while the engine holds no pods: the kubelets kill every CRI pod
+  # they did not create.
+  if wants "$node_e2e_versions" "$version"; then
+    say "node e2e suite on Docker $version"
+    export DOCKERSHIM_NODE_E2E_WORK="$work/node-e2e-$version"
+    { integration/node-e2e.sh images "$DOCKERSHIM_TEST_DOCKER" "$registry" &&
+      integration/node-e2e.sh run "$DOCKERSHIM_TEST_DOCKER" subset; } ||
+      failures+=("node e2e on Docker $version$(suite_specs failed "$DOCKERSHIM_NODE_E2E_WORK/run/summary.tsv")")
+    node_e2e_flaky=$(suite_specs flaky "$DOCKERSHIM_NODE_E2E_WORK/run/summary.tsv")
+    [ -z "$node_e2e_flaky" ] || flaky+=("node e2e on Docker $version$node_e2e_flaky")
+  fi
   if wants "$kubelet_versions" "$version"; then
     say "the kubelet on Docker $version (EventedPLEG and PodAndContainerStatsFromCRI on, then off)"
     integration/kubelet.sh run "$DOCKERSHIM_TEST_DOCKER" both || failures+=("kubelet on Docker $version")
