@@ -416,7 +416,10 @@ mod tests {
     #[test]
     fn the_status_names_the_image_by_its_first_tag() {
         let tagged = ImageInspect {
-            repo_tags: Some(vec!["<none>:<none>".into(), "registry.k8s.io/busybox:1".into()]),
+            repo_tags: Some(vec![
+                "<none>:<none>".into(),
+                "registry.k8s.io/busybox:1".into(),
+            ]),
             ..Default::default()
         };
         let untagged = ImageInspect {
