@@ -19,16 +19,18 @@
 #       (Debian's busybox, the programs built above), with the Docker behind
 #       <docker-socket>, and pushes them to the plain-HTTP registry at
 #       <registry-addr> (e.g. 127.0.0.1:5055).
-#   integration/node-e2e.sh run <docker-socket> [subset|full]
+#   integration/node-e2e.sh run <docker-socket> [conformance|node-conformance|full]
 #       Runs the suite against a dockershim it starts (CNI: Debian's bridge,
 #       host-local, loopback, portmap and firewall plugins) over the Docker
 #       at <docker-socket>. `full` runs containerd's focus,
 #       [NodeConformance] and every [Feature:...] spec, skipping [Flaky],
-#       [Slow], [Serial] and [Alpha]; `subset` (the default, what the test
-#       command runs) runs the [NodeConformance] specs of that focus only.
+#       [Slow], [Serial] and [Alpha]; `node-conformance` its
+#       [NodeConformance] specs (427); `conformance` (the default, what the
+#       test command runs, 141 specs) those that are also [Conformance],
+#       Kubernetes' conformance profile of a node.
 #       integration/node-e2e-skips.txt lists what else is skipped, each with
 #       its reason. Exits non-zero on any failed spec. Reports go to
-#       $DOCKERSHIM_NODE_E2E_WORK/report.
+#       $DOCKERSHIM_NODE_E2E_WORK/run/report.
 #
 # The images are served under their real names (registry.k8s.io, ...) by
 # the loopback registry critest.sh uses (integration/test-images.sh): the
@@ -39,7 +41,9 @@
 # sysctls: the run puts all of that back when it ends (integration/
 # node-host.sh), and removes every CRI container left in that Docker. The
 # Docker must be one where nothing else runs CRI pods (a private engine of
-# integration/dockerd.sh). The suite starts the kubelet with systemd-run
+# integration/dockerd.sh), with a runtime named test-handler (runc, as
+# the suite's CI configures its nodes: dockerd --add-runtime
+# test-handler=/usr/sbin/runc). The suite starts the kubelet with systemd-run
 # when it finds it, which needs systemd as PID 1: on a host without it, the
 # run diverts /usr/bin/systemd-run (dpkg-divert) for its duration.
 #
@@ -48,7 +52,8 @@
 #   DOCKERSHIM_NODE_E2E_WORK     work directory (/tmp/dockershim-node-e2e), emptied per run
 #   DOCKERSHIM_TEST_REGISTRY     registry the images were pushed to (127.0.0.1:5055)
 #   DOCKERSHIM_BIN               the shim binary (target/debug/dockershim)
-#   DOCKERSHIM_NODE_E2E_NODES    ginkgo's parallel processes (4)
+#   DOCKERSHIM_NODE_E2E_NODES    ginkgo's parallel processes (8: the specs
+#                                mostly wait on pods, as containerd's CI runs)
 #   DOCKERSHIM_NODE_E2E_FOCUS    a ginkgo focus regex replacing the run's own
 #   DOCKERSHIM_NODE_E2E_ATTEMPTS runs a failing spec may take (2); one that
 #                                passes only on a retry is listed as flaky
@@ -166,8 +171,9 @@ do_build() {
 #   agnhost:2.63.0 (and 2.55, the previous version the suite names)
 #     /agnhost, ENTRYPOINT ["/agnhost"], CMD ["pause"]; the user
 #     user-defined-in-image (1000) in group group-defined-in-image (50000);
-#     porter's localhost certificate and key; /uploads; the host's curl
-#     and bash (hooks and probes run `curl`, upstream's image has both).
+#     porter's localhost certificate and key; /uploads; the host's curl,
+#     bash and OpenBSD nc (hooks run `curl`, the networking specs `nc -u`;
+#     upstream's image has all three).
 #   busybox:1.37.0-1 and busybox:1.36.1-1 (which specs name directly),
 #     with nmeter (integration/critest/nmeter), which Debian's busybox
 #     lacks and the lifecycle specs read milliseconds from. So do the
@@ -187,6 +193,12 @@ do_images() {
   local -a docker=(docker -H "unix://$docker_sock")
   "${docker[@]}" version --format '{{.Server.Version}}' >/dev/null 2>&1 || die "no Docker answers on $docker_sock"
   curl -sf -o /dev/null "http://$registry/v2/" || die "no registry answers on http://$registry/v2/"
+  local program
+  for program in /usr/bin/curl /usr/bin/bash /usr/bin/nc.openbsd /usr/bin/ipcmk /usr/bin/ipcs \
+    /usr/bin/hostname /usr/bin/getent; do
+    [ -x "$program" ] || die "$program is missing: the images copy it from the host" \
+      "(Debian's curl, bash, netcat-openbsd, util-linux, hostname, libc-bin)"
+  done
   do_build
   local start=$SECONDS
   fetch_busybox
@@ -244,6 +256,8 @@ do_images() {
   ln -s agnhost "$dir/agnhost/agnhost-2"
   host_program "$dir/agnhost" /usr/bin/curl
   host_program "$dir/agnhost" /usr/bin/bash
+  host_program "$dir/agnhost" /usr/bin/nc.openbsd
+  ln -s nc.openbsd "$dir/agnhost/usr/bin/nc"
   ln -s /usr/bin/bash "$dir/agnhost/bin/bash"
   mkdir -p "$dir/agnhost/uploads"
   cp "$(go env GOMODCACHE)/k8s.io/kubernetes@$k8s_version/test/images/agnhost/porter/localhost."{crt,key} "$dir/agnhost/"
@@ -367,10 +381,10 @@ teardown() {
 }
 
 do_run() {
-  docker_sock=${1:?usage: node-e2e.sh run <docker-socket> [subset|full]}
-  local which=${2:-subset}
+  docker_sock=${1:?usage: node-e2e.sh run <docker-socket> [conformance|node-conformance|full]}
+  local which=${2:-conformance}
   local upstream=${DOCKERSHIM_TEST_REGISTRY:-127.0.0.1:5055}
-  local nodes=${DOCKERSHIM_NODE_E2E_NODES:-4}
+  local nodes=${DOCKERSHIM_NODE_E2E_NODES:-8}
   local attempts=${DOCKERSHIM_NODE_E2E_ATTEMPTS:-2}
   [ -S "$docker_sock" ] || die "no Docker socket at $docker_sock"
   [ "$docker_sock" != /var/run/docker.sock ] && [ "$docker_sock" != /run/docker.sock ] ||
@@ -387,8 +401,9 @@ do_run() {
   local focus skip='\[Flaky\]|\[Slow\]|\[Serial\]|\[Alpha\]'
   case "$which" in
     full) focus='\[NodeConformance\]|\[Feature:.+\]|\[Feature\]' ;;
-    subset) focus='\[NodeConformance\]' ;;
-    *) die "run: subset or full, not '$which'" ;;
+    node-conformance) focus='\[NodeConformance\]' ;;
+    conformance) focus='\[NodeConformance\].*\[Conformance\]|\[Conformance\].*\[NodeConformance\]' ;;
+    *) die "run: conformance, node-conformance or full, not '$which'" ;;
   esac
   [ -z "${DOCKERSHIM_NODE_E2E_FOCUS:-}" ] || focus=$DOCKERSHIM_NODE_E2E_FOCUS
   local -a skip_regexes
@@ -406,6 +421,15 @@ do_run() {
   local w="$work/run"
   mkdir -p "$w/report" "$w/net.d" "$w/shim" "$w/cni-cache" "$w/ipam"
   serve_registry_hosts "$upstream" "$work/front" e2e-test-images/agnhost 2.63.0 "${registry_hosts[@]}"
+
+  # Images an earlier run left would be used without a pull (and could be
+  # stale builds): remove them, so that the run pulls what the registry has.
+  local image
+  for image in $(jq -r '.[] | select(any(.RepoTags[]?; test("^(registry.k8s.io|gcr.io|k8s.gcr.io)/"))) | .Id' \
+    <<<"$(curl -sS --unix-socket "$docker_sock" http://docker/images/json)"); do
+    curl -sS --fail --unix-socket "$docker_sock" -X DELETE "http://docker/images/$image?force=1" >/dev/null ||
+      die "cannot remove the image $image an earlier run left"
+  done
 
   # The kubelet is started through systemd-run when the suite finds one,
   # and that needs systemd as PID 1.
@@ -449,8 +473,12 @@ EOF
   done
   [ -S "$w/shim.sock" ] || die "the shim did not start"
 
-  local driver
-  driver=$(curl -sS --unix-socket "$docker_sock" http://docker/info | jq -r .CgroupDriver)
+  local driver info
+  info=$(curl -sS --unix-socket "$docker_sock" http://docker/info)
+  driver=$(jq -r .CgroupDriver <<<"$info")
+  jq -e '.Runtimes["test-handler"]' <<<"$info" >/dev/null ||
+    die "the Docker has no runtime 'test-handler', which the suite's RuntimeClass specs use" \
+      "(its CI's nodes configure one as runc): start dockerd with --add-runtime test-handler=/usr/sbin/runc"
   # The suite's kubelet configuration starts from this file: what this host
   # needs (cgroup v1, the engine's cgroup driver) and the suite's own
   # defaults (test/e2e_node/jenkins/default-kubelet-config.yaml).

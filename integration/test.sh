@@ -5,7 +5,8 @@
 # On a fresh Debian 12 machine (as root) it installs and starts what the
 # tests need: Debian's packages (busybox for the test image, two Docker
 # registries on 127.0.0.1, the reference CNI plugins, ip, iptables, runc,
-# systemd-socket-activate, openssl, g++ for libFuzzer), Python's grpcio
+# systemd-socket-activate, openssl, g++ for libFuzzer, netcat-openbsd for
+# the node e2e suite's agnhost image), Python's grpcio
 # (from PyPI), and three private Docker Engines in turn
 # (integration/dockerd.sh: Debian 12's 20.10, Debian 13's 26.1, Debian
 # unstable's 28.5). It builds crictl and critest from cri-tools
@@ -26,9 +27,9 @@
 #      its EventedPLEG and PodAndContainerStatsFromCRI gates on and off;
 #   7. Kubernetes' node e2e suite (k8s.io/kubernetes v1.36.3 test/e2e_node,
 #      integration/node-e2e.sh): its own API server and a kubelet driving
-#      dockershim on the engine of --node-e2e (default: 28), the
-#      [NodeConformance] specs of containerd's focus (node-e2e.sh run
-#      full runs the whole focus).
+#      dockershim on the engine of --node-e2e (default: 28), its
+#      [NodeConformance] [Conformance] specs (node-e2e.sh run full runs
+#      containerd's whole focus).
 #
 # Anything missing is installed or fails the run; nothing is skipped. Every
 # engine is run to the end and the failures are summed up at the end.
@@ -104,7 +105,7 @@ done
 missing=()
 command -v systemd-socket-activate >/dev/null || missing+=(systemd)
 for pkg in busybox-static docker-registry apache2-utils curl containernetworking-plugins \
-  iproute2 iptables runc openssl ca-certificates jq util-linux g++; do
+  iproute2 iptables runc openssl ca-certificates jq util-linux g++ netcat-openbsd; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -269,7 +270,12 @@ for version in 20.10 26 28; do
   state="$work/docker-$version"
   say "Docker $version"
   docker_states+=("$state")
-  integration/dockerd.sh start "$version" "$state"
+  # The node e2e suite's RuntimeClass specs run pods with the runtime
+  # handler "test-handler", which its CI's nodes configure (as runc).
+  extra_dockerd_args=
+  ! wants "$node_e2e_versions" "$version" || extra_dockerd_args="--add-runtime test-handler=/usr/sbin/runc"
+  DOCKERSHIM_TEST_DOCKERD_ARGS="${DOCKERSHIM_TEST_DOCKERD_ARGS:-} $extra_dockerd_args" \
+    integration/dockerd.sh start "$version" "$state"
   PATH=$base_path
   eval "$(integration/dockerd.sh env "$version" "$state")"
   export DOCKER_HOST DOCKERSHIM_TEST_DOCKER PATH
@@ -280,7 +286,7 @@ for version in 20.10 26 28; do
     say "node e2e suite on Docker $version"
     export DOCKERSHIM_NODE_E2E_WORK="$work/node-e2e-$version"
     { integration/node-e2e.sh images "$DOCKERSHIM_TEST_DOCKER" "$registry" &&
-      integration/node-e2e.sh run "$DOCKERSHIM_TEST_DOCKER" subset; } ||
+      integration/node-e2e.sh run "$DOCKERSHIM_TEST_DOCKER" conformance; } ||
       failures+=("node e2e on Docker $version$(suite_specs failed "$DOCKERSHIM_NODE_E2E_WORK/run/summary.tsv")")
     node_e2e_flaky=$(suite_specs flaky "$DOCKERSHIM_NODE_E2E_WORK/run/summary.tsv")
     [ -z "$node_e2e_flaky" ] || flaky+=("node e2e on Docker $version$node_e2e_flaky")
