@@ -55,12 +55,13 @@ work="${DOCKERSHIM_CRITEST_WORK:-/tmp/dockershim-critest}"
 skips_file="$repo/integration/critest-skips.txt"
 # The registry host names critest pulls from, served locally during a run.
 registry_hosts=(registry.k8s.io gcr.io k8s.gcr.io)
-hosts_marker="# dockershim-critest"
 
 say() { printf '==> %s\n' "$*"; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 # shellcheck source=integration/go-tools.sh
 . "$repo/integration/go-tools.sh"
+# shellcheck source=integration/test-images.sh
+. "$repo/integration/test-images.sh"
 
 # Processes and host changes to undo on exit, whatever the exit path.
 started_pids=()
@@ -181,107 +182,6 @@ do_build() {
 #  Not made: gcr.io/k8s-staging-cri-tools/test-image-digest@sha256:9700f9...,
 #     pinned by the digest of upstream's manifest, which only its bytes have
 #     (listed in critest-skips.txt). Windows images are not pulled on Linux.
-busybox_path=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-
-# The dynamically linked busybox from Debian's `busybox` package, unpacked
-# (not installed: it conflicts with busybox-static, which test.sh installs).
-fetch_busybox() {
-  local dir="$cache_parent/busybox-deb"
-  if [ -x "$dir/root/bin/busybox" ]; then
-    return
-  fi
-  say "fetching Debian's busybox package"
-  rm -rf "$dir"
-  mkdir -p "$dir"
-  # apt-get download runs as _apt where it can; give it a directory it may write.
-  chmod 755 "$dir"
-  chown _apt "$dir" 2>/dev/null || true
-  (cd "$dir" && apt-get download -q busybox >"$dir/apt.log" 2>&1) || {
-    cat "$dir/apt.log"
-    die "apt-get download busybox failed"
-  }
-  dpkg -x "$dir"/busybox_*.deb "$dir/root"
-  [ -x "$dir/root/bin/busybox" ] || die "no bin/busybox in Debian's busybox package"
-}
-
-# The base root filesystem of the busybox image, in $1.
-make_busybox_rootfs() {
-  local root=$1 bb="$cache_parent/busybox-deb/root/bin/busybox" lib applet
-  rm -rf "$root"
-  mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,usr/local/bin,etc,root,home,proc,sys,dev,tmp,var/run,var/www}
-  chmod 1777 "$root/tmp"
-  chmod 700 "$root/root"
-  cp "$bb" "$root/bin/busybox"
-  # The shared libraries busybox links to, from the host (same Debian).
-  for lib in $(ldd "$bb" | grep -o '/[^ ]*'); do
-    mkdir -p "$root$(dirname "$lib")"
-    cp -L "$lib" "$root$lib"
-  done
-  for applet in $("$bb" --list); do
-    [ "$applet" = busybox ] || ln "$root/bin/busybox" "$root/bin/$applet"
-  done
-  # Applets Debian's build leaves out and specs use.
-  cat >"$root/bin/pgrep" <<'EOF'
-#!/bin/sh
-# pgrep stand-in: the pids of processes whose name matches the regex $1.
-status=1
-for dir in /proc/[0-9]*; do
-  read -r name <"$dir/comm" 2>/dev/null || continue
-  if echo "$name" | grep -qE -- "$1"; then
-    echo "${dir#/proc/}"
-    status=0
-  fi
-done
-exit $status
-EOF
-  cat >"$root/bin/ipcs" <<'EOF'
-#!/bin/sh
-# ipcs -m stand-in: the kernel's table of shared memory segments.
-echo "------ Shared Memory Segments --------"
-cat /proc/sysvipc/shm
-EOF
-  chmod 755 "$root/bin/pgrep" "$root/bin/ipcs"
-  cat >"$root/etc/passwd" <<'EOF'
-root:x:0:0:root:/root:/bin/sh
-daemon:x:1:1:daemon:/usr/sbin:/bin/false
-bin:x:2:2:bin:/bin:/bin/false
-sys:x:3:3:sys:/dev:/bin/false
-sync:x:4:100:sync:/bin:/bin/sync
-mail:x:8:8:mail:/var/spool/mail:/bin/false
-www-data:x:33:33:www-data:/var/www:/bin/false
-operator:x:37:37:Operator:/var:/bin/false
-nobody:x:65534:65534:nobody:/home:/bin/false
-EOF
-  cat >"$root/etc/group" <<'EOF'
-root:x:0:
-daemon:x:1:
-bin:x:2:
-sys:x:3:
-adm:x:4:
-tty:x:5:
-disk:x:6:
-lp:x:7:
-mail:x:8:
-kmem:x:9:
-wheel:x:10:root
-cdrom:x:11:
-dialout:x:18:
-floppy:x:19:
-video:x:28:
-audio:x:29:
-tape:x:32:
-www-data:x:33:
-operator:x:37:
-utmp:x:43:
-plugdev:x:46:
-staff:x:50:
-lock:x:54:
-netdev:x:82:
-users:x:100:
-nogroup:x:65534:
-EOF
-}
-
 do_images() {
   local docker_sock=${1:?usage: critest.sh images <docker-socket> <registry-addr>}
   local registry=${2:?usage: critest.sh images <docker-socket> <registry-addr>}
@@ -473,101 +373,6 @@ privileged_unavailable() {
   [ "$privileged_probe" = unavailable ]
 }
 
-# Serve registry.k8s.io, gcr.io and k8s.gcr.io from 127.0.0.1:443 for the run.
-serve_registry_hosts() {
-  local upstream=$1 dir="$work/front"
-  curl -sf -o /dev/null "http://$upstream/v2/" ||
-    die "no registry answers on http://$upstream/v2/ (DOCKERSHIM_TEST_REGISTRY): start it and run 'critest.sh images' first"
-  # Docker's own store pushes Docker v2 manifests, the containerd image
-  # store OCI manifests and indexes.
-  curl -sf -o /dev/null "http://$upstream/v2/e2e-test-images/busybox/manifests/1.29-2" \
-    -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
-    -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
-    -H 'Accept: application/vnd.oci.image.index.v1+json' ||
-    die "the images are not in $upstream: run 'integration/critest.sh images <docker-socket> $upstream' first"
-  if ss -Hltn 'sport = :443' | grep -q .; then
-    die "port 443 is in use: the registry serving registry.k8s.io, gcr.io and k8s.gcr.io needs it" \
-      "(a registry left by a killed run has its pid in $dir/pid)"
-  fi
-  rm -rf "$dir"
-  mkdir -p "$dir/data"
-
-  # A CA and a certificate for the three names.
-  local san
-  san=$(printf 'DNS:%s,' "${registry_hosts[@]}")
-  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj '/CN=dockershim critest CA' \
-    -keyout "$dir/ca.key" -out "$dir/ca.crt" 2>/dev/null
-  openssl req -newkey rsa:2048 -nodes -subj "/CN=${registry_hosts[0]}" \
-    -keyout "$dir/server.key" -out "$dir/server.csr" 2>/dev/null
-  printf 'subjectAltName=%sIP:127.0.0.1\n' "$san" >"$dir/ext.cnf"
-  openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.crt" -CAkey "$dir/ca.key" -CAcreateserial \
-    -days 2 -extfile "$dir/ext.cnf" -out "$dir/server.crt" 2>/dev/null
-
-  # Docker trusts it for those names (/etc/docker/certs.d/<name>/ca.crt).
-  local host
-  if [ ! -e /etc/docker/certs.d ]; then
-    mkdir -p /etc/docker/certs.d
-    cleanups+=("rmdir /etc/docker/certs.d 2>/dev/null")
-  fi
-  for host in "${registry_hosts[@]}"; do
-    if [ ! -e "/etc/docker/certs.d/$host" ]; then
-      mkdir -p "/etc/docker/certs.d/$host"
-      cleanups+=("rm -rf '/etc/docker/certs.d/$host'")
-    fi
-    if [ ! -e "/etc/docker/certs.d/$host/ca.crt" ] || grep -q 'dockershim critest' "/etc/docker/certs.d/$host/ca.crt" 2>/dev/null; then
-      { echo "# dockershim critest CA"; cat "$dir/ca.crt"; } >"/etc/docker/certs.d/$host/ca.crt"
-      cleanups+=("rm -f '/etc/docker/certs.d/$host/ca.crt'; rmdir '/etc/docker/certs.d/$host' 2>/dev/null")
-    else
-      die "/etc/docker/certs.d/$host/ca.crt exists and is not ours"
-    fi
-  done
-
-  # The names resolve to 127.0.0.1. /etc/hosts may be a bind mount: rewrite
-  # it in place, never replace it.
-  if grep -q -- "$hosts_marker" /etc/hosts; then
-    # Runs hold a lock, so this entry is one a killed run left.
-    say "removing the /etc/hosts entry a killed run left"
-    remove_hosts_entry
-  fi
-  echo "127.0.0.1 ${registry_hosts[*]} $hosts_marker" >>/etc/hosts
-  cleanups+=("remove_hosts_entry")
-
-  # The registry: TLS on 127.0.0.1:443, a pull-through proxy of the upstream.
-  cat >"$dir/config.yml" <<EOF
-version: 0.1
-log: {level: warn}
-storage:
-  filesystem: {rootdirectory: $dir/data}
-  delete: {enabled: true}
-http:
-  addr: 127.0.0.1:443
-  secret: dockershim-critest
-  tls: {certificate: $dir/server.crt, key: $dir/server.key}
-proxy: {remoteurl: "http://$upstream"}
-EOF
-  docker-registry serve "$dir/config.yml" >"$dir/log" 2>&1 &
-  started_pids+=($!)
-  echo $! >"$dir/pid"
-  for _ in $(seq 1 30); do
-    curl -sf -o /dev/null --cacert "$dir/ca.crt" "https://${registry_hosts[0]}/v2/" && break
-    sleep 0.5
-  done
-  for host in "${registry_hosts[@]}"; do
-    curl -sf -o /dev/null --cacert "$dir/ca.crt" "https://$host/v2/" || {
-      cat "$dir/log"
-      die "https://$host/v2/ does not answer"
-    }
-  done
-  say "serving ${registry_hosts[*]} on 127.0.0.1:443 (proxy of $upstream)"
-}
-
-# shellcheck disable=SC2317 # run by cleanup
-remove_hosts_entry() {
-  local kept
-  kept=$(grep -v -- "$hosts_marker" /etc/hosts || true)
-  printf '%s\n' "$kept" >/etc/hosts
-}
-
 # One line per spec, tab-separated: its outcome, its full name, and the first
 # line of its failure or skip message (with the gRPC error, when there is
 # one). Outcomes: passed; skipped-by-list (a "skip" entry; regexes in $2, a
@@ -635,16 +440,12 @@ do_run() {
 
   mkdir -p "$work"
   # One run at a time: runs share port 443, /etc/hosts and critest's host ports.
-  exec 9>/run/dockershim-critest.lock
-  if ! flock -n 9; then
-    say "waiting for another critest run to finish"
-    flock 9
-  fi
+  take_registry_hosts_lock
 
   local out="$work/$transport"
   rm -rf "$out"
   mkdir -p "$out"
-  serve_registry_hosts "$upstream"
+  serve_registry_hosts "$upstream" "$work/front" e2e-test-images/busybox 1.29-2 "${registry_hosts[@]}"
 
   local endpoint="unix://$sock"
   printf 'runtime-endpoint: %s\nimage-endpoint: %s\ntimeout: 60\n' "$endpoint" "$endpoint" >"$out/crictl.yaml"

@@ -117,6 +117,8 @@ say() { printf '==> %s\n' "$*"; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 # shellcheck source=integration/go-tools.sh
 . "$repo/integration/go-tools.sh"
+# shellcheck source=integration/node-host.sh
+. "$repo/integration/node-host.sh"
 usage() {
   sed -n '/^# Usage/,/^#$/p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
@@ -137,11 +139,6 @@ trap 'exit 143' TERM
 # ---------------------------------------------------------------------------
 # build
 # ---------------------------------------------------------------------------
-# kubernetes requires its staging modules (k8s.io/api, k8s.io/kubelet, ...)
-# at v0.0.0 and replaces them with ./staging/src/k8s.io/<name>; a module that
-# requires kubernetes does not see those replaces, so the scratch module here
-# replaces each with its published tag of the same release (v0.36.3). The
-# list comes from kubernetes' own go.mod, read through the module proxy.
 do_build() {
   if [ -x "$kubelet_bin" ]; then
     say "kubelet $k8s_version already built: $kubelet_bin"
@@ -153,29 +150,10 @@ do_build() {
   cleanups+=("rm -rf '$scratch'")
   (
     set -e
-    cd "$scratch"
-    export CGO_ENABLED=0 GOFLAGS="${GOFLAGS:-} -mod=mod" GOTOOLCHAIN=local
-    go mod init dockershim-kubelet-build >/dev/null 2>&1
-    gomod=$(go mod download -json "k8s.io/kubernetes@$k8s_version" |
-      sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p')
-    [ -f "$gomod" ] || { echo "cannot fetch k8s.io/kubernetes@$k8s_version through $proxy" >&2; exit 1; }
-    staging_version="v0.${k8s_version#v1.}"
-    mods=$(sed -n 's#^[[:space:]]*\(k8s.io/[^ ]*\) => \./staging/src/k8s.io/.*#\1#p' "$gomod")
-    [ -n "$mods" ] || { echo "no staging replace in $gomod" >&2; exit 1; }
-    for m in $mods; do
-      go mod edit -replace "$m=$m@$staging_version"
-    done
-    go mod edit -require "k8s.io/kubernetes@$k8s_version"
+    k8s_scratch_module "$scratch" "$k8s_version"
     go get "k8s.io/kubernetes/cmd/kubelet@$k8s_version"
-    # The version the kubelet reports, as kubernetes' hack/lib/version.sh sets it.
-    minor=${k8s_version#v1.}
-    minor=${minor%%.*}
-    ldflags="-s -w"
-    for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-      ldflags+=" -X $p.gitVersion=$k8s_version -X $p.gitMajor=1 -X $p.gitMinor=$minor"
-      ldflags+=" -X $p.gitTreeState=clean -X $p.buildDate=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
-    done
-    go build -trimpath -ldflags "$ldflags" -o "$scratch/kubelet" k8s.io/kubernetes/cmd/kubelet
+    go build -trimpath -ldflags "$(k8s_version_ldflags "$k8s_version")" \
+      -o "$scratch/kubelet" k8s.io/kubernetes/cmd/kubelet
   ) || die "building the kubelet $k8s_version failed"
   "$scratch/kubelet" --version || die "the kubelet built does not run"
   mkdir -p "$kubelet_dir"
@@ -602,74 +580,6 @@ wait_for() { # seconds command...
 
 chk() { python3 "$w/check.py" "$@"; }
 crictl() { "$crictl_bin" --config "$w/crictl.yaml" "$@"; }
-
-sysctls=(kernel.panic kernel.panic_on_oops vm.overcommit_memory vm.panic_on_oom
-  kernel.keys.root_maxkeys kernel.keys.root_maxbytes)
-record_sysctls() {
-  local s
-  : >"$work/sysctls"
-  for s in "${sysctls[@]}"; do
-    echo "$s=$(sysctl -n "$s")" >>"$work/sysctls"
-  done
-  cleanups+=("restore_sysctls")
-}
-restore_sysctls() {
-  local kv now
-  while read -r kv; do
-    now=$(sysctl -n "${kv%%=*}")
-    if [ "$now" != "${kv#*=}" ]; then
-      sysctl -q -w "$kv" || printf 'warning: cannot restore %s\n' "$kv" >&2
-    fi
-  done <"$work/sysctls"
-}
-
-cgroup_roots() { # every hierarchy: each v1 one and the unified one
-  local d
-  for d in /sys/fs/cgroup/*/ /sys/fs/cgroup/; do
-    [ -e "$d/cgroup.procs" ] && printf '%s\n' "${d%/}"
-  done
-}
-# Deletes the /kubepods cgroups (deepest first); fails if one stays.
-remove_kubepods_cgroups() {
-  local root left=0 _
-  for _ in 1 2 3 4 5 6 7 8 9 10; do
-    left=0
-    while read -r root; do
-      [ -d "$root/kubepods" ] || continue
-      find "$root/kubepods" -depth -type d -exec rmdir {} + 2>/dev/null || true
-      [ -d "$root/kubepods" ] && left=1
-    done < <(cgroup_roots)
-    [ $left = 0 ] && return 0
-    sleep 1
-  done
-  printf 'warning: /kubepods cgroups left: %s\n' "$(ls -d /sys/fs/cgroup/*/kubepods /sys/fs/cgroup/kubepods 2>/dev/null | tr '\n' ' ')" >&2
-  return 1
-}
-
-stop_pid() { # pid name
-  local pid=$1 i
-  [ -n "$pid" ] || return 0
-  kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
-  kill -TERM "$pid" 2>/dev/null || true
-  for i in $(seq 1 30); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.5
-  done
-  if kill -0 "$pid" 2>/dev/null; then
-    printf 'warning: %s (%s) ignored SIGTERM, killing it\n' "$2" "$pid" >&2
-    kill -KILL "$pid" 2>/dev/null || true
-  fi
-  wait "$pid" 2>/dev/null || true
-}
-
-# Unmounts everything at or under directory $1, deepest first (the kubelet
-# bind-mounts its root directory onto itself, rshared).
-unmount_under() {
-  local mp
-  while read -r mp; do
-    umount "$mp" 2>/dev/null || umount -l "$mp" || printf 'warning: cannot unmount %s\n' "$mp" >&2
-  done < <(awk -v d="$1" 'index($5, d "/") == 1 || $5 == d {print $5}' /proc/self/mountinfo | sort -r)
-}
 
 cri_filter='%7B%22label%22%3A%5B%22io.kubernetes.docker.type%22%5D%7D'
 cri_containers() { # IDs of every CRI container (sandboxes included) in the Docker

@@ -5,18 +5,20 @@
 # On a fresh Debian 12 machine (as root) it installs and starts what the
 # tests need: Debian's packages (busybox for the test image, two Docker
 # registries on 127.0.0.1, the reference CNI plugins, ip, iptables, runc,
-# systemd-socket-activate, openssl, g++ for libFuzzer), Python's grpcio
-# (from PyPI), and private Docker Engines in turn (integration/dockerd.sh:
-# Debian 12's 20.10, Debian 13's 26.1, Debian unstable's 28.5, that 28.5
-# with the containerd image store (28c, on request), and the Docker 29 line
-# built from github.com/moby/moby/v2 with the containerd image store). It
-# builds crictl and critest from cri-tools (integration/critest.sh, with the
-# machine's Go). Then:
+# systemd-socket-activate, openssl, g++ for libFuzzer, netcat-openbsd for
+# the node e2e suite's agnhost image), Python's grpcio (from PyPI), and
+# private Docker Engines in turn (integration/dockerd.sh: Debian 12's 20.10,
+# Debian 13's 26.1, Debian unstable's 28.5, that 28.5 with the containerd
+# image store (28c, on request), and the Docker 29 line built from
+# github.com/moby/moby/v2 with the containerd image store). It builds crictl
+# and critest from cri-tools (integration/critest.sh, with the machine's
+# Go). Then:
 #
 #   1. cargo fmt --check, clippy with warnings denied, cargo doc;
 #   2. the unit tests, once, then each fuzz target for 10 s (fuzz/run.sh);
 #   3. the integration tests (integration/*.rs) on each engine of
-#      --integration (default: 20.10, 28 and 29);
+#      --integration (default: 20.10 and 29, the oldest and the newest; 28
+#      runs critest and the node e2e suite);
 #   4. critest over SPDY and over WebSocket on each engine of --critest
 #      (default: 20.10, 26, 28 and 29), with the skips listed in
 #      integration/critest-skips.txt;
@@ -25,16 +27,22 @@
 #      its Go module), leaving no rule, address or file behind;
 #   6. a real kubelet (k8s.io/kubernetes v1.36.3, integration/kubelet.sh)
 #      running static pods on the engine of --kubelet (default: 26), with
-#      its EventedPLEG and PodAndContainerStatsFromCRI gates on and off.
+#      its EventedPLEG and PodAndContainerStatsFromCRI gates on and off;
+#   7. Kubernetes' node e2e suite (k8s.io/kubernetes v1.36.3 test/e2e_node,
+#      integration/node-e2e.sh): its own API server and a kubelet driving
+#      dockershim on the engine of --node-e2e (default: 28), its
+#      [NodeConformance] [Conformance] specs (node-e2e.sh run full runs
+#      containerd's whole focus).
 #
 # Anything missing is installed or fails the run; nothing is skipped. Every
 # engine is run to the end and the failures are summed up at the end.
 #
 # Usage: integration/test.sh [--integration V[,V...]|none]
 #                            [--critest V[,V...]|none] [--kubelet V|none]
-#                            [cargo test filter...]
-#   V is 20.10, 26, 28, 28c or 29. A cargo test filter runs only the matching
-#   integration tests, and no critest or kubelet unless asked for, e.g.
+#                            [--node-e2e V|none] [cargo test filter...]
+#   V is 20.10, 26, 28, 28c or 29. A cargo test filter runs only the
+#   matching integration tests, and no critest, kubelet or node e2e unless
+#   asked for, e.g.
 #   integration/test.sh --integration 26 lifecycle
 set -euo pipefail
 
@@ -43,23 +51,27 @@ repo=$PWD
 work="${DOCKERSHIM_TEST_WORK:-/tmp/dockershim-test}"
 registry="${DOCKERSHIM_TEST_REGISTRY:-127.0.0.1:5055}"
 auth_registry="${DOCKERSHIM_TEST_AUTH_REGISTRY:-127.0.0.1:5056}"
-integration_versions="20.10,28,29"
+integration_versions="20.10,29"
 critest_versions="20.10,26,28,29"
 kubelet_versions="26"
+node_e2e_versions="28"
 critest_given=
 kubelet_given=
+node_e2e_given=
 filter=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --integration) integration_versions=${2:?--integration needs versions}; shift 2 ;;
     --critest) critest_versions=${2:?--critest needs versions}; critest_given=1; shift 2 ;;
     --kubelet) kubelet_versions=${2:?--kubelet needs a version}; kubelet_given=1; shift 2 ;;
+    --node-e2e) node_e2e_versions=${2:?--node-e2e needs a version}; node_e2e_given=1; shift 2 ;;
     *) filter+=("$1"); shift ;;
   esac
 done
 if [ ${#filter[@]} -gt 0 ]; then
   [ -n "$critest_given" ] || critest_versions=none
   [ -n "$kubelet_given" ] || kubelet_versions=none
+  [ -n "$node_e2e_given" ] || node_e2e_versions=none
 fi
 mkdir -p "$work"
 started_pids=()
@@ -89,7 +101,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 [ "$(id -u)" = 0 ] || die "run as root: the tests start dockerd and inspect containers' namespaces"
-for v in ${integration_versions//,/ } ${critest_versions//,/ } ${kubelet_versions//,/ }; do
+for v in ${integration_versions//,/ } ${critest_versions//,/ } ${kubelet_versions//,/ } ${node_e2e_versions//,/ }; do
   case "$v" in 20.10 | 26 | 28 | 28c | 29 | none) ;; *) die "unknown Docker version $v (use 20.10, 26, 28, 28c or 29)" ;; esac
 done
 
@@ -97,7 +109,7 @@ done
 missing=()
 command -v systemd-socket-activate >/dev/null || missing+=(systemd)
 for pkg in busybox-static docker-registry apache2-utils curl containernetworking-plugins \
-  iproute2 iptables runc openssl ca-certificates jq util-linux g++; do
+  iproute2 iptables runc openssl ca-certificates jq util-linux g++ netcat-openbsd; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -171,6 +183,10 @@ if [ "$kubelet_versions" != none ]; then
   say "the kubelet (k8s.io/kubernetes)"
   integration/kubelet.sh build
 fi
+if [ "$node_e2e_versions" != none ]; then
+  say "the node e2e suite (k8s.io/kubernetes)"
+  integration/node-e2e.sh build
+fi
 # The rollback to cri-dockerd runs where critest runs on Docker 26
 # (cri-dockerd needs API 1.42).
 rollback_version=
@@ -195,10 +211,10 @@ import_test_image() {
   tar -C "$rootfs" -c . | docker import -c 'ENV PATH=/bin' -c 'CMD ["sh"]' - dockershim-test/busybox:latest >/dev/null
 }
 
-# The specs of a critest run that failed (failed) or passed only on a retry
-# (flaky), one per line with its message, indented for the lists at the end
-# (where CI's excerpt of the output shows them).
-critest_specs() { # failed|flaky summary.tsv
+# The specs of a critest or node e2e run that failed (failed) or passed
+# only on a retry (flaky), one per line with its message, indented for the
+# lists at the end (where CI's excerpt of the output shows them).
+suite_specs() { # failed|flaky summary.tsv
   [ -s "$2" ] || return 0
   awk -F'\t' -v which="$1" '
     (which == "flaky" && $1 == "flaky") ||
@@ -239,10 +255,10 @@ run_critest() { # version state-dir
     DOCKERSHIM_CRITEST_WORK="$work/critest-$version-$transport" \
       integration/critest.sh run "$sock" "$transport" || {
       status=1
-      failures+=("critest $transport on Docker $version$(critest_specs failed "$summary")")
+      failures+=("critest $transport on Docker $version$(suite_specs failed "$summary")")
     }
     local flaky_specs
-    flaky_specs=$(critest_specs flaky "$summary")
+    flaky_specs=$(suite_specs flaky "$summary")
     [ -z "$flaky_specs" ] || flaky+=("critest $transport on Docker $version$flaky_specs")
   done
   kill "$pid" 2>/dev/null || true
@@ -254,17 +270,31 @@ run_critest() { # version state-dir
 base_path=$PATH
 for version in 20.10 26 28 28c 29; do
   wants "$integration_versions" "$version" || wants "$critest_versions" "$version" ||
-    wants "$kubelet_versions" "$version" || continue
+    wants "$kubelet_versions" "$version" || wants "$node_e2e_versions" "$version" || continue
   state="$work/docker-$version"
   say "Docker $version"
   docker_states+=("$state")
-  integration/dockerd.sh start "$version" "$state"
+  # The node e2e suite's RuntimeClass specs run pods with the runtime
+  # handler "test-handler", which its CI's nodes configure (as runc).
+  extra_dockerd_args=
+  ! wants "$node_e2e_versions" "$version" || extra_dockerd_args="--add-runtime test-handler=/usr/sbin/runc"
+  DOCKERSHIM_TEST_DOCKERD_ARGS="${DOCKERSHIM_TEST_DOCKERD_ARGS:-} $extra_dockerd_args" \
+    integration/dockerd.sh start "$version" "$state"
   PATH=$base_path
   eval "$(integration/dockerd.sh env "$version" "$state")"
   export DOCKER_HOST DOCKERSHIM_TEST_DOCKER DOCKERSHIM_TEST_DOCKERD_CONFIG PATH
   import_test_image
-  # First, while the engine holds no pods: the kubelet kills every CRI pod
-  # it did not create.
+  # First, while the engine holds no pods: the kubelets kill every CRI pod
+  # they did not create.
+  if wants "$node_e2e_versions" "$version"; then
+    say "node e2e suite on Docker $version"
+    export DOCKERSHIM_NODE_E2E_WORK="$work/node-e2e-$version"
+    { integration/node-e2e.sh images "$DOCKERSHIM_TEST_DOCKER" "$registry" &&
+      integration/node-e2e.sh run "$DOCKERSHIM_TEST_DOCKER" conformance; } ||
+      failures+=("node e2e on Docker $version$(suite_specs failed "$DOCKERSHIM_NODE_E2E_WORK/run/summary.tsv")")
+    node_e2e_flaky=$(suite_specs flaky "$DOCKERSHIM_NODE_E2E_WORK/run/summary.tsv")
+    [ -z "$node_e2e_flaky" ] || flaky+=("node e2e on Docker $version$node_e2e_flaky")
+  fi
   if wants "$kubelet_versions" "$version"; then
     say "the kubelet on Docker $version (EventedPLEG and PodAndContainerStatsFromCRI on, then off)"
     integration/kubelet.sh run "$DOCKERSHIM_TEST_DOCKER" both || failures+=("kubelet on Docker $version")

@@ -67,6 +67,22 @@ pub fn image_ref(image_id: &str, image: Option<&ImageInspect>) -> String {
     }
 }
 
+/// The image name a container's status shows: the image's first tag, as
+/// Kubernetes' own dockershim and containerd report it. The kubelet creates
+/// containers from the image's id (`sha256:...`), which is what Docker then
+/// records, and it shows this name in the pod's status, where a user (and
+/// the node e2e suite) expects the name the image was pulled by. An image
+/// without a tag keeps what the container was created from.
+pub fn status_image_name(created_from: Option<&str>, image: Option<&ImageInspect>) -> String {
+    image
+        .and_then(|i| i.repo_tags.as_ref())
+        .and_then(|tags| tags.iter().find(|tag| tag.as_str() != "<none>:<none>"))
+        .map(String::as_str)
+        .or(created_from)
+        .unwrap_or_default()
+        .to_string()
+}
+
 /// A full CRI status from `docker inspect` of the container and its image.
 pub fn status_from_inspect(
     inspected: &ContainerInspectResponse,
@@ -108,7 +124,7 @@ pub fn status_from_inspect(
         finished_at: timestamp_nanos(state.finished_at.as_deref()),
         exit_code: i32::try_from(exit_code).unwrap_or(i32::MAX),
         image: Some(ImageSpec {
-            image: config.image.clone().unwrap_or_default(),
+            image: status_image_name(config.image.as_deref(), image),
             ..Default::default()
         }),
         image_ref: image_ref(&image_id, image),
@@ -395,6 +411,31 @@ mod tests {
             s.mounts[0].propagation,
             MountPropagation::PropagationHostToContainer as i32
         );
+    }
+
+    #[test]
+    fn the_status_names_the_image_by_its_first_tag() {
+        let tagged = ImageInspect {
+            repo_tags: Some(vec![
+                "<none>:<none>".into(),
+                "registry.k8s.io/busybox:1".into(),
+            ]),
+            ..Default::default()
+        };
+        let untagged = ImageInspect {
+            repo_tags: Some(vec![]),
+            ..Default::default()
+        };
+        let s = status_from_inspect(
+            &inspected(ContainerStateStatusEnum::RUNNING, 0, false, ""),
+            Some(&tagged),
+        );
+        assert_eq!(s.image.unwrap().image, "registry.k8s.io/busybox:1");
+        assert_eq!(
+            status_image_name(Some("sha256:abc"), Some(&untagged)),
+            "sha256:abc"
+        );
+        assert_eq!(status_image_name(Some("busybox"), None), "busybox");
     }
 
     #[test]
