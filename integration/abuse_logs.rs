@@ -6,14 +6,13 @@
 //! answered (truncated), and that the shim still serves another pod.
 
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use dockershim::container::exec_output::EXEC_OUTPUT_CAP;
 use dockershim::cri::*;
 use dockershim::logs::crilog::{self, Tag};
 
+use crate::support::rss::RssWatch;
 use crate::support::*;
 
 /// Most the shim's RSS may grow during one abuse (docs/operations.md,
@@ -21,72 +20,6 @@ use crate::support::*;
 const RSS_BOUND: u64 = 64 * 1024 * 1024;
 /// The kubelet's gRPC message limit, as its CRI client sets it.
 const KUBELET_MAX_MESSAGE: usize = 16 * 1024 * 1024;
-
-/// The resident set of process `pid`, in bytes.
-fn vm_rss(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
-    let kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS in /proc/<pid>/status");
-    kib * 1024
-}
-
-/// Samples a process's RSS in the background until stopped, keeping the peak.
-struct RssWatch {
-    pid: u32,
-    before: u64,
-    peak: Arc<AtomicU64>,
-    stop: Arc<AtomicBool>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl RssWatch {
-    fn start(pid: u32) -> Self {
-        let before = vm_rss(pid);
-        let peak = Arc::new(AtomicU64::new(before));
-        let stop = Arc::new(AtomicBool::new(false));
-        let task = {
-            let (peak, stop) = (peak.clone(), stop.clone());
-            tokio::spawn(async move {
-                // At most 10 minutes of samples.
-                for _ in 0..30_000 {
-                    if stop.load(Ordering::Relaxed) {
-                        break;
-                    }
-                    peak.fetch_max(vm_rss(pid), Ordering::Relaxed);
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-            })
-        };
-        Self {
-            pid,
-            before,
-            peak,
-            stop,
-            task,
-        }
-    }
-
-    /// (before, peak, after), printed for docs/performance.md.
-    async fn finish(self, what: &str) -> (u64, u64, u64) {
-        self.stop.store(true, Ordering::Relaxed);
-        self.task.await.expect("RSS sampler");
-        let after = vm_rss(self.pid);
-        let peak = self.peak.load(Ordering::Relaxed).max(after);
-        let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
-        println!(
-            "RSS {what}: before {:.1} MiB, peak {:.1} MiB (+{:.1}), after {:.1} MiB (+{:.1})",
-            mib(self.before),
-            mib(peak),
-            mib(peak - self.before),
-            mib(after),
-            mib(after.saturating_sub(self.before)),
-        );
-        (self.before, peak, after)
-    }
-}
 
 /// Another pod still starts, runs a container and answers an exec.
 async fn still_serves_another_pod(rt: &mut Cri, cleanup: &Cleanup) {
@@ -178,7 +111,7 @@ async fn a_tty_flood_without_newlines_reaches_the_file_in_partial_lines() {
         std::fs::metadata(&path).map_or(0, |m| m.len()) >= expected
     })
     .await;
-    let (before, peak, _) = watch.finish("TTY flood of 128 MiB without a newline").await;
+    let rss = watch.finish("TTY flood of 128 MiB without a newline").await;
     assert!(
         written,
         "the log file holds {} of the first {expected} bytes",
@@ -193,11 +126,7 @@ async fn a_tty_flood_without_newlines_reaches_the_file_in_partial_lines() {
     );
     assert!(longest <= 16 * 1024, "an entry of {longest} bytes");
     assert!(entries >= LOGGED / (16 * 1024));
-    assert!(
-        peak - before < RSS_BOUND,
-        "the shim's RSS grew by {} bytes",
-        peak - before
-    );
+    rss.assert_growth_under(RSS_BOUND, "TTY flood");
     still_serves_another_pod(&mut rt, &cleanup).await;
     stop_and_remove_pod(&mut rt, &pod_id).await;
 }
@@ -254,14 +183,10 @@ async fn exec_probes_printing_floods_are_answered_truncated() {
         assert_eq!(answer.exit_code, 0);
         assert!(answer.stdout.len() + answer.stderr.len() <= EXEC_OUTPUT_CAP);
     }
-    let (before, peak, _) = watch
+    watch
         .finish("ExecSync of 20 MB, then 8 concurrent of 15 MB")
-        .await;
-    assert!(
-        peak - before < RSS_BOUND,
-        "the shim's RSS grew by {} bytes",
-        peak - before
-    );
+        .await
+        .assert_growth_under(RSS_BOUND, "ExecSync floods");
     still_serves_another_pod(&mut rt, &cleanup).await;
     stop_and_remove_pod(&mut rt, &pod_id).await;
 }

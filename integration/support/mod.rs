@@ -7,6 +7,7 @@
 
 #![allow(dead_code)]
 
+pub mod rss;
 pub mod stream_client;
 
 use std::collections::HashMap;
