@@ -8,8 +8,8 @@
 use std::path::Path;
 use std::time::Duration;
 
-use dockershim::container::exec_output::EXEC_OUTPUT_CAP;
 use dockershim::cri::*;
+use dockershim::exec_output::EXEC_OUTPUT_CAP;
 use dockershim::logs::crilog::{self, Tag};
 
 use crate::support::rss::RssWatch;

@@ -17,6 +17,8 @@
 //! - [`info`]: `Version`, `Status`, `RuntimeConfig`.
 //! - [`sandbox`]: pod sandboxes (pause containers).
 //! - [`container`]: application containers and `ExecSync`.
+//! - [`exec_output`]: `ExecSync` output under its per-call and node-wide
+//!   memory bounds.
 //! - [`image`]: images, registry auth, the built-in pause image.
 //! - [`logs`]: the containers' CRI log files.
 //! - [`network`]: pod networking: Docker's bridge or CNI plugins.
@@ -48,6 +50,7 @@ pub mod cri;
 pub mod docker;
 pub mod error;
 pub mod events;
+pub mod exec_output;
 pub mod host;
 pub mod image;
 pub mod info;

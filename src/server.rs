@@ -20,7 +20,7 @@ use crate::docker::{DockerApi, DockerError};
 use crate::shim::Shim;
 use crate::streaming::{Streaming, StreamingConfig};
 
-pub use crate::cri::MAX_MESSAGE_SIZE;
+pub use crate::api::MAX_MESSAGE_SIZE;
 
 /// How long in-flight calls may run on after SIGTERM.
 /// RPCs one connection may have in progress at once; more wait for a

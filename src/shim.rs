@@ -67,7 +67,7 @@ pub struct Shim {
     /// generation (built by `container::list`).
     pub container_list: ListCache<crate::api::Container>,
     /// ExecSync output held across calls.
-    pub exec_output: crate::container::exec_output::ExecOutputBudget,
+    pub exec_output: crate::exec_output::ExecOutputBudget,
 }
 
 impl Shim {

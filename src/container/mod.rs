@@ -1,7 +1,6 @@
 //! Application containers: create, start, stop, remove, list, status,
 //! resource updates and synchronous exec.
 
-pub mod exec_output;
 pub mod spec;
 pub mod status;
 
@@ -21,7 +20,7 @@ use crate::shim::Shim;
 use crate::view::Kind;
 use crate::{naming, sandbox};
 
-pub use exec_output::EXEC_OUTPUT_CAP;
+pub use crate::exec_output::EXEC_OUTPUT_CAP;
 
 /// Creates a container in a sandbox; returns its id.
 pub async fn create(shim: &Shim, req: CreateContainerRequest) -> Result<String> {
@@ -419,7 +418,7 @@ pub async fn exec_sync(shim: &Shim, req: ExecSyncRequest) -> Result<ExecSyncResp
             .start_exec(&exec_id, false, None)
             .await
             .context(|| format!("start exec {exec_id} in container {cid}"))?;
-        exec_output::collect(raw, EXEC_OUTPUT_CAP, &shim.exec_output)
+        crate::exec_output::collect(raw, EXEC_OUTPUT_CAP, &shim.exec_output)
             .await
             .map_err(|e| Error::Internal(format!("read the output of exec {exec_id}: {e}")))
     };

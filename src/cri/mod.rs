@@ -16,9 +16,6 @@ pub mod wire_status;
 pub use crate::api as v1;
 pub use crate::api::*;
 
-/// Largest gRPC message accepted or sent, as the kubelet's own limit.
-pub const MAX_MESSAGE_SIZE: usize = 16 * 1024 * 1024;
-
 use crate::error::Error;
 
 /// Runs a handler's result through the one error mapping, logging failures

@@ -17,8 +17,8 @@ use tonic::body::Body;
 use tonic::codegen::http::{self, HeaderMap, HeaderValue, Request, Response};
 use tower::{Layer, Service};
 
-use super::MAX_MESSAGE_SIZE;
 use crate::api::ListPodSandboxResponse;
+use crate::api::MAX_MESSAGE_SIZE;
 use crate::api::{ListContainersRequest, ListContainersResponse, ListPodSandboxRequest};
 use crate::shim::Shim;
 use crate::view::GenerationCache;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::cri::MAX_MESSAGE_SIZE;
+use crate::api::MAX_MESSAGE_SIZE;
 use crate::docker::RawStream;
 use crate::docker::hijack::{Demuxer, Output};
 
