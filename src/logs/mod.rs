@@ -9,7 +9,6 @@
 //! output written before any writer was attached.
 
 pub mod crilog;
-pub mod tty;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -18,7 +17,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use tokio::io::AsyncRead;
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
@@ -26,10 +25,11 @@ use crate::docker::hijack::{Demuxer, Output};
 use crate::docker::{DockerApi, Filters};
 use crate::naming;
 use crilog::{LineSplitter, LogFile, Stream};
-use tty::{DOCKER_MESSAGE_MAX, TtyMessages};
 
 /// Longest CRI log entry; longer lines are split into partial entries.
 pub const MAX_LINE: usize = 16 * 1024;
+/// Size at which Docker's log copier cuts a line into partial messages.
+const DOCKER_MESSAGE_MAX: usize = 16 * 1024;
 /// Buffered log data reaches the file at least this often.
 const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
 
@@ -335,8 +335,8 @@ type Message = (Stream, DateTime<Utc>, Bytes);
 enum Messages {
     /// Multiplexed frames, one message each (containers without a TTY).
     Framed(Demuxer<Box<dyn AsyncRead + Send + Unpin>>),
-    /// Timestamped raw output (TTY containers).
-    Raw(TtyMessages<Box<dyn AsyncRead + Send + Unpin>>),
+    /// Raw lines, each starting with its timestamp (TTY containers).
+    Raw(BufReader<Box<dyn AsyncRead + Send + Unpin>>, Vec<u8>),
 }
 
 impl Messages {
@@ -348,11 +348,12 @@ impl Messages {
                     Some((Output::Stderr, bytes)) => (Stream::Stderr, bytes),
                     None => return Ok(None),
                 },
-                Messages::Raw(messages) => {
-                    return Ok(messages
-                        .next()
-                        .await?
-                        .map(|(ts, content)| (Stream::Stdout, ts, content)));
+                Messages::Raw(reader, line) => {
+                    line.clear();
+                    if reader.read_until(b'\n', line).await? == 0 {
+                        return Ok(None);
+                    }
+                    (Stream::Stdout, Bytes::copy_from_slice(line))
                 }
             };
             let Some(space) = payload.iter().position(|b| *b == b' ') else {
@@ -412,7 +413,7 @@ async fn copy_logs(
         .await
         .map_err(|e| std::io::Error::other(e.to_string()))?;
     let mut messages = if tty {
-        Messages::Raw(TtyMessages::new(body))
+        Messages::Raw(BufReader::new(body), Vec::new())
     } else {
         Messages::Framed(Demuxer::new(body))
     };
