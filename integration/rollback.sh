@@ -319,6 +319,15 @@ cleanup() {
     cp "$work"/*.log "$work"/*.json "$logs"/ 2>/dev/null
     printf 'the logs of dockershim and cri-dockerd are in %s\n' "$logs" >&2
   fi
+  # dockershim pins each CNI pod's network namespace under its root
+  # (<root>/netns/<sandbox id>, a bind mount) until its own teardown; a pod
+  # cri-dockerd tore down keeps its pin (docs/operations.md, "Back to
+  # cri-dockerd").
+  local pin
+  for pin in "$work"/*/netns/*; do
+    [ -e "$pin" ] || continue
+    umount "$pin" 2>/dev/null || umount -l "$pin"
+  done
   rm -rf "$work"
   if [ "$status" -eq 0 ]; then
     say "done in $((SECONDS - run_start))s"
