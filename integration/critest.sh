@@ -62,6 +62,8 @@ die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 . "$repo/integration/go-tools.sh"
 # shellcheck source=integration/test-images.sh
 . "$repo/integration/test-images.sh"
+# shellcheck source=integration/run-teardown.sh
+. "$repo/integration/run-teardown.sh"
 
 # Processes and host changes to undo on exit, whatever the exit path.
 started_pids=()
@@ -69,30 +71,12 @@ cleanups=()
 critest_pid=
 # shellcheck disable=SC2317 # run by the EXIT trap
 cleanup() {
-  local pid i
   if [ -n "$critest_pid" ]; then
-    # Interrupted during the run: ginkgo takes SIGTERM as an interrupt, runs
-    # the specs' cleanup and exits.
-    # Wait for the whole group (ginkgo's nodes outlive critest), at most a
-    # minute (ginkgo's grace period is 30s), then kill what is left.
-    kill -TERM -- "-$critest_pid" 2>/dev/null || true
-    for _ in $(seq 1 60); do
-      kill -0 -- "-$critest_pid" 2>/dev/null || break
-      sleep 1
-    done
-    kill -KILL -- "-$critest_pid" 2>/dev/null || true
-    wait "$critest_pid" 2>/dev/null || true
+    # Interrupted during the run.
+    stop_ginkgo_group "$critest_pid"
     (remove_leftover_pods "${crictl[@]}") || true
   fi
-  for pid in "${started_pids[@]}"; do
-    kill "$pid" 2>/dev/null || true
-  done
-  for pid in "${started_pids[@]}"; do
-    wait "$pid" 2>/dev/null || true
-  done
-  for ((i = ${#cleanups[@]} - 1; i >= 0; i--)); do
-    eval "${cleanups[i]}" || true
-  done
+  run_teardown
 }
 trap cleanup EXIT
 # Exit (and so clean up) on SIGINT and SIGTERM too.

@@ -83,33 +83,19 @@ die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 . "$repo/integration/test-images.sh"
 # shellcheck source=integration/node-host.sh
 . "$repo/integration/node-host.sh"
+# shellcheck source=integration/run-teardown.sh
+. "$repo/integration/run-teardown.sh"
 
 started_pids=()
 cleanups=()
 suite_pid=
 # shellcheck disable=SC2317 # run by the EXIT trap
 cleanup() {
-  local pid i
   if [ -n "$suite_pid" ]; then
-    # Interrupted during the run: ginkgo takes SIGTERM as an interrupt and
-    # stops its processes and the services; then whatever is left goes.
-    kill -TERM -- "-$suite_pid" 2>/dev/null || true
-    for _ in $(seq 1 60); do
-      kill -0 -- "-$suite_pid" 2>/dev/null || break
-      sleep 1
-    done
-    kill -KILL -- "-$suite_pid" 2>/dev/null || true
-    wait "$suite_pid" 2>/dev/null || true
+    # Interrupted during the run.
+    stop_ginkgo_group "$suite_pid"
   fi
-  for pid in "${started_pids[@]}"; do
-    kill "$pid" 2>/dev/null || true
-  done
-  for pid in "${started_pids[@]}"; do
-    wait "$pid" 2>/dev/null || true
-  done
-  for ((i = ${#cleanups[@]} - 1; i >= 0; i--)); do
-    eval "${cleanups[i]}" || true
-  done
+  run_teardown
 }
 trap cleanup EXIT
 trap 'exit 130' INT
