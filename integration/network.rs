@@ -480,6 +480,79 @@ async fn ip_masquerade_rules_go_with_the_pod_after_its_pause_process_died() {
     );
 }
 
+/// A masquerading lab's shim with one pod, for the removal-behind-its-back
+/// tests: the pod's id, with its IP and rules in place.
+async fn masquerading_pod(lab: &Lab, cleanup: &Cleanup, name: &str) -> (Shim, String) {
+    let list = lab
+        .conflist(&lab.network)
+        .replace(r#""ipMasq":false"#, r#""ipMasq":true"#);
+    std::fs::write(lab.conf_dir().join("10-test.conflist"), list).expect("write conflist");
+    let shim = lab.shim().await;
+    let mut rt = shim.runtime().await;
+    let id = run_pod(&mut rt, &pod_config(cleanup, &unique(name))).await;
+    assert!(!rules_naming(&id).is_empty(), "masquerade rules made");
+    assert_eq!(lab.allocations(&lab.network).len(), 1, "IP allocated");
+    (shim, id)
+}
+
+fn pins(shim: &Shim) -> usize {
+    std::fs::read_dir(shim.dir.join("state/netns"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+fn docker_rm_force(id: &str) {
+    let out = Command::new("docker")
+        .args(["rm", "-f", id])
+        .output()
+        .expect("docker rm");
+    assert!(out.status.success(), "docker rm -f {id}: {out:?}");
+}
+
+/// `docker rm -f` of a pause container: the kubelet's RemovePodSandbox
+/// then finds no sandbox, and must still get its network torn down.
+#[tokio::test]
+async fn removing_a_pod_that_docker_removed_tears_its_network_down() {
+    let lab = Lab::new();
+    let cleanup = Cleanup::new();
+    let (shim, id) = masquerading_pod(&lab, &cleanup, "cni-rmf").await;
+    let mut rt = shim.runtime().await;
+    docker_rm_force(&id);
+    rt.remove_pod_sandbox(RemovePodSandboxRequest {
+        pod_sandbox_id: id.clone(),
+    })
+    .await
+    .expect("removing a sandbox Docker no longer has succeeds");
+    assert_eq!(rules_naming(&id), Vec::<String>::new(), "rules left behind");
+    assert!(lab.allocations(&lab.network).is_empty(), "IP released");
+    assert!(!lab.cache_entry(&lab.network, &id).exists());
+    assert_eq!(pins(&shim), 0, "the namespace pin is released");
+}
+
+/// A pod removed with Docker while no shim ran: nobody will ever ask for
+/// its teardown, so the next start of the shim does it.
+#[tokio::test]
+async fn a_start_tears_down_the_network_of_pods_removed_while_no_shim_ran() {
+    let lab = Lab::new();
+    let cleanup = Cleanup::new();
+    let (mut shim, id) = masquerading_pod(&lab, &cleanup, "cni-gone").await;
+    shim.kill();
+    docker_rm_force(&id);
+    shim.restart().await;
+    let reclaimed = eventually(Duration::from_secs(20), || async {
+        rules_naming(&id).is_empty() && lab.allocations(&lab.network).is_empty() && pins(&shim) == 0
+    })
+    .await;
+    assert!(
+        reclaimed,
+        "left behind: rules {:?}, IPs {:?}, {} pins",
+        rules_naming(&id),
+        lab.allocations(&lab.network),
+        pins(&shim)
+    );
+    assert!(!lab.cache_entry(&lab.network, &id).exists());
+}
+
 #[tokio::test]
 async fn teardown_uses_the_cached_attachment_after_the_config_changed_across_a_restart() {
     let lab = Lab::new();

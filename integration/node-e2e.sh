@@ -66,6 +66,9 @@ k8s_version=v1.36.3
 cache_parent="${DOCKERSHIM_TEST_CACHE:-/var/cache/dockershim-test}"
 tools="$cache_parent/node-e2e-$k8s_version"
 kubelet_bin="$cache_parent/kubelet-$k8s_version/kubelet"
+# critest.sh's build; when present, the teardown removes the pods through
+# the shim, so their networks are torn down as a kubelet would.
+crictl_bin="$cache_parent/cri-tools-v1.37.0/crictl"
 work="${DOCKERSHIM_NODE_E2E_WORK:-/tmp/dockershim-node-e2e}"
 shim_bin="${DOCKERSHIM_BIN:-$repo/target/debug/dockershim}"
 skips_file="$repo/integration/node-e2e-skips.txt"
@@ -345,6 +348,11 @@ summarize() {
 shim_pid=
 made_dirs=()
 teardown() {
+  if [ -n "$shim_pid" ] && kill -0 "$shim_pid" 2>/dev/null && [ -x "$crictl_bin" ]; then
+    timeout 120 "$crictl_bin" --runtime-endpoint "unix://$work/run/shim.sock" \
+      --image-endpoint "unix://$work/run/shim.sock" rmp -af >/dev/null 2>&1 ||
+      printf 'warning: crictl rmp -af failed\n' >&2
+  fi
   stop_pid "$shim_pid" dockershim
   shim_pid=
   local id
@@ -355,6 +363,9 @@ teardown() {
       printf 'warning: cannot remove container %s\n' "$id" >&2
   done
   unmount_under /var/lib/kubelet
+  # The shim pins each pod's network namespace until the pod's teardown,
+  # which the removals above bypassed.
+  unmount_under "$work/run/shim"
   remove_kubepods_cgroups || true
   ip link del "$pod_bridge" 2>/dev/null || true
   # The kubelet's directories, when the run made them: its state files
@@ -403,6 +414,8 @@ do_run() {
   fi
 
   take_registry_hosts_lock
+  # A killed run can leave the shim's namespace pins mounted.
+  unmount_under "$work/run"
   rm -rf "$work/run"
   local w="$work/run"
   mkdir -p "$w/report" "$w/net.d" "$w/shim" "$w/cni-cache" "$w/ipam"

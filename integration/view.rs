@@ -388,7 +388,7 @@ async fn stats_come_from_the_containers_cgroups() {
         "burn"
     );
 
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
     let second = stats(&mut rt).await;
     let cpu2 = second.cpu.as_ref().unwrap();
     assert!(

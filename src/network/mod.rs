@@ -237,6 +237,17 @@ impl Network {
         cni.detach(sandbox_id, pid, pod).await
     }
 
+    /// The sandboxes whose network namespace is pinned: each has had a
+    /// successful ADD and no DEL yet.
+    pub fn pinned_sandboxes(&self) -> Result<Vec<String>> {
+        let Some(cni) = &self.cni else {
+            return Ok(Vec::new());
+        };
+        cni.pins.sandboxes().map_err(|err| {
+            Error::Internal(format!("list the pinned pod network namespaces: {err}"))
+        })
+    }
+
     /// The pod's IPs, primary first; `None` when the network is not CNI's
     /// (Docker reports the IPs then).
     pub fn pod_ips(&self, sandbox_id: &str) -> Option<Vec<IpAddr>> {

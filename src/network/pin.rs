@@ -66,6 +66,26 @@ impl NetnsPins {
         self.path(sandbox_id).filter(|p| is_namespace(p))
     }
 
+    /// The sandboxes with a pin (or the empty file a crash between its
+    /// two steps left); nothing when the directory does not exist yet.
+    pub fn sandboxes(&self) -> io::Result<Vec<String>> {
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(err) => return Err(err),
+        };
+        let mut ids = Vec::new();
+        for entry in entries {
+            if let Some(name) = entry?.file_name().to_str()
+                && naming::is_full_id(name)
+            {
+                ids.push(name.to_string());
+            }
+        }
+        ids.sort();
+        Ok(ids)
+    }
+
     /// Releases the sandbox's pin (its DEL has run); nothing to do when
     /// there is none.
     pub fn unpin(&self, sandbox_id: &str) -> io::Result<()> {
@@ -114,5 +134,21 @@ mod tests {
         pins.unpin(&id).expect("unpin");
         assert!(!dir.path().join(&id).exists());
         pins.unpin(&id).expect("unpin twice");
+    }
+
+    #[test]
+    fn sandboxes_lists_only_pin_names() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let pins = NetnsPins::new(dir.path().join("netns"));
+        assert_eq!(
+            pins.sandboxes().expect("no directory yet"),
+            Vec::<String>::new()
+        );
+        std::fs::create_dir(dir.path().join("netns")).expect("mkdir");
+        let (a, b) = ("c".repeat(64), "d".repeat(64));
+        for name in [b.as_str(), a.as_str(), "not-an-id", "abc"] {
+            std::fs::write(dir.path().join("netns").join(name), b"").expect("write");
+        }
+        assert_eq!(pins.sandboxes().expect("list"), vec![a, b]);
     }
 }

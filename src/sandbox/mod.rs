@@ -298,7 +298,15 @@ fn pod_config_of(inspected: &ContainerInspectResponse) -> PodSandboxConfig {
 pub async fn remove(shim: &Shim, id: &str) -> Result<()> {
     let sandbox = match inspect(shim, id).await {
         Ok(sandbox) => sandbox,
-        Err(Error::NotFound(_)) => return Ok(()),
+        Err(Error::NotFound(_)) => {
+            // Removed behind the shim's back (`docker rm -f`): its network
+            // may still be attached. Only a full id can name what the CNI
+            // cache and the pins hold.
+            if naming::is_full_id(id) {
+                shim.network.detach(id, None, None).await?;
+            }
+            return Ok(());
+        }
         Err(err) => return Err(err),
     };
     let sandbox_id = sandbox.id();
@@ -333,6 +341,39 @@ pub async fn remove(shim: &Shim, id: &str) -> Result<()> {
     }
     tracing::info!(sandbox = %sandbox_id, "pod sandbox removed");
     Ok(())
+}
+
+/// Tears down the networks of pods whose pause container is gone while
+/// their namespace is still pinned: removed with Docker directly, or while
+/// no shim ran. Their DEL would otherwise never run, leaving the pod's IP
+/// allocated and its iptables rules behind. Run once at start; a failure
+/// is logged and left for the next start.
+pub async fn reclaim_orphaned_networks(shim: &Shim) {
+    let pinned = match shim.network.pinned_sandboxes() {
+        Ok(pinned) => pinned,
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot look for orphaned pod networks");
+            return;
+        }
+    };
+    for id in pinned {
+        match shim.docker.inspect_container(&id).await {
+            Err(DockerError::NotFound(_)) => {}
+            Ok(_) => continue,
+            Err(err) => {
+                tracing::warn!(sandbox = %id, error = %err, "cannot tell whether a pinned pod still exists");
+                continue;
+            }
+        }
+        match shim.network.detach(&id, None, None).await {
+            Ok(()) => {
+                tracing::info!(sandbox = %id, "tore down the network of a pod removed while no shim ran")
+            }
+            Err(err) => {
+                tracing::warn!(sandbox = %id, error = %err, "cannot tear down the network of a removed pod")
+            }
+        }
+    }
 }
 
 /// The status of one sandbox.

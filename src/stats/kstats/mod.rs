@@ -56,18 +56,33 @@ pub use self::rootfs::overlay_upper_dir_of_pid;
 
 /// CPU usage in nano-cores (billionths of a CPU) from two cumulative samples.
 ///
-/// Keeps the last sample per key (a container or sandbox id); each
-/// [`observe`](Self::observe) returns the average rate since the previous
-/// sample of that key. Thread-safe; share it by reference or in an `Arc`.
+/// Keeps, per key (a container or sandbox id), the sample that starts the
+/// current window and the rate of the last full window. Every caller shares
+/// the tracker (the kubelet's stats calls, its metrics scrapes, the
+/// metrics endpoint), and two calls a millisecond apart would otherwise
+/// measure a millisecond: an idle-looking zero for a container that works
+/// in bursts. So a window is at least [`MIN_WINDOW`] long, and calls inside
+/// it get the last full window's rate. Thread-safe; share it by reference
+/// or in an `Arc`.
 #[derive(Debug, Default)]
 pub struct CpuRateTracker {
-    last: Mutex<HashMap<String, CpuSample>>,
+    last: Mutex<HashMap<String, CpuWindow>>,
 }
+
+/// The shortest span a rate is measured over.
+pub const MIN_WINDOW: std::time::Duration = std::time::Duration::from_secs(1);
 
 #[derive(Debug, Clone, Copy)]
 struct CpuSample {
     at: Instant,
     cpu_usage_ns: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct CpuWindow {
+    start: CpuSample,
+    /// The rate over the last full window, if one has passed.
+    rate: Option<u64>,
 }
 
 impl CpuRateTracker {
@@ -77,25 +92,40 @@ impl CpuRateTracker {
     }
 
     /// Records `cpu_usage_ns` (cumulative CPU time) taken at `at` for `key` and
-    /// returns the nano-cores used since the previous sample of `key`.
+    /// returns the nano-cores used over the last full window.
     ///
-    /// `None` on the first sample, when the counter went backwards (the
-    /// container was recreated under the same key), or when no time passed
-    /// since the previous sample. A sample older than the stored one (two
-    /// callers racing) is ignored and yields `None`; otherwise the new sample
-    /// replaces the stored one.
+    /// `None` until a first window of [`MIN_WINDOW`] has passed, and after
+    /// the counter went backwards (the container was recreated under the
+    /// same key). A sample inside the current window, or older than its
+    /// start (two callers racing), leaves the window as it is.
     pub fn observe(&self, key: &str, at: Instant, cpu_usage_ns: u64) -> Option<u64> {
         let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
         let sample = CpuSample { at, cpu_usage_ns };
-        let Some(prev) = last.get_mut(key) else {
-            last.insert(key.to_owned(), sample);
+        let Some(window) = last.get_mut(key) else {
+            last.insert(
+                key.to_owned(),
+                CpuWindow {
+                    start: sample,
+                    rate: None,
+                },
+            );
             return None;
         };
-        if at < prev.at {
+        if cpu_usage_ns < window.start.cpu_usage_ns {
+            *window = CpuWindow {
+                start: sample,
+                rate: None,
+            };
             return None;
         }
-        let before = std::mem::replace(prev, sample);
-        nano_cores(before, sample)
+        let long_enough = at
+            .checked_duration_since(window.start.at)
+            .is_some_and(|elapsed| elapsed >= MIN_WINDOW);
+        if long_enough {
+            window.rate = nano_cores(window.start, sample);
+            window.start = sample;
+        }
+        window.rate
     }
 
     /// Keeps only the keys for which `keep` returns true; for pruning after a
@@ -156,16 +186,28 @@ mod tests {
     }
 
     #[test]
-    fn cpu_rate_same_instant_or_older_sample_is_none() {
+    fn cpu_rate_calls_inside_a_window_get_the_last_full_windows_rate() {
         let t = CpuRateTracker::new();
         let t0 = Instant::now();
-        let t1 = t0 + Duration::from_secs(1);
-        assert_eq!(t.observe("a", t1, 1_000_000_000), None);
-        assert_eq!(t.observe("a", t1, 2_000_000_000), None);
-        // An older sample is ignored and does not replace the stored one.
-        assert_eq!(t.observe("a", t0, 500), None);
+        assert_eq!(t.observe("a", t0, 0), None);
+        // Inside the first window: nothing measured yet.
+        let early = t0 + Duration::from_millis(300);
+        assert_eq!(t.observe("a", early, 100_000_000), None);
+        let t1 = t0 + Duration::from_secs(2);
+        assert_eq!(t.observe("a", t1, 1_000_000_000), Some(500_000_000));
+        // A caller right after another (the kubelet's list calls back to
+        // back, a scrape) gets the same rate, not that of a millisecond in
+        // which the container happened to sleep.
+        let right_after = t1 + Duration::from_millis(1);
+        assert_eq!(
+            t.observe("a", right_after, 1_000_000_000),
+            Some(500_000_000)
+        );
+        // An older sample (a racing caller) changes nothing either.
+        assert_eq!(t.observe("a", t0, 1_000_000_000), Some(500_000_000));
+        // The next window starts at t1: 1 s of CPU over 1 s.
         let t2 = t1 + Duration::from_secs(1);
-        assert_eq!(t.observe("a", t2, 3_000_000_000), Some(1_000_000_000));
+        assert_eq!(t.observe("a", t2, 2_000_000_000), Some(1_000_000_000));
     }
 
     #[test]
