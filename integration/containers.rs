@@ -665,3 +665,84 @@ async fn image_volume_sub_paths_are_checked_in_the_image() {
     }
     stop_and_remove_pod(&mut rt, &pod).await;
 }
+
+/// Two image volumes of one image in one container, as a pod with two
+/// volumes of the same image has: Docker 28 names an image mount's layer by
+/// its source and refused the second ("mount already exists with name").
+/// Both are mounted, and ContainerStatus names the image by its id for each.
+#[tokio::test]
+async fn one_image_mounted_twice_in_a_container() {
+    ensure_test_image();
+    let api = docker().await.version().await.unwrap().api_version.unwrap();
+    let (major, minor) = api.split_once('.').unwrap();
+    if (major.parse::<u32>().unwrap(), minor.parse::<u32>().unwrap()) < (1, 48) {
+        // Image volumes need API 1.48; image_volume_sub_paths_are_checked_in_the_image
+        // covers the refusal before that.
+        return;
+    }
+    let cleanup = Cleanup::new();
+    let shim = Shim::start().await;
+    let mut rt = shim.runtime().await;
+    let pod_config = pod_config(&cleanup, &unique("twice"));
+    let pod = run_pod(&mut rt, &pod_config).await;
+    let mut config = container_config(&cleanup, &unique("twice"), "sleep 60");
+    for path in ["/image-a", "/image-b", "/image-c"] {
+        config.mounts.push(Mount {
+            container_path: path.into(),
+            image: Some(ImageSpec {
+                image: TEST_IMAGE.into(),
+                ..Default::default()
+            }),
+            readonly: true,
+            ..Default::default()
+        });
+    }
+    let id = rt
+        .create_container(CreateContainerRequest {
+            pod_sandbox_id: pod.clone(),
+            config: Some(config),
+            sandbox_config: Some(pod_config.clone()),
+        })
+        .await
+        .expect("CreateContainer with one image mounted three times")
+        .into_inner()
+        .container_id;
+    rt.start_container(StartContainerRequest {
+        container_id: id.clone(),
+    })
+    .await
+    .expect("StartContainer");
+    let (out, err, code) = exec(
+        &mut rt,
+        &id,
+        &[
+            "ls",
+            "/image-a/bin/busybox",
+            "/image-b/bin/busybox",
+            "/image-c/bin/busybox",
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "every mount holds the image: {out} {err}");
+    let image_id = docker()
+        .await
+        .inspect_image(TEST_IMAGE)
+        .await
+        .unwrap()
+        .id
+        .unwrap();
+    let status = container_status(&mut rt, &id).await;
+    let mut images: Vec<(String, String)> = status
+        .mounts
+        .iter()
+        .filter_map(|m| Some((m.container_path.clone(), m.image.as_ref()?.image.clone())))
+        .collect();
+    images.sort();
+    assert_eq!(
+        images,
+        ["/image-a", "/image-b", "/image-c"]
+            .map(|p| (p.to_string(), image_id.clone()))
+            .to_vec()
+    );
+    stop_and_remove_pod(&mut rt, &pod).await;
+}

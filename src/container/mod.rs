@@ -4,6 +4,7 @@
 pub mod spec;
 pub mod status;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -81,6 +82,11 @@ async fn resolve_image_volumes(
     if shim.settings.docker_api < (1, 48) {
         return Ok(()); // the spec refuses image volumes with UNIMPLEMENTED
     }
+    // How often each image is mounted so far: Docker before 29 names an
+    // image mount's layer by the container and the source string only, so
+    // a second mount of the same image (two volumes of one image, as a pod
+    // may have) fails with "mount already exists with name".
+    let mut mounted: HashMap<String, usize> = HashMap::new();
     for mount in &mut config.mounts {
         let Some(image) = mount.image.as_mut().filter(|i| !i.image.is_empty()) else {
             continue;
@@ -95,19 +101,69 @@ async fn resolve_image_volumes(
             }
             Err(err) => return Err(err).context(|| format!("inspect image {}", image.image)),
         };
-        if let Some(id) = inspected.id.clone() {
-            image.image = id;
-        }
+        let Some(id) = inspected.id.clone() else {
+            continue;
+        };
         if !mount.image_sub_path.is_empty()
-            && !image_has_sub_path(shim, &inspected, &image.image, &mount.image_sub_path).await?
+            && !image_has_sub_path(shim, &inspected, &id, &mount.image_sub_path).await?
         {
             return Err(Error::InvalidArgument(format!(
                 "image volume at {:?}: image_sub_path {:?} does not exist in image {}",
-                mount.container_path, mount.image_sub_path, image.image
+                mount.container_path, mount.image_sub_path, id
             )));
         }
+        let nth = mounted.entry(id.clone()).or_default();
+        image.image = image_mount_source(&id, *nth).ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "image volume at {:?}: image {id} is mounted more than {MAX_MOUNTS_OF_ONE_IMAGE} times in one container",
+                mount.container_path
+            ))
+        })?;
+        *nth += 1;
     }
     Ok(())
+}
+
+/// The most image volumes of one image in one container: each needs its
+/// own spelling of the image's id (see [`image_mount_source`]).
+const MAX_MOUNTS_OF_ONE_IMAGE: usize = 53;
+
+/// The source string of the `nth` (from 0) mount of image `id` in one
+/// container. Every spelling names the same image to Docker, and each is
+/// different, so Docker's per-source layer names do not collide: the id
+/// itself, then its hex digits alone, then ever shorter prefixes of them
+/// (down to 13 digits, longer than a short id). `None` past those.
+pub(crate) fn image_mount_source(id: &str, nth: usize) -> Option<String> {
+    let hex = match id.strip_prefix("sha256:") {
+        Some(hex) if hex.len() == 64 => hex,
+        // Not an id with alternative spellings: only one mount can use it.
+        _ => return (nth == 0).then(|| id.to_string()),
+    };
+    match nth {
+        0 => Some(id.to_string()),
+        n if n < MAX_MOUNTS_OF_ONE_IMAGE => Some(hex[..hex.len() + 1 - n].to_string()),
+        _ => None,
+    }
+}
+
+/// The image id behind an image mount's source string, undoing
+/// [`image_mount_source`]: the first mount of the image in the same
+/// container (`sources`) has the full id.
+pub(crate) fn image_mount_id<'a>(
+    source: &str,
+    mut sources: impl Iterator<Item = &'a str>,
+) -> String {
+    let is_hex = !source.is_empty() && source.bytes().all(|b| b.is_ascii_hexdigit());
+    if !is_hex {
+        return source.to_string();
+    }
+    sources
+        .find(|s| {
+            s.strip_prefix("sha256:")
+                .is_some_and(|hex| hex.starts_with(source))
+        })
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("sha256:{source}"))
 }
 
 /// Whether `path` exists in image `image_id`: from its overlay2 layer
@@ -505,6 +561,43 @@ pub(crate) async fn kill_exec(shim: &Shim, exec_id: &str) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn each_mount_of_one_image_gets_its_own_spelling_of_the_id() {
+        let hex = "0123456789abcdef".repeat(4);
+        let id = format!("sha256:{hex}");
+        let sources: Vec<String> = (0..super::MAX_MOUNTS_OF_ONE_IMAGE)
+            .map(|n| super::image_mount_source(&id, n).expect("a spelling"))
+            .collect();
+        assert_eq!(sources[0], id);
+        assert_eq!(sources[1], hex);
+        assert_eq!(sources[2], hex[..63]);
+        let distinct: std::collections::HashSet<_> = sources.iter().collect();
+        assert_eq!(distinct.len(), sources.len());
+        assert!(sources.iter().all(|s| s.len() >= 13));
+        assert_eq!(
+            super::image_mount_source(&id, super::MAX_MOUNTS_OF_ONE_IMAGE),
+            None
+        );
+        // Back to the id, as ContainerStatus reports it.
+        for source in &sources {
+            assert_eq!(
+                super::image_mount_id(source, sources.iter().map(String::as_str)),
+                id
+            );
+        }
+        assert_eq!(super::image_mount_id(&hex, std::iter::empty()), id);
+        // A name that is not an id is used once, as it is.
+        assert_eq!(
+            super::image_mount_source("busybox:1", 0).as_deref(),
+            Some("busybox:1")
+        );
+        assert_eq!(super::image_mount_source("busybox:1", 1), None);
+        assert_eq!(
+            super::image_mount_id("busybox:1", std::iter::empty()),
+            "busybox:1"
+        );
+    }
+
     use super::*;
     use crate::api::ContainerState;
     use crate::docker::fake::Call;

@@ -258,13 +258,21 @@ fn mounts(inspected: &ContainerInspectResponse) -> Vec<Mount> {
         .map(|m| {
             let container_path = m.destination.clone().unwrap_or_default();
             if let Some(image) = image_volume(&container_path) {
+                // The shim mounts the image by its id, spelled differently
+                // for each mount of the same image.
+                let sources = requested
+                    .into_iter()
+                    .flatten()
+                    .filter(|m| m.typ == Some(MountType::IMAGE))
+                    .filter_map(|m| m.source.as_deref());
+                let id =
+                    super::image_mount_id(image.source.as_deref().unwrap_or_default(), sources);
                 return Mount {
                     container_path,
                     readonly: true,
-                    // The shim mounts the image by its id.
                     image: Some(ImageSpec {
-                        image: image.source.clone().unwrap_or_default(),
-                        image_ref: image.source.clone().unwrap_or_default(),
+                        image: id.clone(),
+                        image_ref: id,
                         ..Default::default()
                     }),
                     image_sub_path: image
