@@ -104,6 +104,29 @@ impl OwnDocker {
         own
     }
 
+    /// A daemon that has the main daemon's test image.
+    fn start_with_test_image(root: &Path, bridge: &Bridge) -> OwnDocker {
+        let own = OwnDocker::start(root, bridge);
+        let mut save = Command::new("docker")
+            .args(["save", TEST_IMAGE])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let load = own
+            .cli()
+            .arg("load")
+            .stdin(save.stdout.take().unwrap())
+            .output()
+            .unwrap();
+        assert!(save.wait().unwrap().success());
+        assert!(
+            load.status.success(),
+            "{}",
+            String::from_utf8_lossy(&load.stderr)
+        );
+        own
+    }
+
     fn cli(&self) -> Command {
         let mut cmd = Command::new("docker");
         cmd.arg("--host")
@@ -157,24 +180,7 @@ async fn the_view_is_rebuilt_after_docker_restarts_under_the_shim() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().to_path_buf();
     let bridge = Bridge::create();
-    let mut own = OwnDocker::start(&root, &bridge);
-    let mut save = Command::new("docker")
-        .args(["save", TEST_IMAGE])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let load = own
-        .cli()
-        .arg("load")
-        .stdin(save.stdout.take().unwrap())
-        .output()
-        .unwrap();
-    assert!(save.wait().unwrap().success());
-    assert!(
-        load.status.success(),
-        "{}",
-        String::from_utf8_lossy(&load.stderr)
-    );
+    let mut own = OwnDocker::start_with_test_image(&root, &bridge);
 
     let socket = format!("unix://{}", OwnDocker::socket(&root).display());
     let shim = Shim::start_with(&[
@@ -262,6 +268,75 @@ async fn the_view_is_rebuilt_after_docker_restarts_under_the_shim() {
     })
     .await;
     assert!(gone, "a removal after the restart is seen");
+    drop(shim);
+    drop(own);
+    drop(bridge);
+}
+
+/// Issue 21's finding: dockerd restarted under CNI pods (bridge with
+/// ipMasq) killed every pause process before the kubelet tore the pods
+/// down, and each teardown then left the bridge plugin's masquerade rules
+/// behind (four a pod). With the namespaces pinned, nothing is left.
+#[tokio::test]
+async fn cni_pods_torn_down_after_docker_restarted_under_them_leave_no_rules() {
+    docker().await;
+    ensure_test_image();
+    let lab = crate::network::Lab::new();
+    lab.write_masquerading_config();
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().to_path_buf();
+    let bridge = Bridge::create();
+    let mut own = OwnDocker::start_with_test_image(&root, &bridge);
+    let socket = format!("unix://{}", OwnDocker::socket(&root).display());
+    let mut flags = lab.shim_flags();
+    flags.extend(["--docker-endpoint".to_string(), socket]);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let shim = Shim::start_with(&flags).await;
+    let mut rt = shim.runtime().await;
+    let cleanup = Cleanup::new();
+    let mut pods = Vec::new();
+    for i in 0..10 {
+        let pod = pod_config(&cleanup, &unique(&format!("rst-cni{i}")));
+        pods.push(run_pod(&mut rt, &pod).await);
+    }
+    for id in &pods {
+        assert!(
+            !crate::network::rules_naming(id).is_empty(),
+            "the bridge plugin made its masquerade rules for {id}"
+        );
+    }
+
+    own.stop();
+    let own = OwnDocker::start(&root, &bridge);
+    let all_down = eventually(Duration::from_secs(30), || {
+        let mut rt = rt.clone();
+        let pods = pods.clone();
+        async move {
+            for id in &pods {
+                if sandbox_status(&mut rt, id).await.state
+                    != PodSandboxState::SandboxNotready as i32
+                {
+                    return false;
+                }
+            }
+            true
+        }
+    })
+    .await;
+    assert!(all_down, "the restart stopped every pod:\n{}", shim.logs());
+    for id in &pods {
+        stop_and_remove_pod(&mut rt, id).await;
+    }
+    let left: Vec<String> = pods
+        .iter()
+        .flat_map(|id| crate::network::rules_naming(id))
+        .collect();
+    assert_eq!(left, Vec::<String>::new(), "rules left behind");
+    assert_eq!(
+        lab.allocations(&lab.network),
+        Vec::<String>::new(),
+        "IPs left allocated"
+    );
     drop(shim);
     drop(own);
     drop(bridge);

@@ -19,16 +19,16 @@ const CNI_BIN: &str = "/usr/lib/cni";
 
 /// A CNI setup of one test: directories, a network name, a bridge and a
 /// subnet nobody else uses. The bridge goes away with it.
-struct Lab {
+pub(crate) struct Lab {
     dir: tempfile::TempDir,
-    network: String,
+    pub(crate) network: String,
     bridge: String,
     /// The first three octets of the /24.
     prefix: String,
 }
 
 impl Lab {
-    fn new() -> Lab {
+    pub(crate) fn new() -> Lab {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let seed = std::process::id().wrapping_mul(7).wrapping_add(n * 37);
@@ -102,6 +102,16 @@ impl Lab {
         std::fs::write(self.conf_dir().join("10-test.conflist"), list).expect("write conflist");
     }
 
+    /// The conflist with the bridge plugin's ipMasq on: its rules name
+    /// each sandbox, so what a teardown leaves is visible.
+    pub(crate) fn write_masquerading_config(&self) {
+        let list = self
+            .conflist(&self.network)
+            .replace(r#""ipMasq":false"#, r#""ipMasq":true"#);
+        assert!(list.contains(r#""ipMasq":true"#), "{list}");
+        std::fs::write(self.conf_dir().join("10-test.conflist"), list).expect("write conflist");
+    }
+
     fn write_config(&self) {
         self.write_named_config(&self.network.clone());
     }
@@ -114,7 +124,7 @@ impl Lab {
         .expect("write conflist");
     }
 
-    fn shim_flags(&self) -> Vec<String> {
+    pub(crate) fn shim_flags(&self) -> Vec<String> {
         [
             "--network-plugin",
             "cni",
@@ -141,7 +151,7 @@ impl Lab {
     }
 
     /// host-local's allocation files of this network: one per IP in use.
-    fn allocations(&self, network: &str) -> Vec<String> {
+    pub(crate) fn allocations(&self, network: &str) -> Vec<String> {
         std::fs::read_dir(self.ipam_dir().join(network))
             .map(|entries| {
                 entries
@@ -424,7 +434,7 @@ async fn a_killed_pause_container_still_gets_its_network_torn_down() {
 
 /// The iptables rules that name a sandbox (the bridge plugin's ipMasq
 /// chain and its jump carry the container id in their comments).
-fn rules_naming(sandbox_id: &str) -> Vec<String> {
+pub(crate) fn rules_naming(sandbox_id: &str) -> Vec<String> {
     let out = Command::new("iptables-save")
         .args(["-t", "nat"])
         .output()
@@ -443,11 +453,7 @@ fn rules_naming(sandbox_id: &str) -> Vec<String> {
 #[tokio::test]
 async fn ip_masquerade_rules_go_with_the_pod_after_its_pause_process_died() {
     let lab = Lab::new();
-    let list = lab
-        .conflist(&lab.network)
-        .replace(r#""ipMasq":false"#, r#""ipMasq":true"#);
-    assert!(list.contains(r#""ipMasq":true"#), "{list}");
-    std::fs::write(lab.conf_dir().join("10-test.conflist"), list).expect("write conflist");
+    lab.write_masquerading_config();
     let shim = lab.shim().await;
     let mut rt = shim.runtime().await;
     let cleanup = Cleanup::new();
@@ -483,10 +489,7 @@ async fn ip_masquerade_rules_go_with_the_pod_after_its_pause_process_died() {
 /// A masquerading lab's shim with one pod, for the removal-behind-its-back
 /// tests: the pod's id, with its IP and rules in place.
 async fn masquerading_pod(lab: &Lab, cleanup: &Cleanup, name: &str) -> (Shim, String) {
-    let list = lab
-        .conflist(&lab.network)
-        .replace(r#""ipMasq":false"#, r#""ipMasq":true"#);
-    std::fs::write(lab.conf_dir().join("10-test.conflist"), list).expect("write conflist");
+    lab.write_masquerading_config();
     let shim = lab.shim().await;
     let mut rt = shim.runtime().await;
     let id = run_pod(&mut rt, &pod_config(cleanup, &unique(name))).await;

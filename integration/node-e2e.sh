@@ -171,7 +171,8 @@ do_build() {
 #   nonewprivs:1.4: nnp, setuid root, CMD ["nnp"].
 #   nonroot:1.5: busybox with USER 1234.
 #   kitten:1.8: agnhost + kitten.jpg and data.json from test/images/kitten,
-#     CMD ["test-webserver"] (an image volume's content).
+#     and the os-release of upstream's Alpine base, CMD ["test-webserver"]
+#     (an image volume's content).
 #   ipc-utils:1.4: busybox + the host's util-linux ipcmk and ipcs.
 #   glibc-dns-testing:2.0.0: busybox + the host's glibc hostname and getent
 #     (the FQDN specs read `hostname -f` as glibc resolves it).
@@ -266,6 +267,16 @@ do_images() {
   rm -rf "$dir/kitten"
   cp -a "$dir/agnhost" "$dir/kitten"
   cp "$images_src/kitten/html/kitten.jpg" "$images_src/kitten/html/data.json" "$dir/kitten/"
+  # Upstream's kitten is built on agnhost, whose base is Alpine Linux; the
+  # ImageVolume specs read its /etc/os-release through the volume.
+  mkdir -p "$dir/kitten/etc"
+  cat >"$dir/kitten/etc/os-release" <<'EOF_OS'
+# dockershim's offline stand-in for registry.k8s.io/e2e-test-images/kitten,
+# with the os-release of upstream's base image (Alpine Linux).
+NAME="Alpine Linux"
+ID=alpine
+PRETTY_NAME="Alpine Linux (dockershim test stand-in)"
+EOF_OS
   import "$dir/kitten" "$e2e/kitten:1.8" -- "$env_path" 'ENTRYPOINT ["/agnhost"]' 'CMD ["test-webserver"]'
 
   variant ipc-utils
