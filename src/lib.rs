@@ -11,6 +11,7 @@
 //!
 //! - [`server`]: start-up, the CRI socket, graceful shutdown.
 //! - [`config`]: command-line flags (cri-dockerd's names).
+//! - [`logging`]: the shim's own log (format, colour only on a terminal).
 //! - [`api`]: the CRI v1 wire types (generated), imported by every layer.
 //! - [`checkpoint`]: cri-dockerd's sandbox checkpoint files, for a rollback.
 //! - [`cri`]: the gRPC services, thin adapters over the domain modules.
@@ -54,6 +55,7 @@ pub mod exec_output;
 pub mod host;
 pub mod image;
 pub mod info;
+pub mod logging;
 pub mod logs;
 pub mod metrics;
 pub mod naming;

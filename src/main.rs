@@ -1,7 +1,6 @@
 //! The `dockershim` binary: parse flags, set up logging, serve.
 
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
 
 use dockershim::config::Config;
 
@@ -19,22 +18,8 @@ async fn main() -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    // cri-dockerd's (logrus) level names, which its unit files carry.
-    let level = match config.log_level.as_str() {
-        "panic" | "fatal" => "error",
-        "warning" => "warn",
-        other => other,
-    };
-    let filter = EnvFilter::try_new(level)
-        .map_err(|e| anyhow::anyhow!("invalid --log-level {:?}: {e}", config.log_level))?;
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if config.log_json {
-        logs.json().init();
-    } else {
-        logs.init();
-    }
+    dockershim::logging::init(&config.log_level, config.log_format())
+        .map_err(anyhow::Error::msg)?;
     if let Err(err) = dockershim::server::run(config).await {
         tracing::error!(error = %err, "dockershim failed");
         return Err(err.into());
