@@ -1,6 +1,6 @@
 //! Whole-pod scenarios and the shim's own lifecycle: a pod with two
 //! containers from pull to removal, restarts of the shim, shutdown,
-//! start-up failures, and the shim's own log.
+//! start-up failures, the shim's own log, and its build information.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -513,5 +513,20 @@ async fn buildinfo_and_info_print_the_build_and_exit() {
             text.contains(&format!("Version: {}", env!("CARGO_PKG_VERSION"))),
             "{text}"
         );
+        assert!(text.contains("Git commit: "), "{text}");
+        assert!(text.contains("Build date: "), "{text}");
     }
+    let out = Command::new(env!("CARGO_BIN_EXE_dockershim"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with(&format!(
+            "dockershim {} (commit ",
+            env!("CARGO_PKG_VERSION")
+        )) && text.contains(", built "),
+        "{text}"
+    );
 }

@@ -17,7 +17,7 @@ pub const DEFAULT_PAUSE_IMAGE: &str = "registry.k8s.io/pause:3.10";
 
 /// A Kubernetes CRI v1 runtime that runs pods on Docker Engine.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "dockershim", version, about)]
+#[command(name = "dockershim", version = crate::build_info::LONG_VERSION, about)]
 pub struct Config {
     /// Where to serve CRI: `unix:///path` or `fd://` (systemd socket activation).
     #[arg(long, env = "DOCKERSHIM_ENDPOINT", default_value = DEFAULT_ENDPOINT)]
@@ -393,6 +393,21 @@ mod tests {
         assert!(Config::parse_from(["dockershim", "--info"]).buildinfo);
         assert!(
             Config::try_parse_from(["dockershim", "--streaming-bind-addr", "localhost:1"]).is_err()
+        );
+    }
+
+    #[test]
+    fn version_names_the_commit_and_build_date() {
+        use clap::CommandFactory;
+        let version = Config::command().render_version();
+        assert!(
+            version.starts_with(&format!(
+                "dockershim {} (commit {}, built {})",
+                crate::build_info::VERSION,
+                crate::build_info::COMMIT,
+                crate::build_info::BUILD_DATE
+            )),
+            "{version}"
         );
     }
 

@@ -2,6 +2,7 @@
 
 use clap::Parser;
 
+use dockershim::build_info;
 use dockershim::config::Config;
 
 #[tokio::main]
@@ -9,8 +10,10 @@ async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
     if config.buildinfo {
         println!("Program: dockershim");
-        println!("Version: {}", env!("CARGO_PKG_VERSION"));
-        println!("Rust version: {}", env!("DOCKERSHIM_RUSTC_VERSION"));
+        println!("Version: {}", build_info::VERSION);
+        println!("Git commit: {}", build_info::COMMIT);
+        println!("Build date: {}", build_info::BUILD_DATE);
+        println!("Rust version: {}", build_info::RUSTC);
         println!(
             "Platform: {}/{}",
             std::env::consts::OS,
