@@ -491,10 +491,9 @@ def cmd_crierrors(kubelet_log, shim_log, *allow):
     """Lines of the kubelet's log with "rpc error", or errors of its CRI client
     (remote_runtime.go, remote_image.go), except the benign ones: printed,
     with a count of what was allowed and why."""
-    ansi = re.compile(r'\x1b\[[0-9;]*m')
     removed = set()
     for line in open(shim_log, errors="replace"):
-        m = re.search(r'container removed.*container=([0-9a-f]{64})', ansi.sub("", line))
+        m = re.search(r'container removed.*container=([0-9a-f]{64})', line)
         if m:
             removed.add(m.group(1))
     allowed, errors = {}, []

@@ -1,6 +1,6 @@
 //! Whole-pod scenarios and the shim's own lifecycle: a pod with two
-//! containers from pull to removal, restarts of the shim, shutdown, and
-//! start-up failures.
+//! containers from pull to removal, restarts of the shim, shutdown,
+//! start-up failures, the shim's own log, and its build information.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -262,6 +262,75 @@ async fn an_unreachable_docker_is_a_clear_start_up_failure() {
     assert!(!dir.path().join("cri.sock").exists());
 }
 
+/// Runs the shim with a Docker endpoint that does not exist, its stderr
+/// (the log) redirected to a file as under systemd or `>file`, and returns
+/// what it wrote. No Docker is needed: the shim logs, then exits.
+fn unreachable_docker_log(extra_args: &[&str], env: &[(&str, &str)]) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("shim.log");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dockershim"));
+    cmd.args([
+        "--container-runtime-endpoint",
+        &format!("unix://{}/cri.sock", dir.path().display()),
+        "--docker-endpoint",
+        "unix:///nonexistent/docker.sock",
+        "--cri-dockerd-root-directory",
+        &dir.path().join("state").display().to_string(),
+        // Debug: more lines (bollard's requests) than the one error, where
+        // the libraries log them.
+        "--log-level",
+        "debug",
+    ])
+    .args(extra_args)
+    // Whatever the test runner's environment holds, colour is decided by
+    // the redirect and by what each case sets.
+    .env_remove("NO_COLOR")
+    .env_remove("JOURNAL_STREAM")
+    .env_remove("DOCKERSHIM_LOG_FORMAT")
+    .envs(env.iter().copied())
+    .stdout(std::process::Stdio::null())
+    .stderr(std::fs::File::create(&log).unwrap());
+    let status = cmd.status().unwrap();
+    assert!(!status.success(), "started without Docker: {status:?}");
+    std::fs::read(&log).unwrap()
+}
+
+#[tokio::test]
+async fn the_log_has_no_colour_escapes_in_a_file_or_the_journal() {
+    for env in [&[][..], &[("JOURNAL_STREAM", "1:2")][..]] {
+        let log = unreachable_docker_log(&[], env);
+        let text = String::from_utf8_lossy(&log);
+        assert!(text.contains("dockershim failed"), "{env:?}: {text}");
+        assert!(
+            !log.contains(&0x1b),
+            "{env:?}: ESC in the log:\n{}",
+            text.escape_debug()
+        );
+    }
+}
+
+#[tokio::test]
+async fn log_format_json_writes_one_object_a_line() {
+    let log = unreachable_docker_log(&["--log-format", "json"], &[]);
+    assert!(!log.contains(&0x1b));
+    let text = String::from_utf8(log).unwrap();
+    // After the log, anyhow prints the error that main returns, as text.
+    let lines: Vec<&str> = text.lines().filter(|l| l.starts_with('{')).collect();
+    assert!(!lines.is_empty(), "{text}");
+    for line in &lines {
+        let event: serde_json::Value = serde_json::from_str(line).unwrap();
+        for key in ["timestamp", "level", "target", "message"] {
+            assert!(event.get(key).is_some(), "no {key} in {line}");
+        }
+    }
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(r#""message":"dockershim failed""#)),
+        "{text}"
+    );
+}
+
 #[tokio::test]
 async fn a_container_created_in_a_host_ipc_pod_shares_the_hosts_ipc() {
     let cleanup = Cleanup::new();
@@ -442,5 +511,20 @@ async fn buildinfo_and_info_print_the_build_and_exit() {
             text.contains(&format!("Version: {}", env!("CARGO_PKG_VERSION"))),
             "{text}"
         );
+        assert!(text.contains("Git commit: "), "{text}");
+        assert!(text.contains("Build date: "), "{text}");
     }
+    let out = Command::new(env!("CARGO_BIN_EXE_dockershim"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with(&format!(
+            "dockershim {} (commit ",
+            env!("CARGO_PKG_VERSION")
+        )) && text.contains(", built "),
+        "{text}"
+    );
 }

@@ -17,7 +17,7 @@ pub const DEFAULT_PAUSE_IMAGE: &str = "registry.k8s.io/pause:3.10";
 
 /// A Kubernetes CRI v1 runtime that runs pods on Docker Engine.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "dockershim", version, about)]
+#[command(name = "dockershim", version = crate::build_info::LONG_VERSION, about)]
 pub struct Config {
     /// Where to serve CRI: `unix:///path` or `fd://` (systemd socket activation).
     #[arg(long, env = "DOCKERSHIM_ENDPOINT", default_value = DEFAULT_ENDPOINT)]
@@ -168,8 +168,20 @@ pub struct Config {
     #[arg(long, env = "DOCKERSHIM_LOG", default_value = "info")]
     pub log_level: String,
 
-    /// Log as JSON lines instead of text.
-    #[arg(long)]
+    /// Format of the shim's own log on stderr: `text` (coloured only on a
+    /// terminal, and never with `NO_COLOR` or under journald) or `json`
+    /// (one object a line, for log shippers).
+    #[arg(
+        long,
+        env = "DOCKERSHIM_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
+
+    /// The same as `--log-format json`; kept for command lines that still
+    /// carry it.
+    #[arg(long, hide = true)]
     pub log_json: bool,
 }
 
@@ -273,6 +285,27 @@ impl LogDriver {
     }
 }
 
+/// Format of the shim's own log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object a line.
+    Json,
+}
+
+impl Config {
+    /// The log format in effect: `--log-json` wins, as it can only have
+    /// been given on purpose.
+    pub fn log_format(&self) -> LogFormat {
+        if self.log_json {
+            LogFormat::Json
+        } else {
+            self.log_format
+        }
+    }
+}
+
 /// Where the CRI server listens.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Listen {
@@ -361,6 +394,38 @@ mod tests {
         assert!(
             Config::try_parse_from(["dockershim", "--streaming-bind-addr", "localhost:1"]).is_err()
         );
+    }
+
+    #[test]
+    fn version_names_the_commit_and_build_date() {
+        use clap::CommandFactory;
+        let version = Config::command().render_version();
+        assert!(
+            version.starts_with(&format!(
+                "dockershim {} (commit {}, built {})",
+                crate::build_info::VERSION,
+                crate::build_info::COMMIT,
+                crate::build_info::BUILD_DATE
+            )),
+            "{version}"
+        );
+    }
+
+    #[test]
+    fn log_format_is_text_unless_asked_for_json() {
+        let format = |args: &[&str]| {
+            let mut all = vec!["dockershim"];
+            all.extend_from_slice(args);
+            Config::try_parse_from(all).map(|c| c.log_format())
+        };
+        assert_eq!(format(&[]).ok(), Some(LogFormat::Text));
+        assert_eq!(
+            format(&["--log-format", "json"]).ok(),
+            Some(LogFormat::Json)
+        );
+        assert_eq!(format(&["--log-format=text"]).ok(), Some(LogFormat::Text));
+        assert_eq!(format(&["--log-json"]).ok(), Some(LogFormat::Json));
+        assert!(format(&["--log-format", "logfmt"]).is_err());
     }
 
     #[test]

@@ -11,6 +11,8 @@
 //!
 //! - [`server`]: start-up, the CRI socket, graceful shutdown.
 //! - [`config`]: command-line flags (cri-dockerd's names).
+//! - [`logging`]: the shim's own log (format, colour only on a terminal).
+//! - [`build_info`]: the version, git commit and build date of the binary.
 //! - [`api`]: the CRI v1 wire types (generated), imported by every layer.
 //! - [`checkpoint`]: cri-dockerd's sandbox checkpoint files, for a rollback.
 //! - [`cri`]: the gRPC services, thin adapters over the domain modules.
@@ -42,6 +44,7 @@
 //! `api` at the bottom (docs/architecture.md draws it).
 
 pub mod api;
+pub mod build_info;
 pub mod checkpoint;
 pub mod config;
 pub mod container;
@@ -54,6 +57,7 @@ pub mod exec_output;
 pub mod host;
 pub mod image;
 pub mod info;
+pub mod logging;
 pub mod logs;
 pub mod metrics;
 pub mod naming;

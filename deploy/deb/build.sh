@@ -57,8 +57,11 @@ out=$(cd "$out" && pwd)
 version=$(sed -n '/^\[package\]/,/^\[/ s/^version *= *"\([^"]*\)".*/\1/p' "$src/Cargo.toml" | head -n 1)
 [ -n "$version" ] || die "no [package] version in $src/Cargo.toml"
 reported=$("$binary" --version 2>/dev/null) || die "$binary --version failed"
-[ "$reported" = "dockershim $version" ] ||
-  die "$binary reports '$reported', Cargo.toml says $version: rebuild it"
+# --version goes on with the commit and build date: "dockershim 0.1.0 (commit ...)".
+case "$reported" in
+  "dockershim $version (commit "*) ;;
+  *) die "$binary reports '$reported', Cargo.toml says $version: rebuild it" ;;
+esac
 
 # e_machine of the ELF header (2 bytes, little-endian, at offset 18).
 [ "$(head -c 4 "$binary" | od -An -c | tr -d ' ')" = '177ELF' ] || die "$binary is not an ELF file"

@@ -110,7 +110,11 @@ say "apt-get install $(basename "$deb")"
 [ "$(status_of)" = "ii " ] || fail "dpkg status after install is '$(status_of)'"
 
 out=$(/usr/bin/dockershim --version) || fail "/usr/bin/dockershim --version failed"
-[ "$out" = "dockershim $version" ] || fail "/usr/bin/dockershim --version printed '$out', not 'dockershim $version'"
+# The version, then the commit and build date: "dockershim 0.1.0 (commit ...)".
+case "$out" in
+  "dockershim $version (commit "*) ;;
+  *) fail "/usr/bin/dockershim --version printed '$out', not 'dockershim $version (commit ...)'" ;;
+esac
 
 for path in /lib/systemd/system/dockershim.service /lib/systemd/system/dockershim.socket \
   /etc/default/dockershim /usr/share/doc/dockershim/copyright /usr/share/doc/dockershim/changelog.gz \

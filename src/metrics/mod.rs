@@ -4,7 +4,8 @@
 //! - per CRI RPC: requests by gRPC code, and latency ([`grpc`]);
 //! - per Docker operation: latency and errors ([`docker`]);
 //! - resyncs of the live view after Docker's event stream was lost;
-//! - streaming sessions open.
+//! - streaming sessions open;
+//! - what the binary was built from (`dockershim_build_info`, always 1).
 
 pub mod docker;
 pub mod grpc;
@@ -57,6 +58,18 @@ pub struct DockerFailure {
     pub error: String,
 }
 
+/// Labels of the build-info gauge: which build a node runs, for queries
+/// that join it to other series.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BuildLabels {
+    /// The crate's version.
+    pub version: String,
+    /// The git commit (short hash, `-dirty`), or `unknown`.
+    pub commit: String,
+    /// The compiler's version number.
+    pub rustc: String,
+}
+
 /// Every metric the shim keeps.
 pub struct Metrics {
     registry: Registry,
@@ -92,6 +105,15 @@ impl Metrics {
         let docker_errors = Family::<DockerFailure, Counter>::default();
         let view_resyncs = Counter::default();
         let streaming_sessions = Gauge::default();
+        // Set once here and never changed, so only the registry holds it.
+        let build_info = Family::<BuildLabels, Gauge>::default();
+        build_info
+            .get_or_create(&BuildLabels {
+                version: crate::build_info::VERSION.to_string(),
+                commit: crate::build_info::COMMIT.to_string(),
+                rustc: crate::build_info::rustc_release().to_string(),
+            })
+            .set(1);
         registry.register(
             "grpc_requests",
             "CRI requests by method and gRPC status code",
@@ -121,6 +143,11 @@ impl Metrics {
             "streaming_sessions",
             "Exec, attach and port-forward sessions open",
             streaming_sessions.clone(),
+        );
+        registry.register(
+            "build_info",
+            "The version, git commit and compiler of the running shim; always 1",
+            build_info,
         );
         Self {
             registry,
@@ -295,6 +322,22 @@ mod tests {
             metrics
                 .render(4, 0)
                 .contains("dockershim_view_resyncs_total 4")
+        );
+    }
+
+    #[test]
+    fn build_info_is_one_with_version_commit_and_compiler() {
+        let text = Metrics::new().render(0, 0);
+        let wanted = format!(
+            r#"dockershim_build_info{{version="{}",commit="{}",rustc="{}"}} 1"#,
+            crate::build_info::VERSION,
+            crate::build_info::COMMIT,
+            crate::build_info::rustc_release(),
+        );
+        assert!(text.contains(&wanted), "missing {wanted:?} in:\n{text}");
+        assert!(
+            text.contains("# TYPE dockershim_build_info gauge"),
+            "{text}"
         );
     }
 
