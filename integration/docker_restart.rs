@@ -24,8 +24,12 @@ struct OwnDocker {
 struct Bridge(String);
 
 impl Bridge {
+    /// A bridge of its own for each test that starts a daemon: the tests
+    /// run in parallel.
     fn create() -> Bridge {
-        let name = format!("dsrst{:x}", std::process::id() % 0x000f_ffff);
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("dsrst{:x}-{n}", std::process::id() % 0x000f_ffff);
         let out = Command::new("ip")
             .args(["link", "add", &name, "type", "bridge"])
             .output()
@@ -37,7 +41,13 @@ impl Bridge {
         );
         let bridge = Bridge(name);
         let out = Command::new("ip")
-            .args(["addr", "add", "10.234.77.1/24", "dev", &bridge.0])
+            .args([
+                "addr",
+                "add",
+                &format!("10.234.{}.1/24", 77 + n),
+                "dev",
+                &bridge.0,
+            ])
             .output()
             .expect("ip addr add");
         assert!(
