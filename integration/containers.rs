@@ -746,3 +746,29 @@ async fn one_image_mounted_twice_in_a_container() {
     );
     stop_and_remove_pod(&mut rt, &pod).await;
 }
+
+/// A read-only private mount of the host's root, as node agents (and the
+/// node e2e suite's host-exec pod) have: the shim leaves private to Docker's
+/// default, since Docker refuses an explicit rprivate for a source that
+/// holds its data root.
+#[tokio::test]
+async fn a_read_only_mount_of_the_host_root_is_accepted() {
+    ensure_test_image();
+    let cleanup = Cleanup::new();
+    let shim = Shim::start().await;
+    let mut rt = shim.runtime().await;
+    let pod_config = pod_config(&cleanup, &unique("hostroot"));
+    let pod = run_pod(&mut rt, &pod_config).await;
+    let mut config = container_config(&cleanup, &unique("hostroot"), "sleep 60");
+    config.mounts.push(Mount {
+        container_path: "/rootfs".into(),
+        host_path: "/".into(),
+        readonly: true,
+        propagation: MountPropagation::PropagationPrivate as i32,
+        ..Default::default()
+    });
+    let id = start_container(&mut rt, &pod, &pod_config, config).await;
+    let (out, err, code) = exec(&mut rt, &id, &["ls", "/rootfs/proc/self"]).await;
+    assert_eq!(code, 0, "the host's root is mounted: {out} {err}");
+    stop_and_remove_pod(&mut rt, &pod).await;
+}

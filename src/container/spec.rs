@@ -404,17 +404,19 @@ fn mounts(config: &ContainerConfig, settings: &Settings) -> Result<BindMounts> {
                 bind_options: Some(MountBindOptions {
                     read_only_force_recursive: mount.recursive_read_only.then_some(true),
                     read_only_non_recursive: read_only_non_recursive.then_some(true),
-                    propagation: Some(match propagation {
+                    // Private is Docker's default, as in `Binds`. Left
+                    // unset rather than named: Docker refuses an explicit
+                    // rprivate for a source that holds its data root (`/`,
+                    // as a node agent mounts it) and makes that one rslave.
+                    propagation: match propagation {
                         MountPropagation::PropagationBidirectional => {
-                            MountBindOptionsPropagationEnum::RSHARED
+                            Some(MountBindOptionsPropagationEnum::RSHARED)
                         }
                         MountPropagation::PropagationHostToContainer => {
-                            MountBindOptionsPropagationEnum::RSLAVE
+                            Some(MountBindOptionsPropagationEnum::RSLAVE)
                         }
-                        MountPropagation::PropagationPrivate => {
-                            MountBindOptionsPropagationEnum::RPRIVATE
-                        }
-                    }),
+                        MountPropagation::PropagationPrivate => None,
+                    },
                     ..Default::default()
                 }),
                 ..Default::default()
@@ -703,6 +705,9 @@ mod tests {
             rro.bind_options.as_ref().unwrap().read_only_force_recursive,
             Some(true)
         );
+        // Private is left to Docker's default: an explicit rprivate is
+        // refused for a source holding Docker's data root.
+        assert_eq!(rro.bind_options.as_ref().unwrap().propagation, None);
 
         let mut cdi = config();
         cdi.cdi_devices = vec![crate::api::CdiDevice {

@@ -68,7 +68,9 @@ pub(crate) fn unsupported<T>(
     tracing::info!(rpc, reason = why, "call not served by dockershim");
     respond(
         rpc,
-        Err(Error::Unimplemented(format!("method {rpc} not implemented"))),
+        Err(Error::Unimplemented(format!(
+            "method {rpc} not implemented"
+        ))),
     )
 }
 
