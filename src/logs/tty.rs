@@ -120,10 +120,13 @@ enum At {
     /// Inside the message stamped `ts`, its timestamp consumed. After a cut
     /// (`after_cut`) it may end without a newline where the next timestamp
     /// starts (Docker 20.10); `scanned` bytes of it are known to hold none.
+    /// `searched` bytes are known to hold no newline: with small reads, a
+    /// message is not searched again from its start after each one.
     Content {
         ts: DateTime<Utc>,
         after_cut: bool,
         scanned: usize,
+        searched: usize,
     },
 }
 
@@ -187,7 +190,7 @@ impl<R: AsyncRead + Unpin> TtyMessages<R> {
             if self.buf.is_empty() {
                 return None;
             }
-            let (ts, after_cut, scanned) = match self.at {
+            let (ts, after_cut, mut scanned, searched) = match self.at {
                 At::Start { cut } => {
                     let (ts, after_cut) = match (timestamp_prefix(&self.buf), cut) {
                         (Prefix::Yes(ts, len), _) => {
@@ -209,6 +212,7 @@ impl<R: AsyncRead + Unpin> TtyMessages<R> {
                         ts,
                         after_cut,
                         scanned: 0,
+                        searched: 0,
                     };
                     continue;
                 }
@@ -216,10 +220,14 @@ impl<R: AsyncRead + Unpin> TtyMessages<R> {
                     ts,
                     after_cut,
                     scanned,
-                } => (ts, after_cut, scanned),
+                    searched,
+                } => (ts, after_cut, scanned, searched),
             };
             let window = &self.buf[..self.buf.len().min(DOCKER_MESSAGE_MAX)];
-            let newline = window.iter().position(|b| *b == b'\n');
+            let newline = window[searched.min(window.len())..]
+                .iter()
+                .position(|b| *b == b'\n')
+                .map(|at| at + searched);
             // Docker 20.10's dropped newline: the next timestamp, before
             // any newline.
             let next = if after_cut {
@@ -227,13 +235,15 @@ impl<R: AsyncRead + Unpin> TtyMessages<R> {
                 match next_timestamp(&self.buf[..], scanned, end, ts, self.eof) {
                     Scan::At(k) => Some(k),
                     Scan::Upto(clear) => {
-                        self.at = At::Content {
-                            ts,
-                            after_cut,
-                            scanned: clear,
-                        };
+                        scanned = clear;
                         // A timestamp may start there: its rest decides.
                         if clear < end {
+                            self.at = At::Content {
+                                ts,
+                                after_cut,
+                                scanned,
+                                searched: newline.unwrap_or(window.len()),
+                            };
                             return None;
                         }
                         None
@@ -248,7 +258,15 @@ impl<R: AsyncRead + Unpin> TtyMessages<R> {
                 (None, None) if window.len() == DOCKER_MESSAGE_MAX => (DOCKER_MESSAGE_MAX, true),
                 // The output ended without a newline.
                 (None, None) if self.eof => (self.buf.len(), false),
-                (None, None) => return None,
+                (None, None) => {
+                    self.at = At::Content {
+                        ts,
+                        after_cut,
+                        scanned,
+                        searched: window.len(),
+                    };
+                    return None;
+                }
             };
             let content = self.buf.split_to(len).freeze();
             self.at = At::Start {
