@@ -299,8 +299,22 @@ def header_budget_seeds():
     return seeds
 
 
+def tty_seeds():
+    ts = b"2026-11-26T21:35:40.292383669Z "
+    trimmed = b"2026-11-26T21:35:41.5Z "
+    piece = b"x" * (16 * 1024)
+    return {
+        "lines": b"\x07" + ts + b"hello\n" + trimmed + b"world\r\n",
+        "docker_cut": b"\x40" + ts + piece + trimmed + b"tail\n",
+        "run_without_timestamp": b"\x01" + ts + piece + b"not a timestamp " + piece,
+        "unterminated": b"\xff" + ts + b"no newline at the end",
+        "garbage_line": b"\x03" + b"garbage without a stamp\n" + ts + b"after\n",
+    }
+
+
 def main():
     corpus = {
+        "tty_log": tty_seeds(),
         "spdy_frame": spdy_seeds(),
         "spdy_header_budget": header_budget_seeds(),
         "ws_channel": ws_seeds(),

@@ -9,6 +9,7 @@
 //! output written before any writer was attached.
 
 pub mod crilog;
+pub mod tty;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -17,7 +18,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::io::AsyncRead;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
@@ -25,11 +26,10 @@ use crate::docker::hijack::{Demuxer, Output};
 use crate::docker::{DockerApi, Filters};
 use crate::naming;
 use crilog::{LineSplitter, LogFile, Stream};
+use tty::{DOCKER_MESSAGE_MAX, TtyMessages};
 
 /// Longest CRI log entry; longer lines are split into partial entries.
 pub const MAX_LINE: usize = 16 * 1024;
-/// Size at which Docker's log copier cuts a line into partial messages.
-const DOCKER_MESSAGE_MAX: usize = 16 * 1024;
 /// Buffered log data reaches the file at least this often.
 const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
 
@@ -335,8 +335,9 @@ type Message = (Stream, DateTime<Utc>, Bytes);
 enum Messages {
     /// Multiplexed frames, one message each (containers without a TTY).
     Framed(Demuxer<Box<dyn AsyncRead + Send + Unpin>>),
-    /// Raw lines, each starting with its timestamp (TTY containers).
-    Raw(BufReader<Box<dyn AsyncRead + Send + Unpin>>, Vec<u8>),
+    /// Timestamped raw output, cut at Docker's message boundaries (TTY
+    /// containers).
+    Raw(TtyMessages<Box<dyn AsyncRead + Send + Unpin>>),
 }
 
 impl Messages {
@@ -348,12 +349,11 @@ impl Messages {
                     Some((Output::Stderr, bytes)) => (Stream::Stderr, bytes),
                     None => return Ok(None),
                 },
-                Messages::Raw(reader, line) => {
-                    line.clear();
-                    if reader.read_until(b'\n', line).await? == 0 {
-                        return Ok(None);
-                    }
-                    (Stream::Stdout, Bytes::copy_from_slice(line))
+                Messages::Raw(messages) => {
+                    return Ok(messages
+                        .next()
+                        .await?
+                        .map(|(ts, content)| (Stream::Stdout, ts, content)));
                 }
             };
             let Some(space) = payload.iter().position(|b| *b == b' ') else {
@@ -401,7 +401,7 @@ async fn write_logs(
 async fn copy_logs(
     docker: &dyn DockerApi,
     id: &str,
-    mut file: LogFile,
+    file: LogFile,
     last: Option<DateTime<Utc>>,
     tty: bool,
     follow: bool,
@@ -412,8 +412,19 @@ async fn copy_logs(
         .container_logs(id, follow, since)
         .await
         .map_err(|e| std::io::Error::other(e.to_string()))?;
+    copy_stream(body, file, last, tty, control).await
+}
+
+/// Copies Docker's log stream `body` into `file` until the stream ends.
+async fn copy_stream(
+    body: Box<dyn AsyncRead + Send + Unpin>,
+    mut file: LogFile,
+    last: Option<DateTime<Utc>>,
+    tty: bool,
+    control: &mut mpsc::Receiver<Control>,
+) -> std::io::Result<()> {
     let mut messages = if tty {
-        Messages::Raw(BufReader::new(body), Vec::new())
+        Messages::Raw(TtyMessages::new(body, Utc::now()))
     } else {
         Messages::Framed(Demuxer::new(body))
     };
@@ -474,4 +485,113 @@ async fn copy_logs(
     file.finish_output(&mut stdout, latest).await?;
     file.finish_output(&mut stderr, latest).await?;
     file.close().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crilog::Tag;
+
+    const T1: &str = "2026-11-26T21:35:40.000000001Z ";
+    const T2: &str = "2026-11-26T21:35:40.000000002Z ";
+    const T3: &str = "2026-11-26T21:35:40.000000003Z ";
+
+    fn ts(nanos: u32) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_795_728_940, nanos).expect("valid time")
+    }
+
+    /// Copies a scripted TTY log stream into a CRI file; its entries as
+    /// (timestamp, tag, content).
+    async fn copy_tty(wire: Vec<u8>) -> Vec<(DateTime<Utc>, Tag, Vec<u8>)> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("0.log");
+        let file = LogFile::open(&path).await.expect("open the log");
+        let (_control, mut control_rx) = mpsc::channel(1);
+        let body: Box<dyn AsyncRead + Send + Unpin> = Box::new(std::io::Cursor::new(wire));
+        copy_stream(body, file, None, true, &mut control_rx)
+            .await
+            .expect("copy");
+        let data = std::fs::read(&path).expect("read the log");
+        data.split_inclusive(|b| *b == b'\n')
+            .map(|line| {
+                let e = crilog::parse_line(line).expect("a CRI log line");
+                assert_eq!(e.stream, Stream::Stdout);
+                (e.timestamp, e.tag, e.content.to_vec())
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_tty_line_cut_by_docker_is_partial_entries_and_unterminated_output_is_kept() {
+        let piece = vec![b'x'; DOCKER_MESSAGE_MAX];
+        let mut wire = format!("{T1}hello\r\n{T1}").into_bytes();
+        wire.extend_from_slice(&piece);
+        wire.extend_from_slice(format!("{T2}tail\r\n{T3}last").as_bytes());
+        assert_eq!(
+            copy_tty(wire).await,
+            vec![
+                (ts(1), Tag::Full, b"hello\r".to_vec()),
+                // An entry is stamped by the message that completes it, as
+                // without a TTY.
+                (ts(2), Tag::Partial, piece),
+                (ts(2), Tag::Full, b"tail\r".to_vec()),
+                // Output that ends without a newline is a final partial line.
+                (ts(3), Tag::Partial, b"last".to_vec()),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_tty_flood_without_newlines_is_written_as_partial_entries() {
+        // 300 KB of output with no newline, as Docker serves it: a
+        // timestamp every 16 KiB, and the rest at the end.
+        const FLOOD: usize = 300_000;
+        let mut wire = Vec::new();
+        let mut left = FLOOD;
+        while left > 0 {
+            let n = left.min(DOCKER_MESSAGE_MAX);
+            wire.extend_from_slice(T1.as_bytes());
+            wire.extend(std::iter::repeat_n(b'z', n));
+            left -= n;
+        }
+        let entries = copy_tty(wire).await;
+        assert!(entries.iter().all(|(_, tag, _)| *tag == Tag::Partial));
+        assert!(entries.iter().all(|(_, _, c)| c.len() <= MAX_LINE));
+        assert_eq!(
+            entries.iter().map(|(_, _, c)| c.len()).sum::<usize>(),
+            FLOOD
+        );
+        assert_eq!(entries.len(), FLOOD.div_ceil(MAX_LINE));
+    }
+
+    #[tokio::test]
+    async fn a_timestamp_inside_tty_content_is_content() {
+        // Not after a newline or a cut: Docker cannot have put it there.
+        let wire = format!("{T1}at {T2}it said\n{T3}next\n").into_bytes();
+        assert_eq!(
+            copy_tty(wire).await,
+            vec![
+                (ts(1), Tag::Full, format!("at {T2}it said").into_bytes()),
+                (ts(3), Tag::Full, b"next".to_vec()),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_long_tty_line_whose_newline_docker_dropped_ends_at_the_next_timestamp() {
+        // Docker 20.10's local driver: the last piece of a line longer than
+        // 16 KiB comes without its newline, the next message right after.
+        let piece = vec![b'y'; DOCKER_MESSAGE_MAX];
+        let mut wire = T1.as_bytes().to_vec();
+        wire.extend_from_slice(&piece);
+        wire.extend_from_slice(format!("{T2}rest{T3}next\n").as_bytes());
+        assert_eq!(
+            copy_tty(wire).await,
+            vec![
+                (ts(2), Tag::Partial, piece),
+                (ts(3), Tag::Full, b"rest".to_vec()),
+                (ts(3), Tag::Full, b"next".to_vec()),
+            ]
+        );
+    }
 }

@@ -1,0 +1,72 @@
+//! Docker's timestamped log stream of a TTY container (`<timestamp>
+//! <content>` per message, a piece of a long line followed directly by the
+//! next timestamp), cut into messages by `logs::tty::TtyMessages`.
+//!
+//! The first byte sets the read size; the rest is the stream. Checks: no
+//! panic; no message's content is longer than Docker's 16 KiB cut; the
+//! content never holds more bytes than the stream; the same messages come
+//! out whatever the read boundaries.
+
+#![no_main]
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use dockershim::logs::tty::{DOCKER_MESSAGE_MAX, TtyMessages};
+use futures_util::FutureExt;
+use libfuzzer_sys::fuzz_target;
+use tokio::io::{AsyncRead, ReadBuf};
+
+/// A reader that hands out at most `step` bytes per read, always at once.
+struct Trickle<'a> {
+    data: &'a [u8],
+    step: usize,
+}
+
+impl AsyncRead for Trickle<'_> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let n = self.step.min(self.data.len()).min(buf.remaining());
+        let (head, tail) = self.data.split_at(n);
+        buf.put_slice(head);
+        self.data = tail;
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// Each message as (seconds, nanoseconds, content).
+fn decode(reader: impl AsyncRead + Unpin) -> Vec<(i64, u32, Bytes)> {
+    let mut messages = TtyMessages::new(reader, chrono::DateTime::UNIX_EPOCH);
+    let mut out = Vec::new();
+    while let Some((ts, content)) = messages
+        .next()
+        .now_or_never()
+        .expect("an in-memory stream never waits")
+        .expect("an in-memory stream cannot fail")
+    {
+        out.push((ts.timestamp(), ts.timestamp_subsec_nanos(), content));
+    }
+    out
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&step, stream)) = data.split_first() else {
+        return;
+    };
+    let whole = decode(stream);
+    let content: usize = whole.iter().map(|(_, _, c)| c.len()).sum();
+    assert!(content <= stream.len());
+    for (_, _, c) in &whole {
+        assert!(c.len() <= DOCKER_MESSAGE_MAX);
+    }
+    let trickled = decode(Trickle {
+        data: stream,
+        step: usize::from(step).max(1),
+    });
+    assert_eq!(whole, trickled);
+});
