@@ -338,8 +338,8 @@ read_skip_list() {
 # array); skipped (the suite skipped it: a feature or kernel it needs is
 # not there); or one of ginkgo's failure states (failed, panicked,
 # timedout, interrupted, aborted).
-summarize() {
-  jq -r --argjson skips "$2" '
+summarize() { # report.json skips-json focus-regex
+  jq -r --argjson skips "$2" --arg focus "$3" '
     .[].SpecReports[]
     | select(.LeafNodeType == "It")
     | ((.ContainerHierarchyTexts // []) + [.LeafNodeText] | map(select(. != "")) | join(" ")) as $text
@@ -349,7 +349,7 @@ summarize() {
         | map(sub("^\\s+"; "")) | join(" ") | .[0:400]) as $message
     | (if .State == "passed" and (.NumAttempts // 1) > 1 then "flaky"
        elif .State != "skipped" then .State
-       elif any($skips[]; . as $re | $name | test($re)) then "skipped-by-list"
+       elif ($name | test($focus)) and any($skips[]; . as $re | $name | test($re)) then "skipped-by-list"
        elif $message == "" then "not-run"
        else "skipped" end) as $outcome
     | select($outcome != "not-run")
@@ -542,7 +542,7 @@ EOF
   [ -s "$report" ] || { tail -60 "$w/suite.log"; die "the suite wrote no report (exit $status)"; }
   local skips_json='[]'
   [ ${#skip_regexes[@]} -eq 0 ] || skips_json=$(printf '%s\n' "${skip_regexes[@]}" | jq -R . | jq -cs .)
-  summarize "$report" "$skips_json" >"$w/summary.tsv"
+  summarize "$report" "$skips_json" "$focus" >"$w/summary.tsv"
   count() { awk -F'\t' -v o="$1" '$1 == o' "$w/summary.tsv" | wc -l; }
   local passed flaky by_list by_suite failed ok='^(passed|flaky|skipped|skipped-by-list)$'
   flaky=$(count flaky)
