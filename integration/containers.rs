@@ -697,21 +697,7 @@ async fn one_image_mounted_twice_in_a_container() {
             ..Default::default()
         });
     }
-    let id = rt
-        .create_container(CreateContainerRequest {
-            pod_sandbox_id: pod.clone(),
-            config: Some(config),
-            sandbox_config: Some(pod_config.clone()),
-        })
-        .await
-        .expect("CreateContainer with one image mounted three times")
-        .into_inner()
-        .container_id;
-    rt.start_container(StartContainerRequest {
-        container_id: id.clone(),
-    })
-    .await
-    .expect("StartContainer");
+    let id = start_container(&mut rt, &pod, &pod_config, config).await;
     let (out, err, code) = exec(
         &mut rt,
         &id,

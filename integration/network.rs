@@ -477,13 +477,7 @@ async fn ip_masquerade_rules_go_with_the_pod_after_its_pause_process_died() {
     stop_and_remove_pod(&mut rt, &id).await;
     assert_eq!(rules_naming(&id), Vec::<String>::new(), "rules left behind");
     assert!(lab.allocations(&lab.network).is_empty(), "IP released");
-    assert!(
-        std::fs::read_dir(shim.dir.join("state/netns"))
-            .map(|d| d.count())
-            .unwrap_or(0)
-            == 0,
-        "the namespace pin is released"
-    );
+    assert!(pins(&shim) == 0, "the namespace pin is released");
 }
 
 /// A masquerading lab's shim with one pod, for the removal-behind-its-back
@@ -498,6 +492,7 @@ async fn masquerading_pod(lab: &Lab, cleanup: &Cleanup, name: &str) -> (Shim, St
     (shim, id)
 }
 
+/// How many network namespace pins the shim holds.
 fn pins(shim: &Shim) -> usize {
     std::fs::read_dir(shim.dir.join("state/netns"))
         .map(|d| d.count())
