@@ -1,7 +1,9 @@
 //! Command-line configuration.
 //!
 //! Flags keep cri-dockerd's names where the meaning is the same, so a node's
-//! existing unit file or kubelet setup carries over.
+//! existing unit file or kubelet setup carries over. The same settings can
+//! come from a configuration file: [`crate::config_file`] layers it under the
+//! environment and the flags.
 
 use std::path::PathBuf;
 
@@ -17,8 +19,25 @@ pub const DEFAULT_PAUSE_IMAGE: &str = "registry.k8s.io/pause:3.10";
 
 /// A Kubernetes CRI v1 runtime that runs pods on Docker Engine.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "dockershim", version = crate::build_info::LONG_VERSION, about)]
+#[command(
+    name = "dockershim",
+    version = crate::build_info::LONG_VERSION,
+    about,
+    disable_help_subcommand = true
+)]
 pub struct Config {
+    /// Configuration file (TOML, keys are the long flag names); the `*.toml`
+    /// files of the `config.d` directory beside it are read after it, in
+    /// name order. The default file may be missing; a named one may not.
+    /// Environment variables and flags win over both.
+    #[arg(long = "config", value_name = "PATH", default_value = crate::config_file::DEFAULT_PATH)]
+    pub config_path: PathBuf,
+
+    /// Print the effective configuration (files, environment and flags
+    /// merged) as a configuration file and exit; the same as `config dump`.
+    #[arg(long)]
+    pub print_config: bool,
+
     /// Where to serve CRI: `unix:///path` or `fd://` (systemd socket activation).
     #[arg(long, env = "DOCKERSHIM_ENDPOINT", default_value = DEFAULT_ENDPOINT)]
     pub container_runtime_endpoint: String,
@@ -183,6 +202,25 @@ pub struct Config {
     /// carry it.
     #[arg(long, hide = true)]
     pub log_json: bool,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands: one-off actions instead of serving CRI.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// The configuration file.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+/// `dockershim config ...`.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum ConfigCommand {
+    /// Print the effective configuration (files, environment and flags
+    /// merged) as a configuration file and exit. Flags go before `config`.
+    Dump,
 }
 
 /// `ip:port`, or an IP alone (port 0: a free one), as cri-dockerd takes

@@ -11,6 +11,8 @@
 //!
 //! - [`server`]: start-up, the CRI socket, graceful shutdown.
 //! - [`config`]: command-line flags (cri-dockerd's names).
+//! - [`config_file`]: the configuration file and its drop-ins, layered under
+//!   the environment and the flags.
 //! - [`logging`]: the shim's own log (format, colour only on a terminal).
 //! - [`build_info`]: the version, git commit and build date of the binary.
 //! - [`api`]: the CRI v1 wire types (generated), imported by every layer.
@@ -47,6 +49,7 @@ pub mod api;
 pub mod build_info;
 pub mod checkpoint;
 pub mod config;
+pub mod config_file;
 pub mod container;
 pub mod containerd;
 pub mod cri;

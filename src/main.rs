@@ -1,14 +1,18 @@
-//! The `dockershim` binary: parse flags, set up logging, serve.
-
-use clap::Parser;
+//! The `dockershim` binary: read flags and configuration files, set up
+//! logging, serve.
 
 use dockershim::build_info;
-use dockershim::config::Config;
+use dockershim::config_file;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let config = Config::parse();
-    if config.buildinfo {
+    let loaded = match config_file::load(std::env::args_os()) {
+        Ok(loaded) => loaded,
+        // Usage errors, --help and --version print and exit as clap does.
+        Err(config_file::Error::Cli(err)) => err.exit(),
+        Err(err) => return Err(err.into()),
+    };
+    if loaded.config.buildinfo {
         println!("Program: dockershim");
         println!("Version: {}", build_info::VERSION);
         println!("Git commit: {}", build_info::COMMIT);
@@ -21,6 +25,11 @@ async fn main() -> anyhow::Result<()> {
         );
         return Ok(());
     }
+    if loaded.wants_dump() {
+        print!("{}", loaded.dump()?);
+        return Ok(());
+    }
+    let config = loaded.config;
     dockershim::logging::init(&config.log_level, config.log_format())
         .map_err(anyhow::Error::msg)?;
     if let Err(err) = dockershim::server::run(config).await {
