@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs dockershim on a systemd host: the binary, the socket and service
-# units, and (unless one exists) /etc/crictl.yaml pointing at the socket.
+# units, the commented configuration file /etc/dockershim/config.toml and
+# /etc/crictl.yaml pointing at the socket (each of these two unless one exists).
 #
 # Usage: deploy/install.sh [path/to/dockershim]   (default: builds a release)
 set -euo pipefail
@@ -17,6 +18,10 @@ install -m 0644 deploy/systemd/dockershim.socket /etc/systemd/system/dockershim.
 install -m 0644 deploy/systemd/dockershim.service /etc/systemd/system/dockershim.service
 install -d /usr/local/share/doc/dockershim
 install -m 0644 README.md /usr/local/share/doc/dockershim/README.md
+install -d /etc/dockershim /etc/dockershim/config.d
+if [ ! -e /etc/dockershim/config.toml ]; then
+  install -m 0644 deploy/config.toml /etc/dockershim/config.toml
+fi
 if [ ! -e /etc/crictl.yaml ]; then
   cat >/etc/crictl.yaml <<'YAML'
 runtime-endpoint: unix:///run/dockershim.sock

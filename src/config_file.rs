@@ -823,6 +823,47 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_example_names_every_key_with_its_default() {
+        // deploy/config.toml, with its `# key = value` lines uncommented.
+        let example = include_str!("../deploy/config.toml");
+        let uncommented: String = example
+            .lines()
+            .filter_map(|line| line.strip_prefix("# "))
+            .filter(|line| {
+                line.split_once(" = ").is_some_and(|(key, _)| {
+                    key.chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                })
+            })
+            .map(|line| format!("{line}\n"))
+            .collect();
+        let dir = Dir::new(Some(&uncommented));
+        let loaded = dir.load(&[]).unwrap();
+        let cmd = Config::command();
+        for (long, _) in settings(&cmd) {
+            assert!(
+                uncommented.contains(&format!("\n{long} = "))
+                    || uncommented.starts_with(&format!("{long} = ")),
+                "deploy/config.toml lacks {long}"
+            );
+        }
+        // The keys without a default show an example value instead.
+        let defaults = <Config as clap::Parser>::parse_from(["dockershim"]);
+        assert_eq!(
+            format!("{:?}", loaded.config),
+            format!(
+                "{:?}",
+                Config {
+                    config_path: loaded.config.config_path.clone(),
+                    network_plugin: loaded.config.network_plugin.clone(),
+                    metrics_bind_addr: loaded.config.metrics_bind_addr.clone(),
+                    ..defaults
+                }
+            )
+        );
+    }
+
+    #[test]
     fn every_flag_has_a_kind_that_matches_its_default() {
         // A new flag whose default does not read back in the TOML type the
         // file gives it would make the dump unreadable.

@@ -18,6 +18,10 @@
 #                                             paths instead of /usr/local
 #   /etc/default/dockershim                   conffile: DOCKERSHIM_OPTS, read
 #                                             by the service's EnvironmentFile=
+#   /etc/dockershim/config.toml               conffile: deploy/config.toml, the
+#                                             configuration file with every key
+#                                             commented out
+#   /etc/dockershim/config.d/                 empty, for drop-ins
 #   /usr/share/doc/dockershim/                README.md, docs/*.md, copyright,
 #                                             changelog.gz
 #   /usr/share/man/man8/dockershim.8.gz       made from `dockershim --help`
@@ -92,7 +96,7 @@ trap 'rm -rf "$stage"' EXIT
 root=$stage/root
 doc=$root/usr/share/doc/dockershim
 mkdir -p "$root/DEBIAN" "$root/usr/bin" "$root/lib/systemd/system" "$root/etc/default" \
-  "$doc/docs" "$root/usr/share/man/man8"
+  "$root/etc/dockershim/config.d" "$doc/docs" "$root/usr/share/man/man8"
 
 install -m 0755 "$binary" "$root/usr/bin/dockershim"
 case " ${DEB_BUILD_OPTIONS:-} " in
@@ -125,6 +129,7 @@ grep -q '^EnvironmentFile=-/etc/default/dockershim$' "$root/lib/systemd/system/d
   die "dockershim.service no longer reads /etc/default/dockershim: update deploy/deb"
 
 install -m 0644 "$here/default" "$root/etc/default/dockershim"
+install -m 0644 "$src/deploy/config.toml" "$root/etc/dockershim/config.toml"
 
 install -m 0644 "$src/README.md" "$doc/README.md"
 install -m 0644 "$src"/docs/*.md "$doc/docs/"
@@ -156,12 +161,17 @@ help=$("$binary" --help)
   printf '.PP\nAs packaged, it runs as \\fBdockershim.service\\fR, activated by\n'
   printf '\\fBdockershim.socket\\fR (\\fI/run/dockershim.sock\\fR); extra flags go into\n'
   printf '\\fBDOCKERSHIM_OPTS\\fR in \\fI/etc/default/dockershim\\fR.\n'
+  printf 'Settings can also go into \\fI/etc/dockershim/config.toml\\fR and the drop-ins of\n'
+  printf '\\fI/etc/dockershim/config.d/\\fR (keys are the long flag names, without the\n'
+  printf 'dashes in front); \\fBdockershim config dump\\fR prints the configuration in effect.\n'
   printf '.SH OPTIONS\n.nf\n'
   # Escape backslashes and protect lines that start with a control character.
   printf '%s\n' "$help" | sed -n '/^Options:/,$p' | sed -e '1d' -e 's/\\/\\e/g' -e "s/^\\([.']\\)/\\\\\\&\\1/"
   printf '.fi\n'
   printf '.SH FILES\n'
   printf '.TP\n.I /etc/default/dockershim\nflags for the service (\\fBDOCKERSHIM_OPTS\\fR)\n'
+  printf '.TP\n.I /etc/dockershim/config.toml\nthe configuration file: keys are the long flag names; flags and environment variables win over it\n'
+  printf '.TP\n.I /etc/dockershim/config.d/*.toml\ndrop-ins, read after config.toml in file-name order\n'
   printf '.TP\n.I /usr/share/doc/dockershim/\nREADME.md and docs/: configuration, operations (switching from cri-dockerd), compatibility\n'
   printf '.SH SEE ALSO\n.BR systemctl (1),\n.BR crictl (1)\n'
 } >"$stage/dockershim.8"
@@ -221,7 +231,7 @@ Description: Kubernetes CRI v1 runtime that runs pods on Docker Engine
  from containernetworking-plugins) or Docker's own bridge.
 EOF
 
-printf '/etc/default/dockershim\n' >"$root/DEBIAN/conffiles"
+printf '/etc/default/dockershim\n/etc/dockershim/config.toml\n' >"$root/DEBIAN/conffiles"
 for script in postinst prerm postrm; do
   install -m 0755 "$here/$script" "$root/DEBIAN/$script"
 done

@@ -6,8 +6,10 @@
 # builds it (deploy/deb/build.sh) into a temporary directory, installs it with
 # `apt-get install ./dockershim_<version>_<arch>.deb`, checks what is installed
 # (`/usr/bin/dockershim --version` is Cargo.toml's version, the units, the
-# conffile, the docs, the units' enablement, no other package pulled in),
-# checks that an edited conffile survives a reinstallation, then removes and
+# conffiles, the docs, the units' enablement, no other package pulled in),
+# that the shipped configuration file and a drop-in are read (`dockershim
+# config dump`) and a bad drop-in refused, checks that edited conffiles
+# survive a reinstallation, then removes and
 # purges the package and checks that the machine is as it was: the same
 # packages, the same files under /etc/systemd/system and deb-systemd-helper's
 # state, and the docker group only if it was there before. With systemd as
@@ -43,7 +45,7 @@ case "$(status_of)" in
   "" | "un "*) ;;
   *) fail "the dockershim package is installed here ($(status_of)); the test would remove it" ;;
 esac
-for path in /usr/bin/dockershim /etc/default/dockershim /lib/systemd/system/dockershim.service \
+for path in /usr/bin/dockershim /etc/default/dockershim /etc/dockershim /lib/systemd/system/dockershim.service \
   /lib/systemd/system/dockershim.socket /etc/systemd/system/dockershim.service \
   /etc/systemd/system/dockershim.socket /usr/share/doc/dockershim; do
   if [ -e "$path" ] || [ -L "$path" ]; then
@@ -117,7 +119,7 @@ case "$out" in
 esac
 
 for path in /lib/systemd/system/dockershim.service /lib/systemd/system/dockershim.socket \
-  /etc/default/dockershim /usr/share/doc/dockershim/copyright /usr/share/doc/dockershim/changelog.gz \
+  /etc/default/dockershim /etc/dockershim/config.toml /usr/share/doc/dockershim/copyright /usr/share/doc/dockershim/changelog.gz \
   /usr/share/doc/dockershim/README.md /usr/share/doc/dockershim/docs/operations.md \
   /usr/share/man/man8/dockershim.8.gz; do
   [ -f "$path" ] || fail "$path is missing"
@@ -131,8 +133,13 @@ grep -q '^ListenStream=/run/dockershim.sock$' /lib/systemd/system/dockershim.soc
   fail "dockershim.socket does not listen on /run/dockershim.sock"
 ! grep -rq /usr/local /lib/systemd/system/dockershim.service /lib/systemd/system/dockershim.socket ||
   fail "the installed units name /usr/local"
-dpkg-query -W -f='${Conffiles}\n' dockershim | grep -q '^ /etc/default/dockershim ' ||
-  fail "/etc/default/dockershim is not a conffile"
+for conffile in /etc/default/dockershim /etc/dockershim/config.toml; do
+  dpkg-query -W -f='${Conffiles}\n' dockershim | grep -q "^ $conffile " ||
+    fail "$conffile is not a conffile"
+done
+[ -d /etc/dockershim/config.d ] || fail "/etc/dockershim/config.d is missing"
+cmp -s "$src/deploy/config.toml" /etc/dockershim/config.toml ||
+  fail "/etc/dockershim/config.toml is not deploy/config.toml"
 # The command line the unit runs, with the shipped defaults, parses.
 (
   # shellcheck disable=SC1091
@@ -140,6 +147,30 @@ dpkg-query -W -f='${Conffiles}\n' dockershim | grep -q '^ /etc/default/dockershi
   # shellcheck disable=SC2086
   /usr/bin/dockershim --container-runtime-endpoint fd:// $DOCKERSHIM_OPTS --buildinfo >/dev/null
 ) || fail "the unit's command line with /etc/default/dockershim is refused"
+# The same command line reads the shipped configuration file (every key
+# commented out: the defaults), and the flag wins over the file.
+dump=$(
+  # shellcheck disable=SC1091
+  . /etc/default/dockershim
+  # shellcheck disable=SC2086
+  /usr/bin/dockershim --container-runtime-endpoint fd:// $DOCKERSHIM_OPTS config dump
+) || fail "dockershim config dump with the shipped /etc/dockershim/config.toml failed"
+printf '%s\n' "$dump" | grep -qx 'container-runtime-endpoint = "fd://"' ||
+  fail "config dump does not show the unit's --container-runtime-endpoint: $dump"
+printf '%s\n' "$dump" | grep -qx '# read: /etc/dockershim/config.toml' ||
+  fail "config dump did not read /etc/dockershim/config.toml: $dump"
+# A drop-in is read, and a bad one is refused naming its file and line.
+drop_in=/etc/dockershim/config.d/50-deb-test.toml
+printf 'streaming-max-sessions = 7\n' >"$drop_in"
+/usr/bin/dockershim config dump | grep -qx 'streaming-max-sessions = 7' ||
+  { rm -f "$drop_in"; fail "the drop-in $drop_in was not read"; }
+printf '\nnetwrk-plugin = "cni"\n' >"$drop_in"
+err=$(/usr/bin/dockershim config dump 2>&1 >/dev/null) && { rm -f "$drop_in"; fail "a drop-in with an unknown key was accepted"; }
+rm -f "$drop_in"
+case "$err" in
+  *"$drop_in:2: unknown key \"netwrk-plugin\""*) ;;
+  *) fail "a bad drop-in's error does not name file, line and key: $err" ;;
+esac
 for link in sockets.target.wants/dockershim.socket multi-user.target.wants/dockershim.service; do
   [ -L "/etc/systemd/system/$link" ] || fail "/etc/systemd/system/$link missing: the unit was not enabled"
 done
@@ -158,13 +189,16 @@ if [ -n "$systemd" ]; then
   done
   systemctl --quiet is-active dockershim.service || fail "dockershim.service is not active after install"
 fi
-say "installed: $out, units, conffile, docs, enablement"
+say "installed: $out, units, conffiles, configuration file and drop-ins, docs, enablement"
 
-# --- An edited conffile survives a reinstallation ---------------------------
+# --- Edited conffiles survive a reinstallation ------------------------------
 echo '# kept by deb test' >>/etc/default/dockershim
+echo '# kept by deb test' >>/etc/dockershim/config.toml
 (cd "$work" && apt_get install --reinstall --no-install-recommends "./$(basename "$deb")")
-grep -q '^# kept by deb test$' /etc/default/dockershim || fail "reinstalling overwrote the edited /etc/default/dockershim"
-say "an edited /etc/default/dockershim survives a reinstallation"
+for conffile in /etc/default/dockershim /etc/dockershim/config.toml; do
+  grep -q '^# kept by deb test$' "$conffile" || fail "reinstalling overwrote the edited $conffile"
+done
+say "edited /etc/default/dockershim and /etc/dockershim/config.toml survive a reinstallation"
 
 # --- Remove, then purge -------------------------------------------------------
 apt_get remove dockershim
@@ -173,19 +207,23 @@ for path in /usr/bin/dockershim /lib/systemd/system/dockershim.service /lib/syst
   /usr/share/doc/dockershim /usr/share/man/man8/dockershim.8.gz; do
   [ ! -e "$path" ] || fail "$path is still there after remove"
 done
-[ -f /etc/default/dockershim ] || fail "remove deleted the conffile /etc/default/dockershim (only purge may)"
+for conffile in /etc/default/dockershim /etc/dockershim/config.toml; do
+  [ -f "$conffile" ] || fail "remove deleted the conffile $conffile (only purge may)"
+done
 if [ -n "$systemd" ]; then
   ! systemctl --quiet is-active dockershim.service || fail "dockershim.service still runs after remove"
   ! systemctl --quiet is-active dockershim.socket || fail "dockershim.socket still listens after remove"
 fi
-say "removed: binary, units and docs gone, conffile kept"
+say "removed: binary, units and docs gone, conffiles kept"
 
 apt_get purge dockershim
 case "$(status_of)" in
   "" | "un "*) ;;
   *) fail "dpkg status after purge is '$(status_of)'" ;;
 esac
-[ ! -e /etc/default/dockershim ] || fail "/etc/default/dockershim is still there after purge"
+for path in /etc/default/dockershim /etc/dockershim; do
+  [ ! -e "$path" ] || fail "$path is still there after purge"
+done
 if [ -z "$had_group" ]; then
   groupdel docker || fail "cannot delete the docker group the package created"
 fi
