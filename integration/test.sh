@@ -132,6 +132,7 @@ cargo clippy --locked --workspace --all-targets -- -D warnings
 RUSTDOCFLAGS="-D warnings" cargo doc --locked --workspace --no-deps --quiet
 say "unit tests"
 cargo test --locked --lib --bins
+cargo test --locked --test config_file
 cargo build --locked --tests --quiet
 # Every decoder of outside bytes under libFuzzer for a few seconds each,
 # from the seed corpus (fuzz/run.sh; the long campaign is in
