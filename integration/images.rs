@@ -247,6 +247,77 @@ async fn removing_one_name_keeps_the_image_under_its_others() {
     assert!(docker().await.inspect_image(&id).await.is_err());
 }
 
+/// An image a container was made from stays whole when RemoveImage by id is
+/// refused; one of its names can still go. The same on either image store.
+#[tokio::test]
+async fn an_image_a_container_uses_is_not_removed_by_id() {
+    let shim = Shim::start().await;
+    let mut images = shim.images().await;
+    let mut rt = shim.runtime().await;
+    let cleanup = Cleanup::new();
+    let first = format!("dockershim-test/{}:a", unique("in-use"));
+    let id = unique_image(&first);
+    let second = first.replace(":a", ":b");
+    assert!(
+        Command::new("docker")
+            .args(["tag", &first, &second])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let pod = pod_config(&cleanup, "image-in-use");
+    let pod_id = run_pod(&mut rt, &pod).await;
+    let mut config = container_config(&cleanup, "user", "true");
+    config.image = spec(&first);
+    let container = rt
+        .create_container(CreateContainerRequest {
+            pod_sandbox_id: pod_id.clone(),
+            config: Some(config),
+            sandbox_config: Some(pod.clone()),
+        })
+        .await
+        .expect("CreateContainer")
+        .into_inner()
+        .container_id;
+
+    let err = images
+        .remove_image(RemoveImageRequest { image: spec(&id) })
+        .await
+        .expect_err("RemoveImage of an image in use");
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+    assert!(
+        err.message().contains(&container[..12]),
+        "the message names the container: {}",
+        err.message()
+    );
+    for name in [&first, &second] {
+        let kept = image_status(&mut images, name).await;
+        assert_eq!(kept.map(|i| i.id), Some(id.clone()), "{name} kept");
+    }
+
+    // One of its names goes; the container keeps its image.
+    images
+        .remove_image(RemoveImageRequest {
+            image: spec(&second),
+        })
+        .await
+        .expect("RemoveImage of one name of an image in use");
+    assert_eq!(image_status(&mut images, &second).await, None);
+    assert_eq!(
+        container_status(&mut rt, &container).await.image_id,
+        id,
+        "the container still reports its image"
+    );
+
+    // Once the container is gone, the image goes by id.
+    stop_and_remove_pod(&mut rt, &pod_id).await;
+    images
+        .remove_image(RemoveImageRequest { image: spec(&id) })
+        .await
+        .expect("RemoveImage after the container went");
+    assert!(docker().await.inspect_image(&id).await.is_err());
+}
+
 #[tokio::test]
 async fn pulls_from_a_registry_that_requires_credentials() {
     let registry = auth_registry();

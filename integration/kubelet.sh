@@ -45,6 +45,13 @@
 #     without error (its /metrics);
 #   - removing the manifest of `volumes` stops it, and its sandbox and
 #     containers are removed from the runtime;
+#   - with the gates on (the kubelet's image filesystem stats from the CRI):
+#     image garbage collection. The kubelet is restarted over its running
+#     pods with image GC and eviction thresholds that the disk passes; it
+#     must remove an image that no container uses (imported for the check),
+#     keep the image its pods use and the pinned pause image, and its pods
+#     run on. Note that it removes every image of that Docker that no
+#     container uses;
 #   - the kubelet's log has no CRI error (lines with "rpc error"), except the
 #     ones in the allow-list below.
 #
@@ -52,7 +59,8 @@
 # authorization off (anonymous, AlwaysAllow), its ports on 127.0.0.1
 # (10250, read-only 10255, healthz 10248; DOCKERSHIM_KUBELET_PORTS="a b c"
 # overrides), failSwapOn and failCgroupV1 off, the cgroup driver Docker
-# reports, eviction and image GC thresholds off, makeIPTablesUtilChains off
+# reports, eviction and image GC thresholds off (until the image GC check),
+# makeIPTablesUtilChains off
 # (so iptables is not touched), its root, cert, volume-plugin and pod-log
 # directories under the work directory. What it still changes on the host is
 # put back when the run ends, whatever the exit path:
@@ -627,6 +635,87 @@ teardown() {
   fi
 }
 
+# Starts the kubelet on $w/kubelet.yaml, its log appended to $w/kubelet.log,
+# and waits until it is healthy.
+start_kubelet() {
+  "$kubelet_bin" --config "$w/kubelet.yaml" --root-dir "$w/root" --cert-dir "$w/root/pki" \
+    --hostname-override "$node" --v=2 >>"$w/kubelet.log" 2>&1 &
+  kubelet_pid=$!
+  if ! wait_for 60 curl -sf "http://127.0.0.1:$healthz_port/healthz"; then
+    tail -30 "$w/kubelet.log"
+    fail "the kubelet did not become healthy"
+    return 1
+  fi
+}
+
+# The kubelet's image GC removes an image no container uses, and keeps the
+# images in use and the pinned pause image. The image GC manager frees space
+# when its thresholds are passed, on a timer (at start, when it has no
+# history and so removes nothing, then every 5 minutes), and when the
+# eviction manager (every 10 s) sees the image or node filesystem under its
+# threshold. So the kubelet is restarted over the running pods with
+# thresholds that any use of the disk passes (image GC high 1%, low 0%;
+# nodefs and imagefs available below 99%) and a minimum image age of 1 s: it
+# frees every unused, unpinned image within seconds. (The pods are static,
+# so the eviction manager does not evict them.)
+check_image_gc() {
+  local victim="dockershim-test/gc-victim:$RANDOM$RANDOM" victim_id
+  # Busybox's rootfs with a file of its own: an image with an id of its own.
+  local rootfs="$w/gc-victim"
+  mkdir -p "$rootfs"
+  echo "$victim" >"$rootfs/victim"
+  victim_id=$(tar -C "$rootfs" -c . | curl -sS --fail --max-time 60 --unix-socket "$docker_sock" \
+    -X POST -H 'Content-Type: application/x-tar' --data-binary @- \
+    "http://docker/images/create?fromSrc=-&repo=${victim%:*}&tag=${victim##*:}" >/dev/null &&
+    dapi GET "/images/$victim/json" | chk jq 'd["Id"]') || {
+    fail "image GC: cannot import $victim"
+    return
+  }
+  local restarted_at=$SECONDS
+  stop_pid "$kubelet_pid" kubelet
+  sed -i -e 's/^imageGCHighThresholdPercent: .*/imageGCHighThresholdPercent: 1/' \
+    -e 's/^imageGCLowThresholdPercent: .*/imageGCLowThresholdPercent: 0/' \
+    -e 's/^  \(nodefs\|imagefs\)\.available: .*/  \1.available: "99%"/' "$w/kubelet.yaml"
+  # (0s would mean the default, 2 minutes.)
+  echo "imageMinimumGCAge: 1s" >>"$w/kubelet.yaml"
+  start_kubelet || return
+  if wait_for 60 eval '! dapi GET "/images/$victim_id/json" >/dev/null 2>&1'; then
+    pass "image GC removed the unused image $victim (${victim_id:0:19}) $((SECONDS - restarted_at))s after the kubelet restarted with thresholds the disk passes"
+  else
+    fail "image GC: $victim ($victim_id) still in Docker 60s after the kubelet restarted with thresholds the disk passes: $(grep -iE 'image garbage|Removing image|imageFs' "$w/kubelet.log" | tail -5)"
+    return
+  fi
+  if grep -q "\"Removing image to free bytes\" imageID=\"$victim_id\"" "$w/kubelet.log"; then
+    pass "image GC: the kubelet's log says it removed $victim to free bytes"
+  else
+    fail "image GC: the kubelet's log does not say it removed $victim_id: $(grep 'Removing image' "$w/kubelet.log" | tail -3)"
+  fi
+  if dapi GET /images/dockershim-test/busybox:latest/json >/dev/null; then
+    pass "image GC kept dockershim-test/busybox:latest, which the pods' containers use"
+  else
+    fail "image GC removed dockershim-test/busybox:latest, which the pods' containers use"
+  fi
+  if [ -x "$crictl_bin" ]; then
+    local pinned
+    pinned=$(crictl images -o json | chk jq '[i["repoTags"] for i in d["images"] if i.get("pinned")]')
+    if [ -n "$pinned" ]; then
+      pass "image GC kept the pinned pause image ($pinned)"
+    else
+      fail "image GC: no pinned (pause) image left: $(crictl images 2>&1 | head -5)"
+    fi
+  fi
+  local names=()
+  for p in "${pods[@]}"; do
+    [ "$p" = volumes ] || names+=("$p-$node")
+  done
+  if wait_for 60 chk running "$ro_port" crash "${names[@]}"; then
+    pass "after the kubelet's restart, its pods run on"
+  else
+    printf '%s\n' "$last"
+    fail "after the kubelet's restart, its pods are not all running"
+  fi
+}
+
 # One run of the kubelet with the feature gates on (true) or off (false).
 run_once() { # true|false
   local gates=$1
@@ -722,14 +811,7 @@ EOF
   done
   local token="token-$RANDOM-$RANDOM"
   echo "$token" >"$w/hostpath/token"
-  "$kubelet_bin" --config "$w/kubelet.yaml" --root-dir "$w/root" --cert-dir "$w/root/pki" \
-    --hostname-override "$node" --v=2 >"$w/kubelet.log" 2>&1 &
-  kubelet_pid=$!
-  if ! wait_for 60 curl -sf "http://127.0.0.1:$healthz_port/healthz"; then
-    tail -30 "$w/kubelet.log"
-    fail "the kubelet did not become healthy"
-    return 1
-  fi
+  start_kubelet || return 1
   local started=$SECONDS
 
   # The restart counts of the crashing container, sampled from now on.
@@ -915,7 +997,13 @@ EOF
     fi
   fi
 
-  # 13. No CRI error in the kubelet's log.
+  # 13. Image garbage collection, with the kubelet's stats from the CRI (its
+  # cAdvisor path knows the image filesystem of containerd and CRI-O only).
+  if [ "$gates" = true ]; then
+    check_image_gc
+  fi
+
+  # 14. No CRI error in the kubelet's log.
   if chk crierrors "$w/kubelet.log" "$w/shim.log" "${cri_error_allow[@]}" >"$w/crierrors.check"; then
     pass "no CRI error in the kubelet's log$(sed -n 's/^allowed/;/p' "$w/crierrors.check" | tr -d '\n')"
   else

@@ -26,8 +26,10 @@
 #      down by cri-dockerd (integration/rollback.sh, cri-dockerd built from
 #      its Go module), leaving no rule, address or file behind;
 #   6. a real kubelet (k8s.io/kubernetes v1.36.3, integration/kubelet.sh)
-#      running static pods on the engine of --kubelet (default: 26), with
-#      its EventedPLEG and PodAndContainerStatsFromCRI gates on and off;
+#      running static pods on each engine of --kubelet (default: 26 and 29,
+#      the classic and the containerd image store), with its EventedPLEG
+#      and PodAndContainerStatsFromCRI gates on and off, and its image
+#      garbage collection;
 #   7. Kubernetes' node e2e suite (k8s.io/kubernetes v1.36.3 test/e2e_node,
 #      integration/node-e2e.sh): its own API server and a kubelet driving
 #      dockershim on the engine of --node-e2e (default: 28), its
@@ -38,7 +40,7 @@
 # engine is run to the end and the failures are summed up at the end.
 #
 # Usage: integration/test.sh [--integration V[,V...]|none]
-#                            [--critest V[,V...]|none] [--kubelet V|none]
+#                            [--critest V[,V...]|none] [--kubelet V[,V...]|none]
 #                            [--node-e2e V|none] [cargo test filter...]
 #   V is 20.10, 26, 28, 28c or 29. A cargo test filter runs only the
 #   matching integration tests, and no critest, kubelet or node e2e unless
@@ -53,7 +55,7 @@ registry="${DOCKERSHIM_TEST_REGISTRY:-127.0.0.1:5055}"
 auth_registry="${DOCKERSHIM_TEST_AUTH_REGISTRY:-127.0.0.1:5056}"
 integration_versions="20.10,29"
 critest_versions="20.10,26,28,29"
-kubelet_versions="26"
+kubelet_versions="26,29"
 node_e2e_versions="28"
 critest_given=
 kubelet_given=
@@ -63,7 +65,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --integration) integration_versions=${2:?--integration needs versions}; shift 2 ;;
     --critest) critest_versions=${2:?--critest needs versions}; critest_given=1; shift 2 ;;
-    --kubelet) kubelet_versions=${2:?--kubelet needs a version}; kubelet_given=1; shift 2 ;;
+    --kubelet) kubelet_versions=${2:?--kubelet needs versions}; kubelet_given=1; shift 2 ;;
     --node-e2e) node_e2e_versions=${2:?--node-e2e needs a version}; node_e2e_given=1; shift 2 ;;
     *) filter+=("$1"); shift ;;
   esac

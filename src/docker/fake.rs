@@ -201,6 +201,18 @@ impl FakeDocker {
         add_image(&mut state, name)
     }
 
+    /// Gives the image `existing` (an id or name) one more name, as
+    /// `docker tag` does.
+    pub fn tag_image(&self, existing: &str, name: &str) {
+        let mut state = self.lock();
+        if let Some(i) = find_image(&state.images, existing) {
+            state.images[i]
+                .repo_tags
+                .get_or_insert_with(Vec::new)
+                .push(name.to_string());
+        }
+    }
+
     /// Whether Docker holds an image by that id or name.
     pub fn has_image(&self, id_or_name: &str) -> bool {
         find_image(&self.lock().images, id_or_name).is_some()
@@ -377,6 +389,14 @@ impl DockerApi for FakeDocker {
             .filter(|c| {
                 let labels = c.config.as_ref().and_then(|c| c.labels.clone());
                 matches_filters(&labels.unwrap_or_default(), &filters)
+            })
+            // Docker's `ancestor`: made from that image (by any of its names).
+            .filter(|c| {
+                filters.get("ancestor").into_iter().flatten().all(|wanted| {
+                    let image = c.image.as_deref().unwrap_or_default();
+                    find_image(&state.images, image).is_some()
+                        && find_image(&state.images, image) == find_image(&state.images, wanted)
+                })
             })
             .map(|c| ContainerSummary {
                 id: c.id.clone(),
@@ -618,6 +638,15 @@ impl DockerApi for FakeDocker {
         tags.retain(|t| normalise(t) != wanted);
         // By a tag: only that tag goes, unless it was the last; by id: all.
         if tags.len() == before || tags.is_empty() {
+            let user = state.containers.iter().find(|c| {
+                find_image(&state.images, c.image.as_deref().unwrap_or_default()) == Some(i)
+            });
+            if let Some(user) = user {
+                let user = user.id.clone().unwrap_or_default();
+                return Err(DockerError::Conflict(format!(
+                    "unable to delete {name} (must be forced) - image is being used by container {user}"
+                )));
+            }
             state.images.remove(i);
         }
         Ok(())

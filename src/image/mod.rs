@@ -13,7 +13,7 @@ use crate::api::{
     AuthConfig, FilesystemIdentifier, FilesystemUsage, Image, ImageFilter, ImageSpec,
     ImageStatusResponse, Int64Value, UInt64Value,
 };
-use crate::docker::DockerApi;
+use crate::docker::{DockerApi, Filters};
 use crate::docker::{DockerError, RegistryAuth};
 use crate::error::{DockerContext, Error, Result};
 use crate::view::View;
@@ -264,6 +264,9 @@ pub async fn remove(images: &Images<'_>, image: Option<ImageSpec>) -> Result<()>
     if by_id {
         names.push(id.clone());
     }
+    if by_id {
+        refuse_if_in_use(images, &name, &id).await?;
+    }
     for target in names {
         match images.docker.remove_image(&target).await {
             Ok(()) | Err(DockerError::NotFound(_)) => images.view.invalidate_images(),
@@ -272,6 +275,41 @@ pub async fn remove(images: &Images<'_>, image: Option<ImageSpec>) -> Result<()>
     }
     tracing::info!(image = %name, "image removed");
     Ok(())
+}
+
+/// Refuses to remove, by id, an image that a container (running or stopped)
+/// was made from, before any of its names is removed: Docker refuses only
+/// the last name, after the others are gone, which would leave the image
+/// half removed. (Removing one name is a single Docker call, which Docker
+/// refuses whole when it would remove an image in use.)
+async fn refuse_if_in_use(images: &Images<'_>, name: &str, id: &str) -> Result<()> {
+    let users = images
+        .docker
+        .list_containers(Filters::from([(
+            "ancestor".to_string(),
+            vec![id.to_string()],
+        )]))
+        .await
+        .context(|| format!("list the containers of image {name}"))?;
+    let Some(user) = users.first() else {
+        return Ok(());
+    };
+    let user_id = user.id.as_deref().unwrap_or_default();
+    let user_name = user
+        .names
+        .iter()
+        .flatten()
+        .next()
+        .map(|n| n.trim_start_matches('/'))
+        .unwrap_or(user_id);
+    Err(Error::FailedPrecondition(format!(
+        "image {name} is in use by container {user_name} ({}){}: remove the container first",
+        user_id.get(..12).unwrap_or(user_id),
+        match users.len() {
+            1 => String::new(),
+            n => format!(" and {} more", n - 1),
+        }
+    )))
 }
 
 /// Usage of Docker's image store: bytes of the images (shared layers counted
@@ -441,5 +479,33 @@ mod tests {
         t.docker.clear_calls();
         remove(&images, spec("busybox:gone")).await.unwrap();
         assert!(t.docker.changes().is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_image_in_use_is_refused_by_id_before_any_name_goes() {
+        let t = testing::shim();
+        let images = t.shim.images();
+        let id = t.docker.add_image("busybox:1.36");
+        t.docker.tag_image(&id, "busybox:stable");
+        let body = bollard::models::ContainerCreateBody {
+            image: Some("busybox:1.36".into()),
+            ..Default::default()
+        };
+        t.docker.create_container("user", body).await.unwrap();
+        t.docker.clear_calls();
+
+        let err = remove(&images, spec(&id)).await.unwrap_err();
+        assert_eq!(err.code(), tonic::Code::FailedPrecondition, "{err}");
+        assert!(
+            err.to_string().contains("in use by container user"),
+            "{err}"
+        );
+        assert!(t.docker.changes().is_empty(), "{:?}", t.docker.changes());
+        assert!(t.docker.has_image("busybox:1.36"));
+
+        // One name of several goes, as Docker untags it.
+        remove(&images, spec("busybox:1.36")).await.unwrap();
+        assert!(t.docker.has_image("busybox:stable"));
+        assert!(!t.docker.has_image("busybox:1.36"));
     }
 }
