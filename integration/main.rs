@@ -14,6 +14,7 @@ mod errors;
 mod grpc_clients;
 mod images;
 mod lifecycle;
+mod log_drivers;
 mod logs;
 mod network;
 mod runtime_info;

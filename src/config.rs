@@ -68,19 +68,28 @@ pub struct Config {
     #[arg(long, default_value_t = -998, allow_hyphen_values = true)]
     pub sandbox_oom_score_adj: i64,
 
-    /// Docker log driver of application containers. Docker's copy of a
-    /// container's output is what the CRI log file is written from: `local`
-    /// keeps every byte; `json-file` turns bytes that are not UTF-8 into
-    /// U+FFFD.
-    #[arg(long, value_enum, default_value = "local")]
-    pub docker_log_driver: LogDriver,
+    /// Docker log driver of application containers: any driver the engine
+    /// has (`local`, `json-file`, `journald`, `syslog`, `gelf`, `fluentd`,
+    /// ...). Unset: the daemon's own driver and its options when they ship
+    /// logs somewhere (anything but `json-file`, `local` and `none`), else
+    /// `local`. The CRI log file is written from Docker's copy: the driver's
+    /// own files, or its dual-logging cache.
+    #[arg(long, value_parser = parse_log_driver)]
+    pub docker_log_driver: Option<String>,
+
+    /// An option of the log driver, `key=value` (Docker's `--log-opt`);
+    /// repeat the flag for more. Only with `--docker-log-driver`.
+    #[arg(long = "docker-log-opt", value_name = "KEY=VALUE", value_parser = parse_log_opt)]
+    pub docker_log_opts: Vec<String>,
 
     /// Size at which Docker rotates its own copy of a container's output
-    /// (the source of the CRI log file), e.g. `10m`.
+    /// (the source of the CRI log file), e.g. `10m`, with the `local` and
+    /// `json-file` drivers.
     #[arg(long, default_value = "10m")]
     pub docker_log_max_size: String,
 
-    /// Files Docker keeps of its own copy of a container's output.
+    /// Files Docker keeps of its own copy of a container's output, with the
+    /// `local` and `json-file` drivers.
     #[arg(long, default_value_t = 2)]
     pub docker_log_max_files: u32,
 
@@ -223,6 +232,25 @@ pub enum ConfigCommand {
     Dump,
 }
 
+/// A Docker log driver's name: a plugin's may hold `/`, `:` and `.`.
+fn parse_log_driver(value: &str) -> Result<String, String> {
+    let fine = |c: char| c.is_ascii_alphanumeric() || "-_./:".contains(c);
+    if value.is_empty() || !value.chars().all(fine) {
+        return Err(format!("{value:?} is not a log driver's name"));
+    }
+    Ok(value.to_string())
+}
+
+/// A log driver option, `key=value` with a non-empty key.
+fn parse_log_opt(value: &str) -> Result<String, String> {
+    match value.split_once('=') {
+        Some((key, _)) if !key.is_empty() && !key.contains(char::is_whitespace) => {
+            Ok(value.to_string())
+        }
+        _ => Err(format!("{value:?} is not key=value")),
+    }
+}
+
 /// `ip:port`, or an IP alone (port 0: a free one), as cri-dockerd takes
 /// `--streaming-bind-addr`.
 fn parse_bind_addr(value: &str) -> Result<std::net::SocketAddr, String> {
@@ -299,26 +327,6 @@ impl Config {
             Some(other) => Err(format!(
                 "--network-plugin={other:?} is unknown: use cni, or \"\" for Docker's bridge"
             )),
-        }
-    }
-}
-
-/// Docker log drivers the CRI log writer can read back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum LogDriver {
-    /// Docker's `local` driver (binary, compressed rotation).
-    Local,
-    /// Docker's `json-file` driver.
-    #[value(name = "json-file")]
-    JsonFile,
-}
-
-impl LogDriver {
-    /// The driver's name for Docker.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LogDriver::Local => "local",
-            LogDriver::JsonFile => "json-file",
         }
     }
 }

@@ -19,9 +19,9 @@ pub struct Settings {
     pub sandbox_oom_score_adj: Option<i64>,
     /// True when the shim may ask for negative oom_score_adj values.
     pub may_lower_oom_score: bool,
-    /// Docker log configuration of application containers: a driver the
-    /// shim can read back, with a size bound.
-    pub log_config: bollard::models::HostConfigLogConfig,
+    /// Docker log configuration of application containers
+    /// ([`crate::logs::driver`]); `None` keeps the daemon's driver.
+    pub log_config: Option<bollard::models::HostConfigLogConfig>,
     /// The negotiated Docker Engine API version.
     pub docker_api: (u32, u32),
 }
@@ -90,21 +90,29 @@ impl Shim {
                 "this host withholds CAP_SYS_RESOURCE: negative oom_score_adj values are raised to 0"
             );
         }
-        let log_config = bollard::models::HostConfigLogConfig {
-            typ: Some(config.docker_log_driver.as_str().to_string()),
-            config: Some(std::collections::HashMap::from([
-                ("max-size".to_string(), config.docker_log_max_size.clone()),
-                (
-                    "max-file".to_string(),
-                    config.docker_log_max_files.to_string(),
-                ),
-            ])),
-        };
+        let log_driver = crate::logs::driver::choose(
+            crate::logs::driver::LogFlags {
+                driver: config.docker_log_driver.as_deref(),
+                opts: &config.docker_log_opts,
+                max_size: &config.docker_log_max_size,
+                max_files: config.docker_log_max_files,
+            },
+            &host.log_driver,
+        )
+        .map_err(Error::InvalidArgument)?;
+        if log_driver.log_config.is_none() {
+            tracing::info!(
+                driver = %log_driver.driver,
+                "application containers keep the daemon's log driver and options; their CRI log files are written from Docker's dual-logging cache"
+            );
+        } else {
+            tracing::info!(driver = %log_driver.driver, "log driver of application containers");
+        }
         let settings = Settings {
             sandbox_oom_score_adj: Some(config.sandbox_oom_score_adj)
                 .filter(|adj| *adj >= 0 || may_lower_oom_score),
             may_lower_oom_score,
-            log_config,
+            log_config: log_driver.log_config,
             docker_api: parse_api_version(&host.api_version),
         };
         let network =

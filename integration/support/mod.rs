@@ -7,6 +7,7 @@
 
 #![allow(dead_code)]
 
+pub mod own_docker;
 pub mod rss;
 pub mod stream_client;
 

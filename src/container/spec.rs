@@ -234,7 +234,7 @@ fn host_config(
         oom_score_adj: limits.oom_score_adj,
         pids_limit: limits.pids_limit,
         device_requests: cdi_requests(config, settings)?,
-        log_config: Some(settings.log_config.clone()),
+        log_config: settings.log_config.clone(),
         ..Default::default()
     })
 }
@@ -673,10 +673,10 @@ mod tests {
         Settings {
             sandbox_oom_score_adj: None,
             may_lower_oom_score: true,
-            log_config: bollard::models::HostConfigLogConfig {
+            log_config: Some(bollard::models::HostConfigLogConfig {
                 typ: Some("json-file".into()),
                 config: Some(HashMap::from([("max-size".into(), "10m".into())])),
-            },
+            }),
             docker_api: (1, 41),
         }
     }

@@ -9,6 +9,7 @@
 //! output written before any writer was attached.
 
 pub mod crilog;
+pub mod driver;
 pub mod tty;
 
 use std::collections::HashMap;
