@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Installs dockershim on a systemd host: the binary, the socket and service
-# units, the commented configuration file /etc/dockershim/config.toml and
+# units, the manual page and shell completions, the commented configuration
+# file /etc/dockershim/config.toml and
 # /etc/crictl.yaml pointing at the socket (each of these two unless one exists).
 #
 # Usage: deploy/install.sh [path/to/dockershim]   (default: builds a release)
+# From a source tree, or from an unpacked release tarball (deploy/release.sh):
+#   sudo ./deploy/install.sh ./dockershim
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +21,13 @@ install -m 0644 deploy/systemd/dockershim.socket /etc/systemd/system/dockershim.
 install -m 0644 deploy/systemd/dockershim.service /etc/systemd/system/dockershim.service
 install -d /usr/local/share/doc/dockershim
 install -m 0644 README.md /usr/local/share/doc/dockershim/README.md
+# The manual page and completions, from the binary's own flag definitions.
+install -d /usr/local/share/man/man8 /usr/local/share/bash-completion/completions \
+  /usr/local/share/zsh/site-functions /usr/local/share/fish/vendor_completions.d
+/usr/local/bin/dockershim man >/usr/local/share/man/man8/dockershim.8
+/usr/local/bin/dockershim completion bash >/usr/local/share/bash-completion/completions/dockershim
+/usr/local/bin/dockershim completion zsh >/usr/local/share/zsh/site-functions/_dockershim
+/usr/local/bin/dockershim completion fish >/usr/local/share/fish/vendor_completions.d/dockershim.fish
 install -d /etc/dockershim /etc/dockershim/config.d
 if [ ! -e /etc/dockershim/config.toml ]; then
   install -m 0644 deploy/config.toml /etc/dockershim/config.toml

@@ -143,6 +143,25 @@ say "fuzzing, 10 s per target"
 DOCKERSHIM_FUZZ_TARGET_DIR=/var/cache/dockershim-test/fuzz-target fuzz/run.sh --seconds 10
 say "Debian package"
 deploy/deb/test.sh target/debug/dockershim || failures+=("Debian package (deploy/deb/test.sh)")
+# The release tarball: its checksums hold, and what it holds runs and
+# installs from where it was unpacked (install.sh's paths).
+check_release() {
+  local out="$work/release" top
+  rm -rf "$out" && mkdir -p "$out"
+  deploy/release.sh target/debug/dockershim "$out" >/dev/null || return 1
+  (cd "$out" && sha256sum -c --quiet SHA256SUMS) || return 1
+  tar -xzf "$out"/dockershim-*-linux-*.tar.gz -C "$out" || return 1
+  top=$(echo "$out"/dockershim-*-linux-*/)
+  "$top/dockershim" --version | grep -q '^dockershim .*(commit ' || return 1
+  for f in deploy/install.sh deploy/config.toml deploy/systemd/dockershim.service \
+    deploy/systemd/dockershim.socket man/dockershim.8 completions/dockershim.bash \
+    completions/_dockershim completions/dockershim.fish README.md LICENSE docs/logs.md; do
+    [ -s "$top/$f" ] || { echo "release tarball: $f missing" >&2; return 1; }
+  done
+  grep -q '^\.SH FILES' "$top/man/dockershim.8"
+}
+say "release artefacts"
+check_release || failures+=("release artefacts (deploy/release.sh)")
 
 # 3. Registries on loopback: one open, one with basic auth.
 start_registry() { # name addr [htpasswd]

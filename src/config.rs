@@ -222,6 +222,14 @@ pub enum Command {
     /// The configuration file.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Print the manual page (roff, section 8) and exit.
+    Man,
+    /// Print the completion script of a shell and exit.
+    Completion {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 /// `dockershim config ...`.

@@ -234,7 +234,9 @@ where
     let first = cmd.clone().try_get_matches_from(&args)?;
     // Build information is for finding out what is installed, which a broken
     // file should not get in the way of.
-    if first.get_flag("buildinfo") {
+    // Nor of the manual page and completions, which need no settings.
+    if first.get_flag("buildinfo") || matches!(first.subcommand_name(), Some("man" | "completion"))
+    {
         let config = Config::from_arg_matches(&first)?;
         return Ok(Loaded {
             config,

@@ -48,6 +48,7 @@
 pub mod api;
 pub mod build_info;
 pub mod checkpoint;
+pub mod cli_docs;
 pub mod config;
 pub mod config_file;
 pub mod container;

@@ -1,6 +1,8 @@
 //! The `dockershim` binary: read flags and configuration files, set up
 //! logging, serve.
 
+use std::io::Write;
+
 use dockershim::build_info;
 use dockershim::config_file;
 
@@ -24,6 +26,17 @@ async fn main() -> anyhow::Result<()> {
             std::env::consts::ARCH
         );
         return Ok(());
+    }
+    match &loaded.config.command {
+        Some(dockershim::config::Command::Man) => {
+            std::io::stdout().write_all(&dockershim::cli_docs::man_page()?)?;
+            return Ok(());
+        }
+        Some(dockershim::config::Command::Completion { shell }) => {
+            std::io::stdout().write_all(&dockershim::cli_docs::completion(*shell))?;
+            return Ok(());
+        }
+        _ => {}
     }
     if loaded.wants_dump() {
         print!("{}", loaded.dump()?);

@@ -121,9 +121,19 @@ esac
 for path in /lib/systemd/system/dockershim.service /lib/systemd/system/dockershim.socket \
   /etc/default/dockershim /etc/dockershim/config.toml /usr/share/doc/dockershim/copyright /usr/share/doc/dockershim/changelog.gz \
   /usr/share/doc/dockershim/README.md /usr/share/doc/dockershim/docs/operations.md \
-  /usr/share/man/man8/dockershim.8.gz; do
+  /usr/share/man/man8/dockershim.8.gz /usr/share/bash-completion/completions/dockershim \
+  /usr/share/zsh/vendor-completions/_dockershim /usr/share/fish/vendor_completions.d/dockershim.fish; do
   [ -f "$path" ] || fail "$path is missing"
 done
+# The page and the completions know the flags of the binary installed.
+zcat /usr/share/man/man8/dockershim.8.gz | grep -q '^\\fB\\-\\-docker\\-log\\-opt\\fR' ||
+  fail "the manual page does not list --docker-log-opt"
+zcat /usr/share/man/man8/dockershim.8.gz | grep -q '^\.SH FILES' || fail "the manual page has no FILES section"
+completed=$(bash -c 'source /usr/share/bash-completion/completions/dockershim
+  COMP_WORDS=(dockershim --docker-log-o); COMP_CWORD=1; COMP_LINE="dockershim --docker-log-o"; COMP_POINT=${#COMP_LINE}
+  _dockershim dockershim --docker-log-o dockershim; printf "%s\n" "${COMPREPLY[@]}"')
+[ "$completed" = "--docker-log-opt" ] || fail "bash completes '--docker-log-o' to '$completed', not --docker-log-opt"
+say "the manual page and the bash completion know the flags"
 unit=/lib/systemd/system/dockershim.service
 # shellcheck disable=SC2016 # $DOCKERSHIM_OPTS is literal in the unit
 grep -q '^ExecStart=/usr/bin/dockershim --container-runtime-endpoint fd:// \$DOCKERSHIM_OPTS$' "$unit" ||
@@ -204,7 +214,7 @@ say "edited /etc/default/dockershim and /etc/dockershim/config.toml survive a re
 apt_get remove dockershim
 [ "$(status_of)" = "rc " ] || fail "dpkg status after remove is '$(status_of)', not 'rc'"
 for path in /usr/bin/dockershim /lib/systemd/system/dockershim.service /lib/systemd/system/dockershim.socket \
-  /usr/share/doc/dockershim /usr/share/man/man8/dockershim.8.gz; do
+  /usr/share/doc/dockershim /usr/share/man/man8/dockershim.8.gz /usr/share/bash-completion/completions/dockershim; do
   [ ! -e "$path" ] || fail "$path is still there after remove"
 done
 for conffile in /etc/default/dockershim /etc/dockershim/config.toml; do
