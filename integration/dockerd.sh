@@ -34,7 +34,8 @@
 #        started are written to <state-dir>/pids.
 # env    prints shell exports for a started daemon: DOCKER_HOST, the tests'
 #        DOCKERSHIM_TEST_DOCKER (the socket path), DOCKERSHIM_TEST_DOCKERD_CONFIG
-#        (its daemon.json) and a PATH whose `docker`,
+#        (its daemon.json), DOCKERSHIM_TEST_CDI_DIR (the CDI spec directory
+#        the engine reads, <state-dir>/cdi) and a PATH whose `docker`,
 #        `dockerd` and `containerd` are that engine's. Use with eval.
 # stop   stops exactly the processes start started (and, should the daemon
 #        have died, the container shims and port proxies it left), unmounts
@@ -66,7 +67,9 @@
 #     iptables stays
 #     on (Docker's default), so published ports and traffic between
 #     containers work;
-#   - its own empty daemon.json, so /etc/docker/daemon.json does not apply.
+#   - its own daemon.json, so /etc/docker/daemon.json does not apply; from
+#     26 on it names the CDI spec directory <state-dir>/cdi (turning CDI on
+#     with the "cdi" feature on 26; 28 has it on by default);
 #
 # One daemon of a version at a time (the bridge is per version; set
 # DOCKERSHIM_TEST_DOCKER_SLOT=1..9 for a second one with a bridge and
@@ -525,13 +528,24 @@ EOF
   if [ "$store" = containerd ]; then
     storage=()
   fi
+  # CDI: every engine that has it reads the spec directory <state>/cdi
+  # (the tests write their specs there) instead of /etc/cdi and
+  # /var/run/cdi. 20.10 has no CDI and refuses a daemon.json key it does
+  # not know; 26 keeps CDI behind the "cdi" feature; 28 on have it on.
+  mkdir -p "$state/cdi"
+  local cdi_dirs
+  cdi_dirs=", \"cdi-spec-dirs\": [\"$state/cdi\"]"
   if [ "$ver" = 28c ]; then
-    echo '{"features": {"containerd-snapshotter": true}}' >"$state/daemon.json"
+    echo "{\"features\": {\"containerd-snapshotter\": true}$cdi_dirs}" >"$state/daemon.json"
   elif [ "$ver" = 29 ]; then
     # 29 gives every container a time namespace, which Debian 12's runc
     # (1.1.5) does not know ("namespace time does not exist"; runc 1.2 has
     # it): Docker's own switch back to the host's time namespace.
-    echo '{"features": {"time-namespaces": false}}' >"$state/daemon.json"
+    echo "{\"features\": {\"time-namespaces\": false}$cdi_dirs}" >"$state/daemon.json"
+  elif [ "$ver" = 26 ]; then
+    echo "{\"features\": {\"cdi\": true}$cdi_dirs}" >"$state/daemon.json"
+  elif [ "$ver" = 28 ]; then
+    echo "{${cdi_dirs#, }}" >"$state/daemon.json"
   else
     echo '{}' >"$state/daemon.json"
   fi
@@ -596,6 +610,9 @@ print_env() {
   printf 'export DOCKERSHIM_TEST_DOCKER=%q\n' "$state/docker.sock"
   # For a test that starts a daemon of its own, of the same kind.
   printf 'export DOCKERSHIM_TEST_DOCKERD_CONFIG=%q\n' "$state/daemon.json"
+  # The CDI spec directory the engine reads (20.10 has none and reads
+  # nothing from it).
+  printf 'export DOCKERSHIM_TEST_CDI_DIR=%q\n' "$state/cdi"
   printf 'export PATH=%q\n' "$bin:$PATH"
 }
 

@@ -8,6 +8,7 @@ mod support;
 
 mod abuse;
 mod abuse_logs;
+mod cdi;
 mod containers;
 mod docker_restart;
 mod errors;

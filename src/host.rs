@@ -1,7 +1,7 @@
 //! Facts about the Docker Engine the shim talks to, learned once at start:
 //! its version, negotiated API version, cgroup driver, OCI runtimes, data
-//! directory, image store and the directory holding the images; and how to
-//! read a few facts off what Docker reports.
+//! directory, image store, the directory holding the images and whether it
+//! injects CDI devices; and how to read a few facts off what Docker reports.
 //!
 //! They sit here, below every domain module, so the code that translates
 //! CRI requests and the code that reports status read the same facts
@@ -55,6 +55,55 @@ impl ImageStore {
     }
 }
 
+/// Whether Docker can inject CDI devices (device requests with the `cdi`
+/// driver), read off the negotiated API version and `docker info`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CdiSupport {
+    /// The API is older than 1.44, which first carries CDI device requests
+    /// (Docker 25).
+    Unsupported,
+    /// Docker reports no CDI spec directory: CDI is off (Docker 25 to 27
+    /// keep it behind the `cdi` feature; 28 turns it on by default).
+    Off,
+    /// CDI is on; Docker reads the specs in these directories.
+    On(Vec<String>),
+    /// The API carries CDI requests but Docker does not say whether CDI is
+    /// on (`CDISpecDirs` is missing from `docker info`); Docker decides at
+    /// container start.
+    Unreported,
+}
+
+impl CdiSupport {
+    /// Reads the support off the negotiated API version and the spec
+    /// directories `docker info` lists (an empty list means CDI is off).
+    pub fn of(api: (u32, u32), spec_dirs: Option<&[String]>) -> Self {
+        match spec_dirs {
+            _ if api < (1, 44) => CdiSupport::Unsupported,
+            None => CdiSupport::Unreported,
+            Some([]) => CdiSupport::Off,
+            Some(dirs) => CdiSupport::On(dirs.to_vec()),
+        }
+    }
+
+    /// A word for status output: `on`, `off`, `unsupported` or `unknown`.
+    pub fn state(&self) -> &'static str {
+        match self {
+            CdiSupport::Unsupported => "unsupported",
+            CdiSupport::Off => "off",
+            CdiSupport::On(_) => "on",
+            CdiSupport::Unreported => "unknown",
+        }
+    }
+
+    /// The spec directories Docker reads, when it says.
+    pub fn spec_dirs(&self) -> &[String] {
+        match self {
+            CdiSupport::On(dirs) => dirs,
+            _ => &[],
+        }
+    }
+}
+
 /// What Docker told us about itself at start. None of it changes while the
 /// daemon runs.
 #[derive(Debug, Clone)]
@@ -85,6 +134,8 @@ pub struct HostFacts {
     /// the request from API 1.44 on, and the kernel needs `mount_setattr`
     /// (Linux 5.12).
     pub recursive_read_only: bool,
+    /// Whether Docker injects CDI devices, and from which spec directories.
+    pub cdi: CdiSupport,
 }
 
 impl HostFacts {
@@ -113,8 +164,13 @@ impl HostFacts {
             .map(parse_api_version)
             .unwrap_or((0, 0));
         let recursive_read_only = parse_api_version(&api_version) >= (1, 44) && kernel >= (5, 12);
+        let cdi = CdiSupport::of(
+            parse_api_version(&api_version),
+            info.cdi_spec_dirs.as_deref(),
+        );
         Ok(Self {
             recursive_read_only,
+            cdi,
             docker_version: version.version.unwrap_or_default(),
             api_version,
             cgroup_driver,
@@ -197,6 +253,20 @@ mod tests {
         assert_eq!(parse_api_version("6.1.0-13-amd64"), (6, 1));
         assert_eq!(parse_api_version("5.12+rc1"), (5, 12));
         assert_eq!(parse_api_version("garbage"), (1, 41));
+    }
+
+    #[test]
+    fn cdi_support_follows_the_api_and_the_reported_spec_dirs() {
+        let dirs = vec!["/etc/cdi".to_string(), "/var/run/cdi".to_string()];
+        assert_eq!(
+            CdiSupport::of((1, 41), Some(&dirs)),
+            CdiSupport::Unsupported
+        );
+        assert_eq!(CdiSupport::of((1, 44), None), CdiSupport::Unreported);
+        assert_eq!(CdiSupport::of((1, 51), Some(&[])), CdiSupport::Off);
+        let on = CdiSupport::of((1, 51), Some(&dirs));
+        assert_eq!(on.spec_dirs(), dirs.as_slice());
+        assert_eq!(on.state(), "on");
     }
 
     #[test]

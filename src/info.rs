@@ -115,6 +115,11 @@ fn verbose_info(shim: &Shim) -> HashMap<String, String> {
             ImageStore::Containerd { snapshotter } => format!("containerd ({snapshotter})"),
         },
         "imageFsDir": shim.host.image_fs_dir,
+        // CDI devices: on, off (no spec directory), unsupported (API below
+        // 1.44) or unknown (Docker does not say), and the spec directories
+        // Docker reads.
+        "cdi": shim.host.cdi.state(),
+        "cdiSpecDirs": shim.host.cdi.spec_dirs(),
     });
     HashMap::from([
         ("config".to_string(), config.to_string()),

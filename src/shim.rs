@@ -14,6 +14,8 @@ use crate::view::ListCache;
 /// Settings the handlers need, taken from the command line.
 #[derive(Debug, Clone)]
 pub struct Settings {
+    /// Whether Docker injects CDI devices.
+    pub cdi: crate::host::CdiSupport,
     /// oom_score_adj for pause containers; `None` when the host does not let
     /// us lower scores.
     pub sandbox_oom_score_adj: Option<i64>,
@@ -109,6 +111,7 @@ impl Shim {
             tracing::info!(driver = %log_driver.driver, "log driver of application containers");
         }
         let settings = Settings {
+            cdi: host.cdi.clone(),
             sandbox_oom_score_adj: Some(config.sandbox_oom_score_adj)
                 .filter(|adj| *adj >= 0 || may_lower_oom_score),
             may_lower_oom_score,

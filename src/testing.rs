@@ -40,6 +40,7 @@ pub(crate) fn shim() -> TestShim {
         image_fs_dir: "/var/lib/docker".into(),
         log_driver: "json-file".into(),
         recursive_read_only: false,
+        cdi: crate::host::CdiSupport::Unsupported,
     };
     let shim = Shim::with_facts(config, docker.clone(), host).expect("shim");
     TestShim {

@@ -1,6 +1,7 @@
 //! Application containers: create, start, stop, remove, list, status,
 //! resource updates and synchronous exec.
 
+pub mod cdi;
 pub mod spec;
 pub mod status;
 
@@ -310,10 +311,12 @@ pub async fn start(shim: &Shim, id: &str) -> Result<()> {
                 "start container {cid}: executable not found in $PATH: {message}"
             ))
         }
-        other => Error::Docker {
-            context: format!("start container {cid}"),
-            source: other,
-        },
+        other => cdi::injection_error(&cid, other, &shim.settings.cdi).unwrap_or_else(|other| {
+            Error::Docker {
+                context: format!("start container {cid}"),
+                source: other,
+            }
+        }),
     })?;
     tracing::info!(container = %cid, "container started");
     Ok(())

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use bollard::models::{
-    ContainerCreateBody, ContainerUpdateBody, DeviceRequest, HealthConfig, HostConfig, Mount,
-    MountBindOptions, MountBindOptionsPropagationEnum, MountImageOptions, MountType,
+    ContainerCreateBody, ContainerUpdateBody, HealthConfig, HostConfig, Mount, MountBindOptions,
+    MountBindOptionsPropagationEnum, MountImageOptions, MountType,
 };
 
 use crate::api::{
@@ -233,26 +233,10 @@ fn host_config(
         cpuset_mems: limits.cpuset_mems.clone(),
         oom_score_adj: limits.oom_score_adj,
         pids_limit: limits.pids_limit,
-        device_requests: cdi_requests(config, settings)?,
+        device_requests: super::cdi::device_requests(config, &settings.cdi)?,
         log_config: settings.log_config.clone(),
         ..Default::default()
     })
-}
-
-/// CDI devices, as Docker device requests (Docker API 1.44+).
-fn cdi_requests(
-    config: &ContainerConfig,
-    settings: &Settings,
-) -> Result<Option<Vec<DeviceRequest>>> {
-    if config.cdi_devices.is_empty() {
-        return Ok(None);
-    }
-    settings.require_api((1, 44), "CDI devices")?;
-    Ok(Some(vec![DeviceRequest {
-        driver: Some("cdi".into()),
-        device_ids: Some(config.cdi_devices.iter().map(|d| d.name.clone()).collect()),
-        ..Default::default()
-    }]))
 }
 
 /// The container's CRI log file: the sandbox's log directory joined with the
@@ -671,6 +655,7 @@ mod tests {
 
     fn settings() -> Settings {
         Settings {
+            cdi: crate::host::CdiSupport::Unsupported,
             sandbox_oom_score_adj: None,
             may_lower_oom_score: true,
             log_config: Some(bollard::models::HostConfigLogConfig {
@@ -708,23 +693,42 @@ mod tests {
         // Private is left to Docker's default: an explicit rprivate is
         // refused for a source holding Docker's data root.
         assert_eq!(rro.bind_options.as_ref().unwrap().propagation, None);
+    }
 
-        let mut cdi = config();
-        cdi.cdi_devices = vec![crate::api::CdiDevice {
+    #[test]
+    fn cdi_devices_come_from_the_container_not_from_its_sandbox() {
+        let on = Settings {
+            cdi: crate::host::CdiSupport::On(vec!["/etc/cdi".into()]),
+            docker_api: (1, 51),
+            ..settings()
+        };
+        let mut sandbox = sandbox_config();
+        sandbox
+            .annotations
+            .insert("cdi.k8s.io/pod".into(), "vendor.com/gpu=1".into());
+        let requests = |cfg: &ContainerConfig| {
+            create_body(cfg, &SANDBOX, Some(&sandbox), &on)
+                .unwrap()
+                .host_config
+                .unwrap()
+                .device_requests
+        };
+        assert_eq!(requests(&config()), None);
+        let mut cfg = config();
+        cfg.cdi_devices = vec![crate::api::CdiDevice {
             name: "vendor.com/gpu=0".into(),
         }];
-        assert!(create_body(&cdi, &SANDBOX, Some(&sandbox_config()), &settings()).is_err());
-        let requests = create_body(&cdi, &SANDBOX, Some(&sandbox_config()), &newer)
-            .unwrap()
-            .host_config
-            .unwrap()
-            .device_requests
-            .unwrap();
-        assert_eq!(requests[0].driver.as_deref(), Some("cdi"));
+        cfg.annotations
+            .insert("cdi.k8s.io/ctr".into(), "vendor.com/gpu=2".into());
         assert_eq!(
-            requests[0].device_ids,
-            Some(vec!["vendor.com/gpu=0".to_string()])
+            requests(&cfg).unwrap()[0].device_ids,
+            Some(vec!["vendor.com/gpu=0".into(), "vendor.com/gpu=2".into()])
         );
+        // Docker 20.10 cannot inject them: refused, not silently dropped.
+        assert!(matches!(
+            create_body(&cfg, &SANDBOX, Some(&sandbox), &settings()),
+            Err(Error::FailedPrecondition(_))
+        ));
     }
 
     #[test]
