@@ -73,7 +73,8 @@
 #
 # One daemon of a version at a time (the bridge is per version; set
 # DOCKERSHIM_TEST_DOCKER_SLOT=1..9 for a second one with a bridge and
-# subnets of its own); daemons of
+# subnets of its own: dsd<version>s<slot>, 10.235.(150 + 10 * slot + 0 for
+# 20.10, 1 for 26, 2 for 28, 3 for 28c, 4 for 29).1/24); daemons of
 # different versions, and the system's daemon on /var/run/docker.sock, may
 # run beside it. Note that every dockerd that starts with iptables on first
 # flushes the shared DOCKER, DOCKER-ISOLATION-STAGE-* (and, from 28 on,
@@ -158,7 +159,12 @@ select_version() {
   if [ -n "${DOCKERSHIM_TEST_DOCKER_SLOT:-}" ]; then
     local slot=$DOCKERSHIM_TEST_DOCKER_SLOT
     [[ "$slot" =~ ^[1-9]$ ]] || die "DOCKERSHIM_TEST_DOCKER_SLOT must be a digit 1-9"
-    bridge="${bridge}s$slot" net="10.235.$((${net##*.} + 100 + slot))"
+    # 10.235.(150 + 10 * slot + the version's index): unique across
+    # versions and slots (adding the slot to the version's own octet was
+    # not: 29 in slot 3 and 28 in slot 4 got the same subnet).
+    local index
+    case "$ver" in 20.10) index=0 ;; 26) index=1 ;; 28) index=2 ;; 28c) index=3 ;; *) index=4 ;; esac
+    bridge="${bridge}s$slot" net="10.235.$((150 + 10 * slot + index))"
     pool="10.$((236 + slot)).${pool#10.236.}"
   fi
   engine_dir="$cache_root/docker-$cache_ver"
