@@ -19,5 +19,6 @@ mod network;
 mod runtime_info;
 mod sandboxes;
 mod security;
+mod stats_pressure;
 mod streaming;
 mod view;
