@@ -21,5 +21,6 @@ mod network;
 mod runtime_info;
 mod sandboxes;
 mod security;
+mod stats_pressure;
 mod streaming;
 mod view;

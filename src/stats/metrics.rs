@@ -31,9 +31,11 @@
 //! The CRI carries unsigned integers, so cAdvisor's fractional seconds are
 //! whole seconds here (truncated), and values cAdvisor gives as -1 (an
 //! unlimited ulimit) are left out. A metric whose files are missing (no
-//! cgroup v2 pressure files on cgroup v1, no hugetlb controller, no quota for
-//! the CFS throttling figures, as cAdvisor also omits them) is left out rather
-//! than reported as 0.
+//! pressure files outside the unified hierarchy, no hugetlb controller, no
+//! quota for the CFS throttling figures, as cAdvisor also omits them) is left
+//! out rather than reported as 0; `container_memory_swap` alone is 0 without
+//! swap accounting, as cAdvisor reports it. Swap and pressure are the same
+//! readings the CRI stats carry.
 
 use std::path::Path;
 
@@ -730,7 +732,13 @@ fn container_metrics(base: &[String], s: &ContainerSample, host: &Host) -> Vec<M
     e.put(&MEMORY_RSS, [], usage.memory_rss);
     e.put(&MEMORY_KERNEL, [], c.memory.kernel_usage);
     e.put(&MEMORY_MAPPED_FILE, [], c.memory.mapped_file);
-    e.put(&MEMORY_SWAP, [], c.memory.swap);
+    // The same reading as the CRI stats' swap, but 0 without swap
+    // accounting, as cAdvisor reports it (critest expects the metric).
+    e.put(
+        &MEMORY_SWAP,
+        [],
+        usage.memory_usage.map(|_| usage.swap.map_or(0, |s| s.used)),
+    );
     e.put(&MEMORY_FAILCNT, [], c.memory.failcnt);
     e.put(&MEMORY_USAGE, [], usage.memory_usage);
     e.put(&MEMORY_MAX_USAGE, [], c.memory.max_usage);
@@ -798,11 +806,16 @@ fn container_metrics(base: &[String], s: &ContainerSample, host: &Host) -> Vec<M
     e.put(&THREADS_MAX, [], c.threads_max);
     e.put(&ULIMITS_SOFT, ["max_open_files"], s.open_files);
 
-    let p = &c.pressure;
-    let full =
-        |psi: &Option<kstats::Psi>| psi.as_ref().and_then(|p| p.full_us).map(seconds_from_us);
-    let some =
-        |psi: &Option<kstats::Psi>| psi.as_ref().and_then(|p| p.some_us).map(seconds_from_us);
+    // The same reading as the CRI stats' PSI.
+    let p = &usage.pressure;
+    let full = |psi: &Option<kstats::Psi>| {
+        psi.and_then(|p| p.full)
+            .map(|line| seconds_from_us(line.total_us))
+    };
+    let some = |psi: &Option<kstats::Psi>| {
+        psi.and_then(|p| p.some)
+            .map(|line| seconds_from_us(line.total_us))
+    };
     e.put(&PRESSURE_CPU_STALLED, [], full(&p.cpu));
     e.put(&PRESSURE_CPU_WAITING, [], some(&p.cpu));
     e.put(&PRESSURE_MEMORY_STALLED, [], full(&p.memory));
@@ -825,7 +838,8 @@ fn container_metrics(base: &[String], s: &ContainerSample, host: &Host) -> Vec<M
 mod tests {
     use super::*;
     use crate::stats::kstats::{
-        CgroupSample, CgroupSpec, CpuDetail, HugetlbUsage, MemoryDetail, Pressure, Psi,
+        CgroupSample, CgroupSpec, CpuDetail, HugetlbUsage, MemoryDetail, Pressure, Psi, PsiLine,
+        Swap,
     };
     use std::collections::{HashMap, HashSet};
 
@@ -953,6 +967,20 @@ mod tests {
         .collect()
     }
 
+    /// Pressure figures with these totals (microseconds).
+    fn psi(some_us: u64, full_us: u64) -> Psi {
+        let line = |total_us| PsiLine {
+            total_us,
+            avg10: 0.5,
+            avg60: 0.25,
+            avg300: 0.0,
+        };
+        Psi {
+            some: Some(line(some_us)),
+            full: Some(line(full_us)),
+        }
+    }
+
     /// A container with every figure known, as on a cgroup v2 host with a
     /// CPU quota, huge pages and one disk.
     fn full_sample() -> ContainerSample {
@@ -969,6 +997,15 @@ mod tests {
                     memory_limit: Some(64 << 20),
                     pids: Some(5),
                     oom_kills: Some(0),
+                    swap: Some(Swap {
+                        used: 0,
+                        limit: Some(0),
+                    }),
+                    pressure: Pressure {
+                        cpu: Some(psi(2_500_000, 1_000_000)),
+                        memory: Some(psi(0, 0)),
+                        io: Some(psi(0, 0)),
+                    },
                 },
                 cpu: CpuDetail {
                     user_ns: Some(2_900_000_000),
@@ -980,7 +1017,6 @@ mod tests {
                 memory: MemoryDetail {
                     cache: Some(2 << 20),
                     mapped_file: Some(1 << 20),
-                    swap: Some(0),
                     failcnt: Some(0),
                     max_usage: Some(12 << 20),
                     kernel_usage: Some(300_000),
@@ -1003,20 +1039,6 @@ mod tests {
                     usage: Some(0),
                     max_usage: Some(0),
                 }],
-                pressure: Pressure {
-                    cpu: Some(Psi {
-                        some_us: Some(2_500_000),
-                        full_us: Some(1_000_000),
-                    }),
-                    memory: Some(Psi {
-                        some_us: Some(0),
-                        full_us: Some(0),
-                    }),
-                    io: Some(Psi {
-                        some_us: Some(0),
-                        full_us: Some(0),
-                    }),
-                },
             },
             io: vec![(
                 "/dev/vda".into(),
@@ -1190,6 +1212,36 @@ mod tests {
             .collect();
         // Only the exporter's own clock is known.
         assert_eq!(names, ["container_last_seen"]);
+    }
+
+    #[test]
+    fn swap_and_pressure_are_the_cri_stats_readings() {
+        let swap_of = |sample: &ContainerSample| {
+            container_metrics(&base(), sample, &host())
+                .into_iter()
+                .find(|m| m.name == "container_memory_swap")
+                .and_then(|m| m.value)
+                .map(|v| v.value)
+        };
+        let mut sample = full_sample();
+        sample.cgroup.sample.swap = Some(Swap {
+            used: 4096,
+            limit: None,
+        });
+        assert_eq!(swap_of(&sample), Some(4096));
+        // No swap accounting: 0, as cAdvisor reports it.
+        sample.cgroup.sample.swap = None;
+        assert_eq!(swap_of(&sample), Some(0));
+        // No memory controller at all: nothing.
+        sample.cgroup.sample.memory_usage = None;
+        assert_eq!(swap_of(&sample), None);
+
+        sample.cgroup.sample.pressure = Pressure::default();
+        let names: HashSet<String> = container_metrics(&base(), &sample, &host())
+            .into_iter()
+            .map(|m| m.name)
+            .collect();
+        assert!(!names.iter().any(|n| n.starts_with("container_pressure_")));
     }
 
     #[test]

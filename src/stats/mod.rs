@@ -15,14 +15,18 @@ use bollard::models::ContainerInspectResponse;
 
 use crate::api::{
     ContainerAttributes, ContainerStats, ContainerStatsFilter, CpuUsage, FilesystemIdentifier,
-    FilesystemUsage, LinuxPodSandboxStats, MemoryUsage, NetworkInterfaceUsage, NetworkUsage,
-    PodSandboxAttributes, PodSandboxStats, PodSandboxStatsFilter, ProcessUsage, UInt64Value,
+    FilesystemUsage, IoUsage, LinuxPodSandboxStats, MemoryUsage, NetworkInterfaceUsage,
+    NetworkUsage, PodSandboxAttributes, PodSandboxStats, PodSandboxStatsFilter, ProcessUsage,
+    PsiData, PsiStats, SwapUsage, UInt64Value,
 };
 use crate::docker::now_nanos;
 use crate::error::Result;
 use crate::naming;
 use crate::view::{Entry, Kind, Phase, View};
-use kstats::{CgroupRoots, CgroupSample, CpuRateTracker, FsUsageCache, InterfaceCounters};
+use kstats::{
+    CgroupRoots, CgroupSample, CpuRateTracker, FsUsageCache, InterfaceCounters, Pressure, Psi,
+    PsiLine,
+};
 
 /// How often a container's writable layer is walked at most.
 const LAYER_WALK_INTERVAL: Duration = Duration::from_secs(60);
@@ -119,13 +123,48 @@ fn value(v: Option<u64>) -> Option<UInt64Value> {
     v.map(|value| UInt64Value { value })
 }
 
+/// The CRI's pressure figures: its totals are nanoseconds (the kubelet
+/// passes them on as the Summary API's `PSIData.Total`, documented in
+/// nanoseconds), the kernel's microseconds.
+fn psi(psi: &Psi) -> PsiStats {
+    let data = |line: &PsiLine| PsiData {
+        total: line.total_us.saturating_mul(1000),
+        avg10: line.avg10,
+        avg60: line.avg60,
+        avg300: line.avg300,
+    };
+    PsiStats {
+        full: psi.full.as_ref().map(data),
+        some: psi.some.as_ref().map(data),
+    }
+}
+
 fn cpu(r: &Reading) -> CpuUsage {
     CpuUsage {
         timestamp: r.at,
         usage_core_nano_seconds: value(r.cgroup.cpu_usage_ns),
         usage_nano_cores: value(r.nano_cores),
-        psi: None,
+        psi: r.cgroup.pressure.cpu.as_ref().map(psi),
     }
+}
+
+/// Only where the cgroup has an `io.pressure` of its own: PSI is all the
+/// CRI's `IoUsage` carries.
+fn io(r: &Reading) -> Option<IoUsage> {
+    r.cgroup.pressure.io.as_ref().map(|p| IoUsage {
+        timestamp: r.at,
+        psi: Some(psi(p)),
+    })
+}
+
+/// Only with swap accounting; the available bytes only under a swap limit
+/// (as the kubelet defines them: the limit minus the usage).
+fn swap(r: &Reading) -> Option<SwapUsage> {
+    r.cgroup.swap.map(|s| SwapUsage {
+        timestamp: r.at,
+        swap_usage_bytes: value(Some(s.used)),
+        swap_available_bytes: value(s.available()),
+    })
 }
 
 fn memory(r: &Reading) -> MemoryUsage {
@@ -142,7 +181,7 @@ fn memory(r: &Reading) -> MemoryUsage {
         rss_bytes: value(c.memory_rss),
         page_faults: value(c.page_faults),
         major_page_faults: value(c.major_page_faults),
-        psi: None,
+        psi: c.pressure.memory.as_ref().map(psi),
     }
 }
 
@@ -225,8 +264,8 @@ fn container_stats_of(stats: &Stats, entry: &Entry) -> ContainerStats {
         cpu: reading.as_ref().map(cpu),
         memory: reading.as_ref().map(memory),
         writable_layer: writable_layer(stats, &entry.inspected),
-        swap: None,
-        io: None,
+        swap: reading.as_ref().and_then(swap),
+        io: reading.as_ref().and_then(io),
     }
 }
 
@@ -333,6 +372,31 @@ fn sum(values: impl Iterator<Item = Option<u64>>) -> Option<u64> {
     })
 }
 
+/// The stalls of the pod as a whole, from its own cgroup: the pause
+/// container's parent, when the pod was given a cgroup parent (the kubelet
+/// gives every pod one). Without it the parent is Docker's, shared by every
+/// container, and the pod has no pressure figures. They cannot be summed
+/// from the containers'.
+fn pod_pressure(stats: &Stats, sandbox: &Entry) -> Pressure {
+    let has_own_cgroup = sandbox
+        .inspected
+        .host_config
+        .as_ref()
+        .and_then(|h| h.cgroup_parent.as_deref())
+        .is_some_and(|p| !p.is_empty());
+    if sandbox.phase() != Phase::Running || !has_own_cgroup {
+        return Pressure::default();
+    }
+    stats
+        .roots
+        .as_ref()
+        .zip(pid_of(&sandbox.inspected))
+        .and_then(|(roots, pid)| roots.of_pid(pid).ok())
+        .and_then(|cgroup| cgroup.parent())
+        .map(|pod| pod.read_pressure())
+        .unwrap_or_default()
+}
+
 fn pod_stats_of(stats: &Stats, sandbox: &Entry) -> PodSandboxStats {
     let containers = stats.view.containers_of(sandbox.id());
     // The pod's usage is its containers' plus the pause process's.
@@ -354,6 +418,9 @@ fn pod_stats_of(stats: &Stats, sandbox: &Entry) -> PodSandboxStats {
             memory_limit: None,
             pids: total(|c| c.pids),
             oom_kills: total(|c| c.oom_kills),
+            // The CRI has no pod swap; the kubelet sums the containers'.
+            swap: None,
+            pressure: pod_pressure(stats, sandbox),
         },
         nano_cores: sum(readings.iter().map(|r| r.nano_cores)),
     });
@@ -372,7 +439,7 @@ fn pod_stats_of(stats: &Stats, sandbox: &Entry) -> PodSandboxStats {
                 .filter(|e| e.phase() == Phase::Running)
                 .map(|e| container_stats_of(stats, e))
                 .collect(),
-            io: None,
+            io: pod.as_ref().and_then(io),
         }),
         windows: None,
     }
@@ -411,6 +478,184 @@ mod tests {
         assert_eq!(sum([Some(1), None, Some(2)].into_iter()), Some(3));
         assert_eq!(sum([None, None].into_iter()), None);
         assert_eq!(sum([Some(u64::MAX), Some(1)].into_iter()), Some(u64::MAX));
+    }
+
+    /// A reading of the cgroup at `path` in the hierarchies of `mountinfo`.
+    fn reading_of(mountinfo: &str, proc_cgroup: &str) -> Reading {
+        let cgroup = CgroupRoots::from_mountinfo(mountinfo)
+            .from_proc_cgroup(proc_cgroup)
+            .read();
+        Reading {
+            at: 42,
+            cgroup,
+            nano_cores: None,
+        }
+    }
+
+    fn write(dir: &std::path::Path, name: &str, text: &str) {
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+
+    fn data(total: u64, avg10: f64, avg60: f64, avg300: f64) -> Option<PsiData> {
+        Some(PsiData {
+            total,
+            avg10,
+            avg60,
+            avg300,
+        })
+    }
+
+    #[test]
+    fn cgroup_v2_tree_fills_swap_and_pressure() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mountinfo = format!(
+            "26 22 0:23 / {} rw - cgroup2 cgroup2 rw,nsdelegate\n",
+            tmp.path().display()
+        );
+        let dir = tmp.path().join("kubepods.slice/pod.slice/ctr.scope");
+        write(&dir, "cpu.stat", "usage_usec 2500\n");
+        write(&dir, "memory.current", "9000000\n");
+        write(&dir, "memory.max", "max\n");
+        write(&dir, "memory.stat", "anon 4000000\ninactive_file 1000000\n");
+        write(&dir, "memory.swap.current", "4096\n");
+        write(&dir, "memory.swap.max", "1048576\n");
+        write(
+            &dir,
+            "cpu.pressure",
+            "some avg10=1.25 avg60=0.50 avg300=0.10 total=2500000\n\
+             full avg10=0.75 avg60=0.25 avg300=0.05 total=1000000\n",
+        );
+        write(
+            &dir,
+            "memory.pressure",
+            "some avg10=12.34 avg60=5.00 avg300=1.25 total=10\n\
+             full avg10=2.00 avg60=1.00 avg300=0.50 total=5\n",
+        );
+        write(
+            &dir,
+            "io.pressure",
+            "some avg10=0.00 avg60=0.00 avg300=0.00 total=20\n\
+             full avg10=0.00 avg60=0.00 avg300=0.00 total=7\n",
+        );
+        let r = reading_of(&mountinfo, "0::/kubepods.slice/pod.slice/ctr.scope\n");
+
+        // Totals in nanoseconds, averages as the kernel wrote them.
+        assert_eq!(
+            cpu(&r).psi,
+            Some(PsiStats {
+                some: data(2_500_000_000, 1.25, 0.5, 0.1),
+                full: data(1_000_000_000, 0.75, 0.25, 0.05),
+            })
+        );
+        let mem = memory(&r);
+        assert_eq!(
+            mem.psi,
+            Some(PsiStats {
+                some: data(10_000, 12.34, 5.0, 1.25),
+                full: data(5_000, 2.0, 1.0, 0.5),
+            })
+        );
+        assert_eq!(mem.usage_bytes, value(Some(9_000_000)));
+        assert_eq!(
+            io(&r),
+            Some(IoUsage {
+                timestamp: 42,
+                psi: Some(PsiStats {
+                    some: data(20_000, 0.0, 0.0, 0.0),
+                    full: data(7_000, 0.0, 0.0, 0.0),
+                }),
+            })
+        );
+        assert_eq!(
+            swap(&r),
+            Some(SwapUsage {
+                timestamp: 42,
+                swap_usage_bytes: value(Some(4096)),
+                swap_available_bytes: value(Some(1_044_480)),
+            })
+        );
+
+        // Unlimited swap: the usage only. CPU pressure before Linux 5.13:
+        // no "full" line.
+        write(&dir, "memory.swap.max", "max\n");
+        write(
+            &dir,
+            "cpu.pressure",
+            "some avg10=1.25 avg60=0.50 avg300=0.10 total=2500000\n",
+        );
+        let r = reading_of(&mountinfo, "0::/kubepods.slice/pod.slice/ctr.scope\n");
+        let swap_usage = swap(&r).unwrap();
+        assert_eq!(swap_usage.swap_usage_bytes, value(Some(4096)));
+        assert_eq!(swap_usage.swap_available_bytes, None);
+        let cpu_psi = cpu(&r).psi.unwrap();
+        assert!(cpu_psi.some.is_some());
+        assert_eq!(cpu_psi.full, None);
+
+        // No swap accounting, no PSI in the kernel: all unset.
+        for f in [
+            "memory.swap.current",
+            "memory.swap.max",
+            "cpu.pressure",
+            "memory.pressure",
+            "io.pressure",
+        ] {
+            std::fs::remove_file(dir.join(f)).unwrap();
+        }
+        let r = reading_of(&mountinfo, "0::/kubepods.slice/pod.slice/ctr.scope\n");
+        assert_eq!(swap(&r), None);
+        assert_eq!(io(&r), None);
+        assert_eq!(cpu(&r).psi, None);
+        assert_eq!(memory(&r).psi, None);
+    }
+
+    #[test]
+    fn cgroup_v1_tree_has_swap_with_accounting_and_never_pressure() {
+        let tmp = tempfile::tempdir().unwrap();
+        let b = tmp.path().display();
+        let mountinfo = format!(
+            "29 25 0:26 / {b}/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct\n\
+             30 25 0:27 / {b}/memory rw - cgroup cgroup rw,memory\n"
+        );
+        let proc_cgroup = "3:memory:/docker/abc\n2:cpu,cpuacct:/docker/abc\n0::/\n";
+        let cpu_dir = tmp.path().join("cpu,cpuacct/docker/abc");
+        let mem = tmp.path().join("memory/docker/abc");
+        write(&cpu_dir, "cpuacct.usage", "123456789\n");
+        write(&mem, "memory.usage_in_bytes", "10000000\n");
+        write(&mem, "memory.limit_in_bytes", "67108864\n");
+        write(
+            &mem,
+            "memory.stat",
+            "total_rss 100\ntotal_inactive_file 10\n",
+        );
+
+        // Without swap accounting.
+        let r = reading_of(&mountinfo, proc_cgroup);
+        assert_eq!(swap(&r), None);
+        assert_eq!(io(&r), None);
+        assert_eq!(cpu(&r).psi, None);
+        assert_eq!(memory(&r).psi, None);
+        assert_eq!(cpu(&r).usage_core_nano_seconds, value(Some(123_456_789)));
+
+        // With it: memsw is memory plus swap.
+        write(
+            &mem,
+            "memory.stat",
+            "total_rss 100\ntotal_inactive_file 10\ntotal_swap 4096\n",
+        );
+        write(&mem, "memory.memsw.usage_in_bytes", "10004096\n");
+        write(&mem, "memory.memsw.limit_in_bytes", "134217728\n");
+        let r = reading_of(&mountinfo, proc_cgroup);
+        assert_eq!(
+            swap(&r),
+            Some(SwapUsage {
+                timestamp: 42,
+                swap_usage_bytes: value(Some(4096)),
+                swap_available_bytes: value(Some(67_104_768)),
+            })
+        );
+        assert_eq!(io(&r), None);
+        assert_eq!(cpu(&r).psi, None);
     }
 
     #[test]

@@ -33,6 +33,14 @@
 //! | `memory_limit`       | `memory.limit_in_bytes`              | `memory.max`                |
 //! | `pids`               | `pids.current`                       | `pids.current`              |
 //! | `oom_kills`          | `memory.oom_control` `oom_kill`      | `memory.events` `oom_kill`  |
+//! | `swap.used`          | `memory.stat` `total_swap` (only there with swap accounting) | `memory.swap.current` |
+//! | `swap.limit`         | `memory.memsw.limit_in_bytes` − `memory.limit_in_bytes` | `memory.swap.max` |
+//! | `pressure`           | the unified hierarchy's `*.pressure` files (hybrid layout), if any | `cpu.pressure`, `memory.pressure`, `io.pressure` |
+//!
+//! Pressure stall information is kept per cgroup of the unified hierarchy,
+//! which on the hybrid layout holds every container too (runc puts it there
+//! beside its v1 cgroups), so it is read there whatever the layout; never in
+//! the hierarchy's root, whose files are the whole machine's.
 //!
 //! [`ProcessCgroup::read_metrics`] reads those and what the cAdvisor-named
 //! metrics need besides ([`CgroupMetrics`]). cAdvisor reads the same files
@@ -45,7 +53,6 @@
 //! | `cpu.periods` etc.       | `cpu.stat` `nr_periods`, `nr_throttled`, `throttled_time` | `cpu.stat` `nr_periods`, `nr_throttled`, `throttled_usec` |
 //! | `memory.cache`           | `memory.stat` `total_cache`                 | `memory.stat` `file`                 |
 //! | `memory.mapped_file`     | `memory.stat` `total_mapped_file`           | `memory.stat` `file_mapped`          |
-//! | `memory.swap`            | `memory.stat` `total_swap`                  | `memory.swap.current`                |
 //! | `memory.failcnt`         | `memory.failcnt`                            | `memory.events` `max`                |
 //! | `memory.max_usage`       | `memory.max_usage_in_bytes`                 | `memory.peak`                        |
 //! | `memory.kernel_usage`    | `memory.kmem.usage_in_bytes`                | `memory.stat` `kernel`               |
@@ -59,7 +66,6 @@
 //! | `procs`                  | `cgroup.procs` (cpu hierarchy)              | `cgroup.procs`                       |
 //! | `io`                     | `blkio.*io_service_bytes_recursive`, `blkio.*io_serviced_recursive` | `io.stat` |
 //! | `hugetlb`                | `hugetlb.<size>.usage_in_bytes`, `.max_usage_in_bytes` | `hugetlb.<size>.current`  |
-//! | `pressure`               | the unified hierarchy's files, if any       | `cpu.pressure`, `memory.pressure`, `io.pressure` |
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -234,7 +240,7 @@ impl CgroupRoots {
             if id == "0" && controllers.is_empty() {
                 if let Some(m) = &self.unified {
                     cg.unified = Some(m.join(path));
-                    cg.unified_at_root = path.trim_matches('/').is_empty();
+                    cg.unified_depth = path.split('/').filter(|c| !c.is_empty()).count();
                 }
                 continue;
             }
@@ -322,10 +328,10 @@ pub struct ProcessCgroup {
     v1: HashMap<String, PathBuf>,
     /// Directory in the unified hierarchy.
     unified: Option<PathBuf>,
-    /// The process sits in the root of the unified hierarchy, whose files
-    /// describe the whole machine (as a v1 or hybrid host's processes often
-    /// do: `0::/`).
-    unified_at_root: bool,
+    /// How deep the unified directory sits in its hierarchy: 0 for the root,
+    /// whose files describe the whole machine (as a v1 or hybrid host's
+    /// processes often do: `0::/`).
+    unified_depth: usize,
 }
 
 /// One statistics sample of a cgroup. A field is `None` when its file is
@@ -350,6 +356,28 @@ pub struct CgroupSample {
     pub pids: Option<u64>,
     /// Processes killed by the OOM killer in this cgroup.
     pub oom_kills: Option<u64>,
+    /// Swap charged to the cgroup; `None` without swap accounting.
+    pub swap: Option<Swap>,
+    /// Pressure stall information; each resource `None` where the cgroup
+    /// has no pressure file of its own.
+    pub pressure: Pressure,
+}
+
+/// Swap use of a cgroup, bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Swap {
+    /// Swap in use.
+    pub used: u64,
+    /// How much swap the cgroup may use (swap alone, not memory plus swap);
+    /// `None` when unlimited.
+    pub limit: Option<u64>,
+}
+
+impl Swap {
+    /// What is left below the limit; `None` when unlimited.
+    pub fn available(&self) -> Option<u64> {
+        self.limit.map(|limit| limit.saturating_sub(self.used))
+    }
 }
 
 impl ProcessCgroup {
@@ -369,7 +397,23 @@ impl ProcessCgroup {
         self.read_cpu(&mut s);
         self.read_memory(&mut s);
         s.pids = self.read_pids();
+        s.pressure = self.read_pressure();
         s
+    }
+
+    /// The unified hierarchy's cgroup one level up (a pod's, for the cgroup
+    /// of one of its containers when the pod has a cgroup parent of its
+    /// own), for its pressure files; `None` for a cgroup outside the unified
+    /// hierarchy or in its root. Its v1 directories are not looked up.
+    pub fn parent(&self) -> Option<ProcessCgroup> {
+        if self.unified_depth == 0 {
+            return None;
+        }
+        Some(ProcessCgroup {
+            v1: HashMap::new(),
+            unified: Some(self.unified.as_ref()?.parent()?.to_path_buf()),
+            unified_depth: self.unified_depth - 1,
+        })
     }
 
     /// Reads everything the cAdvisor-named metrics need: the [`CgroupSample`]
@@ -381,6 +425,7 @@ impl ProcessCgroup {
         let cpu_stat = self.read_cpu(&mut sample);
         let memory_stat = self.read_memory(&mut sample);
         sample.pids = self.read_pids();
+        sample.pressure = self.read_pressure();
         CgroupMetrics {
             sample,
             cpu: self.read_cpu_detail(cpu_stat.as_ref()),
@@ -392,7 +437,6 @@ impl ProcessCgroup {
             procs: self.read_procs(),
             io: self.read_io(),
             hugetlb: self.read_hugetlb(),
-            pressure: self.read_pressure(),
         }
     }
 
@@ -437,6 +481,15 @@ impl ProcessCgroup {
             s.major_page_faults = get("pgmajfault");
             s.oom_kills =
                 read_keyed(&dir.join("memory.oom_control")).and_then(|c| c.get("oom_kill"));
+            // The kernel lists swap in memory.stat only with swap accounting
+            // on; memsw limits memory and swap together.
+            s.swap = get("swap").map(|used| Swap {
+                used,
+                limit: read_u64(&dir.join("memory.memsw.limit_in_bytes"))
+                    .filter(|l| *l < V1_UNLIMITED)
+                    .zip(s.memory_limit)
+                    .map(|(memsw, memory)| memsw.saturating_sub(memory)),
+            });
         } else if let Some(dir) = &self.unified {
             s.memory_usage = read_u64(&dir.join("memory.current"));
             s.memory_limit = read_u64(&dir.join("memory.max"));
@@ -447,6 +500,11 @@ impl ProcessCgroup {
             s.page_faults = get("pgfault");
             s.major_page_faults = get("pgmajfault");
             s.oom_kills = read_keyed(&dir.join("memory.events")).and_then(|e| e.get("oom_kill"));
+            // Without swap accounting there are no memory.swap.* files.
+            s.swap = read_u64(&dir.join("memory.swap.current")).map(|used| Swap {
+                used,
+                limit: read_u64(&dir.join("memory.swap.max")),
+            });
         } else {
             return None;
         }
@@ -490,7 +548,6 @@ impl ProcessCgroup {
             if let Some(stat) = stat {
                 d.cache = Some(stat.hierarchical("cache").unwrap_or(0));
                 d.mapped_file = Some(stat.hierarchical("mapped_file").unwrap_or(0));
-                d.swap = Some(stat.hierarchical("swap").unwrap_or(0));
                 d.own_page_faults = stat.get("pgfault");
                 d.own_major_page_faults = stat.get("pgmajfault");
             }
@@ -500,9 +557,6 @@ impl ProcessCgroup {
         } else if let (Some(dir), Some(stat)) = (&self.unified, stat) {
             d.cache = Some(stat.get("file").unwrap_or(0));
             d.mapped_file = Some(stat.get("file_mapped").unwrap_or(0));
-            // Without swap accounting there is no memory.swap.current and no
-            // swap charged to the cgroup.
-            d.swap = Some(read_u64(&dir.join("memory.swap.current")).unwrap_or(0));
             // v2 counts faults for the whole subtree only.
             d.own_page_faults = stat.get("pgfault");
             d.own_major_page_faults = stat.get("pgmajfault");
@@ -643,9 +697,10 @@ impl ProcessCgroup {
             .collect()
     }
 
-    fn read_pressure(&self) -> Pressure {
-        // In the hierarchy's root these files are the whole machine's.
-        let Some(dir) = self.unified.as_ref().filter(|_| !self.unified_at_root) else {
+    /// The cgroup's own pressure files. In the hierarchy's root these files
+    /// are the whole machine's, so none are read there.
+    pub fn read_pressure(&self) -> Pressure {
+        let Some(dir) = self.unified.as_ref().filter(|_| self.unified_depth > 0) else {
             return Pressure::default();
         };
         let read = |name: &str| read_file(&dir.join(name)).map(|t| parse_psi(&t));
@@ -676,7 +731,6 @@ pub struct CgroupMetrics {
     pub io: Vec<DeviceIo>,
     /// Huge page usage per page size, sorted by size name.
     pub hugetlb: Vec<HugetlbUsage>,
-    pub pressure: Pressure,
 }
 
 /// CPU time by mode and CFS throttling.
@@ -701,8 +755,6 @@ pub struct MemoryDetail {
     pub cache: Option<u64>,
     /// Memory-mapped files.
     pub mapped_file: Option<u64>,
-    /// Swap used.
-    pub swap: Option<u64>,
     /// Times usage hit the limit.
     pub failcnt: Option<u64>,
     /// Peak usage.
@@ -773,21 +825,32 @@ pub struct HugetlbUsage {
     pub max_usage: Option<u64>,
 }
 
-/// Pressure stall information (cgroup v2) per resource.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Pressure stall information (the unified hierarchy's) per resource.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Pressure {
     pub cpu: Option<Psi>,
     pub memory: Option<Psi>,
     pub io: Option<Psi>,
 }
 
-/// Cumulative stall times of one resource, microseconds.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Stalls on one resource, one `*.pressure` file.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Psi {
-    /// Time some task waited (`some`).
-    pub some_us: Option<u64>,
-    /// Time all tasks stalled at once (`full`; for CPU only from Linux 5.13).
-    pub full_us: Option<u64>,
+    /// Some task waited (`some`).
+    pub some: Option<PsiLine>,
+    /// All tasks stalled at once (`full`; for CPU only from Linux 5.13).
+    pub full: Option<PsiLine>,
+}
+
+/// One line of a `*.pressure` file.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct PsiLine {
+    /// Cumulative stall time, microseconds.
+    pub total_us: u64,
+    /// Share of time stalled (percent) over the last 10 s, 60 s and 300 s.
+    pub avg10: f64,
+    pub avg60: f64,
+    pub avg300: f64,
 }
 
 /// `user` and `system` of v1's `cpuacct.stat`, in `hz` ticks per second, as
@@ -901,20 +964,34 @@ fn parse_dev(dev: &str) -> Option<(u64, u64)> {
 }
 
 /// A `*.pressure` file: `some avg10=.. avg60=.. avg300=.. total=N` and the
-/// same for `full`, totals in microseconds.
+/// same for `full`, totals in microseconds. A line missing a field or with
+/// one garbled is left out whole.
 fn parse_psi(text: &str) -> Psi {
-    let total = |kind: &str| {
+    let line = |kind: &str| {
         text.lines().find_map(|line| {
             let mut it = line.split_ascii_whitespace();
             if it.next()? != kind {
                 return None;
             }
-            it.find_map(|f| f.strip_prefix("total="))?.parse().ok()
+            let fields: HashMap<&str, &str> = it.filter_map(|f| f.split_once('=')).collect();
+            let avg = |key: &str| {
+                fields
+                    .get(key)?
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|v| v.is_finite())
+            };
+            Some(PsiLine {
+                total_us: fields.get("total")?.parse().ok()?,
+                avg10: avg("avg10")?,
+                avg60: avg("avg60")?,
+                avg300: avg("avg300")?,
+            })
         })
     };
     Psi {
-        some_us: total("some"),
-        full_us: total("full"),
+        some: line("some"),
+        full: line("full"),
     }
 }
 
@@ -1245,6 +1322,10 @@ total_pgmajfault 67
                 memory_limit: Some(268_435_456),
                 pids: Some(7),
                 oom_kills: Some(2),
+                // No swap key in memory.stat: swap accounting is off.
+                swap: None,
+                // No unified hierarchy mounted.
+                pressure: Pressure::default(),
             }
         );
 
@@ -1285,6 +1366,82 @@ total_pgmajfault 67
         assert_eq!(s.major_page_faults, None);
         // pids is mounted but the process is not listed in it.
         assert_eq!(s.pids, None);
+    }
+
+    #[test]
+    fn read_v1_swap_with_and_without_accounting() {
+        let tmp = tempfile::tempdir().unwrap();
+        let roots = fake_v1(tmp.path());
+        let mem = tmp.path().join("memory/docker/abc");
+        write(&mem, "memory.usage_in_bytes", "10000000\n");
+        write(&mem, "memory.limit_in_bytes", "67108864\n");
+        write(&mem, "memory.stat", V1_MEMORY_STAT);
+        let cg = roots.from_proc_cgroup("3:memory:/docker/abc\n");
+        // Swap accounting off: no swap key, no memsw files.
+        assert_eq!(cg.read().swap, None);
+
+        // On: memory.stat counts swap, memsw limits memory and swap together.
+        write(
+            &mem,
+            "memory.stat",
+            &format!("{V1_MEMORY_STAT}swap 4096\ntotal_swap 8192\n"),
+        );
+        write(&mem, "memory.memsw.limit_in_bytes", "100663296\n");
+        let swap = cg.read().swap.unwrap();
+        assert_eq!(
+            swap,
+            Swap {
+                used: 8192,
+                limit: Some(33_554_432),
+            }
+        );
+        assert_eq!(swap.available(), Some(33_546_240));
+
+        // Memory limited, memory plus swap not (`--memory-swap -1`).
+        write(&mem, "memory.memsw.limit_in_bytes", "9223372036854771712\n");
+        assert_eq!(
+            cg.read().swap,
+            Some(Swap {
+                used: 8192,
+                limit: None,
+            })
+        );
+        // Neither limited.
+        write(&mem, "memory.limit_in_bytes", "9223372036854771712\n");
+        assert_eq!(cg.read().swap.and_then(|s| s.limit), None);
+        // No pressure on pure v1.
+        assert_eq!(cg.read().pressure, Pressure::default());
+    }
+
+    #[test]
+    fn parent_is_one_level_up_and_the_root_has_none() {
+        let tmp = tempfile::tempdir().unwrap();
+        let roots = fake_hybrid(tmp.path());
+        let pod = tmp.path().join("unified/kubepods/podu1");
+        fs::create_dir_all(pod.join("abc")).unwrap();
+        let pressure = "some avg10=3.00 avg60=2.00 avg300=1.00 total=777\n\
+                        full avg10=0.00 avg60=0.00 avg300=0.00 total=0\n";
+        write(&pod, "memory.pressure", pressure);
+        let cg = roots.from_proc_cgroup("4:memory:/kubepods/podu1/abc\n0::/kubepods/podu1/abc\n");
+        // The container's own directory has no pressure file.
+        assert_eq!(cg.read().pressure.memory, None);
+        let parent = cg.parent().unwrap();
+        assert_eq!(parent.unified, Some(pod.clone()));
+        let memory = parent.read_pressure().memory.unwrap();
+        assert_eq!(memory.some.unwrap().total_us, 777);
+        assert_eq!(memory.some.unwrap().avg10, 3.0);
+        // Up to the hierarchy's root, whose files are the machine's.
+        let top = parent.parent().unwrap().parent().unwrap();
+        write(&tmp.path().join("unified"), "memory.pressure", pressure);
+        assert_eq!(top.read_pressure(), Pressure::default());
+        assert_eq!(top.parent(), None);
+        // Pure v1: no unified directory to go up from.
+        assert_eq!(
+            roots
+                .from_proc_cgroup("4:memory:/kubepods/podu1/abc\n")
+                .parent(),
+            None
+        );
     }
 
     #[test]
@@ -1330,6 +1487,10 @@ total_pgmajfault 67
                 memory_limit: None,
                 pids: Some(3),
                 oom_kills: Some(1),
+                // No memory.swap.* files: swap accounting is off.
+                swap: None,
+                // No pressure files (a kernel without PSI).
+                pressure: Pressure::default(),
             }
         );
 
@@ -1455,7 +1616,7 @@ total_pgmajfault 67
         write(
             &unified,
             "cpu.pressure",
-            "some avg10=0.00 avg60=0.00 avg300=0.00 total=2500000\n\
+            "some avg10=1.50 avg60=0.25 avg300=0.00 total=2500000\n\
              full avg10=0.00 avg60=0.00 avg300=0.00 total=1000000\n",
         );
 
@@ -1483,8 +1644,6 @@ total_pgmajfault 67
             MemoryDetail {
                 cache: Some(4_096_000),
                 mapped_file: Some(8192),
-                // No swap key (swap accounting off): none used.
-                swap: Some(0),
                 failcnt: Some(3),
                 max_usage: Some(12_000_000),
                 kernel_usage: Some(300_000),
@@ -1530,13 +1689,25 @@ total_pgmajfault 67
             ]
         );
         assert_eq!(
-            m.pressure.cpu,
+            m.sample.pressure.cpu,
             Some(Psi {
-                some_us: Some(2_500_000),
-                full_us: Some(1_000_000),
+                some: Some(PsiLine {
+                    total_us: 2_500_000,
+                    avg10: 1.5,
+                    avg60: 0.25,
+                    avg300: 0.0,
+                }),
+                full: Some(PsiLine {
+                    total_us: 1_000_000,
+                    avg10: 0.0,
+                    avg60: 0.0,
+                    avg300: 0.0,
+                }),
             })
         );
-        assert_eq!(m.pressure.memory, None);
+        assert_eq!(m.sample.pressure.memory, None);
+        // memory.stat has no swap key: swap accounting is off.
+        assert_eq!(m.sample.swap, None);
 
         // No quota, unlimited memory; a process in the unified root has
         // only the machine's pressure figures, which are not its own.
@@ -1551,7 +1722,8 @@ total_pgmajfault 67
             "some total=9\n",
         );
         let at_root = roots.from_proc_cgroup(&HYBRID_PROC_CGROUP.replace("0::/docker/abc", "0::/"));
-        assert_eq!(at_root.read_metrics().pressure, Pressure::default());
+        assert_eq!(at_root.read_metrics().sample.pressure, Pressure::default());
+        assert_eq!(at_root.read().pressure, Pressure::default());
     }
 
     #[test]
@@ -1606,8 +1778,18 @@ total_pgmajfault 67
             "cpu.pressure",
             "some avg10=1.00 avg60=0.50 avg300=0.10 total=2500000\n",
         );
-        write(&dir, "memory.pressure", "some total=10\nfull total=5\n");
-        write(&dir, "io.pressure", "some total=20\nfull total=7\n");
+        write(
+            &dir,
+            "memory.pressure",
+            "some avg10=12.34 avg60=5.00 avg300=1.25 total=10\n\
+             full avg10=2.00 avg60=1.00 avg300=0.50 total=5\n",
+        );
+        write(
+            &dir,
+            "io.pressure",
+            "some avg10=0.00 avg60=0.00 avg300=0.00 total=20\n\
+             full avg10=0.00 avg60=0.00 avg300=0.00 total=7\n",
+        );
 
         let cg = roots.from_proc_cgroup("0::/system.slice/docker-abc.scope\n");
         let m = cg.read_metrics();
@@ -1628,7 +1810,6 @@ total_pgmajfault 67
             MemoryDetail {
                 cache: Some(2_000_000),
                 mapped_file: Some(8192),
-                swap: Some(4096),
                 failcnt: Some(4),
                 max_usage: Some(12_000_000),
                 kernel_usage: Some(310_000),
@@ -1666,23 +1847,44 @@ total_pgmajfault 67
                 max_usage: None,
             }]
         );
+        let line = |total_us, avg10, avg60, avg300| {
+            Some(PsiLine {
+                total_us,
+                avg10,
+                avg60,
+                avg300,
+            })
+        };
         assert_eq!(
-            m.pressure,
+            m.sample.pressure,
             Pressure {
                 cpu: Some(Psi {
-                    some_us: Some(2_500_000),
-                    full_us: None,
+                    some: line(2_500_000, 1.0, 0.5, 0.1),
+                    full: None,
                 }),
                 memory: Some(Psi {
-                    some_us: Some(10),
-                    full_us: Some(5),
+                    some: line(10, 12.34, 5.0, 1.25),
+                    full: line(5, 2.0, 1.0, 0.5),
                 }),
                 io: Some(Psi {
-                    some_us: Some(20),
-                    full_us: Some(7),
+                    some: line(20, 0.0, 0.0, 0.0),
+                    full: line(7, 0.0, 0.0, 0.0),
                 }),
             }
         );
+        // Unlimited swap: used, nothing said of what is left.
+        assert_eq!(
+            m.sample.swap,
+            Some(Swap {
+                used: 4096,
+                limit: None,
+            })
+        );
+        assert_eq!(m.sample.swap.and_then(|s| s.available()), None);
+        write(&dir, "memory.swap.max", "1048576\n");
+        let swap = cg.read().swap.unwrap();
+        assert_eq!(swap.limit, Some(1_048_576));
+        assert_eq!(swap.available(), Some(1_044_480));
 
         // Older kernels: no memory.peak (5.19), no "kernel" total (5.18); no
         // swap accounting; no quota; unlimited memory.
@@ -1698,7 +1900,7 @@ total_pgmajfault 67
         write(&dir, "memory.max", "max\n");
         let m = cg.read_metrics();
         assert_eq!(m.memory.max_usage, Some(0));
-        assert_eq!(m.memory.swap, Some(0));
+        assert_eq!(m.sample.swap, None);
         assert_eq!(m.memory.kernel_usage, Some(249_152));
         assert_eq!(m.memory.mapped_file, Some(0));
         assert_eq!(m.spec.cpu_quota_us, None);
@@ -1735,12 +1937,22 @@ total_pgmajfault 67
         );
         assert_eq!(parse_cpuacct_stat("garbage", 100), (None, None));
         assert_eq!(
-            parse_psi("some avg10=0.00 avg60=0.00 avg300=0.00 total=12\nfull total=x\n"),
+            parse_psi(
+                "some avg10=0.10 avg60=0.00 avg300=0.00 total=12\n\
+                 full avg10=0.00 avg60=0.00 avg300=0.00 total=x\n"
+            ),
             Psi {
-                some_us: Some(12),
-                full_us: None,
+                some: Some(PsiLine {
+                    total_us: 12,
+                    avg10: 0.1,
+                    avg60: 0.0,
+                    avg300: 0.0,
+                }),
+                full: None,
             }
         );
+        // A line without its averages is not a reading.
+        assert_eq!(parse_psi("some total=12\n"), Psi::default());
         assert_eq!(parse_psi(""), Psi::default());
         assert_eq!(parse_dev("8:16"), Some((8, 16)));
         assert_eq!(parse_dev("8"), None);

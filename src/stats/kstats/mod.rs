@@ -11,10 +11,10 @@
 //!   from `/proc/self/mountinfo` (cgroup v1, v2, or the hybrid layout).
 //! - [`ProcessCgroup`]: the cgroup directories of one process (from
 //!   `/proc/<pid>/cgroup`) or of a known cgroup path; [`ProcessCgroup::read`]
-//!   takes a [`CgroupSample`] (CPU, memory, pids, OOM kills), and
-//!   [`ProcessCgroup::read_metrics`] the fuller [`CgroupMetrics`] the
-//!   cAdvisor-named metrics need (CPU modes and throttling, memory details,
-//!   limits, block I/O, huge pages, pressure).
+//!   takes a [`CgroupSample`] (CPU, memory, swap, pids, OOM kills, pressure
+//!   stalls), and [`ProcessCgroup::read_metrics`] the fuller
+//!   [`CgroupMetrics`] the cAdvisor-named metrics need (CPU modes and
+//!   throttling, memory details, limits, block I/O, huge pages).
 //! - [`CpuRateTracker`]: turns cumulative CPU time into nano-cores between two
 //!   samples, as the CRI's `usage_nano_cores` wants.
 //! - [`net_dev_of_pid`] / [`parse_net_dev`]: interface counters of the network
@@ -46,7 +46,7 @@ use std::time::Instant;
 
 pub use self::cgroup::{
     CgroupMetrics, CgroupRoots, CgroupSample, CgroupSpec, CgroupVersion, CpuDetail, DeviceIo,
-    HugetlbUsage, MemoryDetail, Pressure, ProcessCgroup, Psi,
+    HugetlbUsage, MemoryDetail, Pressure, ProcessCgroup, Psi, PsiLine, Swap,
 };
 pub use self::devices::{FsCapacity, SYS, block_device_name, capacity_of, device_of};
 pub use self::fsusage::{FsUsage, FsUsageCache, measure_dir};
