@@ -37,16 +37,7 @@ async fn the_view_is_rebuilt_after_docker_restarts_under_the_shim() {
     let cleanup = Cleanup::new();
     // The pod uses the host's network: this daemon's bridge leads nowhere.
     let mut pod = pod_config(&cleanup, &unique("restart"));
-    pod.linux = Some(LinuxPodSandboxConfig {
-        security_context: Some(LinuxSandboxSecurityContext {
-            namespace_options: Some(NamespaceOption {
-                network: NamespaceMode::Node as i32,
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
-        ..Default::default()
-    });
+    use_host_network(&mut pod);
     let pod_id = run_pod(&mut rt, &pod).await;
     let id = start_container(
         &mut rt,

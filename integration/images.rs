@@ -54,6 +54,12 @@ fn unique_image(reference: &str) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
+/// `docker tag`.
+fn docker_tag(image: &str, name: &str) {
+    let tagged = Command::new("docker").args(["tag", image, name]).status();
+    assert!(tagged.unwrap().success(), "docker tag {image} {name}");
+}
+
 /// Pushes a local image to its registry, then deletes it locally.
 async fn push_and_forget(reference: &str, credentials: Option<DockerCredentials>) {
     let docker = docker().await;
@@ -220,13 +226,7 @@ async fn removing_one_name_keeps_the_image_under_its_others() {
     let first = format!("dockershim-test/{}:a", unique("names"));
     let id = unique_image(&first);
     let second = first.replace(":a", ":b");
-    assert!(
-        Command::new("docker")
-            .args(["tag", &first, &second])
-            .status()
-            .unwrap()
-            .success()
-    );
+    docker_tag(&first, &second);
     images
         .remove_image(RemoveImageRequest {
             image: spec(&first),
@@ -258,27 +258,12 @@ async fn an_image_a_container_uses_is_not_removed_by_id() {
     let first = format!("dockershim-test/{}:a", unique("in-use"));
     let id = unique_image(&first);
     let second = first.replace(":a", ":b");
-    assert!(
-        Command::new("docker")
-            .args(["tag", &first, &second])
-            .status()
-            .unwrap()
-            .success()
-    );
+    docker_tag(&first, &second);
     let pod = pod_config(&cleanup, "image-in-use");
     let pod_id = run_pod(&mut rt, &pod).await;
     let mut config = container_config(&cleanup, "user", "true");
     config.image = spec(&first);
-    let container = rt
-        .create_container(CreateContainerRequest {
-            pod_sandbox_id: pod_id.clone(),
-            config: Some(config),
-            sandbox_config: Some(pod.clone()),
-        })
-        .await
-        .expect("CreateContainer")
-        .into_inner()
-        .container_id;
+    let container = create_container(&mut rt, &pod_id, &pod, config).await;
 
     let err = images
         .remove_image(RemoveImageRequest { image: spec(&id) })

@@ -111,16 +111,7 @@ fn printer(lines: usize) -> String {
 async fn run_printer(shim: &Shim, cleanup: &Cleanup, script: &str) -> (Cri, String, PathBuf) {
     let mut rt = shim.runtime().await;
     let mut pod = pod_config(cleanup, &unique("logdrv"));
-    pod.linux = Some(LinuxPodSandboxConfig {
-        security_context: Some(LinuxSandboxSecurityContext {
-            namespace_options: Some(NamespaceOption {
-                network: NamespaceMode::Node as i32,
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
-        ..Default::default()
-    });
+    use_host_network(&mut pod);
     let pod_id = run_pod(&mut rt, &pod).await;
     let id = start_container(
         &mut rt,

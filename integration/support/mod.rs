@@ -391,6 +391,39 @@ pub async fn run_pod(rt: &mut RuntimeServiceClient<Channel>, config: &PodSandbox
     .pod_sandbox_id
 }
 
+/// Creates a container in a pod (not started); returns its id.
+pub async fn create_container(
+    rt: &mut RuntimeServiceClient<Channel>,
+    pod_id: &str,
+    pod: &PodSandboxConfig,
+    config: ContainerConfig,
+) -> String {
+    rt.create_container(CreateContainerRequest {
+        pod_sandbox_id: pod_id.to_string(),
+        config: Some(config),
+        sandbox_config: Some(pod.clone()),
+    })
+    .await
+    .expect("CreateContainer")
+    .into_inner()
+    .container_id
+}
+
+/// Puts a pod in the host's network namespace (for a Docker whose bridge
+/// leads nowhere, such as a test's own daemon).
+pub fn use_host_network(pod: &mut PodSandboxConfig) {
+    pod.linux = Some(LinuxPodSandboxConfig {
+        security_context: Some(LinuxSandboxSecurityContext {
+            namespace_options: Some(NamespaceOption {
+                network: NamespaceMode::Node as i32,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+}
+
 /// Creates and starts a container in a pod; returns its id.
 pub async fn start_container(
     rt: &mut RuntimeServiceClient<Channel>,
@@ -398,16 +431,7 @@ pub async fn start_container(
     pod: &PodSandboxConfig,
     config: ContainerConfig,
 ) -> String {
-    let id = rt
-        .create_container(CreateContainerRequest {
-            pod_sandbox_id: pod_id.to_string(),
-            config: Some(config),
-            sandbox_config: Some(pod.clone()),
-        })
-        .await
-        .expect("CreateContainer")
-        .into_inner()
-        .container_id;
+    let id = create_container(rt, pod_id, pod, config).await;
     rt.start_container(StartContainerRequest {
         container_id: id.clone(),
     })
