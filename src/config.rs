@@ -2,8 +2,9 @@
 //!
 //! Flags keep cri-dockerd's names where the meaning is the same, so a node's
 //! existing unit file or kubelet setup carries over. The same settings can
-//! come from a configuration file: [`crate::config_file`] layers it under the
-//! environment and the flags.
+//! come from a configuration file, which the `config_file` module layers
+//! under the environment and the flags (it builds on these definitions, so
+//! this module names nothing of it).
 
 use std::path::PathBuf;
 
@@ -13,6 +14,8 @@ use clap::Parser;
 pub const DEFAULT_ENDPOINT: &str = "unix:///var/run/dockershim.sock";
 /// Default Docker Engine endpoint.
 pub const DEFAULT_DOCKER_ENDPOINT: &str = "unix:///var/run/docker.sock";
+/// The main configuration file when `--config` is not given.
+pub const DEFAULT_CONFIG_FILE: &str = "/etc/dockershim/config.toml";
 /// Default pod infra image; the shim's built-in one is used when it cannot be
 /// found or pulled.
 pub const DEFAULT_PAUSE_IMAGE: &str = "registry.k8s.io/pause:3.10";
@@ -30,7 +33,7 @@ pub struct Config {
     /// files of the `config.d` directory beside it are read after it, in
     /// name order. The default file may be missing; a named one may not.
     /// Environment variables and flags win over both.
-    #[arg(long = "config", value_name = "PATH", default_value = crate::config_file::DEFAULT_PATH)]
+    #[arg(long = "config", value_name = "PATH", default_value = DEFAULT_CONFIG_FILE)]
     pub config_path: PathBuf,
 
     /// Print the effective configuration (files, environment and flags

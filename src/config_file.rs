@@ -30,7 +30,7 @@ use clap::{Arg, ArgAction, ArgMatches, CommandFactory, FromArgMatches};
 use crate::config::{Command, Config, ConfigCommand};
 
 /// The main configuration file when `--config` is not given.
-pub const DEFAULT_PATH: &str = "/etc/dockershim/config.toml";
+pub const DEFAULT_PATH: &str = crate::config::DEFAULT_CONFIG_FILE;
 
 /// The drop-in directory's name, beside the main file.
 pub const DROP_IN_DIR: &str = "config.d";

@@ -73,6 +73,9 @@ use std::io;
 use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 
+use super::blkio::{DeviceIo, parse_blkio, parse_io_stat};
+use super::pressure::{Pressure, parse_psi};
+
 /// v1 limits at or above this are "unlimited": the kernel reports no limit as
 /// `PAGE_COUNTER_MAX` pages in bytes (just under 2^63, depending on page size).
 const V1_UNLIMITED: u64 = 1 << 62;
@@ -787,34 +790,6 @@ pub struct CgroupSpec {
     pub memory_reservation: Option<u64>,
 }
 
-/// Block I/O of a cgroup on one device.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct DeviceIo {
-    pub major: u64,
-    pub minor: u64,
-    /// Bytes per operation as the kernel names them in v1 (`Read`, `Write`,
-    /// `Sync`, `Async`, `Discard`, `Total`); v2 gives `Read` and `Write`.
-    pub bytes: Vec<(String, u64)>,
-    /// Completed operations, named likewise.
-    pub ops: Vec<(String, u64)>,
-}
-
-impl DeviceIo {
-    /// Bytes of operation `op` (`Read`, `Write`, ...).
-    pub fn bytes_of(&self, op: &str) -> Option<u64> {
-        lookup(&self.bytes, op)
-    }
-
-    /// Completed operations `op`.
-    pub fn ops_of(&self, op: &str) -> Option<u64> {
-        lookup(&self.ops, op)
-    }
-}
-
-fn lookup(pairs: &[(String, u64)], key: &str) -> Option<u64> {
-    pairs.iter().find(|(k, _)| k == key).map(|(_, v)| *v)
-}
-
 /// Huge page usage of one page size.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HugetlbUsage {
@@ -823,34 +798,6 @@ pub struct HugetlbUsage {
     pub usage: Option<u64>,
     /// Peak usage (v1 only).
     pub max_usage: Option<u64>,
-}
-
-/// Pressure stall information (the unified hierarchy's) per resource.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Pressure {
-    pub cpu: Option<Psi>,
-    pub memory: Option<Psi>,
-    pub io: Option<Psi>,
-}
-
-/// Stalls on one resource, one `*.pressure` file.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Psi {
-    /// Some task waited (`some`).
-    pub some: Option<PsiLine>,
-    /// All tasks stalled at once (`full`; for CPU only from Linux 5.13).
-    pub full: Option<PsiLine>,
-}
-
-/// One line of a `*.pressure` file.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct PsiLine {
-    /// Cumulative stall time, microseconds.
-    pub total_us: u64,
-    /// Share of time stalled (percent) over the last 10 s, 60 s and 300 s.
-    pub avg10: f64,
-    pub avg60: f64,
-    pub avg300: f64,
 }
 
 /// `user` and `system` of v1's `cpuacct.stat`, in `hz` ticks per second, as
@@ -883,116 +830,6 @@ fn weight_to_shares(weight: u64) -> Option<u64> {
     (1..=10_000)
         .contains(&weight)
         .then(|| 2 + (weight - 1) * 262_142 / 9_999)
-}
-
-/// v1's `blkio.*io_service_bytes_recursive` and `*io_serviced_recursive`:
-/// `MAJ:MIN Op value` lines, ending with a `Total value` line that names no
-/// device. Devices come out in first-seen order.
-fn parse_blkio(bytes: &str, ops: &str) -> Vec<DeviceIo> {
-    let mut devices: Vec<DeviceIo> = Vec::new();
-    let mut add = |text: &str, is_bytes: bool| {
-        for line in text.lines() {
-            let mut it = line.split_ascii_whitespace();
-            let (Some(dev), Some(op), Some(value)) = (it.next(), it.next(), it.next()) else {
-                continue;
-            };
-            let (Some((major, minor)), Ok(value)) = (parse_dev(dev), value.parse::<u64>()) else {
-                continue;
-            };
-            let i = match devices
-                .iter()
-                .position(|d| d.major == major && d.minor == minor)
-            {
-                Some(i) => i,
-                None => {
-                    devices.push(DeviceIo {
-                        major,
-                        minor,
-                        ..DeviceIo::default()
-                    });
-                    devices.len() - 1
-                }
-            };
-            let list = if is_bytes {
-                &mut devices[i].bytes
-            } else {
-                &mut devices[i].ops
-            };
-            list.push((op.to_owned(), value));
-        }
-    };
-    add(bytes, true);
-    add(ops, false);
-    devices
-}
-
-/// v2's `io.stat`: `MAJ:MIN rbytes=.. wbytes=.. rios=.. wios=.. ...` lines.
-fn parse_io_stat(text: &str) -> Vec<DeviceIo> {
-    text.lines()
-        .filter_map(|line| {
-            let mut it = line.split_ascii_whitespace();
-            let (major, minor) = parse_dev(it.next()?)?;
-            let mut io = DeviceIo {
-                major,
-                minor,
-                ..DeviceIo::default()
-            };
-            for field in it {
-                let Some((key, value)) = field.split_once('=') else {
-                    continue;
-                };
-                let Ok(value) = value.parse::<u64>() else {
-                    continue;
-                };
-                match key {
-                    "rbytes" => io.bytes.push(("Read".into(), value)),
-                    "wbytes" => io.bytes.push(("Write".into(), value)),
-                    "rios" => io.ops.push(("Read".into(), value)),
-                    "wios" => io.ops.push(("Write".into(), value)),
-                    _ => {}
-                }
-            }
-            Some(io)
-        })
-        .collect()
-}
-
-/// `MAJ:MIN`.
-fn parse_dev(dev: &str) -> Option<(u64, u64)> {
-    let (major, minor) = dev.split_once(':')?;
-    Some((major.parse().ok()?, minor.parse().ok()?))
-}
-
-/// A `*.pressure` file: `some avg10=.. avg60=.. avg300=.. total=N` and the
-/// same for `full`, totals in microseconds. A line missing a field or with
-/// one garbled is left out whole.
-fn parse_psi(text: &str) -> Psi {
-    let line = |kind: &str| {
-        text.lines().find_map(|line| {
-            let mut it = line.split_ascii_whitespace();
-            if it.next()? != kind {
-                return None;
-            }
-            let fields: HashMap<&str, &str> = it.filter_map(|f| f.split_once('=')).collect();
-            let avg = |key: &str| {
-                fields
-                    .get(key)?
-                    .parse::<f64>()
-                    .ok()
-                    .filter(|v| v.is_finite())
-            };
-            Some(PsiLine {
-                total_us: fields.get("total")?.parse().ok()?,
-                avg10: avg("avg10")?,
-                avg60: avg("avg60")?,
-                avg300: avg("avg300")?,
-            })
-        })
-    };
-    Psi {
-        some: line("some"),
-        full: line("full"),
-    }
 }
 
 /// Usage minus inactive file pages, floored at 0; the usage itself when the
@@ -1066,6 +903,8 @@ impl Keyed {
 
 #[cfg(test)]
 mod tests {
+    use super::super::blkio::parse_dev;
+    use super::super::pressure::{Psi, PsiLine};
     use super::*;
     use std::fs;
 

@@ -33,10 +33,12 @@
 //! microseconds, so callers may do it inline on the async runtime. Only the
 //! directory walk is slow, and it always runs off the runtime.
 
+mod blkio;
 mod cgroup;
 mod devices;
 mod fsusage;
 mod netdev;
+mod pressure;
 mod procfs;
 mod rootfs;
 
@@ -44,13 +46,15 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Instant;
 
+pub use self::blkio::DeviceIo;
 pub use self::cgroup::{
-    CgroupMetrics, CgroupRoots, CgroupSample, CgroupSpec, CgroupVersion, CpuDetail, DeviceIo,
-    HugetlbUsage, MemoryDetail, Pressure, ProcessCgroup, Psi, PsiLine, Swap,
+    CgroupMetrics, CgroupRoots, CgroupSample, CgroupSpec, CgroupVersion, CpuDetail, HugetlbUsage,
+    MemoryDetail, ProcessCgroup, Swap,
 };
 pub use self::devices::{FsCapacity, SYS, block_device_name, capacity_of, device_of};
 pub use self::fsusage::{FsUsage, FsUsageCache, measure_dir};
 pub use self::netdev::{InterfaceCounters, net_dev_of_pid, parse_net_dev};
+pub use self::pressure::{Pressure, Psi, PsiLine};
 pub use self::procfs::{FdCounts, PROC, count_fds, soft_open_files_limit};
 pub use self::rootfs::overlay_upper_dir_of_pid;
 
