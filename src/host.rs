@@ -1,7 +1,8 @@
 //! Facts about the Docker Engine the shim talks to, learned once at start:
 //! its version, negotiated API version, cgroup driver, OCI runtimes, data
-//! directory, image store, the directory holding the images and whether it
-//! injects CDI devices; and how to read a few facts off what Docker reports.
+//! directory, image store, the directory holding the images and what it can
+//! do ([`crate::engine`]); and how to read a few facts off what Docker
+//! reports.
 //!
 //! They sit here, below every domain module, so the code that translates
 //! CRI requests and the code that reports status read the same facts
@@ -12,6 +13,7 @@ use bollard::models::{SystemInfo, SystemInfoCgroupDriverEnum};
 pub use crate::api::CgroupDriver;
 
 use crate::docker::DockerApi;
+use crate::engine::{ApiVersion, EngineFeatures};
 use crate::error::{DockerContext, Error, Result};
 
 /// Where Docker keeps images.
@@ -55,55 +57,6 @@ impl ImageStore {
     }
 }
 
-/// Whether Docker can inject CDI devices (device requests with the `cdi`
-/// driver), read off the negotiated API version and `docker info`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CdiSupport {
-    /// The API is older than 1.44, which first carries CDI device requests
-    /// (Docker 25).
-    Unsupported,
-    /// Docker reports no CDI spec directory: CDI is off (Docker 25 to 27
-    /// keep it behind the `cdi` feature; 28 turns it on by default).
-    Off,
-    /// CDI is on; Docker reads the specs in these directories.
-    On(Vec<String>),
-    /// The API carries CDI requests but Docker does not say whether CDI is
-    /// on (`CDISpecDirs` is missing from `docker info`); Docker decides at
-    /// container start.
-    Unreported,
-}
-
-impl CdiSupport {
-    /// Reads the support off the negotiated API version and the spec
-    /// directories `docker info` lists (an empty list means CDI is off).
-    pub fn of(api: (u32, u32), spec_dirs: Option<&[String]>) -> Self {
-        match spec_dirs {
-            _ if api < (1, 44) => CdiSupport::Unsupported,
-            None => CdiSupport::Unreported,
-            Some([]) => CdiSupport::Off,
-            Some(dirs) => CdiSupport::On(dirs.to_vec()),
-        }
-    }
-
-    /// A word for status output: `on`, `off`, `unsupported` or `unknown`.
-    pub fn state(&self) -> &'static str {
-        match self {
-            CdiSupport::Unsupported => "unsupported",
-            CdiSupport::Off => "off",
-            CdiSupport::On(_) => "on",
-            CdiSupport::Unreported => "unknown",
-        }
-    }
-
-    /// The spec directories Docker reads, when it says.
-    pub fn spec_dirs(&self) -> &[String] {
-        match self {
-            CdiSupport::On(dirs) => dirs,
-            _ => &[],
-        }
-    }
-}
-
 /// What Docker told us about itself at start. None of it changes while the
 /// daemon runs.
 #[derive(Debug, Clone)]
@@ -130,12 +83,8 @@ pub struct HostFacts {
     pub image_fs_dir: String,
     /// Docker's default log driver.
     pub log_driver: String,
-    /// Whether Docker can make a bind mount read-only recursively: it takes
-    /// the request from API 1.44 on, and the kernel needs `mount_setattr`
-    /// (Linux 5.12).
-    pub recursive_read_only: bool,
-    /// Whether Docker injects CDI devices, and from which spec directories.
-    pub cdi: CdiSupport,
+    /// What the engine can do (mount options, image mounts, CDI).
+    pub features: EngineFeatures,
 }
 
 impl HostFacts {
@@ -158,19 +107,13 @@ impl HostFacts {
             .map(|r| r.into_keys().collect())
             .unwrap_or_default();
         runtimes.sort();
-        let kernel = info
-            .kernel_version
-            .as_deref()
-            .map(parse_api_version)
-            .unwrap_or((0, 0));
-        let recursive_read_only = parse_api_version(&api_version) >= (1, 44) && kernel >= (5, 12);
-        let cdi = CdiSupport::of(
-            parse_api_version(&api_version),
+        let features = EngineFeatures::new(
+            ApiVersion::parse(&api_version),
+            info.kernel_version.as_deref().unwrap_or_default(),
             info.cdi_spec_dirs.as_deref(),
         );
         Ok(Self {
-            recursive_read_only,
-            cdi,
+            features,
             docker_version: version.version.unwrap_or_default(),
             api_version,
             cgroup_driver,
@@ -228,46 +171,9 @@ pub fn is_running(inspected: &bollard::models::ContainerInspectResponse) -> bool
         .unwrap_or(false)
 }
 
-/// `1.41` as (1, 41), and a kernel's `6.1.0-13-amd64` as (6, 1); an
-/// unreadable version counts as the oldest supported API.
-pub fn parse_api_version(version: &str) -> (u32, u32) {
-    let number = |s: &str| -> Option<u32> {
-        let digits = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-        s[..digits].parse().ok()
-    };
-    let mut parts = version.split('.');
-    parts
-        .next()
-        .and_then(number)
-        .zip(parts.next().and_then(number))
-        .unwrap_or((1, 41))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn api_and_kernel_versions_parse_to_major_and_minor() {
-        assert_eq!(parse_api_version("1.44"), (1, 44));
-        assert_eq!(parse_api_version("6.1.0-13-amd64"), (6, 1));
-        assert_eq!(parse_api_version("5.12+rc1"), (5, 12));
-        assert_eq!(parse_api_version("garbage"), (1, 41));
-    }
-
-    #[test]
-    fn cdi_support_follows_the_api_and_the_reported_spec_dirs() {
-        let dirs = vec!["/etc/cdi".to_string(), "/var/run/cdi".to_string()];
-        assert_eq!(
-            CdiSupport::of((1, 41), Some(&dirs)),
-            CdiSupport::Unsupported
-        );
-        assert_eq!(CdiSupport::of((1, 44), None), CdiSupport::Unreported);
-        assert_eq!(CdiSupport::of((1, 51), Some(&[])), CdiSupport::Off);
-        let on = CdiSupport::of((1, 51), Some(&dirs));
-        assert_eq!(on.spec_dirs(), dirs.as_slice());
-        assert_eq!(on.state(), "on");
-    }
 
     #[test]
     fn the_image_store_is_read_off_docker_info() {

@@ -6,6 +6,7 @@ use crate::api::{
     LinuxRuntimeConfiguration, RuntimeCondition, RuntimeConfigResponse, RuntimeFeatures,
     RuntimeHandler, RuntimeHandlerFeatures, RuntimeStatus, StatusResponse, VersionResponse,
 };
+use crate::engine::Feature;
 use crate::error::{DockerContext, Result};
 use crate::host::{CgroupDriver, ImageStore};
 use crate::shim::Shim;
@@ -68,7 +69,7 @@ pub async fn status(shim: &Shim, verbose: bool) -> StatusResponse {
     let handler = |name: &str| RuntimeHandler {
         name: name.to_string(),
         features: Some(RuntimeHandlerFeatures {
-            recursive_read_only_mounts: shim.host.recursive_read_only,
+            recursive_read_only_mounts: shim.host.features.has(Feature::RecursiveReadOnly),
             user_namespaces: false,
         }),
     };
@@ -118,8 +119,8 @@ fn verbose_info(shim: &Shim) -> HashMap<String, String> {
         // CDI devices: on, off (no spec directory), unsupported (API below
         // 1.44) or unknown (Docker does not say), and the spec directories
         // Docker reads.
-        "cdi": shim.host.cdi.state(),
-        "cdiSpecDirs": shim.host.cdi.spec_dirs(),
+        "cdi": shim.host.features.cdi().state(),
+        "cdiSpecDirs": shim.host.features.cdi().spec_dirs(),
     });
     HashMap::from([
         ("config".to_string(), config.to_string()),

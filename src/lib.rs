@@ -55,6 +55,7 @@ pub mod container;
 pub mod containerd;
 pub mod cri;
 pub mod docker;
+pub mod engine;
 pub mod error;
 pub mod events;
 pub mod exec_output;

@@ -153,8 +153,8 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
     tracing::info!(
         docker = %shim.host.docker_version,
         cgroup_driver = ?shim.host.cgroup_driver,
-        cdi = shim.host.cdi.state(),
-        cdi_spec_dirs = ?shim.host.cdi.spec_dirs(),
+        cdi = shim.host.features.cdi().state(),
+        cdi_spec_dirs = ?shim.host.features.cdi().spec_dirs(),
         pause_image = %shim.pause.configured(),
         "runtime ready"
     );

@@ -6,16 +6,15 @@ use std::time::Duration;
 
 use crate::config::Config;
 use crate::docker::DockerApi;
+use crate::engine::EngineFeatures;
 use crate::error::{Error, Result};
-use crate::host::{HostFacts, parse_api_version};
+use crate::host::HostFacts;
 use crate::image::pause::PauseImage;
 use crate::view::ListCache;
 
 /// Settings the handlers need, taken from the command line.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// Whether Docker injects CDI devices.
-    pub cdi: crate::host::CdiSupport,
     /// oom_score_adj for pause containers; `None` when the host does not let
     /// us lower scores.
     pub sandbox_oom_score_adj: Option<i64>,
@@ -24,22 +23,8 @@ pub struct Settings {
     /// Docker log configuration of application containers
     /// ([`crate::logs::driver`]); `None` keeps the daemon's driver.
     pub log_config: Option<bollard::models::HostConfigLogConfig>,
-    /// The negotiated Docker Engine API version.
-    pub docker_api: (u32, u32),
-}
-
-impl Settings {
-    /// Fails clearly when a feature needs a newer Docker API than the
-    /// engine speaks, instead of sending a field Docker would ignore.
-    pub fn require_api(&self, needed: (u32, u32), what: &str) -> crate::error::Result<()> {
-        if self.docker_api >= needed {
-            return Ok(());
-        }
-        Err(crate::error::Error::FailedPrecondition(format!(
-            "{what} need Docker API {}.{} or newer; this Docker speaks {}.{}",
-            needed.0, needed.1, self.docker_api.0, self.docker_api.1
-        )))
-    }
+    /// What the engine can do.
+    pub features: EngineFeatures,
 }
 
 /// Shared handler state.
@@ -111,12 +96,11 @@ impl Shim {
             tracing::info!(driver = %log_driver.driver, "log driver of application containers");
         }
         let settings = Settings {
-            cdi: host.cdi.clone(),
             sandbox_oom_score_adj: Some(config.sandbox_oom_score_adj)
                 .filter(|adj| *adj >= 0 || may_lower_oom_score),
             may_lower_oom_score,
             log_config: log_driver.log_config,
-            docker_api: parse_api_version(&host.api_version),
+            features: host.features.clone(),
         };
         let network =
             Arc::new(crate::network::Network::new(&config).map_err(Error::InvalidArgument)?);

@@ -39,8 +39,7 @@ pub(crate) fn shim() -> TestShim {
         image_store: crate::host::ImageStore::Classic,
         image_fs_dir: "/var/lib/docker".into(),
         log_driver: "json-file".into(),
-        recursive_read_only: false,
-        cdi: crate::host::CdiSupport::Unsupported,
+        features: crate::engine::EngineFeatures::new(crate::engine::ApiVersion::MIN, "6.1.0", None),
     };
     let shim = Shim::with_facts(config, docker.clone(), host).expect("shim");
     TestShim {

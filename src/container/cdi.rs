@@ -13,8 +13,8 @@ use bollard::models::DeviceRequest;
 
 use crate::api::ContainerConfig;
 use crate::docker::DockerError;
+use crate::engine::CdiSupport;
 use crate::error::{Error, Result};
-use crate::host::CdiSupport;
 
 /// The prefix of the annotation keys that request CDI devices.
 pub const ANNOTATION_PREFIX: &str = "cdi.k8s.io/";

@@ -80,7 +80,11 @@ async fn resolve_image_volumes(
     shim: &Shim,
     config: &mut crate::api::ContainerConfig,
 ) -> Result<()> {
-    if shim.settings.docker_api < (1, 48) {
+    if !shim
+        .settings
+        .features
+        .has(crate::engine::Feature::ImageMounts)
+    {
         return Ok(()); // the spec refuses image volumes with UNIMPLEMENTED
     }
     // How often each image is mounted so far: Docker before 29 names an
@@ -311,12 +315,12 @@ pub async fn start(shim: &Shim, id: &str) -> Result<()> {
                 "start container {cid}: executable not found in $PATH: {message}"
             ))
         }
-        other => cdi::injection_error(&cid, other, &shim.settings.cdi).unwrap_or_else(|other| {
-            Error::Docker {
+        other => cdi::injection_error(&cid, other, shim.settings.features.cdi()).unwrap_or_else(
+            |other| Error::Docker {
                 context: format!("start container {cid}"),
                 source: other,
-            }
-        }),
+            },
+        ),
     })?;
     tracing::info!(container = %cid, "container started");
     Ok(())

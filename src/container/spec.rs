@@ -14,6 +14,7 @@ use crate::api::{
     ContainerConfig, LinuxContainerResources, LinuxContainerSecurityContext, MountPropagation,
     NamespaceMode, NamespaceOption, PodSandboxConfig, SupplementalGroupsPolicy,
 };
+use crate::engine::Feature;
 use crate::error::{Error, Result};
 use crate::naming;
 use crate::security;
@@ -233,7 +234,7 @@ fn host_config(
         cpuset_mems: limits.cpuset_mems.clone(),
         oom_score_adj: limits.oom_score_adj,
         pids_limit: limits.pids_limit,
-        device_requests: super::cdi::device_requests(config, &settings.cdi)?,
+        device_requests: super::cdi::device_requests(config, settings.features.cdi())?,
         log_config: settings.log_config.clone(),
         ..Default::default()
     })
@@ -358,7 +359,7 @@ fn mounts(config: &ContainerConfig, settings: &Settings) -> Result<BindMounts> {
             )));
         }
         if mount.recursive_read_only {
-            settings.require_api((1, 44), "recursive read-only mounts")?;
+            settings.features.require(Feature::RecursiveReadOnly)?;
         }
         let awkward = |p: &str| p.contains(':') || p.contains(',');
         if mount.selinux_relabel && (awkward(&mount.host_path) || awkward(&mount.container_path)) {
@@ -373,7 +374,7 @@ fn mounts(config: &ContainerConfig, settings: &Settings) -> Result<BindMounts> {
         // Docker creates (empty, so nothing under it to differ).
         let read_only_non_recursive = mount.readonly
             && !mount.recursive_read_only
-            && settings.docker_api >= (1, 44)
+            && settings.features.has(Feature::ReadOnlyNonRecursive)
             && Path::new(&mount.host_path).exists();
         if awkward(&mount.host_path)
             || awkward(&mount.container_path)
@@ -436,10 +437,12 @@ fn mounts(config: &ContainerConfig, settings: &Settings) -> Result<BindMounts> {
 /// An image volume (KEP-4639): the image's filesystem, read-only, with
 /// Docker's image mounts (API 1.48; a sub-path from 1.49).
 fn image_mount(mount: &crate::api::Mount, image: &str, settings: &Settings) -> Result<Mount> {
-    if settings.docker_api < (1, 48) {
+    if !settings.features.has(Feature::ImageMounts) {
         return Err(Error::Unimplemented(format!(
-            "image volume at {:?}: image mounts need Docker API 1.48 (Docker 28) or newer; this Docker speaks {}.{}",
-            mount.container_path, settings.docker_api.0, settings.docker_api.1
+            "image volume at {:?}: image mounts need Docker API {} (Docker 28) or newer; this Docker speaks {}",
+            mount.container_path,
+            Feature::ImageMounts.min_api(),
+            settings.features.api()
         )));
     }
     if image.is_empty() || mount.container_path.is_empty() {
@@ -466,7 +469,7 @@ fn image_mount(mount: &crate::api::Mount, image: &str, settings: &Settings) -> R
                 mount.container_path
             )));
         }
-        settings.require_api((1, 49), "image volume sub-paths")?;
+        settings.features.require(Feature::ImageMountSubpaths)?;
     }
     Ok(Mount {
         target: Some(mount.container_path.clone()),
@@ -653,16 +656,26 @@ mod tests {
         }
     }
 
+    /// An engine speaking `api`, on a kernel with `mount_setattr`, with CDI
+    /// on where the API carries it.
+    fn engine(api: &str) -> crate::engine::EngineFeatures {
+        let dirs = vec!["/etc/cdi".to_string()];
+        crate::engine::EngineFeatures::new(
+            crate::engine::ApiVersion::parse(api),
+            "6.1.0",
+            Some(&dirs),
+        )
+    }
+
     fn settings() -> Settings {
         Settings {
-            cdi: crate::host::CdiSupport::Unsupported,
             sandbox_oom_score_adj: None,
             may_lower_oom_score: true,
             log_config: Some(bollard::models::HostConfigLogConfig {
                 typ: Some("json-file".into()),
                 config: Some(HashMap::from([("max-size".into(), "10m".into())])),
             }),
-            docker_api: (1, 41),
+            features: engine("1.41"),
         }
     }
 
@@ -677,7 +690,7 @@ mod tests {
             "{err}"
         );
         let newer = Settings {
-            docker_api: (1, 45),
+            features: engine("1.45"),
             ..settings()
         };
         let body = create_body(&cfg, &SANDBOX, Some(&sandbox_config()), &newer).unwrap();
@@ -698,8 +711,7 @@ mod tests {
     #[test]
     fn cdi_devices_come_from_the_container_not_from_its_sandbox() {
         let on = Settings {
-            cdi: crate::host::CdiSupport::On(vec!["/etc/cdi".into()]),
-            docker_api: (1, 51),
+            features: engine("1.51"),
             ..settings()
         };
         let mut sandbox = sandbox_config();
