@@ -168,18 +168,16 @@ impl Network {
         }
     }
 
-    /// Marks a sandbox's network as being set up: it is not ready until
-    /// [`Network::attach`] returns.
-    pub fn begin(&self, sandbox_id: &str) {
+    /// Marks a sandbox's network as being set up: the sandbox reads as not
+    /// ready until the guard is dropped, whichever way the setup ends (done,
+    /// failed, or abandoned when the RunPodSandbox call is cancelled).
+    pub fn begin(&self, sandbox_id: &str) -> PendingSetup<'_> {
         if let Some(cni) = &self.cni {
             lock(&cni.pending).insert(sandbox_id.to_string());
         }
-    }
-
-    /// Ends a setup that never got to [`Network::attach`].
-    pub fn end(&self, sandbox_id: &str) {
-        if let Some(cni) = &self.cni {
-            lock(&cni.pending).remove(sandbox_id);
+        PendingSetup {
+            network: self,
+            sandbox_id: sandbox_id.to_string(),
         }
     }
 
@@ -211,10 +209,8 @@ impl Network {
             {
                 tracing::error!(sandbox = pod.sandbox_id, error = %undo, "cannot undo a failed network setup");
             }
-            self.end(pod.sandbox_id);
             return Err(err);
         }
-        self.end(pod.sandbox_id);
         Ok(())
     }
 
@@ -590,9 +586,56 @@ fn parse_bandwidth(value: &str) -> Option<u64> {
     Some(bits.round() as u64)
 }
 
+/// A sandbox's network set-up in progress ([`Network::begin`]); ends when
+/// dropped.
+pub struct PendingSetup<'a> {
+    network: &'a Network,
+    sandbox_id: String,
+}
+
+impl Drop for PendingSetup<'_> {
+    fn drop(&mut self) {
+        if let Some(cni) = &self.network.cni {
+            lock(&cni.pending).remove(&self.sandbox_id);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_network_setup_ends_with_its_guard_even_when_the_call_is_cancelled() {
+        use clap::Parser;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().display().to_string();
+        let config = crate::config::Config::parse_from([
+            "dockershim",
+            "--network-plugin",
+            "cni",
+            "--cni-conf-dir",
+            &path,
+            "--cri-dockerd-root-directory",
+            &path,
+        ]);
+        let network = Network::new(&config).unwrap();
+        let pending = network.begin("ran");
+        assert!(network.is_pending("ran") && network.any_pending());
+        drop(pending);
+        assert!(!network.is_pending("ran") && !network.any_pending());
+
+        // RunPodSandbox dropped while it sets the network up (the kubelet
+        // gave up on the call): the sandbox must not read as pending for
+        // ever.
+        let setup = async {
+            let _pending = network.begin("cancelled");
+            std::future::pending::<()>().await;
+        };
+        let cut = tokio::time::timeout(std::time::Duration::from_millis(10), setup).await;
+        assert!(cut.is_err());
+        assert!(!network.is_pending("cancelled") && !network.any_pending());
+    }
     use crate::api::{DnsConfig, PodSandboxMetadata, PortMapping, Protocol};
 
     fn pod() -> PodSandboxConfig {

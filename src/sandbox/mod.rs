@@ -50,18 +50,19 @@ pub async fn run(shim: &Shim, req: RunPodSandboxRequest) -> Result<String> {
     if let Err(err) = checkpoint::write(&shim.config.root_directory, &id, &config, host_network) {
         tracing::warn!(sandbox = %id, error = %err, "cannot write the cri-dockerd checkpoint");
     }
-    if !host_network {
-        shim.network.begin(&id);
-    }
+    let pending = (!host_network).then(|| shim.network.begin(&id));
     if let Err(err) = shim.docker.start_container(&id).await {
-        shim.network.end(&id);
+        drop(pending);
         discard(shim, &id).await;
         return Err(err).context(|| format!("start sandbox {name}"));
     }
     if !host_network && let Err(err) = attach_network(shim, &id, &config).await {
+        drop(pending);
         discard(shim, &id).await;
         return Err(err);
     }
+    // Ready from here: the refresh tells GetContainerEvents' watchers.
+    drop(pending);
     shim.view.refresh(&id).await;
     tracing::info!(sandbox = %id, name = %name, "pod sandbox running");
     Ok(id)
@@ -82,13 +83,9 @@ async fn attach_network(shim: &Shim, id: &str, config: &PodSandboxConfig) -> Res
             .and_then(|pid| u32::try_from(pid).ok())
             .filter(|pid| *pid > 0),
         Ok(None) => None,
-        Err(err) => {
-            shim.network.end(id);
-            return Err(err).context(|| format!("inspect pod sandbox {id}"));
-        }
+        Err(err) => return Err(err).context(|| format!("inspect pod sandbox {id}")),
     };
     let Some(pid) = pid else {
-        shim.network.end(id);
         return Err(Error::Internal(format!(
             "pod sandbox {id} exited before its network was set up"
         )));
