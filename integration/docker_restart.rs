@@ -23,16 +23,7 @@ async fn the_view_is_rebuilt_after_docker_restarts_under_the_shim() {
     let bridge = Bridge::create();
     let mut own = OwnDocker::start_with_test_image(&root, &bridge);
 
-    let socket = format!("unix://{}", OwnDocker::socket(&root).display());
-    let shim = Shim::start_with(&[
-        "--docker-endpoint",
-        &socket,
-        "--pod-infra-container-image",
-        UNPULLABLE_PAUSE,
-        "--pod-infra-pull-timeout",
-        "5",
-    ])
-    .await;
+    let shim = own.start_shim().await;
     let mut rt = shim.runtime().await;
     let cleanup = Cleanup::new();
     // The pod uses the host's network: this daemon's bridge leads nowhere.

@@ -155,16 +155,7 @@ async fn the_daemons_syslog_driver_and_the_cri_file_both_get_every_line_across_a
             "syslog-format=rfc5424micro",
         ],
     );
-    let socket = format!("unix://{}", OwnDocker::socket(&root).display());
-    let shim = Shim::start_with(&[
-        "--docker-endpoint",
-        &socket,
-        "--pod-infra-container-image",
-        UNPULLABLE_PAUSE,
-        "--pod-infra-pull-timeout",
-        "5",
-    ])
-    .await;
+    let shim = own.start_shim().await;
     let cleanup = Cleanup::new();
     const LINES: usize = 3000;
     let (mut rt, id, path) = run_printer(&shim, &cleanup, &printer(LINES)).await;

@@ -146,6 +146,21 @@ impl OwnDocker {
         own
     }
 
+    /// A shim on this daemon, with the built-in pause image (a test daemon
+    /// has no registry to pull one from).
+    pub async fn start_shim(&self) -> super::Shim {
+        let socket = format!("unix://{}", Self::socket(&self.root).display());
+        super::Shim::start_with(&[
+            "--docker-endpoint",
+            &socket,
+            "--pod-infra-container-image",
+            super::UNPULLABLE_PAUSE,
+            "--pod-infra-pull-timeout",
+            "5",
+        ])
+        .await
+    }
+
     pub fn cli(&self) -> Command {
         let mut cmd = Command::new("docker");
         cmd.arg("--host")

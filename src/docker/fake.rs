@@ -392,11 +392,12 @@ impl DockerApi for FakeDocker {
             })
             // Docker's `ancestor`: made from that image (by any of its names).
             .filter(|c| {
-                filters.get("ancestor").into_iter().flatten().all(|wanted| {
-                    let image = c.image.as_deref().unwrap_or_default();
-                    find_image(&state.images, image).is_some()
-                        && find_image(&state.images, image) == find_image(&state.images, wanted)
-                })
+                let image = find_image(&state.images, c.image.as_deref().unwrap_or_default());
+                filters
+                    .get("ancestor")
+                    .into_iter()
+                    .flatten()
+                    .all(|wanted| image.is_some() && image == find_image(&state.images, wanted))
             })
             .map(|c| ContainerSummary {
                 id: c.id.clone(),
