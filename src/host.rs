@@ -1,8 +1,8 @@
 //! Facts about the Docker Engine the shim talks to, learned once at start:
 //! its version, negotiated API version, cgroup driver, OCI runtimes, data
 //! directory, image store, the directory holding the images and what it can
-//! do ([`crate::engine`]); and how to read a few facts off what Docker
-//! reports.
+//! do ([`crate::engine`]), and whether this process may lower oom scores;
+//! and how to read a few facts off what Docker reports.
 //!
 //! They sit here, below every domain module, so the code that translates
 //! CRI requests and the code that reports status read the same facts
@@ -85,6 +85,9 @@ pub struct HostFacts {
     pub log_driver: String,
     /// What the engine can do (mount options, image mounts, CDI).
     pub features: EngineFeatures,
+    /// True when this process may ask for negative oom_score_adj values:
+    /// its capability bounding set holds CAP_SYS_RESOURCE.
+    pub may_lower_oom_score: bool,
 }
 
 impl HostFacts {
@@ -127,8 +130,24 @@ impl HostFacts {
             image_store,
             image_fs_dir,
             log_driver: info.logging_driver.unwrap_or_default(),
+            may_lower_oom_score: has_cap_sys_resource(),
         })
     }
+}
+
+/// Whether this process's capability bounding set holds CAP_SYS_RESOURCE,
+/// which Docker's runc needs to lower a container's oom_score_adj.
+fn has_cap_sys_resource() -> bool {
+    const CAP_SYS_RESOURCE: u32 = 24;
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("CapBnd:"))
+                .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        })
+        .is_some_and(|bits| bits & (1 << CAP_SYS_RESOURCE) != 0)
 }
 
 /// Where the images are, for the store in use. For the containerd store,

@@ -138,8 +138,10 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         .map(crate::metrics::parse_bind_addr)
         .transpose()
         .map_err(ServeError::Config)?;
-    let metrics = metrics_addr.map(|_| Arc::new(crate::metrics::Metrics::new()));
-    let docker: Arc<dyn crate::docker::DockerApi> = match &metrics {
+    let rpc_metrics = metrics_addr.map(|_| Arc::new(crate::metrics::grpc::RpcMetrics::new()));
+    let docker_metrics =
+        metrics_addr.map(|_| Arc::new(crate::metrics::docker::DockerMetrics::new()));
+    let docker: Arc<dyn crate::docker::DockerApi> = match &docker_metrics {
         Some(metrics) => Arc::new(crate::metrics::docker::Instrumented::new(
             Arc::new(docker),
             metrics.clone(),
@@ -178,21 +180,21 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
             source,
         })?;
 
-    if let (Some(addr), Some(metrics)) = (metrics_addr, &metrics) {
+    if let Some(addr) = metrics_addr {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|source| ServeError::Metrics { addr, source })?;
         tracing::info!(%addr, "serving metrics");
-        let sessions = {
-            let streaming = streaming.clone();
-            move || streaming.open_sessions()
-        };
-        tokio::spawn(crate::metrics::serve(
-            listener,
-            metrics.clone(),
-            shim.view.clone(),
-            sessions,
-        ));
+        let mut registry = crate::metrics::registry();
+        if let Some(metrics) = &rpc_metrics {
+            metrics.register(&mut registry);
+        }
+        if let Some(metrics) = &docker_metrics {
+            metrics.register(&mut registry);
+        }
+        shim.view.register_metrics(&mut registry);
+        streaming.register_metrics(&mut registry);
+        tokio::spawn(crate::metrics::serve(listener, Arc::new(registry)));
     }
 
     let (listener, socket_path) = open_listener(&listen)?;
@@ -209,7 +211,8 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
     }
     tracing::info!(endpoint = ?listen, "serving CRI v1");
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let layer = tower::util::option_layer(metrics.map(crate::metrics::grpc::RpcMetricsLayer::new));
+    let layer =
+        tower::util::option_layer(rpc_metrics.map(crate::metrics::grpc::RpcMetricsLayer::new));
     let relist = crate::cri::relist::RelistLayer::new(shim.clone());
     let mut server = tokio::spawn(
         Server::builder()

@@ -68,10 +68,11 @@ impl Shim {
         Self::with_facts(config, docker, host)
     }
 
-    /// Builds the state from facts already known about Docker (the unit
-    /// tests give them instead of asking a Docker).
+    /// Builds the state from facts already known about Docker and the host
+    /// (the unit tests give them instead of asking a Docker or reading
+    /// `/proc`).
     pub fn with_facts(config: Config, docker: Arc<dyn DockerApi>, host: HostFacts) -> Result<Self> {
-        let may_lower_oom_score = has_cap_sys_resource();
+        let may_lower_oom_score = host.may_lower_oom_score;
         if !may_lower_oom_score {
             tracing::warn!(
                 "this host withholds CAP_SYS_RESOURCE: negative oom_score_adj values are raised to 0"
@@ -126,21 +127,6 @@ impl Shim {
             config,
         })
     }
-}
-
-/// Whether this process's capability bounding set holds CAP_SYS_RESOURCE,
-/// which Docker's runc needs to lower a container's oom_score_adj.
-fn has_cap_sys_resource() -> bool {
-    const CAP_SYS_RESOURCE: u32 = 24;
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix("CapBnd:"))
-                .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
-        })
-        .is_some_and(|bits| bits & (1 << CAP_SYS_RESOURCE) != 0)
 }
 
 impl Shim {

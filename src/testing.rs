@@ -40,6 +40,7 @@ pub(crate) fn shim() -> TestShim {
         image_fs_dir: "/var/lib/docker".into(),
         log_driver: "json-file".into(),
         features: crate::engine::EngineFeatures::new(crate::engine::ApiVersion::MIN, "6.1.0", None),
+        may_lower_oom_score: true,
     };
     let shim = Shim::with_facts(config, docker.clone(), host).expect("shim");
     TestShim {

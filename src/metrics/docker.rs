@@ -1,5 +1,5 @@
-//! A [`DockerApi`] that times every call of the one it wraps and counts
-//! its failures, by operation.
+//! The Docker operations' metrics, and a [`DockerApi`] that times every
+//! call of the one it wraps and counts its failures, by operation.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -11,21 +11,94 @@ use bollard::models::{
     EventMessage, ExecInspectResponse, ImageInspect, ImageSummary, SystemInfo, SystemVersion,
 };
 use futures_util::stream::BoxStream;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 
-use super::Metrics;
 use crate::docker::{
     DockerApi, DockerError, DockerResult, ExecSpec, Filters, RawStream, RegistryAuth, TermSize,
 };
 
+/// Labels of a Docker operation.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DockerOperation {
+    /// The operation, e.g. `inspect_container`.
+    pub operation: String,
+}
+
+/// Labels of a failed Docker operation.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DockerFailure {
+    /// The operation.
+    pub operation: String,
+    /// What kind of failure: `not_found`, `conflict`, `timeout` ...
+    pub error: String,
+}
+
+/// Latency and failures of Docker calls, by operation.
+pub struct DockerMetrics {
+    seconds: Family<DockerOperation, Histogram>,
+    errors: Family<DockerFailure, Counter>,
+}
+
+impl Default for DockerMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl DockerMetrics {
+    /// Empty metrics, not yet registered.
+    pub fn new() -> Self {
+        Self {
+            seconds: Family::new_with_constructor(super::latency_histogram as fn() -> _),
+            errors: Family::default(),
+        }
+    }
+
+    /// Registers them in `registry`.
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "docker_operation_duration_seconds",
+            "Time of a Docker Engine API call",
+            self.seconds.clone(),
+        );
+        registry.register(
+            "docker_operation_errors",
+            "Failed Docker Engine API calls by kind of failure",
+            self.errors.clone(),
+        );
+    }
+
+    /// Records one Docker call; `error` names the kind of failure, if any.
+    pub fn observe(&self, operation: &'static str, took: Duration, error: Option<&str>) {
+        self.seconds
+            .get_or_create(&DockerOperation {
+                operation: operation.to_string(),
+            })
+            .observe(took.as_secs_f64());
+        if let Some(error) = error {
+            self.errors
+                .get_or_create(&DockerFailure {
+                    operation: operation.to_string(),
+                    error: error.to_string(),
+                })
+                .inc();
+        }
+    }
+}
+
 /// Docker with metrics.
 pub struct Instrumented {
     inner: Arc<dyn DockerApi>,
-    metrics: Arc<Metrics>,
+    metrics: Arc<DockerMetrics>,
 }
 
 impl Instrumented {
     /// Wraps `inner`, recording into `metrics`.
-    pub fn new(inner: Arc<dyn DockerApi>, metrics: Arc<Metrics>) -> Self {
+    pub fn new(inner: Arc<dyn DockerApi>, metrics: Arc<DockerMetrics>) -> Self {
         Self { inner, metrics }
     }
 
@@ -37,8 +110,7 @@ impl Instrumented {
         let started = Instant::now();
         let result = call.await;
         let error = result.as_ref().err().map(error_kind);
-        self.metrics
-            .observe_docker(operation, started.elapsed(), error);
+        self.metrics.observe(operation, started.elapsed(), error);
         result
     }
 }

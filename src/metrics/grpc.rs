@@ -1,33 +1,103 @@
-//! A tower layer around the CRI services that counts each RPC by its gRPC
-//! status code and times it.
+//! The CRI RPCs' metrics, and the tower layer around the CRI services that
+//! counts each RPC by its gRPC status code and times it.
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 use tonic::codegen::http;
 use tower::{Layer, Service};
 
-use super::Metrics;
+/// Labels of an RPC's request count.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RpcCode {
+    /// Service and method, e.g. `RuntimeService/ListContainers`.
+    pub method: String,
+    /// The gRPC status code's name, e.g. `OK`, `NotFound`.
+    pub code: String,
+}
+
+/// Labels of an RPC's latency.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RpcMethod {
+    /// Service and method.
+    pub method: String,
+}
+
+/// Requests by method and code, and their latency.
+pub struct RpcMetrics {
+    requests: Family<RpcCode, Counter>,
+    seconds: Family<RpcMethod, Histogram>,
+}
+
+impl Default for RpcMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RpcMetrics {
+    /// Empty metrics, not yet registered.
+    pub fn new() -> Self {
+        Self {
+            requests: Family::default(),
+            seconds: Family::new_with_constructor(super::latency_histogram as fn() -> _),
+        }
+    }
+
+    /// Registers them in `registry`.
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "grpc_requests",
+            "CRI requests by method and gRPC status code",
+            self.requests.clone(),
+        );
+        registry.register(
+            "grpc_request_duration_seconds",
+            "Time to answer a CRI request (to its first response for streams)",
+            self.seconds.clone(),
+        );
+    }
+
+    /// Records one answered RPC.
+    pub fn observe(&self, method: &str, code: tonic::Code, took: std::time::Duration) {
+        self.requests
+            .get_or_create(&RpcCode {
+                method: method.to_string(),
+                code: format!("{code:?}"),
+            })
+            .inc();
+        self.seconds
+            .get_or_create(&RpcMethod {
+                method: method.to_string(),
+            })
+            .observe(took.as_secs_f64());
+    }
+}
 
 /// Wraps a service with RPC metrics.
 #[derive(Clone)]
 pub struct RpcMetricsLayer {
-    metrics: Arc<Metrics>,
+    metrics: Arc<RpcMetrics>,
 }
 
 impl RpcMetricsLayer {
     /// Records into `metrics`.
-    pub fn new(metrics: Arc<Metrics>) -> Self {
+    pub fn new(metrics: Arc<RpcMetrics>) -> Self {
         Self { metrics }
     }
 }
 
 impl<S> Layer<S> for RpcMetricsLayer {
-    type Service = RpcMetrics<S>;
+    type Service = Recorded<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        RpcMetrics {
+        Recorded {
             inner,
             metrics: self.metrics.clone(),
         }
@@ -36,12 +106,12 @@ impl<S> Layer<S> for RpcMetricsLayer {
 
 /// The service [`RpcMetricsLayer`] makes.
 #[derive(Clone)]
-pub struct RpcMetrics<S> {
+pub struct Recorded<S> {
     inner: S,
-    metrics: Arc<Metrics>,
+    metrics: Arc<RpcMetrics>,
 }
 
-impl<S, B, RB> Service<http::Request<B>> for RpcMetrics<S>
+impl<S, B, RB> Service<http::Request<B>> for Recorded<S>
 where
     S: Service<http::Request<B>, Response = http::Response<RB>>,
     S::Future: Send + 'static,
@@ -65,7 +135,7 @@ where
                 Ok(response) => status_code(response.headers()),
                 Err(_) => tonic::Code::Unknown,
             };
-            metrics.observe_rpc(method, code, started.elapsed());
+            metrics.observe(method, code, started.elapsed());
             answer
         })
     }

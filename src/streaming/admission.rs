@@ -1,6 +1,7 @@
 //! Who may open a streaming session: at most so many on the node and so many
 //! for any one pod, so that one tenant cannot take every session of the
-//! node. A session holds its [`SessionPermit`] until it ends.
+//! node. A session holds its [`SessionPermit`] until it ends. The number
+//! open is a metric, read at each scrape ([`Admission::register_metrics`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -26,6 +27,7 @@ fn lock(counts: &Counts) -> MutexGuard<'_, HashMap<String, usize>> {
 }
 
 /// The node's and the pods' session limits.
+#[derive(Debug)]
 pub struct Admission {
     node: Arc<Semaphore>,
     max_sessions: usize,
@@ -94,8 +96,47 @@ impl Admission {
 
     /// Sessions open now.
     pub fn open(&self) -> usize {
-        self.max_sessions
-            .saturating_sub(self.node.available_permits())
+        open_sessions(&self.node, self.max_sessions)
+    }
+
+    /// Registers the number of sessions open in `registry`, as a gauge
+    /// read from the node's semaphore at each scrape.
+    pub fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
+        registry.register_collector(Box::new(OpenSessions {
+            node: self.node.clone(),
+            max_sessions: self.max_sessions,
+        }));
+    }
+}
+
+fn open_sessions(node: &Semaphore, max_sessions: usize) -> usize {
+    max_sessions.saturating_sub(node.available_permits())
+}
+
+/// The `streaming_sessions` gauge.
+#[derive(Debug)]
+struct OpenSessions {
+    node: Arc<Semaphore>,
+    max_sessions: usize,
+}
+
+impl prometheus_client::collector::Collector for OpenSessions {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::DescriptorEncoder<'_>,
+    ) -> Result<(), std::fmt::Error> {
+        use prometheus_client::encoding::EncodeMetric;
+        let open = open_sessions(&self.node, self.max_sessions);
+        let gauge = prometheus_client::metrics::gauge::ConstGauge::new(
+            i64::try_from(open).unwrap_or(i64::MAX),
+        );
+        let metric = encoder.encode_descriptor(
+            "streaming_sessions",
+            "Exec, attach and port-forward sessions open",
+            None,
+            gauge.metric_type(),
+        )?;
+        gauge.encode(metric)
     }
 }
 
@@ -123,6 +164,28 @@ mod tests {
         drop(a1);
         assert_eq!(admission.open(), 3);
         let _a3 = admission.admit("a").unwrap();
+    }
+
+    #[test]
+    fn the_open_sessions_gauge_is_read_at_each_scrape() {
+        let admission = Admission::new(4, 2);
+        let mut registry = prometheus_client::registry::Registry::with_prefix("dockershim");
+        admission.register_metrics(&mut registry);
+        let scrape = |registry: &prometheus_client::registry::Registry| {
+            let mut text = String::new();
+            prometheus_client::encoding::text::encode(&mut text, registry).unwrap();
+            text
+        };
+        let a = admission.admit("a").unwrap();
+        let _b = admission.admit("b").unwrap();
+        let text = scrape(&registry);
+        assert!(
+            text.contains("# TYPE dockershim_streaming_sessions gauge"),
+            "{text}"
+        );
+        assert!(text.contains("dockershim_streaming_sessions 2"), "{text}");
+        drop(a);
+        assert!(scrape(&registry).contains("dockershim_streaming_sessions 1"));
     }
 
     #[test]

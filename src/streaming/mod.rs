@@ -72,9 +72,9 @@ impl Streaming {
         Ok(streaming)
     }
 
-    /// Sessions open now.
-    pub fn open_sessions(&self) -> usize {
-        self.admission.open()
+    /// Registers the streaming server's metrics in `registry`.
+    pub fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
+        self.admission.register_metrics(registry);
     }
 
     fn url(&self, kind: &str, request: Pending, pod: String) -> Result<String> {

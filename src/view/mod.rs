@@ -191,7 +191,8 @@ pub struct View {
     state: RwLock<State>,
     seq: AtomicU64,
     changes: broadcast::Sender<Change>,
-    resyncs: AtomicU64,
+    /// Rebuilds from a full list; a metric ([`View::register_metrics`]).
+    resyncs: prometheus_client::metrics::counter::Counter,
     /// Bumped whenever an entry is added, replaced or removed.
     generation: AtomicU64,
 }
@@ -239,7 +240,7 @@ impl View {
             state: RwLock::new(State::default()),
             seq: AtomicU64::new(1),
             changes: broadcast::channel(CHANGE_BUFFER).0,
-            resyncs: AtomicU64::new(0),
+            resyncs: Default::default(),
             generation: AtomicU64::new(0),
         }
     }
@@ -454,7 +455,16 @@ impl View {
     /// How many times the view was rebuilt from a full list (start, and
     /// after each loss of the event stream).
     pub fn resyncs(&self) -> u64 {
-        self.resyncs.load(Ordering::Relaxed)
+        self.resyncs.get()
+    }
+
+    /// Registers the view's metrics in `registry`.
+    pub fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
+        registry.register(
+            "view_resyncs",
+            "Rebuilds of the live view from a full container list (start, and each loss of Docker's event stream)",
+            self.resyncs.clone(),
+        );
     }
 
     /// An image by id, inspected once and cached until Docker reports an
@@ -543,7 +553,7 @@ impl View {
             self.remove_seen(seq + 1, &id);
         }
         self.invalidate_images();
-        self.resyncs.fetch_add(1, Ordering::Relaxed);
+        self.resyncs.inc();
         Ok(())
     }
 }
@@ -742,5 +752,18 @@ mod tests {
                 ChangeType::Deleted
             ]
         );
+    }
+
+    #[tokio::test]
+    async fn each_resync_counts_in_the_registered_metric() {
+        let docker = Arc::new(crate::docker::fake::FakeDocker::new());
+        let view = View::new(docker.clone(), Arc::new(LogWriters::new(docker)));
+        let mut registry = prometheus_client::registry::Registry::with_prefix("dockershim");
+        view.register_metrics(&mut registry);
+        view.resync().await.unwrap();
+        view.resync().await.unwrap();
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        assert!(text.contains("dockershim_view_resyncs_total 2"), "{text}");
     }
 }
