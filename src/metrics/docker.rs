@@ -14,7 +14,8 @@ use futures_util::stream::BoxStream;
 
 use super::Metrics;
 use crate::docker::{
-    DockerApi, DockerError, DockerResult, ExecSpec, Filters, RawStream, RegistryAuth, TermSize,
+    DockerApi, DockerError, DockerResult, ExecSpec, Filters, LogStream, ProcessStreams,
+    RegistryAuth, TermSize,
 };
 
 /// Docker with metrics.
@@ -115,7 +116,7 @@ impl DockerApi for Instrumented {
         exec_id: &str,
         tty: bool,
         console: Option<TermSize>,
-    ) -> DockerResult<Box<dyn RawStream>> {
+    ) -> DockerResult<ProcessStreams> {
         self.timed("start_exec", self.inner.start_exec(exec_id, tty, console))
             .await
     }
@@ -129,7 +130,7 @@ impl DockerApi for Instrumented {
         stdin: bool,
         stdout: bool,
         stderr: bool,
-    ) -> DockerResult<Box<dyn RawStream>> {
+    ) -> DockerResult<ProcessStreams> {
         self.timed(
             "attach",
             self.inner.attach(container_id, stdin, stdout, stderr),
@@ -146,12 +147,13 @@ impl DockerApi for Instrumented {
     async fn container_logs(
         &self,
         container_id: &str,
+        tty: bool,
         follow: bool,
         since: Option<(i64, u32)>,
-    ) -> DockerResult<Box<dyn tokio::io::AsyncRead + Send + Unpin>> {
+    ) -> DockerResult<LogStream> {
         self.timed(
             "container_logs",
-            self.inner.container_logs(container_id, follow, since),
+            self.inner.container_logs(container_id, tty, follow, since),
         )
         .await
     }

@@ -466,7 +466,7 @@ async fn logs(containers: u64, mib: u64) -> Result<()> {
     let own_before = cpu_of(std::process::id())?;
     let mut read = 0u64;
     for id in &ids {
-        let mut body = docker.container_logs(id, false, None).await?;
+        let mut body = docker.container_logs_body(id, false, None).await?;
         let mut buf = vec![0u8; 64 * 1024];
         loop {
             let n = body.read(&mut buf).await?;
