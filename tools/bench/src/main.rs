@@ -66,7 +66,6 @@ use bollard::query_parameters::{
 };
 use dockershim::api::runtime_service_client::RuntimeServiceClient;
 use dockershim::api::*;
-use dockershim::docker::DockerApi;
 use dockershim::docker::client::BollardDocker;
 // The pause image the shim imports when the configured one cannot be pulled
 // (the bench starts the shim with an unreachable one), and the label on
