@@ -722,6 +722,16 @@ mod tests {
         assert_eq!(state_of(&t.shim, &stale), -1);
     }
 
+    /// A shim with a running container to exec in; its id.
+    async fn exec_target() -> (testing::TestShim, String) {
+        let t = testing::shim();
+        let sandbox = crate::sandbox::run(&t.shim, pod_request("web"))
+            .await
+            .unwrap();
+        let id = create_started(&t.shim, &sandbox, "app").await;
+        (t, id)
+    }
+
     fn exec_request(id: &str, timeout: i64) -> ExecSyncRequest {
         ExecSyncRequest {
             container_id: id.into(),
@@ -732,11 +742,7 @@ mod tests {
 
     #[tokio::test]
     async fn exec_sync_keeps_stdout_and_stderr_apart_and_passes_the_exit_code() {
-        let t = testing::shim();
-        let sandbox = crate::sandbox::run(&t.shim, pod_request("web"))
-            .await
-            .unwrap();
-        let id = create_started(&t.shim, &sandbox, "app").await;
+        let (t, id) = exec_target().await;
         let mut script = t.docker.script_exec(false);
         let process = tokio::spawn(async move {
             script.stdout(b"one\n").await.unwrap();
@@ -762,11 +768,7 @@ mod tests {
 
     #[tokio::test]
     async fn exec_sync_output_over_the_cap_is_cut_and_the_command_still_answers() {
-        let t = testing::shim();
-        let sandbox = crate::sandbox::run(&t.shim, pod_request("web"))
-            .await
-            .unwrap();
-        let id = create_started(&t.shim, &sandbox, "app").await;
+        let (t, id) = exec_target().await;
         let mut script = t.docker.script_exec(false);
         const PRINTED: usize = EXEC_OUTPUT_CAP + 100_000;
         let process = tokio::spawn(async move {
@@ -790,15 +792,17 @@ mod tests {
     #[tokio::test]
     async fn exec_sync_past_its_timeout_is_deadline_exceeded_and_the_process_is_looked_up_to_kill()
     {
-        let t = testing::shim();
-        let sandbox = crate::sandbox::run(&t.shim, pod_request("web"))
-            .await
-            .unwrap();
-        let id = create_started(&t.shim, &sandbox, "app").await;
+        let (t, id) = exec_target().await;
         let mut script = t.docker.script_exec(false);
         script.stdout(b"started\n").await.unwrap();
         let started = tokio::time::Instant::now();
-        let err = exec_sync(&t.shim, exec_request(&id, 1)).await.unwrap_err();
+        let err = tokio::time::timeout(
+            Duration::from_secs(10),
+            exec_sync(&t.shim, exec_request(&id, 1)),
+        )
+        .await
+        .expect("the timeout ends the call")
+        .unwrap_err();
         assert!(matches!(err, Error::DeadlineExceeded(_)), "{err}");
         assert!(started.elapsed() >= Duration::from_secs(1));
         // The exec still runs: the shim asked Docker for its PID to kill it
@@ -816,11 +820,7 @@ mod tests {
 
     #[tokio::test]
     async fn exec_sync_whose_start_fails_is_an_error() {
-        let t = testing::shim();
-        let sandbox = crate::sandbox::run(&t.shim, pod_request("web"))
-            .await
-            .unwrap();
-        let id = create_started(&t.shim, &sandbox, "app").await;
+        let (t, id) = exec_target().await;
         // Nothing scripted: the fake refuses to start the exec.
         let err = exec_sync(&t.shim, exec_request(&id, 0)).await.unwrap_err();
         assert!(err.to_string().contains("start exec"), "{err}");

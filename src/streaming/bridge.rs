@@ -197,6 +197,13 @@ mod tests {
     use crate::streaming::session::{ClientSide, Wanted, channels};
     use crate::testing;
 
+    /// Waits for `session`, which must end within 10 s.
+    async fn within<F: std::future::Future>(session: F) -> F::Output {
+        tokio::time::timeout(Duration::from_secs(10), session)
+            .await
+            .expect("the session ends")
+    }
+
     fn wanted(stdin: bool, stderr: bool) -> Wanted {
         Wanted {
             stdin,
@@ -243,11 +250,8 @@ mod tests {
             assert_eq!(recv(&mut client.stdout).await, None);
             assert_eq!(recv(&mut client.stderr).await, None);
         };
-        let (outcome, (), ()) = tokio::time::timeout(Duration::from_secs(10), async {
-            tokio::join!(attach(&t.shim, &req, io), container, client)
-        })
-        .await
-        .expect("the session ends");
+        let (outcome, (), ()) =
+            within(async { tokio::join!(attach(&t.shim, &req, io), container, client) }).await;
         assert!(matches!(outcome, Outcome::Exited(0)), "{outcome:?}");
     }
 
@@ -275,11 +279,8 @@ mod tests {
             }
             got
         };
-        let (outcome, (), got) = tokio::time::timeout(Duration::from_secs(10), async {
-            tokio::join!(attach(&t.shim, &req, io), container, client)
-        })
-        .await
-        .expect("the session ends");
+        let (outcome, (), got) =
+            within(async { tokio::join!(attach(&t.shim, &req, io), container, client) }).await;
         assert!(matches!(outcome, Outcome::Exited(0)), "{outcome:?}");
         assert_eq!(got, raw);
     }
@@ -331,11 +332,8 @@ mod tests {
             }
             (out, err)
         };
-        let (outcome, (), (out, err)) = tokio::time::timeout(Duration::from_secs(10), async {
-            tokio::join!(exec(&t.shim, &req, io), script, read)
-        })
-        .await
-        .expect("the session ends");
+        let (outcome, (), (out, err)) =
+            within(async { tokio::join!(exec(&t.shim, &req, io), script, read) }).await;
         (outcome, out, err)
     }
 
