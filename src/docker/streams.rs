@@ -97,7 +97,7 @@ impl ProcessStreams {
 
     /// The output alone; the process's stdin is left open, never written.
     pub fn into_output(self) -> OutputStream {
-        OutputStream::new(Box::new(self.raw), self.tty)
+        OutputStream::new(self.raw, self.tty)
     }
 
     /// The output and the stdin writer, to be used concurrently.
