@@ -9,8 +9,7 @@ use std::sync::Arc;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::api::MAX_MESSAGE_SIZE;
-use crate::docker::RawStream;
-use crate::docker::hijack::{Demuxer, Output};
+use crate::docker::{Frame, OutputStream};
 
 /// Room left in the kubelet's message for the protobuf envelope around the
 /// output (two length-delimited fields and the exit code need under 32
@@ -68,8 +67,9 @@ pub struct Collected {
 }
 
 impl Collected {
-    /// Keeps as much of `bytes` as the per-call `cap` and the budget allow.
-    fn keep(&mut self, which: Output, bytes: &[u8], cap: usize, budget: &ExecOutputBudget) {
+    /// Keeps as much of `frame` as the per-call `cap` and the budget allow.
+    fn keep(&mut self, frame: &Frame, cap: usize, budget: &ExecOutputBudget) {
+        let bytes = frame.bytes();
         let room = cap.saturating_sub(self.stdout.len() + self.stderr.len());
         let n = room.min(bytes.len()).min(budget.bytes.available_permits());
         let permit = (n > 0).then(|| budget.try_take(n)).flatten();
@@ -81,26 +81,25 @@ impl Collected {
             Some(held) => held.merge(permit),
             None => self.held = Some(permit),
         }
-        let buf = match which {
-            Output::Stdout => &mut self.stdout,
-            Output::Stderr => &mut self.stderr,
+        let buf = match frame {
+            Frame::Stdout(_) => &mut self.stdout,
+            Frame::Stderr(_) => &mut self.stderr,
         };
         buf.extend_from_slice(&bytes[..n]);
         self.dropped += (bytes.len() - n) as u64;
     }
 }
 
-/// Reads a multiplexed exec stream to its end, keeping at most `cap` bytes
-/// of stdout and stderr together, within `budget`.
+/// Reads an exec's output to its end, keeping at most `cap` bytes of
+/// stdout and stderr together, within `budget`.
 pub async fn collect(
-    raw: Box<dyn RawStream>,
+    mut output: OutputStream,
     cap: usize,
     budget: &ExecOutputBudget,
 ) -> std::io::Result<Collected> {
-    let mut demux = Demuxer::new(raw);
     let mut collected = Collected::default();
-    while let Some((which, bytes)) = demux.next().await? {
-        collected.keep(which, &bytes, cap, budget);
+    while let Some(frame) = output.next().await? {
+        collected.keep(&frame, cap, budget);
     }
     Ok(collected)
 }
@@ -108,47 +107,46 @@ pub async fn collect(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::docker::fake::scripted_process;
 
-    fn frame(kind: u8, payload: &[u8]) -> Vec<u8> {
-        let mut out = vec![kind, 0, 0, 0];
-        out.extend_from_slice(&u32::try_from(payload.len()).unwrap_or(0).to_be_bytes());
-        out.extend_from_slice(payload);
-        out
-    }
-
-    async fn collect_wire(wire: Vec<u8>, cap: usize, budget: &ExecOutputBudget) -> Collected {
-        let (mut tx, rx) = tokio::io::duplex(64 * 1024);
-        let writer = tokio::spawn(async move {
-            use tokio::io::AsyncWriteExt;
-            tx.write_all(&wire).await
+    /// Collects the output of a process printing `stdout` then `stderr`
+    /// bytes, in Docker's 32 KiB frames.
+    async fn collect_output(
+        stdout: usize,
+        stderr: usize,
+        cap: usize,
+        budget: &ExecOutputBudget,
+    ) -> Collected {
+        let (streams, mut script) = scripted_process(false);
+        let process = tokio::spawn(async move {
+            let chunk = vec![b'x'; 32 * 1024];
+            for (on_stderr, len) in [(false, stdout), (true, stderr)] {
+                let mut left = len;
+                while left > 0 {
+                    let n = left.min(chunk.len());
+                    if on_stderr {
+                        script.stderr(&chunk[..n]).await?;
+                    } else {
+                        script.stdout(&chunk[..n]).await?;
+                    }
+                    left -= n;
+                }
+            }
+            script.exit(0);
+            std::io::Result::Ok(())
         });
-        let collected = collect(Box::new(rx), cap, budget)
+        let collected = collect(streams.into_output(), cap, budget)
             .await
             .expect("in-memory stream");
-        writer.await.expect("writer task").expect("writer");
+        process.await.expect("process task").expect("process");
         collected
-    }
-
-    /// Docker's frames of a command printing `stdout` then `stderr` bytes.
-    fn output(stdout: usize, stderr: usize) -> Vec<u8> {
-        let mut wire = Vec::new();
-        for (kind, len) in [(1u8, stdout), (2u8, stderr)] {
-            let chunk = vec![b'x'; 32 * 1024];
-            let mut left = len;
-            while left > 0 {
-                let n = left.min(chunk.len());
-                wire.extend(frame(kind, &chunk[..n]));
-                left -= n;
-            }
-        }
-        wire
     }
 
     #[tokio::test]
     async fn a_flood_is_truncated_to_fit_the_kubelets_message() {
         use prost::Message;
         let budget = ExecOutputBudget::default();
-        let got = collect_wire(output(20_000_000, 3_000_000), EXEC_OUTPUT_CAP, &budget).await;
+        let got = collect_output(20_000_000, 3_000_000, EXEC_OUTPUT_CAP, &budget).await;
         assert_eq!(got.stdout.len(), EXEC_OUTPUT_CAP);
         assert!(got.stderr.is_empty());
         assert_eq!(got.dropped, 23_000_000 - EXEC_OUTPUT_CAP as u64);
@@ -163,7 +161,7 @@ mod tests {
     #[tokio::test]
     async fn stdout_and_stderr_share_the_cap() {
         let budget = ExecOutputBudget::default();
-        let got = collect_wire(output(600, 600), 1000, &budget).await;
+        let got = collect_output(600, 600, 1000, &budget).await;
         assert_eq!((got.stdout.len(), got.stderr.len()), (600, 400));
         assert_eq!(got.dropped, 200);
     }
@@ -171,14 +169,14 @@ mod tests {
     #[tokio::test]
     async fn output_beyond_the_budget_held_by_others_is_dropped_until_they_end() {
         let budget = ExecOutputBudget::new(1000);
-        let first = collect_wire(output(700, 0), EXEC_OUTPUT_CAP, &budget).await;
+        let first = collect_output(700, 0, EXEC_OUTPUT_CAP, &budget).await;
         assert_eq!(first.stdout.len(), 700);
         // 300 bytes are left for the second call while the first is held.
-        let second = collect_wire(output(400, 0), EXEC_OUTPUT_CAP, &budget).await;
+        let second = collect_output(400, 0, EXEC_OUTPUT_CAP, &budget).await;
         assert_eq!((second.stdout.len(), second.dropped), (300, 100));
         drop(first);
         drop(second);
-        let third = collect_wire(output(1000, 0), EXEC_OUTPUT_CAP, &budget).await;
+        let third = collect_output(1000, 0, EXEC_OUTPUT_CAP, &budget).await;
         assert_eq!(third.stdout.len(), 1000);
     }
 }

@@ -14,13 +14,11 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use dockershim::docker::hijack::{Demuxer, Output};
+use dockershim::docker::Frame;
+use dockershim::docker::multiplex::{Demuxer, MAX_FRAME};
 use futures_util::FutureExt;
 use libfuzzer_sys::fuzz_target;
 use tokio::io::{AsyncRead, ReadBuf};
-
-/// Largest frame the demuxer accepts (`hijack::MAX_FRAME`).
-const MAX_FRAME: usize = 16 * 1024 * 1024;
 
 /// A reader that hands out at most `step` bytes per read, always at once.
 struct Trickle<'a> {
@@ -43,7 +41,7 @@ impl AsyncRead for Trickle<'_> {
 }
 
 /// What a reader yields: the chunks, then `Ok` at a clean end or the error kind.
-type Outcome = (Vec<(Output, Bytes)>, Result<(), io::ErrorKind>);
+type Outcome = (Vec<Frame>, Result<(), io::ErrorKind>);
 
 fn demux(reader: impl AsyncRead + Unpin) -> Outcome {
     let mut demux = Demuxer::new(reader);
@@ -77,8 +75,8 @@ fn model(mut data: &[u8]) -> Outcome {
         }
         let payload = Bytes::copy_from_slice(&data[8..8 + size]);
         match data[0] {
-            1 => chunks.push((Output::Stdout, payload)),
-            2 => chunks.push((Output::Stderr, payload)),
+            1 => chunks.push(Frame::Stdout(payload)),
+            2 => chunks.push(Frame::Stderr(payload)),
             _ => {}
         }
         data = &data[8 + size..];

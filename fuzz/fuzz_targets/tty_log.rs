@@ -1,6 +1,6 @@
 //! Docker's timestamped log stream of a TTY container (`<timestamp>
 //! <content>` per message, a piece of a long line followed directly by the
-//! next timestamp), cut into messages by `logs::tty::TtyMessages`.
+//! next timestamp), cut into messages by `docker::tty_log::TtyMessages`.
 //!
 //! The first byte sets the read size; the rest is the stream. Checks: no
 //! panic; no message's content is longer than Docker's 16 KiB cut; the
@@ -14,7 +14,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use dockershim::logs::tty::{DOCKER_MESSAGE_MAX, TtyMessages};
+use dockershim::docker::tty_log::{LOG_MESSAGE_MAX, TtyMessages};
 use futures_util::FutureExt;
 use libfuzzer_sys::fuzz_target;
 use tokio::io::{AsyncRead, ReadBuf};
@@ -62,7 +62,7 @@ fuzz_target!(|data: &[u8]| {
     let content: usize = whole.iter().map(|(_, _, c)| c.len()).sum();
     assert!(content <= stream.len());
     for (_, _, c) in &whole {
-        assert!(c.len() <= DOCKER_MESSAGE_MAX);
+        assert!(c.len() <= LOG_MESSAGE_MAX);
     }
     let trickled = decode(Trickle {
         data: stream,

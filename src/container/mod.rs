@@ -476,12 +476,12 @@ pub async fn exec_sync(shim: &Shim, req: ExecSyncRequest) -> Result<ExecSyncResp
         .await
         .context(|| format!("create exec in container {cid}"))?;
     let run = async {
-        let raw = shim
+        let streams = shim
             .docker
             .start_exec(&exec_id, false, None)
             .await
             .context(|| format!("start exec {exec_id} in container {cid}"))?;
-        crate::exec_output::collect(raw, EXEC_OUTPUT_CAP, &shim.exec_output)
+        crate::exec_output::collect(streams.into_output(), EXEC_OUTPUT_CAP, &shim.exec_output)
             .await
             .map_err(|e| Error::Internal(format!("read the output of exec {exec_id}: {e}")))
     };
@@ -720,5 +720,109 @@ mod tests {
             ContainerState::ContainerCreated as i32
         );
         assert_eq!(state_of(&t.shim, &stale), -1);
+    }
+
+    /// A shim with a running container to exec in; its id.
+    async fn exec_target() -> (testing::TestShim, String) {
+        let t = testing::shim();
+        let sandbox = crate::sandbox::run(&t.shim, pod_request("web"))
+            .await
+            .unwrap();
+        let id = create_started(&t.shim, &sandbox, "app").await;
+        (t, id)
+    }
+
+    fn exec_request(id: &str, timeout: i64) -> ExecSyncRequest {
+        ExecSyncRequest {
+            container_id: id.into(),
+            cmd: vec!["probe".into()],
+            timeout,
+        }
+    }
+
+    #[tokio::test]
+    async fn exec_sync_keeps_stdout_and_stderr_apart_and_passes_the_exit_code() {
+        let (t, id) = exec_target().await;
+        let mut script = t.docker.script_exec(false);
+        let process = tokio::spawn(async move {
+            script.stdout(b"one\n").await.unwrap();
+            script.stderr(b"oops\n").await.unwrap();
+            script.stdout(b"two").await.unwrap();
+            script.exit(42);
+        });
+        let response = exec_sync(&t.shim, exec_request(&id, 0)).await.unwrap();
+        process.await.unwrap();
+        assert_eq!(response.stdout, b"one\ntwo");
+        assert_eq!(response.stderr, b"oops\n");
+        assert_eq!(response.exit_code, 42);
+        assert!(t.docker.calls().contains(&Call::CreateExec(
+            id,
+            crate::docker::ExecSpec {
+                cmd: vec!["probe".into()],
+                stdout: true,
+                stderr: true,
+                ..Default::default()
+            }
+        )));
+    }
+
+    #[tokio::test]
+    async fn exec_sync_output_over_the_cap_is_cut_and_the_command_still_answers() {
+        let (t, id) = exec_target().await;
+        let mut script = t.docker.script_exec(false);
+        const PRINTED: usize = EXEC_OUTPUT_CAP + 100_000;
+        let process = tokio::spawn(async move {
+            let chunk = vec![b'x'; 32 * 1024];
+            let mut left = PRINTED;
+            while left > 0 {
+                let n = left.min(chunk.len());
+                script.stdout(&chunk[..n]).await.unwrap();
+                left -= n;
+            }
+            script.stderr(b"late\n").await.unwrap();
+            script.exit(0);
+        });
+        let response = exec_sync(&t.shim, exec_request(&id, 0)).await.unwrap();
+        process.await.unwrap();
+        assert_eq!(response.stdout.len(), EXEC_OUTPUT_CAP);
+        assert!(response.stderr.is_empty());
+        assert_eq!(response.exit_code, 0);
+    }
+
+    #[tokio::test]
+    async fn exec_sync_past_its_timeout_is_deadline_exceeded_and_the_process_is_looked_up_to_kill()
+    {
+        let (t, id) = exec_target().await;
+        let mut script = t.docker.script_exec(false);
+        script.stdout(b"started\n").await.unwrap();
+        let started = tokio::time::Instant::now();
+        let err = tokio::time::timeout(
+            Duration::from_secs(10),
+            exec_sync(&t.shim, exec_request(&id, 1)),
+        )
+        .await
+        .expect("the timeout ends the call")
+        .unwrap_err();
+        assert!(matches!(err, Error::DeadlineExceeded(_)), "{err}");
+        assert!(started.elapsed() >= Duration::from_secs(1));
+        // The exec still runs: the shim asked Docker for its PID to kill it
+        // (the fake's exec has none, so nothing is killed).
+        assert!(
+            t.docker
+                .calls()
+                .iter()
+                .any(|c| matches!(c, Call::InspectExec(_))),
+            "{:?}",
+            t.docker.calls()
+        );
+        script.exit(137);
+    }
+
+    #[tokio::test]
+    async fn exec_sync_whose_start_fails_is_an_error() {
+        let (t, id) = exec_target().await;
+        // Nothing scripted: the fake refuses to start the exec.
+        let err = exec_sync(&t.shim, exec_request(&id, 0)).await.unwrap_err();
+        assert!(err.to_string().contains("start exec"), "{err}");
     }
 }

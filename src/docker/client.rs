@@ -19,8 +19,11 @@ use bollard::query_parameters::{
 use futures_util::stream::BoxStream;
 use futures_util::{StreamExt, TryStreamExt};
 
-use super::hijack::{self, Endpoint, RawStream};
-use super::{DockerApi, DockerError, DockerResult, ExecSpec, Filters, RegistryAuth, TermSize};
+use super::hijack::{self, Endpoint};
+use super::{
+    DockerApi, DockerError, DockerResult, ExecSpec, Filters, LogStream, ProcessStreams,
+    RegistryAuth, TermSize,
+};
 
 /// The oldest Engine API the shim supports (Docker 20.10).
 pub const MIN_API_VERSION: (usize, usize) = (1, 41);
@@ -95,6 +98,24 @@ impl BollardDocker {
     /// The API version negotiated with the engine, e.g. `1.41`.
     pub fn api_version(&self) -> &str {
         &self.api_version
+    }
+
+    /// The undecoded body of [`DockerApi::container_logs`]: Docker's own
+    /// framing, as it comes (for the log benchmark's baseline).
+    pub async fn container_logs_body(
+        &self,
+        container_id: &str,
+        follow: bool,
+        since: Option<(i64, u32)>,
+    ) -> DockerResult<Box<dyn tokio::io::AsyncRead + Send + Unpin>> {
+        let mut path = format!(
+            "/containers/{container_id}/logs?stdout=1&stderr=1&timestamps=1&follow={}",
+            u8::from(follow)
+        );
+        if let Some((secs, nanos)) = since {
+            path.push_str(&format!("&since={secs}.{nanos:09}"));
+        }
+        hijack::get_body(&self.endpoint, &path).await
     }
 }
 
@@ -296,12 +317,14 @@ impl DockerApi for BollardDocker {
         exec_id: &str,
         tty: bool,
         console: Option<TermSize>,
-    ) -> DockerResult<Box<dyn RawStream>> {
+    ) -> DockerResult<ProcessStreams> {
         let mut body = serde_json::json!({ "Detach": false, "Tty": tty });
         if let Some(size) = console {
             body["ConsoleSize"] = serde_json::json!([size.height, size.width]);
         }
-        hijack::post_upgrade(&self.endpoint, &format!("/exec/{exec_id}/start"), body).await
+        let raw =
+            hijack::post_upgrade(&self.endpoint, &format!("/exec/{exec_id}/start"), body).await?;
+        Ok(ProcessStreams::new(raw, tty))
     }
 
     async fn resize_exec(&self, exec_id: &str, size: TermSize) -> DockerResult<()> {
@@ -321,30 +344,35 @@ impl DockerApi for BollardDocker {
         stdin: bool,
         stdout: bool,
         stderr: bool,
-    ) -> DockerResult<Box<dyn RawStream>> {
+    ) -> DockerResult<ProcessStreams> {
+        // Docker multiplexes the streams unless the container has a TTY.
+        let tty = self
+            .inspect_container(container_id)
+            .await?
+            .config
+            .and_then(|c| c.tty)
+            .unwrap_or(false);
         let path = format!(
             "/containers/{container_id}/attach?stream=1&stdin={}&stdout={}&stderr={}",
             u8::from(stdin),
             u8::from(stdout),
             u8::from(stderr)
         );
-        hijack::post_upgrade(&self.endpoint, &path, serde_json::json!({})).await
+        let raw = hijack::post_upgrade(&self.endpoint, &path, serde_json::json!({})).await?;
+        Ok(ProcessStreams::new(raw, tty))
     }
 
     async fn container_logs(
         &self,
         container_id: &str,
+        tty: bool,
         follow: bool,
         since: Option<(i64, u32)>,
-    ) -> DockerResult<Box<dyn tokio::io::AsyncRead + Send + Unpin>> {
-        let mut path = format!(
-            "/containers/{container_id}/logs?stdout=1&stderr=1&timestamps=1&follow={}",
-            u8::from(follow)
-        );
-        if let Some((secs, nanos)) = since {
-            path.push_str(&format!("&since={secs}.{nanos:09}"));
-        }
-        hijack::get_body(&self.endpoint, &path).await
+    ) -> DockerResult<LogStream> {
+        let body = self
+            .container_logs_body(container_id, follow, since)
+            .await?;
+        Ok(LogStream::new(body, tty))
     }
 
     async fn resize_container(&self, container_id: &str, size: TermSize) -> DockerResult<()> {

@@ -7,8 +7,16 @@
 //! starting a running one succeed, removal is forced (`force=1`). Ids are
 //! 64 hex digits from a counter, so tests are deterministic. It needs no
 //! socket, process or root, and answers at once.
+//!
+//! Exec, attach and log streams are scripted by the test ([`scripts`]):
+//! [`FakeDocker::script_exec`] and [`FakeDocker::script_attach`] give the
+//! container's side of the next exec or attach, and [`FakeDocker::log`]
+//! writes a container's output to its log, which followers see until the
+//! container stops.
 
-use std::collections::HashMap;
+mod scripts;
+
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -24,8 +32,12 @@ use futures_util::stream::BoxStream;
 use tokio::sync::broadcast;
 
 use super::{
-    DockerApi, DockerError, DockerResult, ExecSpec, Filters, RawStream, RegistryAuth, TermSize,
+    DockerApi, DockerError, DockerResult, ExecSpec, Filters, LogMessage, LogStream, ProcessStreams,
+    RegistryAuth, TermSize,
 };
+use scripts::{ContainerLog, PendingProcess, SharedStatus};
+
+pub use scripts::{ProcessScript, scripted_process};
 
 /// Docker's zero time, which the shim reads as "not set".
 const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
@@ -47,6 +59,8 @@ pub enum Op {
     Pull,
     /// `remove_image`.
     RemoveImage,
+    /// `container_logs`.
+    Logs,
 }
 
 /// One call the shim made, with its arguments.
@@ -76,8 +90,8 @@ pub enum Call {
     Update(String),
     /// `create_exec` in a container.
     CreateExec(String, ExecSpec),
-    /// `start_exec`, `attach`, `container_logs` and the resizes: streams
-    /// the fake does not serve.
+    /// `start_exec`, `attach`, `container_logs` and the resizes, by name,
+    /// with the exec or container they were for.
     Stream(&'static str, String),
     /// `inspect_exec`.
     InspectExec(String),
@@ -122,6 +136,14 @@ struct State {
     calls: Vec<Call>,
     failures: Vec<(Op, DockerError)>,
     next_id: u64,
+    /// Execs by id, created or started.
+    execs: HashMap<String, SharedStatus>,
+    /// Scripted processes for the next `start_exec` calls, in order.
+    pending_execs: VecDeque<PendingProcess>,
+    /// Scripted processes for the next `attach` to a container, by id.
+    pending_attaches: HashMap<String, PendingProcess>,
+    /// Containers' logs, by id.
+    logs: HashMap<String, ContainerLog>,
 }
 
 /// The in-memory Docker.
@@ -218,6 +240,61 @@ impl FakeDocker {
         find_image(&self.lock().images, id_or_name).is_some()
     }
 
+    /// Creates and starts a container `name`, with a TTY or not, as
+    /// `docker run -d` would; its id. For tests of streams, which need a
+    /// running container but nothing the shim puts in one.
+    pub async fn run_container(&self, name: &str, tty: bool) -> String {
+        let body = ContainerCreateBody {
+            tty: Some(tty),
+            ..Default::default()
+        };
+        let id = self.create_container(name, body).await.expect("create");
+        self.start_container(&id).await.expect("start");
+        id
+    }
+
+    /// Scripts the process of the next exec started: with a TTY or not, as
+    /// the shim will start it. Without a script, starting an exec fails.
+    pub fn script_exec(&self, tty: bool) -> ProcessScript {
+        let (pending, script) = scripts::pair(tty);
+        self.lock().pending_execs.push_back(pending);
+        script
+    }
+
+    /// Scripts what the next attach to a container (which must exist) sees
+    /// and reads. Without a script, attaching fails.
+    pub fn script_attach(&self, container: &str) -> ProcessScript {
+        let mut state = self.lock();
+        let i = find(&state.containers, container).expect("attach script for a known container");
+        let id = state.containers[i].id.clone().unwrap_or_default();
+        let (pending, script) = scripts::pair(has_tty(&state.containers[i]));
+        state.pending_attaches.insert(id, pending);
+        script
+    }
+
+    /// The container prints `message`: Docker logs it, and whoever follows
+    /// the container's log receives it.
+    pub fn log(&self, container: &str, message: LogMessage) {
+        let mut state = self.lock();
+        let i = find(&state.containers, container).expect("log of a known container");
+        let (id, tty) = (
+            state.containers[i].id.clone().unwrap_or_default(),
+            has_tty(&state.containers[i]),
+        );
+        state.logs.entry(id).or_default().push(tty, message);
+    }
+
+    /// Breaks the connections of whoever follows the container's log.
+    pub fn break_logs(&self, container: &str) {
+        let mut state = self.lock();
+        if let Some(i) = find(&state.containers, container) {
+            let id = state.containers[i].id.clone().unwrap_or_default();
+            if let Some(log) = state.logs.get_mut(&id) {
+                log.break_followers();
+            }
+        }
+    }
+
     /// Sends an event to every open event stream.
     pub fn emit(&self, event: EventMessage) {
         // Nobody listening is fine.
@@ -252,6 +329,14 @@ impl FakeDocker {
             ..Default::default()
         });
     }
+}
+
+fn has_tty(container: &ContainerInspectResponse) -> bool {
+    container
+        .config
+        .as_ref()
+        .and_then(|c| c.tty)
+        .unwrap_or(false)
 }
 
 fn now() -> String {
@@ -501,6 +586,12 @@ impl DockerApi for FakeDocker {
         s.exit_code = Some(0);
         s.finished_at = Some(now());
         let inspected = container.clone();
+        if let Some(log) = state
+            .logs
+            .get_mut(inspected.id.as_deref().unwrap_or_default())
+        {
+            log.end();
+        }
         drop(state);
         self.container_event("die", &inspected);
         Ok(())
@@ -510,6 +601,12 @@ impl DockerApi for FakeDocker {
         let mut state = self.call(Call::Remove(id.into()), Some(Op::Remove))?;
         let i = find(&state.containers, id).ok_or_else(|| not_found("container", id))?;
         let inspected = state.containers.remove(i);
+        if let Some(mut log) = state
+            .logs
+            .remove(inspected.id.as_deref().unwrap_or_default())
+        {
+            log.end();
+        }
         drop(state);
         self.container_event("destroy", &inspected);
         Ok(())
@@ -527,19 +624,29 @@ impl DockerApi for FakeDocker {
         find(&state.containers, container_id)
             .ok_or_else(|| not_found("container", container_id))?;
         state.next_id += 1;
-        Ok(format!("exec{:060x}", state.next_id))
+        let id = format!("exec{:060x}", state.next_id);
+        state.execs.insert(id.clone(), SharedStatus::default());
+        Ok(id)
     }
 
     async fn start_exec(
         &self,
         exec_id: &str,
-        _tty: bool,
+        tty: bool,
         _console: Option<TermSize>,
-    ) -> DockerResult<Box<dyn RawStream>> {
-        self.record(Call::Stream("start_exec", exec_id.into()), None)?;
-        Err(DockerError::Transport(
-            "the fake Docker serves no streams".into(),
-        ))
+    ) -> DockerResult<ProcessStreams> {
+        let mut state = self.call(Call::Stream("start_exec", exec_id.into()), None)?;
+        if !state.execs.contains_key(exec_id) {
+            return Err(not_found("exec instance", exec_id));
+        }
+        let Some(pending) = state.pending_execs.pop_front() else {
+            return Err(DockerError::Transport(
+                "no exec scripted (FakeDocker::script_exec)".into(),
+            ));
+        };
+        assert_eq!(pending.tty, tty, "the exec script's TTY setting");
+        state.execs.insert(exec_id.into(), pending.status.clone());
+        Ok(pending.start())
     }
 
     async fn resize_exec(&self, exec_id: &str, _size: TermSize) -> DockerResult<()> {
@@ -553,11 +660,15 @@ impl DockerApi for FakeDocker {
         _stdin: bool,
         _stdout: bool,
         _stderr: bool,
-    ) -> DockerResult<Box<dyn RawStream>> {
-        self.record(Call::Stream("attach", container_id.into()), None)?;
-        Err(DockerError::Transport(
-            "the fake Docker serves no streams".into(),
-        ))
+    ) -> DockerResult<ProcessStreams> {
+        let mut state = self.call(Call::Stream("attach", container_id.into()), None)?;
+        let i = find(&state.containers, container_id)
+            .ok_or_else(|| not_found("container", container_id))?;
+        let id = state.containers[i].id.clone().unwrap_or_default();
+        let pending = state.pending_attaches.remove(&id).ok_or_else(|| {
+            DockerError::Transport("no attach scripted (FakeDocker::script_attach)".into())
+        })?;
+        Ok(pending.start())
     }
 
     async fn resize_container(&self, container_id: &str, _size: TermSize) -> DockerResult<()> {
@@ -568,16 +679,43 @@ impl DockerApi for FakeDocker {
     async fn container_logs(
         &self,
         container_id: &str,
-        _follow: bool,
-        _since: Option<(i64, u32)>,
-    ) -> DockerResult<Box<dyn tokio::io::AsyncRead + Send + Unpin>> {
-        self.record(Call::Stream("container_logs", container_id.into()), None)?;
-        Ok(Box::new(tokio::io::empty()))
+        tty: bool,
+        follow: bool,
+        since: Option<(i64, u32)>,
+    ) -> DockerResult<LogStream> {
+        let mut state = self.call(
+            Call::Stream("container_logs", container_id.into()),
+            Some(Op::Logs),
+        )?;
+        let i = find(&state.containers, container_id)
+            .ok_or_else(|| not_found("container", container_id))?;
+        let container = &state.containers[i];
+        let (id, logged_with_tty) = (container.id.clone().unwrap_or_default(), has_tty(container));
+        // Docker follows a stopped container's log only to its end.
+        let running = container.state.as_ref().and_then(|s| s.running) == Some(true);
+        let since = since.and_then(|(secs, nanos)| chrono::DateTime::from_timestamp(secs, nanos));
+        Ok(state
+            .logs
+            .entry(id)
+            .or_default()
+            .stream(logged_with_tty, tty, follow && running, since))
     }
 
     async fn inspect_exec(&self, exec_id: &str) -> DockerResult<ExecInspectResponse> {
-        self.record(Call::InspectExec(exec_id.into()), None)?;
-        Err(not_found("exec instance", exec_id))
+        let state = self.call(Call::InspectExec(exec_id.into()), None)?;
+        let status = state
+            .execs
+            .get(exec_id)
+            .ok_or_else(|| not_found("exec instance", exec_id))?;
+        let status = scripts::status(status);
+        Ok(ExecInspectResponse {
+            id: Some(exec_id.into()),
+            running: Some(status.running),
+            exit_code: status.exit_code,
+            // No host process: a kill by PID must find nothing to kill.
+            pid: Some(0),
+            ..Default::default()
+        })
     }
 
     async fn stat_path(&self, container_id: &str, path: &str) -> DockerResult<()> {

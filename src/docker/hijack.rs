@@ -1,24 +1,23 @@
-//! Hijacked Docker connections for exec and attach, and Docker's stream
-//! multiplexing.
+//! Connections the shim makes to Docker itself: hijacked ones for exec and
+//! attach, and streamed response bodies for followed logs.
 //!
 //! Docker answers `POST /exec/{id}/start` and `POST /containers/{id}/attach`
 //! by upgrading the HTTP connection to a raw byte stream. The shim does that
 //! upgrade itself instead of using bollard's decoder, which guesses from the
 //! first byte of each read whether output is multiplexed and so corrupts TTY
-//! output that starts with 0x00-0x02. TTY streams are passed through as they
-//! are; other streams carry Docker's 8-byte frame headers, which
-//! [`Demuxer`] splits into stdout and stderr.
+//! output that starts with 0x00-0x02. What the bytes mean is decoded by
+//! [`super::streams`] and [`super::log_stream`].
 
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Request, StatusCode};
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpStream, UnixStream};
 
 use super::batched::{Batched, Socket};
@@ -251,117 +250,9 @@ async fn read_error(body: hyper::body::Incoming) -> String {
         .unwrap_or_else(|| String::from_utf8_lossy(&bytes).trim().to_string())
 }
 
-/// Which stream a demultiplexed chunk belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Output {
-    /// The process's stdout.
-    Stdout,
-    /// The process's stderr.
-    Stderr,
-}
-
-/// Largest frame payload accepted; Docker writes at most 32 KiB per frame.
-const MAX_FRAME: usize = 16 * 1024 * 1024;
-
-/// Splits Docker's multiplexed stream (`[type, 0, 0, 0, size u32 BE]` then
-/// `size` bytes) into stdout and stderr chunks.
-pub struct Demuxer<R> {
-    reader: R,
-    buf: BytesMut,
-}
-
-impl<R: AsyncRead + Unpin> Demuxer<R> {
-    /// Reads frames from `reader`.
-    pub fn new(reader: R) -> Self {
-        Self {
-            reader,
-            buf: BytesMut::with_capacity(32 * 1024),
-        }
-    }
-
-    /// The next chunk, or `None` at the end of the stream.
-    pub async fn next(&mut self) -> std::io::Result<Option<(Output, Bytes)>> {
-        loop {
-            if self.buf.len() >= 8 {
-                let size = u32::from_be_bytes([self.buf[4], self.buf[5], self.buf[6], self.buf[7]])
-                    as usize;
-                if size > MAX_FRAME {
-                    return Err(std::io::Error::new(
-                        std::io::ErrorKind::InvalidData,
-                        format!("docker stream frame of {size} bytes is too large"),
-                    ));
-                }
-                if self.buf.len() >= 8 + size {
-                    let kind = self.buf[0];
-                    self.buf.advance(8);
-                    let payload = self.buf.split_to(size).freeze();
-                    match kind {
-                        1 => return Ok(Some((Output::Stdout, payload))),
-                        2 => return Ok(Some((Output::Stderr, payload))),
-                        // Stdin echo (0) and anything unknown are dropped.
-                        _ => continue,
-                    }
-                }
-                self.buf.reserve(8 + size - self.buf.len());
-            }
-            if self.reader.read_buf(&mut self.buf).await? == 0 {
-                if self.buf.is_empty() {
-                    return Ok(None);
-                }
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    "docker stream ended inside a frame",
-                ));
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn frame(kind: u8, payload: &[u8]) -> Vec<u8> {
-        let mut out = vec![kind, 0, 0, 0];
-        out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
-        out.extend_from_slice(payload);
-        out
-    }
-
-    #[tokio::test]
-    async fn frames_split_into_stdout_and_stderr_whatever_the_read_boundaries() {
-        let mut wire = frame(1, b"\x01\x02out");
-        wire.extend(frame(2, b"err"));
-        wire.extend(frame(0, b"echo"));
-        wire.extend(frame(1, &vec![7u8; 100_000]));
-        // Deliver the bytes a few at a time.
-        let (mut tx, rx) = tokio::io::duplex(7);
-        let writer = tokio::spawn(async move {
-            use tokio::io::AsyncWriteExt;
-            tx.write_all(&wire).await.unwrap();
-        });
-        let mut demux = Demuxer::new(rx);
-        assert_eq!(
-            demux.next().await.unwrap(),
-            Some((Output::Stdout, Bytes::from_static(b"\x01\x02out")))
-        );
-        assert_eq!(
-            demux.next().await.unwrap(),
-            Some((Output::Stderr, Bytes::from_static(b"err")))
-        );
-        let (kind, big) = demux.next().await.unwrap().unwrap();
-        assert_eq!((kind, big.len()), (Output::Stdout, 100_000));
-        writer.await.unwrap();
-        assert_eq!(demux.next().await.unwrap(), None);
-    }
-
-    #[tokio::test]
-    async fn truncated_and_oversized_frames_are_errors() {
-        let mut demux = Demuxer::new(&[1u8, 0, 0, 0, 0, 0, 0, 9, b'a'][..]);
-        assert!(demux.next().await.is_err());
-        let mut demux = Demuxer::new(&[1u8, 0, 0, 0, 0xff, 0xff, 0xff, 0xff][..]);
-        assert!(demux.next().await.is_err());
-    }
 
     #[test]
     fn endpoints_parse() {

@@ -4,14 +4,21 @@
 //! the translation logic can be unit-tested against a fake and the bollard
 //! details (version negotiation, per-call timeouts, error shapes) live in one
 //! adapter, [`client::BollardDocker`]. The request and response types are
-//! bollard's Engine API models: plain data, easy to build in a test.
+//! bollard's Engine API models: plain data, easy to build in a test. The
+//! streams of exec, attach and logs come typed ([`ProcessStreams`],
+//! [`LogStream`]): how Docker frames them, with or without a TTY, is known
+//! only in here.
 
 mod batched;
 pub mod client;
 #[cfg(test)]
 pub mod fake;
 pub mod hijack;
+pub mod log_stream;
+pub mod multiplex;
 mod pool;
+pub mod streams;
+pub mod tty_log;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -71,7 +78,8 @@ impl DockerError {
 /// Result of a Docker call.
 pub type DockerResult<T> = Result<T, DockerError>;
 
-pub use hijack::RawStream;
+pub use log_stream::{LOG_MESSAGE_MAX, LogMessage, LogStream};
+pub use streams::{Frame, OutputStream, ProcessStreams, StdinWriter};
 
 /// A process to run in a container with `docker exec`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -153,37 +161,39 @@ pub trait DockerApi: Send + Sync + 'static {
 
     /// `POST /containers/{id}/exec`; returns the exec id.
     async fn create_exec(&self, container_id: &str, spec: ExecSpec) -> DockerResult<String>;
-    /// `POST /exec/{id}/start`, hijacked: the process's raw streams (Docker's
-    /// multiplexed format unless the exec has a TTY). `console` sets the TTY
-    /// size from the first byte where the engine supports it (API 1.42+).
+    /// `POST /exec/{id}/start`, hijacked: the process's output and stdin.
+    /// `tty` is the exec's own setting. `console` sets the TTY size from the
+    /// first byte where the engine supports it (API 1.42+).
     async fn start_exec(
         &self,
         exec_id: &str,
         tty: bool,
         console: Option<TermSize>,
-    ) -> DockerResult<Box<dyn RawStream>>;
+    ) -> DockerResult<ProcessStreams>;
     /// `POST /exec/{id}/resize`.
     async fn resize_exec(&self, exec_id: &str, size: TermSize) -> DockerResult<()>;
-    /// `POST /containers/{id}/attach?stream=1`, hijacked.
+    /// `POST /containers/{id}/attach?stream=1`, hijacked: the container's
+    /// output and stdin, with or without a TTY as the container was created.
     async fn attach(
         &self,
         container_id: &str,
         stdin: bool,
         stdout: bool,
         stderr: bool,
-    ) -> DockerResult<Box<dyn RawStream>>;
+    ) -> DockerResult<ProcessStreams>;
     /// `POST /containers/{id}/resize`.
     async fn resize_container(&self, container_id: &str, size: TermSize) -> DockerResult<()>;
     /// `GET /containers/{id}/logs?stdout=1&stderr=1&timestamps=1`, following
-    /// new output when `follow`, from `since` (Unix seconds and nanoseconds)
-    /// when given: the raw body (multiplexed unless the container has a TTY),
-    /// each message prefixed by its RFC 3339 timestamp and a space.
+    /// new output when `follow` (until the container stops), from `since`
+    /// (Unix seconds and nanoseconds, inclusive) when given: the container's
+    /// timestamped messages. `tty` is whether the container has a TTY.
     async fn container_logs(
         &self,
         container_id: &str,
+        tty: bool,
         follow: bool,
         since: Option<(i64, u32)>,
-    ) -> DockerResult<Box<dyn tokio::io::AsyncRead + Send + Unpin>>;
+    ) -> DockerResult<LogStream>;
     /// `GET /exec/{id}/json`.
     async fn inspect_exec(&self, exec_id: &str) -> DockerResult<ExecInspectResponse>;
     /// `HEAD /containers/{id}/archive?path=`: succeeds when `path` exists in

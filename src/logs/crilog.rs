@@ -407,13 +407,10 @@ pub fn parse_line(line: &[u8]) -> Result<Entry<'_>, ParseError> {
 ///
 /// A time whose UTC year is outside 0000-9999 (possible with an offset at
 /// either end) is rejected: RFC 3339, and so [`encode_timestamp`], has no
-/// form for it.
+/// form for it. Docker stamps its log messages in the same form, so one
+/// parser reads both.
 pub fn parse_timestamp(field: &[u8]) -> Result<DateTime<Utc>, ParseError> {
-    std::str::from_utf8(field)
-        .ok()
-        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-        .map(|ts| ts.with_timezone(&Utc))
-        .filter(|ts| (0..=9999).contains(&ts.year()))
+    crate::docker::log_stream::parse_timestamp(field)
         .ok_or_else(|| ParseError::InvalidTimestamp(excerpt(field)))
 }
 

@@ -1,33 +1,28 @@
 //! Container logs in the CRI format.
 //!
 //! One writer per container follows Docker's own copy of its output (the
-//! json-file or local log driver, bounded by the shim's size limit) and
-//! writes it to the container's CRI log path in the format the kubelet and
-//! crictl read ([`crilog`]). Docker's copy is the durable buffer: a writer
+//! json-file or local log driver, bounded by the shim's size limit), as
+//! timestamped messages ([`LogStream`]), and writes it to the container's
+//! CRI log path in the format the kubelet and crictl read ([`crilog`]). Docker's copy is the durable buffer: a writer
 //! started after a restart of the shim resumes after the last entry already
 //! in the file, by timestamp, so every line lands exactly once, including
 //! output written before any writer was attached.
 
 pub mod crilog;
 pub mod driver;
-pub mod tty;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use tokio::io::AsyncRead;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-use crate::docker::hijack::{Demuxer, Output};
-use crate::docker::{DockerApi, Filters};
+use crate::docker::{DockerApi, Filters, Frame, LOG_MESSAGE_MAX, LogMessage, LogStream};
 use crate::naming;
 use crilog::{LineSplitter, LogFile, Stream};
-use tty::{DOCKER_MESSAGE_MAX, TtyMessages};
 
 /// Longest CRI log entry; longer lines are split into partial entries.
 pub const MAX_LINE: usize = 16 * 1024;
@@ -329,45 +324,6 @@ impl LogWriters {
     }
 }
 
-/// One log message from Docker: its stream, its timestamp, its bytes.
-type Message = (Stream, DateTime<Utc>, Bytes);
-
-/// Reads Docker's log stream message by message.
-enum Messages {
-    /// Multiplexed frames, one message each (containers without a TTY).
-    Framed(Demuxer<Box<dyn AsyncRead + Send + Unpin>>),
-    /// Timestamped raw output, cut at Docker's message boundaries (TTY
-    /// containers).
-    Raw(TtyMessages<Box<dyn AsyncRead + Send + Unpin>>),
-}
-
-impl Messages {
-    async fn next(&mut self) -> std::io::Result<Option<Message>> {
-        loop {
-            let (stream, payload) = match self {
-                Messages::Framed(demux) => match demux.next().await? {
-                    Some((Output::Stdout, bytes)) => (Stream::Stdout, bytes),
-                    Some((Output::Stderr, bytes)) => (Stream::Stderr, bytes),
-                    None => return Ok(None),
-                },
-                Messages::Raw(messages) => {
-                    return Ok(messages
-                        .next()
-                        .await?
-                        .map(|(ts, content)| (Stream::Stdout, ts, content)));
-                }
-            };
-            let Some(space) = payload.iter().position(|b| *b == b' ') else {
-                continue;
-            };
-            match crilog::parse_timestamp(&payload[..space]) {
-                Ok(ts) => return Ok(Some((stream, ts, payload.slice(space + 1..)))),
-                Err(err) => tracing::debug!(error = %err, "log message without a timestamp"),
-            }
-        }
-    }
-}
-
 #[allow(clippy::too_many_arguments)]
 async fn write_logs(
     docker: Arc<dyn DockerApi>,
@@ -409,26 +365,20 @@ async fn copy_logs(
     control: &mut mpsc::Receiver<Control>,
 ) -> std::io::Result<()> {
     let since = last.map(|t| (t.timestamp(), t.timestamp_subsec_nanos()));
-    let body = docker
-        .container_logs(id, follow, since)
+    let messages = docker
+        .container_logs(id, tty, follow, since)
         .await
         .map_err(|e| std::io::Error::other(e.to_string()))?;
-    copy_stream(body, file, last, tty, control).await
+    copy_stream(messages, file, last, control).await
 }
 
-/// Copies Docker's log stream `body` into `file` until the stream ends.
+/// Copies a container's log `messages` into `file` until they end.
 async fn copy_stream(
-    body: Box<dyn AsyncRead + Send + Unpin>,
+    mut messages: LogStream,
     mut file: LogFile,
     last: Option<DateTime<Utc>>,
-    tty: bool,
     control: &mut mpsc::Receiver<Control>,
 ) -> std::io::Result<()> {
-    let mut messages = if tty {
-        Messages::Raw(TtyMessages::new(body, Utc::now()))
-    } else {
-        Messages::Framed(Demuxer::new(body))
-    };
     let mut stdout = LineSplitter::new(Stream::Stdout, MAX_LINE);
     let mut stderr = LineSplitter::new(Stream::Stderr, MAX_LINE);
     let (mut stdout_unterminated, mut stderr_unterminated) = (false, false);
@@ -442,7 +392,11 @@ async fn copy_stream(
     loop {
         tokio::select! {
             message = messages.next() => {
-                let Some((stream, ts, content)) = message? else { break };
+                let Some(LogMessage { timestamp: ts, frame }) = message? else { break };
+                let (stream, content) = match frame {
+                    Frame::Stdout(content) => (Stream::Stdout, content),
+                    Frame::Stderr(content) => (Stream::Stderr, content),
+                };
                 // Docker's `since` is inclusive: skip what the file has.
                 if last.is_some_and(|l| ts <= l) {
                     continue;
@@ -463,7 +417,7 @@ async fn copy_stream(
                 if *unterminated {
                     file.write_output(splitter, b"\n", ts).await?;
                 }
-                *unterminated = !content.ends_with(b"\n") && content.len() < DOCKER_MESSAGE_MAX;
+                *unterminated = !content.ends_with(b"\n") && content.len() < LOG_MESSAGE_MAX;
                 file.write_output(splitter, &content, ts).await?;
                 if !unflushed {
                     flush_timer.as_mut().reset(tokio::time::Instant::now() + FLUSH_INTERVAL);
@@ -491,45 +445,78 @@ async fn copy_stream(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::docker::fake::FakeDocker;
+    use bytes::Bytes;
     use crilog::Tag;
-
-    const T1: &str = "2026-11-26T21:35:40.000000001Z ";
-    const T2: &str = "2026-11-26T21:35:40.000000002Z ";
-    const T3: &str = "2026-11-26T21:35:40.000000003Z ";
 
     fn ts(nanos: u32) -> DateTime<Utc> {
         DateTime::from_timestamp(1_795_728_940, nanos).expect("valid time")
     }
 
-    /// Copies a scripted TTY log stream into a CRI file; its entries as
+    fn stdout(nanos: u32, content: &[u8]) -> LogMessage {
+        LogMessage {
+            timestamp: ts(nanos),
+            frame: Frame::Stdout(Bytes::copy_from_slice(content)),
+        }
+    }
+
+    fn stderr(nanos: u32, content: &[u8]) -> LogMessage {
+        LogMessage {
+            timestamp: ts(nanos),
+            frame: Frame::Stderr(Bytes::copy_from_slice(content)),
+        }
+    }
+
+    /// A log file's entries as (timestamp, stream, tag, content).
+    fn entries(path: &Path) -> Vec<(DateTime<Utc>, Stream, Tag, Vec<u8>)> {
+        let data = std::fs::read(path).unwrap_or_default();
+        data.split_inclusive(|b| *b == b'\n')
+            .map(|line| {
+                let e = crilog::parse_line(line).expect("a CRI log line");
+                (e.timestamp, e.stream, e.tag, e.content.to_vec())
+            })
+            .collect()
+    }
+
+    /// Copies what a TTY container logged into a CRI file; its entries as
     /// (timestamp, tag, content).
-    async fn copy_tty(wire: Vec<u8>) -> Vec<(DateTime<Utc>, Tag, Vec<u8>)> {
+    async fn copy_tty(messages: Vec<LogMessage>) -> Vec<(DateTime<Utc>, Tag, Vec<u8>)> {
+        let docker = FakeDocker::new();
+        let id = docker.run_container("tty", true).await;
+        for message in messages {
+            docker.log(&id, message);
+        }
+        let logs = docker
+            .container_logs(&id, true, false, None)
+            .await
+            .expect("logs");
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("0.log");
         let file = LogFile::open(&path).await.expect("open the log");
         let (_control, mut control_rx) = mpsc::channel(1);
-        let body: Box<dyn AsyncRead + Send + Unpin> = Box::new(std::io::Cursor::new(wire));
-        copy_stream(body, file, None, true, &mut control_rx)
+        copy_stream(logs, file, None, &mut control_rx)
             .await
             .expect("copy");
-        let data = std::fs::read(&path).expect("read the log");
-        data.split_inclusive(|b| *b == b'\n')
-            .map(|line| {
-                let e = crilog::parse_line(line).expect("a CRI log line");
-                assert_eq!(e.stream, Stream::Stdout);
-                (e.timestamp, e.tag, e.content.to_vec())
+        entries(&path)
+            .into_iter()
+            .map(|(ts, stream, tag, content)| {
+                assert_eq!(stream, Stream::Stdout);
+                (ts, tag, content)
             })
             .collect()
     }
 
     #[tokio::test]
     async fn a_tty_line_cut_by_docker_is_partial_entries_and_unterminated_output_is_kept() {
-        let piece = vec![b'x'; DOCKER_MESSAGE_MAX];
-        let mut wire = format!("{T1}hello\r\n{T1}").into_bytes();
-        wire.extend_from_slice(&piece);
-        wire.extend_from_slice(format!("{T2}tail\r\n{T3}last").as_bytes());
+        let piece = vec![b'x'; LOG_MESSAGE_MAX];
         assert_eq!(
-            copy_tty(wire).await,
+            copy_tty(vec![
+                stdout(1, b"hello\r\n"),
+                stdout(1, &piece),
+                stdout(2, b"tail\r\n"),
+                stdout(3, b"last"),
+            ])
+            .await,
             vec![
                 (ts(1), Tag::Full, b"hello\r".to_vec()),
                 // An entry is stamped by the message that completes it, as
@@ -547,15 +534,14 @@ mod tests {
         // 300 KB of output with no newline, as Docker serves it: a
         // timestamp every 16 KiB, and the rest at the end.
         const FLOOD: usize = 300_000;
-        let mut wire = Vec::new();
+        let mut messages = Vec::new();
         let mut left = FLOOD;
         while left > 0 {
-            let n = left.min(DOCKER_MESSAGE_MAX);
-            wire.extend_from_slice(T1.as_bytes());
-            wire.extend(std::iter::repeat_n(b'z', n));
+            let n = left.min(LOG_MESSAGE_MAX);
+            messages.push(stdout(1, &vec![b'z'; n]));
             left -= n;
         }
-        let entries = copy_tty(wire).await;
+        let entries = copy_tty(messages).await;
         assert!(entries.iter().all(|(_, tag, _)| *tag == Tag::Partial));
         assert!(entries.iter().all(|(_, _, c)| c.len() <= MAX_LINE));
         assert_eq!(
@@ -568,11 +554,15 @@ mod tests {
     #[tokio::test]
     async fn a_timestamp_inside_tty_content_is_content() {
         // Not after a newline or a cut: Docker cannot have put it there.
-        let wire = format!("{T1}at {T2}it said\n{T3}next\n").into_bytes();
+        let inner = "2026-11-26T21:35:40.000000002Z it said";
         assert_eq!(
-            copy_tty(wire).await,
+            copy_tty(vec![
+                stdout(1, format!("at {inner}\n").as_bytes()),
+                stdout(3, b"next\n"),
+            ])
+            .await,
             vec![
-                (ts(1), Tag::Full, format!("at {T2}it said").into_bytes()),
+                (ts(1), Tag::Full, format!("at {inner}").into_bytes()),
                 (ts(3), Tag::Full, b"next".to_vec()),
             ]
         );
@@ -582,17 +572,156 @@ mod tests {
     async fn a_long_tty_line_whose_newline_docker_dropped_ends_at_the_next_timestamp() {
         // Docker 20.10's local driver: the last piece of a line longer than
         // 16 KiB comes without its newline, the next message right after.
-        let piece = vec![b'y'; DOCKER_MESSAGE_MAX];
-        let mut wire = T1.as_bytes().to_vec();
-        wire.extend_from_slice(&piece);
-        wire.extend_from_slice(format!("{T2}rest{T3}next\n").as_bytes());
+        let piece = vec![b'y'; LOG_MESSAGE_MAX];
         assert_eq!(
-            copy_tty(wire).await,
+            copy_tty(vec![
+                stdout(1, &piece),
+                stdout(2, b"rest"),
+                stdout(3, b"next\n")
+            ])
+            .await,
             vec![
                 (ts(2), Tag::Partial, piece),
                 (ts(3), Tag::Full, b"rest".to_vec()),
                 (ts(3), Tag::Full, b"next".to_vec()),
             ]
         );
+    }
+
+    /// Waits, at most 5 s, until `path` holds `n` entries.
+    async fn wait_for_entries(path: &Path, n: usize) -> Vec<(DateTime<Utc>, Stream, Tag, Vec<u8>)> {
+        for _ in 0..250 {
+            let got = entries(path);
+            if got.len() >= n {
+                return got;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!(
+            "{} has {:?}, not {n} entries",
+            path.display(),
+            entries(path)
+        );
+    }
+
+    /// A log writer following container `id` into a fresh file.
+    async fn follow(docker: &Arc<FakeDocker>, id: &str, dir: &Path) -> (LogWriters, PathBuf) {
+        let writers = LogWriters::new(docker.clone());
+        let location = LogLocation {
+            dir: dir.to_path_buf(),
+            relative: PathBuf::from("c/0.log"),
+        };
+        let path = location.path();
+        let pending = writers
+            .prepare(id, location)
+            .await
+            .expect("open the log")
+            .expect("no writer yet");
+        pending.copy(false, true);
+        (writers, path)
+    }
+
+    #[tokio::test]
+    async fn a_followed_log_gets_new_output_as_cri_lines_until_the_container_stops() {
+        let docker = Arc::new(FakeDocker::new());
+        let id = docker.run_container("app", false).await;
+        docker.log(&id, stdout(1, b"before the writer\n"));
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (writers, path) = follow(&docker, &id, dir.path()).await;
+        wait_for_entries(&path, 1).await;
+
+        // Output written later reaches the file, each stream on its own.
+        docker.log(&id, stderr(2, b"an error\n"));
+        // Shorter than Docker's cut and without a newline, then more: a
+        // line whose newline Docker's local driver dropped, ended.
+        docker.log(&id, stdout(3, b"ended "));
+        docker.log(&id, stdout(4, b"line\n"));
+        wait_for_entries(&path, 3).await;
+
+        // Still followed: this reaches the file too, once the stop ends
+        // the stream and with it the unterminated line.
+        docker.log(&id, stdout(5, b"no newline at the end"));
+        docker
+            .stop_container(&id, Duration::ZERO)
+            .await
+            .expect("stop");
+        writers.drained(&id, Duration::from_secs(5)).await;
+        assert!(matches!(
+            writers.reopen(&id).await,
+            Err(ReopenError::NotRunning(_))
+        ));
+        assert_eq!(
+            String::from_utf8(std::fs::read(&path).expect("read the log")).expect("text"),
+            "2026-11-26T21:35:40.000000001Z stdout F before the writer\n\
+             2026-11-26T21:35:40.000000002Z stderr F an error\n\
+             2026-11-26T21:35:40.000000004Z stdout F ended \n\
+             2026-11-26T21:35:40.000000004Z stdout F line\n\
+             2026-11-26T21:35:40.000000005Z stdout P no newline at the end\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_broken_log_stream_stops_the_writer_with_what_it_had_written() {
+        let docker = Arc::new(FakeDocker::new());
+        let id = docker.run_container("app", false).await;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (writers, path) = follow(&docker, &id, dir.path()).await;
+        docker.log(&id, stdout(1, b"kept\n"));
+        wait_for_entries(&path, 1).await;
+        docker.break_logs(&id);
+        writers.drained(&id, Duration::from_secs(5)).await;
+        assert!(matches!(
+            writers.reopen(&id).await,
+            Err(ReopenError::NotRunning(_))
+        ));
+        // The container still runs; what it prints now is not copied.
+        docker.log(&id, stdout(2, b"lost\n"));
+        tokio::time::sleep(FLUSH_INTERVAL * 2).await;
+        assert_eq!(
+            entries(&path),
+            vec![(ts(1), Stream::Stdout, Tag::Full, b"kept".to_vec())]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_writer_started_again_copies_each_line_once() {
+        // The file holds output up to T2; Docker's `since` is inclusive.
+        let docker = Arc::new(FakeDocker::new());
+        let id = docker.run_container("app", false).await;
+        for message in [stdout(1, b"one\n"), stdout(2, b"two\n")] {
+            docker.log(&id, message);
+        }
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (writers, path) = follow(&docker, &id, dir.path()).await;
+        wait_for_entries(&path, 2).await;
+        writers.stop(&id);
+        // Let the aborted writer go, and its hold on the file with it.
+        tokio::task::yield_now().await;
+        docker.log(&id, stdout(3, b"three\n"));
+        let (_writers, path) = follow(&docker, &id, dir.path()).await;
+        let got = wait_for_entries(&path, 3).await;
+        tokio::time::sleep(FLUSH_INTERVAL * 2).await;
+        assert_eq!(entries(&path), got);
+        assert_eq!(
+            got.iter().map(|e| e.3.clone()).collect::<Vec<_>>(),
+            [b"one".to_vec(), b"two".to_vec(), b"three".to_vec()]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_log_request_ends_the_writer() {
+        let docker = Arc::new(FakeDocker::new());
+        let id = docker.run_container("app", false).await;
+        docker.fail_next(
+            crate::docker::fake::Op::Logs,
+            crate::docker::DockerError::Transport("refused".into()),
+        );
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (writers, _path) = follow(&docker, &id, dir.path()).await;
+        writers.drained(&id, Duration::from_secs(5)).await;
+        assert!(matches!(
+            writers.reopen(&id).await,
+            Err(ReopenError::NotRunning(_))
+        ));
     }
 }

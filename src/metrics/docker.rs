@@ -18,7 +18,8 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 use crate::docker::{
-    DockerApi, DockerError, DockerResult, ExecSpec, Filters, RawStream, RegistryAuth, TermSize,
+    DockerApi, DockerError, DockerResult, ExecSpec, Filters, LogStream, ProcessStreams,
+    RegistryAuth, TermSize,
 };
 
 /// Labels of a Docker operation.
@@ -187,7 +188,7 @@ impl DockerApi for Instrumented {
         exec_id: &str,
         tty: bool,
         console: Option<TermSize>,
-    ) -> DockerResult<Box<dyn RawStream>> {
+    ) -> DockerResult<ProcessStreams> {
         self.timed("start_exec", self.inner.start_exec(exec_id, tty, console))
             .await
     }
@@ -201,7 +202,7 @@ impl DockerApi for Instrumented {
         stdin: bool,
         stdout: bool,
         stderr: bool,
-    ) -> DockerResult<Box<dyn RawStream>> {
+    ) -> DockerResult<ProcessStreams> {
         self.timed(
             "attach",
             self.inner.attach(container_id, stdin, stdout, stderr),
@@ -218,12 +219,13 @@ impl DockerApi for Instrumented {
     async fn container_logs(
         &self,
         container_id: &str,
+        tty: bool,
         follow: bool,
         since: Option<(i64, u32)>,
-    ) -> DockerResult<Box<dyn tokio::io::AsyncRead + Send + Unpin>> {
+    ) -> DockerResult<LogStream> {
         self.timed(
             "container_logs",
-            self.inner.container_logs(container_id, follow, since),
+            self.inner.container_logs(container_id, tty, follow, since),
         )
         .await
     }

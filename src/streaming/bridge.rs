@@ -1,19 +1,18 @@
 //! Runs exec and attach sessions against Docker: creates and starts the
-//! exec (or attaches to the container), pumps bytes between the client's
-//! channels and Docker's hijacked connection, applies terminal sizes, and
-//! reports how the process ended.
+//! exec (or attaches to the container), pumps the process's output frames
+//! and the client's stdin between the client's channels and Docker's
+//! streams, applies terminal sizes, and reports how the process ended.
 
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use bytes::Bytes;
+use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
 use super::session::{Outcome, SessionIo};
 use crate::api::{AttachRequest, ExecRequest};
 use crate::container;
-use crate::docker::hijack::{Demuxer, Output};
-use crate::docker::{ExecSpec, RawStream, TermSize};
+use crate::docker::{ExecSpec, Frame, OutputStream, ProcessStreams, TermSize};
 use crate::shim::Shim;
 
 /// How long a TTY session waits for the client's first terminal size, which
@@ -38,8 +37,8 @@ pub async fn exec(shim: &Shim, req: &ExecRequest, mut io: SessionIo) -> Outcome 
         Ok(id) => id,
         Err(err) => return Outcome::Failed(format!("error executing command in container: {err}")),
     };
-    let raw = match shim.docker.start_exec(&exec_id, req.tty, first_size).await {
-        Ok(raw) => raw,
+    let streams = match shim.docker.start_exec(&exec_id, req.tty, first_size).await {
+        Ok(streams) => streams,
         Err(err) => return Outcome::Failed(format!("error executing command in container: {err}")),
     };
     // Engines before API 1.42 ignore the console size at start: resize as
@@ -63,7 +62,7 @@ pub async fn exec(shim: &Shim, req: &ExecRequest, mut io: SessionIo) -> Outcome 
         }
     };
     let client_gone = io.client_gone.clone();
-    pump(raw, req.tty, io, resizer).await;
+    pump(streams, io, resizer).await;
     if client_gone.is_cancelled() {
         // The client left while the process still runs; nobody will read
         // its output, so end it.
@@ -77,13 +76,7 @@ pub async fn exec(shim: &Shim, req: &ExecRequest, mut io: SessionIo) -> Outcome 
 
 /// Attaches a client to a running container's stdio.
 pub async fn attach(shim: &Shim, req: &AttachRequest, io: SessionIo) -> Outcome {
-    let tty = match shim.docker.inspect_container(&req.container_id).await {
-        Ok(inspected) => inspected.config.and_then(|c| c.tty).unwrap_or(false),
-        Err(err) => {
-            return Outcome::Failed(format!("attach to container {}: {err}", req.container_id));
-        }
-    };
-    let raw = match shim
+    let streams = match shim
         .docker
         .attach(
             &req.container_id,
@@ -93,7 +86,7 @@ pub async fn attach(shim: &Shim, req: &AttachRequest, io: SessionIo) -> Outcome 
         )
         .await
     {
-        Ok(raw) => raw,
+        Ok(streams) => streams,
         Err(err) => {
             return Outcome::Failed(format!("attach to container {}: {err}", req.container_id));
         }
@@ -103,7 +96,7 @@ pub async fn attach(shim: &Shim, req: &AttachRequest, io: SessionIo) -> Outcome 
         let container_id = container_id.clone();
         async move { shim.docker.resize_container(&container_id, size).await }
     };
-    pump(raw, tty, io, resizer).await;
+    pump(streams, io, resizer).await;
     Outcome::Exited(0)
 }
 
@@ -118,7 +111,7 @@ async fn first_size(io: &mut SessionIo) -> Option<TermSize> {
 /// Moves bytes until the process's output ends (it exited) or the client
 /// leaves. Stdin and resizes are forwarded alongside; the client's stdin
 /// staying open does not keep the session alive.
-async fn pump<F, Fut>(raw: Box<dyn RawStream>, tty: bool, io: SessionIo, resize: F)
+async fn pump<F, Fut>(streams: ProcessStreams, io: SessionIo, resize: F)
 where
     F: Fn(TermSize) -> Fut,
     Fut: std::future::Future<Output = crate::docker::DockerResult<()>>,
@@ -130,7 +123,7 @@ where
         resize: sizes,
         client_gone,
     } = io;
-    let (mut reader, mut writer) = tokio::io::split(raw);
+    let (output, mut writer) = streams.split();
     let stdin_task = stdin.map(|mut stdin| {
         tokio::spawn(async move {
             while let Some(chunk) = stdin.recv().await {
@@ -142,13 +135,7 @@ where
             let _ = writer.shutdown().await;
         })
     });
-    let output = async {
-        if tty {
-            copy_raw(&mut reader, stdout.as_ref()).await;
-        } else {
-            copy_demuxed(&mut reader, stdout.as_ref(), stderr.as_ref()).await;
-        }
-    };
+    let output = copy_output(output, stdout.as_ref(), stderr.as_ref());
     let resizes = forward_resizes(sizes, &resize);
     tokio::select! {
         () = output => {}
@@ -179,50 +166,241 @@ where
     std::future::pending().await
 }
 
-async fn copy_raw<R: tokio::io::AsyncRead + Unpin>(
-    reader: &mut R,
-    stdout: Option<&mpsc::Sender<Bytes>>,
-) {
-    let mut buf = BytesMut::with_capacity(32 * 1024);
-    loop {
-        buf.reserve(32 * 1024);
-        match reader.read_buf(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {
-                let chunk = buf.split().freeze();
-                if let Some(tx) = stdout
-                    && tx.send(chunk).await.is_err()
-                {
-                    return;
-                }
-            }
-        }
-    }
-}
-
-async fn copy_demuxed<R: tokio::io::AsyncRead + Unpin>(
-    reader: &mut R,
+/// Sends each frame of the process's output to the client's channel for
+/// its stream, until the output ends or the client stops reading.
+async fn copy_output(
+    mut output: OutputStream,
     stdout: Option<&mpsc::Sender<Bytes>>,
     stderr: Option<&mpsc::Sender<Bytes>>,
 ) {
-    let mut demux = Demuxer::new(reader);
     loop {
-        let (which, chunk) = match demux.next().await {
-            Ok(Some(next)) => next,
+        let (target, chunk) = match output.next().await {
+            Ok(Some(Frame::Stdout(chunk))) => (stdout, chunk),
+            Ok(Some(Frame::Stderr(chunk))) => (stderr, chunk),
             Ok(None) => return,
             Err(err) => {
                 tracing::debug!(error = %err, "docker stream broke");
                 return;
             }
         };
-        let target = match which {
-            Output::Stdout => stdout,
-            Output::Stderr => stderr,
-        };
         if let Some(tx) = target
             && tx.send(chunk).await.is_err()
         {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::streaming::session::{ClientSide, Wanted, channels};
+    use crate::testing;
+
+    /// Waits for `session`, which must end within 10 s.
+    async fn within<F: std::future::Future>(session: F) -> F::Output {
+        tokio::time::timeout(Duration::from_secs(10), session)
+            .await
+            .expect("the session ends")
+    }
+
+    fn wanted(stdin: bool, stderr: bool) -> Wanted {
+        Wanted {
+            stdin,
+            stdout: true,
+            stderr,
+            resize: false,
+        }
+    }
+
+    async fn recv(rx: &mut Option<mpsc::Receiver<Bytes>>) -> Option<Bytes> {
+        rx.as_mut().expect("a channel").recv().await
+    }
+
+    #[tokio::test]
+    async fn attach_sends_stdin_in_and_output_out_until_the_output_ends() {
+        let t = testing::shim();
+        let id = t.docker.run_container("app", false).await;
+        let mut script = t.docker.script_attach(&id);
+        let (mut client, io) = channels(wanted(true, true));
+        let req = AttachRequest {
+            container_id: id.clone(),
+            stdin: true,
+            stdout: true,
+            stderr: true,
+            tty: false,
+        };
+        let container = async move {
+            // It echoes what it reads, in upper case, and warns on stderr.
+            let line = script.read_stdin(6).await.unwrap();
+            script.stdout(&line.to_ascii_uppercase()).await.unwrap();
+            script.stderr(b"warn\n").await.unwrap();
+            // The client's EOF is the container's.
+            assert_eq!(script.stdin_to_end().await.unwrap(), b"");
+            script.stdout(b"bye\n").await.unwrap();
+        };
+        let client = async move {
+            let stdin = client.stdin.take().expect("stdin");
+            stdin.send(Bytes::from_static(b"hello\n")).await.unwrap();
+            assert_eq!(recv(&mut client.stdout).await.unwrap(), "HELLO\n");
+            assert_eq!(recv(&mut client.stderr).await.unwrap(), "warn\n");
+            drop(stdin);
+            assert_eq!(recv(&mut client.stdout).await.unwrap(), "bye\n");
+            // The container's output ended: so does the session.
+            assert_eq!(recv(&mut client.stdout).await, None);
+            assert_eq!(recv(&mut client.stderr).await, None);
+        };
+        let (outcome, (), ()) =
+            within(async { tokio::join!(attach(&t.shim, &req, io), container, client) }).await;
+        assert!(matches!(outcome, Outcome::Exited(0)), "{outcome:?}");
+    }
+
+    #[tokio::test]
+    async fn attach_to_a_tty_container_passes_its_output_through_as_it_is() {
+        let t = testing::shim();
+        let id = t.docker.run_container("app", true).await;
+        let mut script = t.docker.script_attach(&id);
+        let (mut client, io) = channels(wanted(false, false));
+        let req = AttachRequest {
+            container_id: id,
+            stdout: true,
+            tty: true,
+            ..Default::default()
+        };
+        // What would be a stderr frame header without a TTY.
+        let raw = b"\x02\x00\x00\x00\x00\x00\x00\x01x";
+        let container = async move {
+            script.stdout(raw).await.unwrap();
+        };
+        let client = async move {
+            let mut got = Vec::new();
+            while let Some(chunk) = recv(&mut client.stdout).await {
+                got.extend_from_slice(&chunk);
+            }
+            got
+        };
+        let (outcome, (), got) =
+            within(async { tokio::join!(attach(&t.shim, &req, io), container, client) }).await;
+        assert!(matches!(outcome, Outcome::Exited(0)), "{outcome:?}");
+        assert_eq!(got, raw);
+    }
+
+    #[tokio::test]
+    async fn attach_to_a_missing_container_fails() {
+        let t = testing::shim();
+        let (_client, io) = channels(wanted(false, false));
+        let req = AttachRequest {
+            container_id: "nope".into(),
+            stdout: true,
+            ..Default::default()
+        };
+        let outcome = attach(&t.shim, &req, io).await;
+        assert!(
+            matches!(&outcome, Outcome::Failed(why) if why.contains("attach to container nope")),
+            "{outcome:?}"
+        );
+    }
+
+    /// Runs `req` against a scripted exec; its outcome and what the client
+    /// read on stdout and stderr.
+    async fn run_exec(
+        t: &testing::TestShim,
+        req: ExecRequest,
+        script: impl std::future::Future<Output = ()>,
+        client: ClientSide,
+        io: SessionIo,
+    ) -> (Outcome, Vec<u8>, Vec<u8>) {
+        let ClientSide {
+            mut stdout,
+            mut stderr,
+            ..
+        } = client;
+        let read = async move {
+            let (mut out, mut err) = (Vec::new(), Vec::new());
+            let (mut out_open, mut err_open) = (stdout.is_some(), stderr.is_some());
+            while out_open || err_open {
+                tokio::select! {
+                    chunk = recv(&mut stdout), if out_open => match chunk {
+                        Some(chunk) => out.extend_from_slice(&chunk),
+                        None => out_open = false,
+                    },
+                    chunk = recv(&mut stderr), if err_open => match chunk {
+                        Some(chunk) => err.extend_from_slice(&chunk),
+                        None => err_open = false,
+                    },
+                }
+            }
+            (out, err)
+        };
+        let (outcome, (), (out, err)) =
+            within(async { tokio::join!(exec(&t.shim, &req, io), script, read) }).await;
+        (outcome, out, err)
+    }
+
+    #[tokio::test]
+    async fn an_exec_session_keeps_stdout_and_stderr_apart_and_reports_the_exit_code() {
+        let t = testing::shim();
+        let id = t.docker.run_container("app", false).await;
+        let mut script = t.docker.script_exec(false);
+        let (client, io) = channels(wanted(false, true));
+        let req = ExecRequest {
+            container_id: id.clone(),
+            cmd: vec!["sh".into()],
+            stdout: true,
+            stderr: true,
+            ..Default::default()
+        };
+        let process = async move {
+            script.stdout(b"out 1\n").await.unwrap();
+            script.stderr(b"err\n").await.unwrap();
+            script.stdout(b"out 2\n").await.unwrap();
+            script.exit(7);
+        };
+        let (outcome, out, err) = run_exec(&t, req, process, client, io).await;
+        assert!(matches!(outcome, Outcome::Exited(7)), "{outcome:?}");
+        assert_eq!(
+            (&out[..], &err[..]),
+            (&b"out 1\nout 2\n"[..], &b"err\n"[..])
+        );
+        assert!(
+            t.docker
+                .calls()
+                .contains(&crate::docker::fake::Call::CreateExec(
+                    id,
+                    ExecSpec {
+                        cmd: vec!["sh".into()],
+                        stdin: false,
+                        stdout: true,
+                        stderr: true,
+                        tty: false,
+                    }
+                ))
+        );
+    }
+
+    // Paused time: the shim waits 5 s for Docker to record the exit.
+    #[tokio::test(start_paused = true)]
+    async fn an_exec_session_whose_process_closes_its_output_but_never_exits_fails() {
+        let t = testing::shim();
+        let id = t.docker.run_container("app", false).await;
+        let mut script = t.docker.script_exec(false);
+        let (client, io) = channels(wanted(false, false));
+        let req = ExecRequest {
+            container_id: id,
+            cmd: vec!["true".into()],
+            stdout: true,
+            ..Default::default()
+        };
+        // The output ends, but Docker keeps reporting the exec running.
+        let process = async move {
+            script.stdout(b"done\n").await.unwrap();
+            drop(script);
+        };
+        let (outcome, out, _) = run_exec(&t, req, process, client, io).await;
+        assert_eq!(out, b"done\n");
+        assert!(
+            matches!(&outcome, Outcome::Failed(why) if why.contains("still runs")),
+            "{outcome:?}"
+        );
     }
 }

@@ -66,7 +66,6 @@ use bollard::query_parameters::{
 };
 use dockershim::api::runtime_service_client::RuntimeServiceClient;
 use dockershim::api::*;
-use dockershim::docker::DockerApi;
 use dockershim::docker::client::BollardDocker;
 // The pause image the shim imports when the configured one cannot be pulled
 // (the bench starts the shim with an unreachable one), and the label on
@@ -466,7 +465,7 @@ async fn logs(containers: u64, mib: u64) -> Result<()> {
     let own_before = cpu_of(std::process::id())?;
     let mut read = 0u64;
     for id in &ids {
-        let mut body = docker.container_logs(id, false, None).await?;
+        let mut body = docker.container_logs_body(id, false, None).await?;
         let mut buf = vec![0u8; 64 * 1024];
         loop {
             let n = body.read(&mut buf).await?;

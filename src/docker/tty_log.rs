@@ -3,7 +3,7 @@
 //! With a TTY, `GET /containers/{id}/logs?timestamps=1` is not framed: it is
 //! each logged message as `<RFC 3339 timestamp> <content>`, one after the
 //! other. Docker's log copier ends a message at a newline, or cuts it after
-//! [`DOCKER_MESSAGE_MAX`] bytes without one, so a long line arrives as
+//! [`LOG_MESSAGE_MAX`] bytes without one, so a long line arrives as
 //! `TS1 <16 KiB>TS2 <16 KiB>TS3 <rest>\n`. Reading up to a newline, as a line
 //! reader would, holds a newline-free flood in memory whole and writes none
 //! of it. [`TtyMessages`] takes one message at a time and never holds more
@@ -20,10 +20,10 @@ use bytes::{BufMut, Bytes, BytesMut};
 use chrono::{DateTime, Utc};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-use super::crilog::parse_timestamp;
+use super::log_stream::parse_timestamp;
 
 /// Size at which Docker's log copier cuts a line into partial messages.
-pub const DOCKER_MESSAGE_MAX: usize = 16 * 1024;
+pub const LOG_MESSAGE_MAX: usize = 16 * 1024;
 /// Longest timestamp field accepted, without its space: Docker writes
 /// `2006-01-02T15:04:05.000000000Z` (30 bytes); an offset instead of `Z`
 /// and a longer fraction still fit.
@@ -102,9 +102,9 @@ fn timestamp_prefix(bytes: &[u8]) -> Prefix {
     match bytes.get(i) {
         None => Prefix::NeedMore,
         Some(b' ') => match parse_timestamp(&bytes[..i]) {
-            Ok(ts) => Prefix::Yes(ts, i + 1),
+            Some(ts) => Prefix::Yes(ts, i + 1),
             // The right shape with an impossible value (month 13).
-            Err(_) => Prefix::No,
+            None => Prefix::No,
         },
         Some(_) => Prefix::No,
     }
@@ -131,7 +131,7 @@ enum At {
 }
 
 /// Reads a TTY container's timestamped log stream message by message. Each
-/// message's content is at most [`DOCKER_MESSAGE_MAX`] bytes, its newline
+/// message's content is at most [`LOG_MESSAGE_MAX`] bytes, its newline
 /// included.
 ///
 /// [`next`](Self::next) is cancel safe: every decision is made on bytes
@@ -223,7 +223,7 @@ impl<R: AsyncRead + Unpin> TtyMessages<R> {
                     searched,
                 } => (ts, after_cut, scanned, searched),
             };
-            let window = &self.buf[..self.buf.len().min(DOCKER_MESSAGE_MAX)];
+            let window = &self.buf[..self.buf.len().min(LOG_MESSAGE_MAX)];
             let newline = window[searched.min(window.len())..]
                 .iter()
                 .position(|b| *b == b'\n')
@@ -231,7 +231,7 @@ impl<R: AsyncRead + Unpin> TtyMessages<R> {
             // Docker 20.10's dropped newline: the next timestamp, before
             // any newline.
             let next = if after_cut {
-                let end = newline.unwrap_or(DOCKER_MESSAGE_MAX).min(self.buf.len());
+                let end = newline.unwrap_or(LOG_MESSAGE_MAX).min(self.buf.len());
                 match next_timestamp(&self.buf[..], scanned, end, ts, self.eof) {
                     Scan::At(k) => Some(k),
                     Scan::Upto(clear) => {
@@ -255,7 +255,7 @@ impl<R: AsyncRead + Unpin> TtyMessages<R> {
             let (len, cut) = match (next, newline) {
                 (Some(k), _) => (k, false),
                 (None, Some(nl)) => (nl + 1, false),
-                (None, None) if window.len() == DOCKER_MESSAGE_MAX => (DOCKER_MESSAGE_MAX, true),
+                (None, None) if window.len() == LOG_MESSAGE_MAX => (LOG_MESSAGE_MAX, true),
                 // The output ended without a newline.
                 (None, None) if self.eof => (self.buf.len(), false),
                 (None, None) => {
@@ -387,7 +387,7 @@ mod tests {
 
     #[test]
     fn lines_and_docker_pieces_come_apart() {
-        let piece = vec![b'x'; DOCKER_MESSAGE_MAX];
+        let piece = vec![b'x'; LOG_MESSAGE_MAX];
         let mut wire = format!("{T1}hello\n").into_bytes();
         wire.extend_from_slice(T1.as_bytes());
         wire.extend_from_slice(&piece);
@@ -418,7 +418,7 @@ mod tests {
     #[test]
     fn after_a_cut_the_next_timestamp_ends_a_piece_without_newline() {
         // Docker 20.10's local driver drops the newline of a long line.
-        let piece = vec![b'x'; DOCKER_MESSAGE_MAX];
+        let piece = vec![b'x'; LOG_MESSAGE_MAX];
         let mut wire = T1.as_bytes().to_vec();
         wire.extend_from_slice(&piece);
         // An earlier timestamp-looking string is content; a later one is
@@ -436,7 +436,7 @@ mod tests {
 
     #[test]
     fn bytes_without_a_timestamp_are_kept() {
-        let piece = vec![b'x'; DOCKER_MESSAGE_MAX];
+        let piece = vec![b'x'; LOG_MESSAGE_MAX];
         // Not Docker's format: stamped as the message before.
         let mut wire = format!("{T1}a\ngarbage\n").into_bytes();
         wire.extend_from_slice(T2.as_bytes());
@@ -458,18 +458,13 @@ mod tests {
 
     #[test]
     fn a_run_longer_than_a_docker_piece_is_cut_not_held() {
-        let long = vec![b'z'; 3 * DOCKER_MESSAGE_MAX + 5];
+        let long = vec![b'z'; 3 * LOG_MESSAGE_MAX + 5];
         let mut wire = T1.as_bytes().to_vec();
         wire.extend_from_slice(&long);
         let got = decode(&wire);
         assert_eq!(
             got.iter().map(|(_, c)| c.len()).collect::<Vec<_>>(),
-            vec![
-                DOCKER_MESSAGE_MAX,
-                DOCKER_MESSAGE_MAX,
-                DOCKER_MESSAGE_MAX,
-                5
-            ]
+            vec![LOG_MESSAGE_MAX, LOG_MESSAGE_MAX, LOG_MESSAGE_MAX, 5]
         );
         assert!(got.iter().all(|(t, _)| *t == ts(1)));
     }
@@ -482,7 +477,7 @@ mod tests {
         let (mut tx, rx) = tokio::io::duplex(64 * 1024);
         let writer = tokio::spawn(async move {
             use tokio::io::AsyncWriteExt;
-            let piece = vec![0u8; DOCKER_MESSAGE_MAX];
+            let piece = vec![0u8; LOG_MESSAGE_MAX];
             for _ in 0..PIECES {
                 tx.write_all(T1.as_bytes()).await?;
                 tx.write_all(&piece).await?;
@@ -492,13 +487,13 @@ mod tests {
         let mut messages = TtyMessages::new(rx, ts(0));
         let (mut total, mut count, mut most_buffered) = (0, 0, 0);
         while let Some((_, content)) = messages.next().await.expect("in-memory pipe") {
-            assert!(content.len() <= DOCKER_MESSAGE_MAX);
+            assert!(content.len() <= LOG_MESSAGE_MAX);
             total += content.len();
             count += 1;
             most_buffered = most_buffered.max(messages.buffered());
         }
         writer.await.expect("writer task").expect("writer");
-        assert_eq!((total, count), (PIECES * DOCKER_MESSAGE_MAX, PIECES));
+        assert_eq!((total, count), (PIECES * LOG_MESSAGE_MAX, PIECES));
         assert!(most_buffered <= 64 * 1024, "buffer grew to {most_buffered}");
     }
 
