@@ -181,7 +181,9 @@ impl Drop for Unfinished {
             root_directory: std::mem::take(&mut self.root_directory),
             id: std::mem::take(&mut self.id),
             network: self.network.take(),
-            finished: false,
+            // The task undoes it by running; dropped unrun (the runtime
+            // shuts down), it must not spawn another.
+            finished: true,
         };
         runtime.spawn(cancelled.undo_cancelled());
     }
