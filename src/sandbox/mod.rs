@@ -854,13 +854,34 @@ mod tests {
         };
         use crate::network::fake::{FakeNetwork, NetCall};
 
-        /// The shim's sandboxes on `network` instead of the test shim's
-        /// Docker bridge.
-        fn on<'a>(t: &'a testing::TestShim, network: &'a Arc<dyn PodNetwork>) -> Sandboxes<'a> {
-            Sandboxes {
-                network,
-                ..t.shim.sandboxes()
+        /// A test shim whose sandboxes are on a recording fake network
+        /// instead of Docker's bridge.
+        struct OnFake {
+            t: testing::TestShim,
+            fake: Arc<FakeNetwork>,
+            network: Arc<dyn PodNetwork>,
+        }
+
+        fn on_fake() -> OnFake {
+            let fake = FakeNetwork::new();
+            OnFake {
+                t: testing::shim(),
+                network: fake.clone(),
+                fake,
             }
+        }
+
+        impl OnFake {
+            fn sandboxes(&self) -> Sandboxes<'_> {
+                Sandboxes {
+                    network: &self.network,
+                    ..self.t.shim.sandboxes()
+                }
+            }
+        }
+
+        async fn status_now(sandboxes: &Sandboxes<'_>, id: &str) -> PodSandboxStatus {
+            status(sandboxes, id, false).await.unwrap().status.unwrap()
         }
 
         fn pod_with_host_port() -> RunPodSandboxRequest {
@@ -888,10 +909,8 @@ mod tests {
 
         #[tokio::test]
         async fn a_pod_on_the_network_is_attached_with_its_pause_process_and_ready_with_its_ip() {
-            let t = testing::shim();
-            let fake = FakeNetwork::new();
-            let network: Arc<dyn PodNetwork> = fake.clone();
-            let sandboxes = on(&t, &network);
+            let net = on_fake();
+            let (t, fake, sandboxes) = (&net.t, &net.fake, net.sandboxes());
             let id = run(&sandboxes, pod_request("web")).await.unwrap();
             let pid = t.docker.container(&id).unwrap().state.unwrap().pid.unwrap();
             assert_eq!(
@@ -902,21 +921,15 @@ mod tests {
                 ]
             );
             assert!(!fake.any_pending());
-            let status = status(&sandboxes, &id, false)
-                .await
-                .unwrap()
-                .status
-                .unwrap();
+            let status = status_now(&sandboxes, &id).await;
             assert_eq!(status.state, PodSandboxState::SandboxReady as i32);
             assert_eq!(status.network.unwrap().ip, "10.88.0.1");
         }
 
         #[tokio::test]
         async fn a_failed_network_add_removes_the_pod_and_reports_the_plugin_error() {
-            let t = testing::shim();
-            let fake = FakeNetwork::new();
-            let network: Arc<dyn PodNetwork> = fake.clone();
-            let sandboxes = on(&t, &network);
+            let net = on_fake();
+            let (t, fake, sandboxes) = (&net.t, &net.fake, net.sandboxes());
             fake.fail_next_add(Error::Internal("plugin bridge failed: no IP left".into()));
 
             let err = run(&sandboxes, pod_request("web")).await.unwrap_err();
@@ -924,7 +937,7 @@ mod tests {
                 matches!(&err, Error::Internal(m) if m == "plugin bridge failed: no IP left"),
                 "{err:?}"
             );
-            let id = begun(&fake);
+            let id = begun(fake);
             assert!(!fake.any_pending(), "nothing pending");
             assert!(fake.allocated().is_empty(), "no IP kept");
             assert_eq!(t.docker.container_count(), 0, "no pause container left");
@@ -934,10 +947,8 @@ mod tests {
 
         #[tokio::test]
         async fn a_run_cancelled_during_its_network_add_leaves_no_pod_ip_or_pending_state() {
-            let t = testing::shim();
-            let fake = FakeNetwork::new();
-            let network: Arc<dyn PodNetwork> = fake.clone();
-            let sandboxes = on(&t, &network);
+            let net = on_fake();
+            let (t, fake, sandboxes) = (&net.t, &net.fake, net.sandboxes());
             let stall = fake.stall_next_add();
 
             // The kubelet gives up on the call while the ADD runs: the
@@ -946,7 +957,7 @@ mod tests {
                 result = run(&sandboxes, pod_with_host_port()) => panic!("the run ended: {result:?}"),
                 () = stall.started() => {}
             }
-            let id = begun(&fake);
+            let id = begun(fake);
             assert!(!fake.any_pending(), "the pending mark ends with the call");
             // The pod is taken down in a task of its own.
             for _ in 0..200 {
@@ -976,16 +987,21 @@ mod tests {
 
         #[tokio::test]
         async fn stop_and_remove_after_a_restart_tear_down_with_the_host_ports_of_the_labels() {
-            let t = testing::shim();
-            let before: Arc<dyn PodNetwork> = FakeNetwork::new();
-            let id = run(&on(&t, &before), pod_with_host_port()).await.unwrap();
+            let before = on_fake();
+            let id = run(&before.sandboxes(), pod_with_host_port())
+                .await
+                .unwrap();
+            let t = &before.t;
             let pid = t.docker.container(&id).unwrap().state.unwrap().pid.unwrap();
 
             // A new shim: a network with no memory of the pod, and a view
             // that reads the pod back from Docker.
             let fake = FakeNetwork::new();
             let after: Arc<dyn PodNetwork> = fake.clone();
-            let sandboxes = on(&t, &after);
+            let sandboxes = Sandboxes {
+                network: &after,
+                ..t.shim.sandboxes()
+            };
             t.shim.view.forget(&id);
             let ports = pod_with_host_port().config.unwrap().port_mappings;
 
@@ -1008,10 +1024,8 @@ mod tests {
 
         #[tokio::test]
         async fn a_host_network_pod_never_touches_the_pod_network() {
-            let t = testing::shim();
-            let fake = FakeNetwork::new();
-            let network: Arc<dyn PodNetwork> = fake.clone();
-            let sandboxes = on(&t, &network);
+            let net = on_fake();
+            let (t, fake, sandboxes) = (&net.t, &net.fake, net.sandboxes());
             let mut req = pod_request("web");
             if let Some(config) = req.config.as_mut() {
                 config.linux = Some(LinuxPodSandboxConfig {
@@ -1026,11 +1040,7 @@ mod tests {
                 });
             }
             let id = run(&sandboxes, req).await.unwrap();
-            let status = status(&sandboxes, &id, false)
-                .await
-                .unwrap()
-                .status
-                .unwrap();
+            let status = status_now(&sandboxes, &id).await;
             assert_eq!(status.state, PodSandboxState::SandboxReady as i32);
             assert_eq!(
                 list(&sandboxes, None)[0].state,
@@ -1044,10 +1054,8 @@ mod tests {
 
         #[tokio::test]
         async fn networks_pinned_by_pods_removed_while_no_shim_ran_are_torn_down() {
-            let t = testing::shim();
-            let fake = FakeNetwork::new();
-            let network: Arc<dyn PodNetwork> = fake.clone();
-            let sandboxes = on(&t, &network);
+            let net = on_fake();
+            let (t, fake, sandboxes) = (&net.t, &net.fake, net.sandboxes());
             let live = run(&sandboxes, pod_request("web")).await.unwrap();
             let gone = run(&sandboxes, pod_request("db")).await.unwrap();
             t.docker.remove_container(&gone).await.unwrap();
