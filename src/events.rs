@@ -81,7 +81,7 @@ async fn to_event(shim: &Shim, change: &Change) -> Option<ContainerEventResponse
         container_id: change.entry.id().to_string(),
         container_event_type: container_event_type as i32,
         created_at: change.at,
-        pod_sandbox_status: Some(sandbox::status_of(shim, &sandbox.inspected)),
+        pod_sandbox_status: Some(sandbox::status_of(&shim.sandboxes(), &sandbox.inspected)),
         containers_statuses: statuses,
     })
 }
@@ -98,7 +98,7 @@ mod tests {
     #[tokio::test]
     async fn container_changes_become_events_with_the_pod_status() {
         let t = testing::shim();
-        let sandbox = sandbox::run(&t.shim, crate::testing::pod_request("web"))
+        let sandbox = sandbox::run(&t.shim.sandboxes(), crate::testing::pod_request("web"))
             .await
             .unwrap();
         let mut events = subscribe(t.shim.clone());

@@ -166,7 +166,9 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
     let started = chrono::Utc::now();
     tokio::spawn(async move { resuming.logs.resume(started).await });
     let reclaiming = shim.clone();
-    tokio::spawn(async move { crate::sandbox::reclaim_orphaned_networks(&reclaiming).await });
+    tokio::spawn(async move {
+        crate::sandbox::reclaim_orphaned_networks(&reclaiming.sandboxes()).await
+    });
 
     let streaming_config = StreamingConfig {
         bind: shim.config.streaming_bind_addr,

@@ -44,7 +44,7 @@ pub struct Shim {
     /// Kernel statistics of containers and pods.
     pub stats: crate::stats::Stats,
     /// Pod networking (Docker's bridge or CNI).
-    pub network: Arc<crate::network::Network>,
+    pub network: Arc<dyn crate::network::PodNetwork>,
     /// The command line, for verbose status.
     pub config: Config,
     /// The CRI list of every sandbox, as of a view generation (built by
@@ -103,9 +103,7 @@ impl Shim {
             log_config: log_driver.log_config,
             features: host.features.clone(),
         };
-        let network =
-            Arc::new(crate::network::Network::new(&config).map_err(Error::InvalidArgument)?);
-        network.watch();
+        let network = crate::network::from_config(&config).map_err(Error::InvalidArgument)?;
         let pause = PauseImage::new(
             config.pod_infra_container_image.clone(),
             Duration::from_secs(config.pod_infra_pull_timeout),
@@ -138,6 +136,22 @@ impl Shim {
             view: &self.view,
             pause: &self.pause,
             image_fs_dir: &self.host.image_fs_dir,
+        }
+    }
+
+    /// What sandbox orchestration needs: Docker, the pod network, the view,
+    /// the pause image and the sandbox list cache.
+    pub fn sandboxes(&self) -> crate::sandbox::Sandboxes<'_> {
+        crate::sandbox::Sandboxes {
+            docker: &self.docker,
+            network: &self.network,
+            view: &self.view,
+            logs: &self.logs,
+            pause: &self.pause,
+            host: &self.host,
+            oom_score_adj: self.settings.sandbox_oom_score_adj,
+            root_directory: &self.config.root_directory,
+            list_cache: &self.sandbox_list,
         }
     }
 }

@@ -35,7 +35,9 @@ pub async fn create(shim: &Shim, req: CreateContainerRequest) -> Result<String> 
         .as_ref()
         .ok_or_else(|| Error::InvalidArgument("container metadata is required".into()))?;
     naming::check_name_part("container metadata.name", &meta.name)?;
-    let sandbox = sandbox::inspect(shim, &req.pod_sandbox_id).await?.inspected;
+    let sandbox = sandbox::inspect(&shim.sandboxes(), &req.pod_sandbox_id)
+        .await?
+        .inspected;
     let sandbox_name = sandbox.name.as_deref().unwrap_or_default();
     let pod = naming::parse_sandbox_name(sandbox_name).ok_or_else(|| {
         Error::FailedPrecondition(format!("pod sandbox {sandbox_name:?} has no readable name"))
@@ -67,7 +69,7 @@ pub async fn create(shim: &Shim, req: CreateContainerRequest) -> Result<String> 
         &shim.settings,
     )?;
     let name = naming::container_name(meta, &pod);
-    let id = sandbox::create_named(shim, &name, body).await?;
+    let id = sandbox::create_named(&shim.sandboxes(), &name, body).await?;
     shim.view.refresh(&id).await;
     tracing::info!(container = %id, name = %name, sandbox = %sandbox_id, "container created");
     Ok(id)
@@ -621,7 +623,7 @@ mod tests {
     #[tokio::test]
     async fn create_start_stop_remove() {
         let t = testing::shim();
-        let sandbox = crate::sandbox::run(&t.shim, pod_request("web"))
+        let sandbox = crate::sandbox::run(&t.shim.sandboxes(), pod_request("web"))
             .await
             .unwrap();
         t.docker.clear_calls();
@@ -673,7 +675,7 @@ mod tests {
     #[tokio::test]
     async fn a_name_held_by_a_running_container_is_refused_and_nothing_is_removed() {
         let t = testing::shim();
-        let sandbox = crate::sandbox::run(&t.shim, pod_request("web"))
+        let sandbox = crate::sandbox::run(&t.shim.sandboxes(), pod_request("web"))
             .await
             .unwrap();
         let running = create_started(&t.shim, &sandbox, "app").await;
@@ -696,7 +698,7 @@ mod tests {
     #[tokio::test]
     async fn a_stale_created_holder_of_the_name_is_removed_and_replaced() {
         let t = testing::shim();
-        let sandbox = crate::sandbox::run(&t.shim, pod_request("web"))
+        let sandbox = crate::sandbox::run(&t.shim.sandboxes(), pod_request("web"))
             .await
             .unwrap();
         let stale = create(&t.shim, create_request(&sandbox, "app"))

@@ -151,7 +151,9 @@ impl Frames {
     fn get(&self, shim: &Shim, list: List) -> Option<Bytes> {
         // A sandbox whose network is being set up shows as not ready, which
         // is not a change of the view.
-        if list == List::Sandboxes && shim.network.any_pending() {
+        if list == List::Sandboxes
+            && !crate::sandbox::readiness::caches_current(shim.network.as_ref())
+        {
             return None;
         }
         let slot = match list {
@@ -166,7 +168,7 @@ impl Frames {
 fn frame(shim: &Shim, list: List) -> Option<Bytes> {
     let payload = match list {
         List::Sandboxes => ListPodSandboxResponse {
-            items: crate::sandbox::list(shim, None),
+            items: crate::sandbox::list(&shim.sandboxes(), None),
         }
         .encode_to_vec(),
         List::Containers => ListContainersResponse {
@@ -290,12 +292,15 @@ mod tests {
         assert_eq!(&before[..], framed(&[]));
 
         let pod = crate::testing::pod_request("web");
-        let id = crate::sandbox::run(&t.shim, pod).await.unwrap();
+        let id = crate::sandbox::run(&t.shim.sandboxes(), pod).await.unwrap();
         let after = body(ask(&mut relist, LIST_SANDBOXES, &empty).await).await;
         let listed = ListPodSandboxResponse::decode(&after[5..]).unwrap();
         assert_eq!(listed.items.len(), 1);
         assert_eq!(listed.items[0].id, id);
-        assert_eq!(listed.items, crate::sandbox::list(&t.shim, None));
+        assert_eq!(
+            listed.items,
+            crate::sandbox::list(&t.shim.sandboxes(), None)
+        );
 
         // Nothing changed: the same encoded frame, not a rebuilt one.
         let frames = relist.frames.clone();
@@ -327,5 +332,70 @@ mod tests {
             let status = tonic::Status::from_header_map(response.headers()).unwrap();
             assert_eq!(status.code(), tonic::Code::Unimplemented);
         }
+    }
+
+    #[tokio::test]
+    async fn a_sandbox_is_not_ready_while_its_network_add_runs_in_status_list_and_relist() {
+        use crate::api::{PodSandboxState, PodSandboxStateValue};
+        use crate::network::fake::{FakeNetwork, NetCall};
+        let mut t = crate::testing::shim();
+        let fake = FakeNetwork::new();
+        Arc::get_mut(&mut t.shim).unwrap().network = fake.clone();
+        let mut relist = RelistLayer::new(t.shim.clone()).layer(Inner);
+        let empty = ListPodSandboxRequest::default().encode_to_vec();
+        let sandboxes = t.shim.sandboxes();
+        let ready = |state: PodSandboxState| state as i32;
+        let only_ready = || {
+            Some(PodSandboxFilter {
+                state: Some(PodSandboxStateValue {
+                    state: ready(PodSandboxState::SandboxReady),
+                }),
+                ..Default::default()
+            })
+        };
+
+        let stall = fake.stall_next_add();
+        let running = crate::sandbox::run(&sandboxes, crate::testing::pod_request("web"));
+        let during = async {
+            stall.started().await;
+            let id = match fake.changes().first() {
+                Some(NetCall::Begin(id)) => id.clone(),
+                other => panic!("no setup began: {other:?}"),
+            };
+            let status = crate::sandbox::status(&sandboxes, &id, false)
+                .await
+                .unwrap()
+                .status
+                .unwrap();
+            assert_eq!(status.state, ready(PodSandboxState::SandboxNotready));
+            assert!(status.network.is_none_or(|n| n.ip.is_empty()));
+            let listed = crate::sandbox::list(&sandboxes, None);
+            assert_eq!(listed.len(), 1);
+            assert_eq!(listed[0].state, ready(PodSandboxState::SandboxNotready));
+            assert!(crate::sandbox::list(&sandboxes, only_ready()).is_empty());
+            // The relist fast path does not answer from its frame: the
+            // normal path (here the inner service) does.
+            let response = ask(&mut relist, LIST_SANDBOXES, &empty).await;
+            let answered = tonic::Status::from_header_map(response.headers());
+            assert_eq!(answered.map(|s| s.code()), Some(tonic::Code::Unimplemented));
+            stall.release();
+            id
+        };
+        let (ran, id) = tokio::join!(running, during);
+        assert_eq!(ran.unwrap(), id);
+
+        let status = crate::sandbox::status(&sandboxes, &id, false)
+            .await
+            .unwrap()
+            .status
+            .unwrap();
+        assert_eq!(status.state, ready(PodSandboxState::SandboxReady));
+        assert_eq!(status.network.unwrap().ip, "10.88.0.1");
+        let listed = crate::sandbox::list(&sandboxes, only_ready());
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].state, ready(PodSandboxState::SandboxReady));
+        let framed = body(ask(&mut relist, LIST_SANDBOXES, &empty).await).await;
+        let relisted = ListPodSandboxResponse::decode(&framed[5..]).unwrap();
+        assert_eq!(relisted.items, listed);
     }
 }

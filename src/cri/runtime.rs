@@ -59,7 +59,7 @@ impl RuntimeService for RuntimeServiceImpl {
         &self,
         req: Request<RunPodSandboxRequest>,
     ) -> Reply<RunPodSandboxResponse> {
-        let result = sandbox::run(&self.shim, req.into_inner()).await;
+        let result = sandbox::run(&self.shim.sandboxes(), req.into_inner()).await;
         respond(
             "RunPodSandbox",
             result.map(|pod_sandbox_id| RunPodSandboxResponse { pod_sandbox_id }),
@@ -70,7 +70,7 @@ impl RuntimeService for RuntimeServiceImpl {
         &self,
         req: Request<StopPodSandboxRequest>,
     ) -> Reply<StopPodSandboxResponse> {
-        let result = sandbox::stop(&self.shim, &req.into_inner().pod_sandbox_id).await;
+        let result = sandbox::stop(&self.shim.sandboxes(), &req.into_inner().pod_sandbox_id).await;
         respond("StopPodSandbox", result.map(|()| StopPodSandboxResponse {}))
     }
 
@@ -78,7 +78,8 @@ impl RuntimeService for RuntimeServiceImpl {
         &self,
         req: Request<RemovePodSandboxRequest>,
     ) -> Reply<RemovePodSandboxResponse> {
-        let result = sandbox::remove(&self.shim, &req.into_inner().pod_sandbox_id).await;
+        let result =
+            sandbox::remove(&self.shim.sandboxes(), &req.into_inner().pod_sandbox_id).await;
         respond(
             "RemovePodSandbox",
             result.map(|()| RemovePodSandboxResponse {}),
@@ -92,7 +93,7 @@ impl RuntimeService for RuntimeServiceImpl {
         let req = req.into_inner();
         respond(
             "PodSandboxStatus",
-            sandbox::status(&self.shim, &req.pod_sandbox_id, req.verbose).await,
+            sandbox::status(&self.shim.sandboxes(), &req.pod_sandbox_id, req.verbose).await,
         )
     }
 
@@ -100,7 +101,7 @@ impl RuntimeService for RuntimeServiceImpl {
         &self,
         req: Request<ListPodSandboxRequest>,
     ) -> Reply<ListPodSandboxResponse> {
-        let items = sandbox::list(&self.shim, req.into_inner().filter);
+        let items = sandbox::list(&self.shim.sandboxes(), req.into_inner().filter);
         Ok(Response::new(ListPodSandboxResponse { items }))
     }
 
@@ -108,7 +109,7 @@ impl RuntimeService for RuntimeServiceImpl {
         &self,
         req: Request<StreamPodSandboxesRequest>,
     ) -> Reply<BoxStream<StreamPodSandboxesResponse>> {
-        let items = sandbox::list(&self.shim, req.into_inner().filter);
+        let items = sandbox::list(&self.shim.sandboxes(), req.into_inner().filter);
         Ok(Response::new(paged(items, |pod_sandboxes| {
             StreamPodSandboxesResponse { pod_sandboxes }
         })))

@@ -8,8 +8,12 @@
 //! in libcni's cache (which also lets DEL work after a crash, after the
 //! pause container is gone, and for pods networked by cri-dockerd).
 
+pub mod bridge;
 pub mod cni;
+#[cfg(test)]
+pub(crate) mod fake;
 pub mod pin;
+pub mod pod;
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
@@ -17,10 +21,12 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
+use async_trait::async_trait;
 use serde_json::{Map, Value, json};
 
 use self::cni::{Cni, CniError, CniSettings, NetworkConfigList, RuntimeConf};
 use self::pin::NetnsPins;
+pub use self::pod::{PendingSet, PendingSetup, PodAttachment, PodNetwork};
 use crate::api::PodSandboxConfig;
 use crate::config::{Config, NetworkPlugin};
 use crate::error::{Error, Result};
@@ -36,21 +42,29 @@ const CONF_POLL: Duration = Duration::from_secs(2);
 const INGRESS_BANDWIDTH: &str = "kubernetes.io/ingress-bandwidth";
 const EGRESS_BANDWIDTH: &str = "kubernetes.io/egress-bandwidth";
 
-/// The pod networking in use.
-pub struct Network {
-    cni: Option<CniNetwork>,
+/// The pod networking the configuration asks for; with CNI, its config
+/// directory is watched from here on.
+pub fn from_config(config: &Config) -> std::result::Result<Arc<dyn PodNetwork>, String> {
+    match config.network_plugin()? {
+        NetworkPlugin::Docker => Ok(Arc::new(bridge::DockerBridge)),
+        NetworkPlugin::Cni => {
+            let network = Arc::new(CniNetwork::new(config));
+            network.watch();
+            Ok(network)
+        }
+    }
 }
 
-/// CNI state: the client, the network config in use, the pod CIDR, and
-/// the IPs of the pods attached by this process.
-struct CniNetwork {
+/// Pods attached by CNI plugins: the client, the network config in use,
+/// the pod CIDR, and the IPs of the pods attached by this process.
+pub struct CniNetwork {
     client: Cni,
     config: RwLock<ConfigState>,
     pod_cidr: RwLock<String>,
     /// Sandbox id to its pod IPs (primary first).
     pod_ips: Mutex<HashMap<String, Vec<IpAddr>>>,
     /// Sandboxes whose network is being set up right now.
-    pending: Mutex<HashSet<String>>,
+    pending: PendingSet,
     /// The pods' network namespaces, kept for their DEL.
     pins: NetnsPins,
 }
@@ -60,64 +74,45 @@ struct ConfigState {
     fingerprint: Vec<(PathBuf, Option<SystemTime>, u64)>,
 }
 
-/// What the pod's network attachment needs from the sandbox.
-pub struct PodAttachment<'a> {
-    /// The pause container's id (CNI's container id).
-    pub sandbox_id: &'a str,
-    /// The pause process, whose network namespace the pod uses.
-    pub pid: u32,
-    /// The pod's configuration.
-    pub config: &'a PodSandboxConfig,
-}
-
-impl Network {
-    /// Networking as configured; starts watching the CNI config directory.
-    pub fn new(config: &Config) -> std::result::Result<Self, String> {
-        let cni = match config.network_plugin()? {
-            NetworkPlugin::Docker => None,
-            NetworkPlugin::Cni => {
-                if config.hairpin_mode != "promiscuous-bridge" {
-                    tracing::warn!(
-                        hairpin_mode = %config.hairpin_mode,
-                        "--hairpin-mode is not applied with CNI: set hairpinMode in the bridge plugin's configuration"
-                    );
-                }
-                if config.network_plugin_mtu != 0 {
-                    tracing::warn!(
-                        mtu = config.network_plugin_mtu,
-                        "--network-plugin-mtu is not applied with CNI: set mtu in the network configuration"
-                    );
-                }
-                let settings = CniSettings {
-                    conf_dir: config.cni_conf_dir.clone(),
-                    bin_dirs: config.cni_bin_dir.clone(),
-                    cache_dir: config.cni_cache_dir.clone(),
-                    plugin_timeout: Duration::from_secs(config.cni_plugin_timeout),
-                };
-                let network = CniNetwork {
-                    client: Cni::new(settings),
-                    config: RwLock::new(ConfigState {
-                        loaded: Err("cni config uninitialized".into()),
-                        fingerprint: vec![(PathBuf::new(), None, u64::MAX)],
-                    }),
-                    pod_cidr: RwLock::new(config.pod_cidr.clone()),
-                    pod_ips: Mutex::new(HashMap::new()),
-                    pending: Mutex::new(HashSet::new()),
-                    pins: NetnsPins::new(config.root_directory.join("netns")),
-                };
-                network.reload_if_changed();
-                Some(network)
-            }
+impl CniNetwork {
+    /// CNI as configured, with the configuration read once.
+    fn new(config: &Config) -> Self {
+        if config.hairpin_mode != "promiscuous-bridge" {
+            tracing::warn!(
+                hairpin_mode = %config.hairpin_mode,
+                "--hairpin-mode is not applied with CNI: set hairpinMode in the bridge plugin's configuration"
+            );
+        }
+        if config.network_plugin_mtu != 0 {
+            tracing::warn!(
+                mtu = config.network_plugin_mtu,
+                "--network-plugin-mtu is not applied with CNI: set mtu in the network configuration"
+            );
+        }
+        let settings = CniSettings {
+            conf_dir: config.cni_conf_dir.clone(),
+            bin_dirs: config.cni_bin_dir.clone(),
+            cache_dir: config.cni_cache_dir.clone(),
+            plugin_timeout: Duration::from_secs(config.cni_plugin_timeout),
         };
-        Ok(Self { cni })
+        let network = CniNetwork {
+            client: Cni::new(settings),
+            config: RwLock::new(ConfigState {
+                loaded: Err("cni config uninitialized".into()),
+                fingerprint: vec![(PathBuf::new(), None, u64::MAX)],
+            }),
+            pod_cidr: RwLock::new(config.pod_cidr.clone()),
+            pod_ips: Mutex::new(HashMap::new()),
+            pending: PendingSet::default(),
+            pins: NetnsPins::new(config.root_directory.join("netns")),
+        };
+        network.reload_if_changed();
+        network
     }
 
     /// Re-reads the CNI configuration whenever its directory changes, for
     /// the life of the process.
-    pub fn watch(self: &Arc<Self>) {
-        if self.cni.is_none() {
-            return;
-        }
+    fn watch(self: &Arc<Self>) {
         let network = Arc::downgrade(self);
         tokio::spawn(async move {
             loop {
@@ -125,86 +120,59 @@ impl Network {
                 let Some(network) = network.upgrade() else {
                     return;
                 };
-                if let Some(cni) = &network.cni {
-                    cni.reload_if_changed();
-                }
+                network.reload_if_changed();
             }
         });
     }
+}
 
-    /// True when pods get their network from CNI.
-    pub fn is_cni(&self) -> bool {
-        self.cni.is_some()
+#[async_trait]
+impl PodNetwork for CniNetwork {
+    fn is_cni(&self) -> bool {
+        true
     }
 
-    /// Docker's network mode for a pod's pause container that is not on
-    /// the host's network.
-    pub fn docker_network_mode(&self) -> &'static str {
-        if self.is_cni() { "none" } else { "bridge" }
+    fn docker_network_mode(&self) -> &'static str {
+        "none"
     }
 
-    /// NetworkReady: `Ok` or the reason and message why not.
-    pub fn ready(&self) -> std::result::Result<(), (String, String)> {
-        let Some(cni) = &self.cni else {
-            return Ok(());
-        };
-        cni.reload_if_changed();
-        match &cni.read_config().loaded {
+    fn ready(&self) -> std::result::Result<(), (String, String)> {
+        self.reload_if_changed();
+        match &self.read_config().loaded {
             Ok(_) => Ok(()),
             Err(why) => Err(("NetworkPluginNotReady".into(), why.clone())),
         }
     }
 
-    /// Takes the pod CIDR the kubelet sends.
-    pub fn set_pod_cidr(&self, cidr: &str) {
-        if let Some(cni) = &self.cni
-            && !cidr.is_empty()
-        {
-            let mut current = cni.pod_cidr.write().unwrap_or_else(|e| e.into_inner());
-            if *current != cidr {
-                tracing::info!(pod_cidr = cidr, "pod CIDR updated");
-                *current = cidr.to_string();
-            }
+    fn set_pod_cidr(&self, cidr: &str) {
+        if cidr.is_empty() {
+            return;
+        }
+        let mut current = self.pod_cidr.write().unwrap_or_else(|e| e.into_inner());
+        if *current != cidr {
+            tracing::info!(pod_cidr = cidr, "pod CIDR updated");
+            *current = cidr.to_string();
         }
     }
 
-    /// Marks a sandbox's network as being set up: the sandbox reads as not
-    /// ready until the guard is dropped, whichever way the setup ends (done,
-    /// failed, or abandoned when the RunPodSandbox call is cancelled).
-    pub fn begin(&self, sandbox_id: &str) -> PendingSetup<'_> {
-        if let Some(cni) = &self.cni {
-            lock(&cni.pending).insert(sandbox_id.to_string());
-        }
-        PendingSetup {
-            network: self,
-            sandbox_id: sandbox_id.to_string(),
-        }
+    fn begin(&self, sandbox_id: &str) -> PendingSetup<'_> {
+        self.pending.begin(sandbox_id)
     }
 
-    /// True while any sandbox's network is being set up.
-    pub fn any_pending(&self) -> bool {
-        self.cni
-            .as_ref()
-            .is_some_and(|cni| !lock(&cni.pending).is_empty())
+    fn any_pending(&self) -> bool {
+        !self.pending.is_empty()
     }
 
-    /// True while a sandbox's network is being set up.
-    pub fn is_pending(&self, sandbox_id: &str) -> bool {
-        self.cni
-            .as_ref()
-            .is_some_and(|cni| lock(&cni.pending).contains(sandbox_id))
+    fn is_pending(&self, sandbox_id: &str) -> bool {
+        self.pending.contains(sandbox_id)
     }
 
-    /// Attaches a pod to loopback and the node's CNI network. On failure
-    /// everything attached is detached again.
-    pub async fn attach(&self, pod: &PodAttachment<'_>) -> Result<()> {
-        let Some(cni) = &self.cni else {
-            return Ok(());
-        };
-        let result = cni.attach(pod).await;
+    /// Attaches a pod to loopback and the node's CNI network.
+    async fn attach(&self, pod: &PodAttachment<'_>) -> Result<()> {
+        let result = self.add(pod).await;
         if let Err(err) = result {
-            if let Err(undo) = cni
-                .detach(pod.sandbox_id, Some(pod.pid), Some(pod.config))
+            if let Err(undo) = self
+                .del(pod.sandbox_id, Some(pod.pid), Some(pod.config))
                 .await
             {
                 tracing::error!(sandbox = pod.sandbox_id, error = %undo, "cannot undo a failed network setup");
@@ -214,47 +182,34 @@ impl Network {
         Ok(())
     }
 
-    /// Detaches a pod from every network it was attached to: by the cached
-    /// results (so it works after a restart, with a changed configuration,
-    /// and for pods attached by cri-dockerd), then, while the pause process
-    /// `pid` runs, by the current network config in case ADD never got to
-    /// cache its result. `pod` gives that DEL the pod's arguments (names,
-    /// host ports), which plugins such as portmap need to find what to
-    /// remove.
-    pub async fn detach(
+    /// Detaches by the cached results (so it works after a restart, with a
+    /// changed configuration, and for pods attached by cri-dockerd), then,
+    /// while the pod's namespace is known (its pause runs, or it is
+    /// pinned), by the current network config in case ADD never got to
+    /// cache its result.
+    async fn detach(
         &self,
         sandbox_id: &str,
         pid: Option<u32>,
         pod: Option<&PodSandboxConfig>,
     ) -> Result<()> {
-        let Some(cni) = &self.cni else {
-            return Ok(());
-        };
-        cni.detach(sandbox_id, pid, pod).await
+        self.del(sandbox_id, pid, pod).await
     }
 
-    /// The sandboxes whose network namespace is pinned: each has had a
-    /// successful ADD and no DEL yet.
-    pub fn pinned_sandboxes(&self) -> Result<Vec<String>> {
-        let Some(cni) = &self.cni else {
-            return Ok(Vec::new());
-        };
-        cni.pins.sandboxes().map_err(|err| {
+    fn pinned_sandboxes(&self) -> Result<Vec<String>> {
+        self.pins.sandboxes().map_err(|err| {
             Error::Internal(format!("list the pinned pod network namespaces: {err}"))
         })
     }
 
-    /// The pod's IPs, primary first; `None` when the network is not CNI's
-    /// (Docker reports the IPs then).
-    pub fn pod_ips(&self, sandbox_id: &str) -> Option<Vec<IpAddr>> {
-        let cni = self.cni.as_ref()?;
-        if let Some(ips) = lock(&cni.pod_ips).get(sandbox_id) {
+    fn pod_ips(&self, sandbox_id: &str) -> Option<Vec<IpAddr>> {
+        if let Some(ips) = lock(&self.pod_ips).get(sandbox_id) {
             return Some(ips.clone());
         }
         // Attached before this process started: the cached result says,
         // once; a pod without one is remembered as having no IPs.
-        let ips = cni.cached_ips(sandbox_id);
-        lock(&cni.pod_ips).insert(sandbox_id.to_string(), ips.clone());
+        let ips = self.cached_ips(sandbox_id);
+        lock(&self.pod_ips).insert(sandbox_id.to_string(), ips.clone());
         Some(ips)
     }
 }
@@ -299,7 +254,7 @@ impl CniNetwork {
             .map_err(|why| Error::FailedPrecondition(format!("pod network is not ready: {why}")))
     }
 
-    async fn attach(&self, pod: &PodAttachment<'_>) -> Result<()> {
+    async fn add(&self, pod: &PodAttachment<'_>) -> Result<()> {
         let network = self.network()?;
         let netns = PathBuf::from(format!("/proc/{}/ns/net", pod.pid));
         // Pinned before ADD, so even a DEL after a failed ADD finds it.
@@ -348,7 +303,7 @@ impl CniNetwork {
         Ok(())
     }
 
-    async fn detach(
+    async fn del(
         &self,
         sandbox_id: &str,
         pid: Option<u32>,
@@ -586,21 +541,6 @@ fn parse_bandwidth(value: &str) -> Option<u64> {
     Some(bits.round() as u64)
 }
 
-/// A sandbox's network set-up in progress ([`Network::begin`]); ends when
-/// dropped.
-pub struct PendingSetup<'a> {
-    network: &'a Network,
-    sandbox_id: String,
-}
-
-impl Drop for PendingSetup<'_> {
-    fn drop(&mut self) {
-        if let Some(cni) = &self.network.cni {
-            lock(&cni.pending).remove(&self.sandbox_id);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -619,7 +559,7 @@ mod tests {
             "--cri-dockerd-root-directory",
             &path,
         ]);
-        let network = Network::new(&config).unwrap();
+        let network = CniNetwork::new(&config);
         let pending = network.begin("ran");
         assert!(network.is_pending("ran") && network.any_pending());
         drop(pending);

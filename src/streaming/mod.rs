@@ -118,7 +118,9 @@ impl Streaming {
                 "port {port} is out of range 1-65535"
             )));
         }
-        let inspected = sandbox::inspect(shim, &req.pod_sandbox_id).await?.inspected;
+        let inspected = sandbox::inspect(&shim.sandboxes(), &req.pod_sandbox_id)
+            .await?
+            .inspected;
         if !crate::host::is_running(&inspected) {
             return Err(Error::FailedPrecondition(format!(
                 "pod sandbox {} is not running",
