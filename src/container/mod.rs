@@ -727,7 +727,7 @@ mod tests {
     /// A shim with a running container to exec in; its id.
     async fn exec_target() -> (testing::TestShim, String) {
         let t = testing::shim();
-        let sandbox = crate::sandbox::run(&t.shim, pod_request("web"))
+        let sandbox = crate::sandbox::run(&t.shim.sandboxes(), pod_request("web"))
             .await
             .unwrap();
         let id = create_started(&t.shim, &sandbox, "app").await;
