@@ -63,7 +63,7 @@ async fn to_event(shim: &Shim, change: &Change) -> Option<ContainerEventResponse
     };
     let mut statuses: Vec<ContainerStatus> = Vec::new();
     for entry in shim.view.containers_of(sandbox_id) {
-        let image = container::image_of(shim, &entry.inspected)
+        let image = container::image_of(&shim.view, &entry.inspected)
             .await
             .unwrap_or_default();
         statuses.push(container::status::status_from_inspect(
@@ -103,7 +103,7 @@ mod tests {
             .unwrap();
         let mut events = subscribe(t.shim.clone());
         let id = crate::testing::create_started(&t.shim, &sandbox, "app").await;
-        container::remove(&t.shim, &id).await.unwrap();
+        container::remove(&t.shim.containers(), &id).await.unwrap();
 
         let mut seen = Vec::new();
         while seen.len() < 3 {

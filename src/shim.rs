@@ -6,33 +6,20 @@ use std::time::Duration;
 
 use crate::config::Config;
 use crate::docker::DockerApi;
-use crate::engine::EngineFeatures;
 use crate::error::{Error, Result};
 use crate::host::HostFacts;
 use crate::image::pause::PauseImage;
 use crate::view::ListCache;
 
-/// Settings the handlers need, taken from the command line.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    /// oom_score_adj for pause containers; `None` when the host does not let
-    /// us lower scores.
-    pub sandbox_oom_score_adj: Option<i64>,
-    /// True when the shim may ask for negative oom_score_adj values.
-    pub may_lower_oom_score: bool,
-    /// Docker log configuration of application containers
-    /// ([`crate::logs::driver`]); `None` keeps the daemon's driver.
-    pub log_config: Option<bollard::models::HostConfigLogConfig>,
-    /// What the engine can do.
-    pub features: EngineFeatures,
-}
-
 /// Shared handler state.
 pub struct Shim {
     /// The Docker Engine.
     pub docker: Arc<dyn DockerApi>,
-    /// Settings from the command line.
-    pub settings: Settings,
+    /// How application containers are made.
+    pub settings: crate::container::Settings,
+    /// oom_score_adj for pause containers; `None` when the host does not let
+    /// us lower scores.
+    pub sandbox_oom_score_adj: Option<i64>,
     /// Facts about Docker.
     pub host: HostFacts,
     /// The pause image in use.
@@ -96,9 +83,9 @@ impl Shim {
         } else {
             tracing::info!(driver = %log_driver.driver, "log driver of application containers");
         }
-        let settings = Settings {
-            sandbox_oom_score_adj: Some(config.sandbox_oom_score_adj)
-                .filter(|adj| *adj >= 0 || may_lower_oom_score),
+        let sandbox_oom_score_adj =
+            Some(config.sandbox_oom_score_adj).filter(|adj| *adj >= 0 || may_lower_oom_score);
+        let settings = crate::container::Settings {
             may_lower_oom_score,
             log_config: log_driver.log_config,
             features: host.features.clone(),
@@ -120,6 +107,7 @@ impl Shim {
             network,
             docker,
             settings,
+            sandbox_oom_score_adj,
             host,
             pause,
             config,
@@ -149,9 +137,25 @@ impl Shim {
             logs: &self.logs,
             pause: &self.pause,
             host: &self.host,
-            oom_score_adj: self.settings.sandbox_oom_score_adj,
+            oom_score_adj: self.sandbox_oom_score_adj,
             root_directory: &self.config.root_directory,
             list_cache: &self.sandbox_list,
+        }
+    }
+
+    /// What the container calls need: Docker, the view, the log writers,
+    /// the container settings, the ExecSync budget, the container list
+    /// cache and the sandboxes.
+    pub fn containers(&self) -> crate::container::Containers<'_> {
+        crate::container::Containers {
+            docker: &self.docker,
+            view: &self.view,
+            logs: &self.logs,
+            settings: &self.settings,
+            default_runtime: &self.host.default_runtime,
+            exec_output: &self.exec_output,
+            list_cache: &self.container_list,
+            sandboxes: self.sandboxes(),
         }
     }
 }

@@ -87,9 +87,11 @@ pub(crate) fn create_request(sandbox: &str, name: &str) -> CreateContainerReques
 
 /// Creates and starts a container `name` in `sandbox`; returns its id.
 pub(crate) async fn create_started(shim: &Shim, sandbox: &str, name: &str) -> String {
-    let id = crate::container::create(shim, create_request(sandbox, name))
+    let id = crate::container::create(&shim.containers(), create_request(sandbox, name))
         .await
         .unwrap();
-    crate::container::start(shim, &id).await.unwrap();
+    crate::container::start(&shim.containers(), &id)
+        .await
+        .unwrap();
     id
 }

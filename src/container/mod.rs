@@ -15,27 +15,56 @@ use crate::api::{
     ContainerFilter, ContainerStatusResponse, CreateContainerRequest, ExecSyncRequest,
     ExecSyncResponse, LinuxContainerResources,
 };
+use crate::docker::DockerApi;
 use crate::docker::{DockerError, ExecSpec};
 use crate::error::{DockerContext, Error, Result};
+use crate::exec_output::ExecOutputBudget;
 use crate::host::is_running;
-use crate::shim::Shim;
-use crate::view::Kind;
+use crate::logs::LogWriters;
+use crate::sandbox::Sandboxes;
+use crate::view::{Kind, ListCache, View};
 use crate::{naming, sandbox};
+
+pub use spec::Settings;
+
+/// What the container calls need: Docker, the view, the log writers, the
+/// container settings, the ExecSync output budget, the container list cache,
+/// and the sandboxes the containers join. `Shim::containers` builds it.
+pub struct Containers<'a> {
+    /// The Docker Engine.
+    pub docker: &'a Arc<dyn DockerApi>,
+    /// The live view of the sandboxes and containers.
+    pub view: &'a Arc<View>,
+    /// Writers of the containers' CRI log files.
+    pub logs: &'a LogWriters,
+    /// How application containers are made.
+    pub settings: &'a Settings,
+    /// Docker's default OCI runtime, which a container is not asked for by
+    /// name.
+    pub default_runtime: &'a str,
+    /// ExecSync output held across calls.
+    pub exec_output: &'a ExecOutputBudget,
+    /// The CRI list of every application container, as of a view
+    /// generation.
+    pub list_cache: &'a ListCache<crate::api::Container>,
+    /// The sandboxes the containers join.
+    pub sandboxes: Sandboxes<'a>,
+}
 
 pub use crate::exec_output::EXEC_OUTPUT_CAP;
 
 /// Creates a container in a sandbox; returns its id.
-pub async fn create(shim: &Shim, req: CreateContainerRequest) -> Result<String> {
+pub async fn create(containers: &Containers<'_>, req: CreateContainerRequest) -> Result<String> {
     let mut config = req
         .config
         .ok_or_else(|| Error::InvalidArgument("container config is required".into()))?;
-    resolve_image_volumes(shim, &mut config).await?;
+    resolve_image_volumes(containers, &mut config).await?;
     let meta = config
         .metadata
         .as_ref()
         .ok_or_else(|| Error::InvalidArgument("container metadata is required".into()))?;
     naming::check_name_part("container metadata.name", &meta.name)?;
-    let sandbox = sandbox::inspect(&shim.sandboxes(), &req.pod_sandbox_id)
+    let sandbox = sandbox::inspect(&containers.sandboxes, &req.pod_sandbox_id)
         .await?
         .inspected;
     let sandbox_name = sandbox.name.as_deref().unwrap_or_default();
@@ -59,18 +88,18 @@ pub async fn create(shim: &Shim, req: CreateContainerRequest) -> Result<String> 
             runtime: sandbox_host
                 .runtime
                 .as_deref()
-                .filter(|r| *r != shim.host.default_runtime),
+                .filter(|r| *r != containers.default_runtime),
             cgroup_parent: sandbox_host
                 .cgroup_parent
                 .as_deref()
                 .filter(|p| !p.is_empty()),
         },
         req.sandbox_config.as_ref(),
-        &shim.settings,
+        containers.settings,
     )?;
     let name = naming::container_name(meta, &pod);
-    let id = sandbox::create_named(&shim.sandboxes(), &name, body).await?;
-    shim.view.refresh(&id).await;
+    let id = sandbox::create_named(&containers.sandboxes, &name, body).await?;
+    containers.view.refresh(&id).await;
     tracing::info!(container = %id, name = %name, sandbox = %sandbox_id, "container created");
     Ok(id)
 }
@@ -79,10 +108,10 @@ pub async fn create(shim: &Shim, req: CreateContainerRequest) -> Result<String> 
 /// `ContainerStatus` reports, and checks that its sub-path exists in the
 /// image (Docker would mount an empty directory instead).
 async fn resolve_image_volumes(
-    shim: &Shim,
+    containers: &Containers<'_>,
     config: &mut crate::api::ContainerConfig,
 ) -> Result<()> {
-    if !shim
+    if !containers
         .settings
         .features
         .has(crate::engine::Feature::ImageMounts)
@@ -98,7 +127,7 @@ async fn resolve_image_volumes(
         let Some(image) = mount.image.as_mut().filter(|i| !i.image.is_empty()) else {
             continue;
         };
-        let inspected = match shim.docker.inspect_image(&image.image).await {
+        let inspected = match containers.docker.inspect_image(&image.image).await {
             Ok(inspected) => inspected,
             Err(DockerError::NotFound(_)) => {
                 return Err(Error::NotFound(format!(
@@ -112,7 +141,7 @@ async fn resolve_image_volumes(
             continue;
         };
         if !mount.image_sub_path.is_empty()
-            && !image_has_sub_path(shim, &inspected, &id, &mount.image_sub_path).await?
+            && !image_has_sub_path(containers, &inspected, &id, &mount.image_sub_path).await?
         {
             return Err(Error::InvalidArgument(format!(
                 "image volume at {:?}: image_sub_path {:?} does not exist in image {}",
@@ -178,7 +207,7 @@ pub(crate) fn image_mount_id<'a>(
 /// store, other drivers, a remote Docker) asked of Docker, through a
 /// container created from the image, never started, and removed.
 async fn image_has_sub_path(
-    shim: &Shim,
+    containers: &Containers<'_>,
     inspected: &ImageInspect,
     image_id: &str,
     path: &str,
@@ -193,17 +222,17 @@ async fn image_has_sub_path(
         network_disabled: Some(true),
         ..Default::default()
     };
-    let probe = shim
+    let probe = containers
         .docker
         .create_container("", body)
         .await
         .context(|| format!("create a container to look for {path:?} in image {image_id}"))?;
-    let found = match shim.docker.stat_path(&probe, path).await {
+    let found = match containers.docker.stat_path(&probe, path).await {
         Ok(()) => Ok(true),
         Err(DockerError::NotFound(_)) => Ok(false),
         Err(err) => Err(err).context(|| format!("look for {path:?} in image {image_id}")),
     };
-    if let Err(err) = shim.docker.remove_container(&probe).await {
+    if let Err(err) = containers.docker.remove_container(&probe).await {
         tracing::warn!(container = %probe, error = %err, "could not remove the container made to look into an image");
     }
     found
@@ -244,8 +273,11 @@ fn image_has_path(inspected: &ImageInspect, path: &str) -> Option<bool> {
 
 /// Finds an application container by id (or unique prefix); sandboxes and
 /// foreign containers are not found.
-pub async fn inspect(shim: &Shim, id: &str) -> Result<Arc<ContainerInspectResponse>> {
-    Ok(shim
+pub async fn inspect(
+    containers: &Containers<'_>,
+    id: &str,
+) -> Result<Arc<ContainerInspectResponse>> {
+    Ok(containers
         .view
         .find(id, Kind::Container, "container")
         .await?
@@ -255,10 +287,10 @@ pub async fn inspect(shim: &Shim, id: &str) -> Result<Arc<ContainerInspectRespon
 /// Finds an application container that must be running; returns its full
 /// id with what Docker reported.
 pub async fn inspect_running(
-    shim: &Shim,
+    containers: &Containers<'_>,
     id: &str,
 ) -> Result<(String, Arc<ContainerInspectResponse>)> {
-    let inspected = inspect(shim, id).await?;
+    let inspected = inspect(containers, id).await?;
     let cid = full_id(&inspected);
     if !is_running(&inspected) {
         return Err(Error::FailedPrecondition(format!(
@@ -275,8 +307,8 @@ fn full_id(inspected: &ContainerInspectResponse) -> String {
 /// Starts a created container, and the writer of its CRI log file. The
 /// file exists when this returns, and the container is not reported exited
 /// before its output is all in the file (see [`crate::logs`]).
-pub async fn start(shim: &Shim, id: &str) -> Result<()> {
-    let inspected = inspect(shim, id).await?;
+pub async fn start(containers: &Containers<'_>, id: &str) -> Result<()> {
+    let inspected = inspect(containers, id).await?;
     let cid = full_id(&inspected);
     let config = inspected.config.clone().unwrap_or_default();
     let location = config
@@ -287,7 +319,7 @@ pub async fn start(shim: &Shim, id: &str) -> Result<()> {
     let log = match location {
         Some(location) => {
             let path = location.path();
-            match shim.logs.prepare(&cid, location).await {
+            match containers.logs.prepare(&cid, location).await {
                 Ok(pending) => pending,
                 // Another shim on the same Docker already writes this file.
                 Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => None,
@@ -301,14 +333,14 @@ pub async fn start(shim: &Shim, id: &str) -> Result<()> {
         }
         None => None,
     };
-    let started = shim.docker.start_container(&cid).await;
+    let started = containers.docker.start_container(&cid).await;
     if started.is_ok()
         && let Some(log) = log
     {
         log.copy(config.tty.unwrap_or(false), true);
     }
     // A failed start leaves Docker's error in the container's state.
-    shim.view.refresh(&cid).await;
+    containers.view.refresh(&cid).await;
     started.map_err(|err| match err {
         // Docker's message for a missing binary names runc internals; say it
         // the way the kubelet's users know it.
@@ -317,21 +349,20 @@ pub async fn start(shim: &Shim, id: &str) -> Result<()> {
                 "start container {cid}: executable not found in $PATH: {message}"
             ))
         }
-        other => cdi::injection_error(&cid, other, shim.settings.features.cdi()).unwrap_or_else(
-            |other| Error::Docker {
+        other => cdi::injection_error(&cid, other, containers.settings.features.cdi())
+            .unwrap_or_else(|other| Error::Docker {
                 context: format!("start container {cid}"),
                 source: other,
-            },
-        ),
+            }),
     })?;
     tracing::info!(container = %cid, "container started");
     Ok(())
 }
 
 /// Reopens a running container's CRI log file (after the kubelet rotated it).
-pub async fn reopen_log(shim: &Shim, id: &str) -> Result<()> {
-    let (cid, _) = inspect_running(shim, id).await?;
-    shim.logs.reopen(&cid).await.map_err(|err| match err {
+pub async fn reopen_log(containers: &Containers<'_>, id: &str) -> Result<()> {
+    let (cid, _) = inspect_running(containers, id).await?;
+    containers.logs.reopen(&cid).await.map_err(|err| match err {
         crate::logs::ReopenError::NotRunning(_) => Error::FailedPrecondition(format!(
             "container {cid} has no log file being written (no log path, or its output ended)"
         )),
@@ -342,33 +373,33 @@ pub async fn reopen_log(shim: &Shim, id: &str) -> Result<()> {
 /// Stops a container, giving it `timeout_secs` after the stop signal before
 /// it is killed. Stopping a stopped or missing container succeeds: the CRI
 /// makes the call idempotent.
-pub async fn stop(shim: &Shim, id: &str, timeout_secs: i64) -> Result<()> {
-    let cid = match inspect(shim, id).await {
+pub async fn stop(containers: &Containers<'_>, id: &str, timeout_secs: i64) -> Result<()> {
+    let cid = match inspect(containers, id).await {
         Ok(inspected) => full_id(&inspected),
         Err(Error::NotFound(_)) => return Ok(()),
         Err(err) => return Err(err),
     };
     let grace = Duration::from_secs(u64::try_from(timeout_secs).unwrap_or(0));
-    match shim.docker.stop_container(&cid, grace).await {
+    match containers.docker.stop_container(&cid, grace).await {
         Ok(()) | Err(DockerError::NotFound(_)) => {}
         Err(err) => return Err(err).context(|| format!("stop container {cid}")),
     }
-    shim.view.refresh(&cid).await;
+    containers.view.refresh(&cid).await;
     tracing::info!(container = %cid, "container stopped");
     Ok(())
 }
 
 /// Removes a container, running or not. Removing a missing container
 /// succeeds.
-pub async fn remove(shim: &Shim, id: &str) -> Result<()> {
-    let cid = match inspect(shim, id).await {
+pub async fn remove(containers: &Containers<'_>, id: &str) -> Result<()> {
+    let cid = match inspect(containers, id).await {
         Ok(inspected) => full_id(&inspected),
         Err(Error::NotFound(_)) => return Ok(()),
         Err(err) => return Err(err),
     };
-    shim.logs.stop(&cid);
-    match shim.docker.remove_container(&cid).await {
-        Ok(()) | Err(DockerError::NotFound(_)) => shim.view.forget(&cid),
+    containers.logs.stop(&cid);
+    match containers.docker.remove_container(&cid).await {
+        Ok(()) | Err(DockerError::NotFound(_)) => containers.view.forget(&cid),
         Err(err) => return Err(err).context(|| format!("remove container {cid}")),
     }
     tracing::info!(container = %cid, "container removed");
@@ -376,12 +407,16 @@ pub async fn remove(shim: &Shim, id: &str) -> Result<()> {
 }
 
 /// Containers matching a filter, from the live view.
-pub fn list(shim: &Shim, filter: Option<ContainerFilter>) -> Vec<crate::api::Container> {
+pub fn list(
+    containers: &Containers<'_>,
+    filter: Option<ContainerFilter>,
+) -> Vec<crate::api::Container> {
     let filter = filter.unwrap_or_default();
     let wanted_state = filter.state.map(|s| s.state);
-    let all = shim.container_list.get(shim.view.generation(), || {
+    let all = containers.list_cache.get(containers.view.generation(), || {
         Arc::new(
-            shim.view
+            containers
+                .view
                 .all(Kind::Container)
                 .iter()
                 .filter_map(|e| status::container_from_inspect(&e.inspected))
@@ -406,12 +441,12 @@ pub fn list(shim: &Shim, filter: Option<ContainerFilter>) -> Vec<crate::api::Con
 
 /// The status of one container.
 pub async fn container_status(
-    shim: &Shim,
+    containers: &Containers<'_>,
     id: &str,
     verbose: bool,
 ) -> Result<ContainerStatusResponse> {
-    let inspected = inspect(shim, id).await?;
-    let image = image_of(shim, &inspected).await?;
+    let inspected = inspect(containers, id).await?;
+    let image = image_of(containers.view, &inspected).await?;
     Ok(ContainerStatusResponse {
         status: Some(status::status_from_inspect(&inspected, image.as_deref())),
         info: if verbose {
@@ -425,32 +460,32 @@ pub async fn container_status(
 /// Applies new resource limits to a container. A request without Linux
 /// resources changes nothing.
 pub async fn update_resources(
-    shim: &Shim,
+    containers: &Containers<'_>,
     id: &str,
     resources: Option<LinuxContainerResources>,
 ) -> Result<()> {
-    let cid = full_id(inspect(shim, id).await?.as_ref());
+    let cid = full_id(inspect(containers, id).await?.as_ref());
     let Some(resources) = resources else {
         return Ok(());
     };
-    let limits = spec::Limits::from_cri(Some(&resources), shim.settings.may_lower_oom_score)?;
-    shim.docker
+    let limits = spec::Limits::from_cri(Some(&resources), containers.settings.may_lower_oom_score)?;
+    containers
+        .docker
         .update_container(&cid, limits.update_body())
         .await
         .context(|| format!("update resources of container {cid}"))?;
-    shim.view.refresh(&cid).await;
+    containers.view.refresh(&cid).await;
     Ok(())
 }
 
 /// The container's image, from the view's cache. The image may have been
 /// removed while the container exists.
 pub(crate) async fn image_of(
-    shim: &Shim,
+    view: &View,
     inspected: &ContainerInspectResponse,
 ) -> Result<Option<Arc<ImageInspect>>> {
     match inspected.image.as_deref() {
-        Some(image_id) => shim
-            .view
+        Some(image_id) => view
             .image(image_id)
             .await
             .context(|| format!("inspect image {image_id}")),
@@ -461,31 +496,38 @@ pub(crate) async fn image_of(
 /// Runs a command in a running container and returns its output and exit
 /// code. With a timeout, a command still running when it expires is killed
 /// and DEADLINE_EXCEEDED returned.
-pub async fn exec_sync(shim: &Shim, req: ExecSyncRequest) -> Result<ExecSyncResponse> {
+pub async fn exec_sync(
+    containers: &Containers<'_>,
+    req: ExecSyncRequest,
+) -> Result<ExecSyncResponse> {
     if req.cmd.is_empty() {
         return Err(Error::InvalidArgument("exec command is required".into()));
     }
-    let (cid, _) = inspect_running(shim, &req.container_id).await?;
+    let (cid, _) = inspect_running(containers, &req.container_id).await?;
     let spec = ExecSpec {
         cmd: req.cmd.clone(),
         stdout: true,
         stderr: true,
         ..Default::default()
     };
-    let exec_id = shim
+    let exec_id = containers
         .docker
         .create_exec(&cid, spec)
         .await
         .context(|| format!("create exec in container {cid}"))?;
     let run = async {
-        let streams = shim
+        let streams = containers
             .docker
             .start_exec(&exec_id, false, None)
             .await
             .context(|| format!("start exec {exec_id} in container {cid}"))?;
-        crate::exec_output::collect(streams.into_output(), EXEC_OUTPUT_CAP, &shim.exec_output)
-            .await
-            .map_err(|e| Error::Internal(format!("read the output of exec {exec_id}: {e}")))
+        crate::exec_output::collect(
+            streams.into_output(),
+            EXEC_OUTPUT_CAP,
+            containers.exec_output,
+        )
+        .await
+        .map_err(|e| Error::Internal(format!("read the output of exec {exec_id}: {e}")))
     };
     let finished = if req.timeout > 0 {
         let limit = Duration::from_secs(u64::try_from(req.timeout).unwrap_or(0));
@@ -496,7 +538,7 @@ pub async fn exec_sync(shim: &Shim, req: ExecSyncRequest) -> Result<ExecSyncResp
     let Some(output) = finished else {
         // Dropping the exec's connection does not end the process: kill it,
         // so a hung probe does not pile up processes in the container.
-        kill_exec(shim, &exec_id).await;
+        kill_exec(containers.docker.as_ref(), &exec_id).await;
         return Err(Error::DeadlineExceeded(format!(
             "command {:?} in container {cid} timed out after {}s",
             req.cmd, req.timeout
@@ -512,7 +554,7 @@ pub async fn exec_sync(shim: &Shim, req: ExecSyncRequest) -> Result<ExecSyncResp
             "ExecSync output truncated: over the per-call cap or the node-wide budget"
         );
     }
-    let exit_code = exit_code(shim, &exec_id).await?;
+    let exit_code = exit_code(containers.docker.as_ref(), &exec_id).await?;
     Ok(ExecSyncResponse {
         stdout: std::mem::take(&mut output.stdout),
         stderr: std::mem::take(&mut output.stderr),
@@ -526,11 +568,10 @@ const EXEC_EXIT_WAIT: Duration = Duration::from_secs(5);
 
 /// The exit code of a finished exec. Docker may report the exec as running
 /// for a moment after its streams close, so this polls briefly.
-pub(crate) async fn exit_code(shim: &Shim, exec_id: &str) -> Result<i32> {
+pub(crate) async fn exit_code(docker: &dyn DockerApi, exec_id: &str) -> Result<i32> {
     let deadline = tokio::time::Instant::now() + EXEC_EXIT_WAIT;
     loop {
-        let inspected = shim
-            .docker
+        let inspected = docker
             .inspect_exec(exec_id)
             .await
             .context(|| format!("inspect exec {exec_id}"))?;
@@ -548,8 +589,8 @@ pub(crate) async fn exit_code(shim: &Shim, exec_id: &str) -> Result<i32> {
 }
 
 /// Kills an exec's process by its host PID.
-pub(crate) async fn kill_exec(shim: &Shim, exec_id: &str) {
-    let pid = match shim.docker.inspect_exec(exec_id).await {
+pub(crate) async fn kill_exec(docker: &dyn DockerApi, exec_id: &str) {
+    let pid = match docker.inspect_exec(exec_id).await {
         Ok(inspected) if inspected.running == Some(true) => inspected.pid.unwrap_or_default(),
         Ok(_) => return,
         Err(err) => {
@@ -612,8 +653,8 @@ mod tests {
     use crate::docker::fake::Call;
     use crate::testing::{self, create_request, create_started, pod_request};
 
-    fn state_of(shim: &Shim, id: &str) -> i32 {
-        list(shim, None)
+    fn state_of(shim: &crate::shim::Shim, id: &str) -> i32 {
+        list(&shim.containers(), None)
             .into_iter()
             .find(|c| c.id == id)
             .map(|c| c.state)
@@ -628,7 +669,7 @@ mod tests {
             .unwrap();
         t.docker.clear_calls();
 
-        let id = create(&t.shim, create_request(&sandbox, "app"))
+        let id = create(&t.shim.containers(), create_request(&sandbox, "app"))
             .await
             .unwrap();
         let changes = t.docker.changes();
@@ -642,17 +683,17 @@ mod tests {
             ContainerState::ContainerCreated as i32
         );
 
-        start(&t.shim, &id).await.unwrap();
+        start(&t.shim.containers(), &id).await.unwrap();
         assert_eq!(
             state_of(&t.shim, &id),
             ContainerState::ContainerRunning as i32
         );
-        stop(&t.shim, &id, 5).await.unwrap();
+        stop(&t.shim.containers(), &id, 5).await.unwrap();
         assert_eq!(
             state_of(&t.shim, &id),
             ContainerState::ContainerExited as i32
         );
-        remove(&t.shim, &id).await.unwrap();
+        remove(&t.shim.containers(), &id).await.unwrap();
         assert_eq!(state_of(&t.shim, &id), -1);
         assert_eq!(
             t.docker.changes()[1..],
@@ -667,8 +708,8 @@ mod tests {
     #[tokio::test]
     async fn stopping_or_removing_a_missing_container_succeeds() {
         let t = testing::shim();
-        stop(&t.shim, "0123abcd", 10).await.unwrap();
-        remove(&t.shim, "0123abcd").await.unwrap();
+        stop(&t.shim.containers(), "0123abcd", 10).await.unwrap();
+        remove(&t.shim.containers(), "0123abcd").await.unwrap();
         assert!(t.docker.changes().is_empty());
     }
 
@@ -680,7 +721,7 @@ mod tests {
             .unwrap();
         let running = create_started(&t.shim, &sandbox, "app").await;
         t.docker.clear_calls();
-        let err = create(&t.shim, create_request(&sandbox, "app"))
+        let err = create(&t.shim.containers(), create_request(&sandbox, "app"))
             .await
             .unwrap_err();
         assert!(matches!(err, Error::AlreadyExists(_)), "{err}");
@@ -701,11 +742,11 @@ mod tests {
         let sandbox = crate::sandbox::run(&t.shim.sandboxes(), pod_request("web"))
             .await
             .unwrap();
-        let stale = create(&t.shim, create_request(&sandbox, "app"))
+        let stale = create(&t.shim.containers(), create_request(&sandbox, "app"))
             .await
             .unwrap();
         t.docker.clear_calls();
-        let new = create(&t.shim, create_request(&sandbox, "app"))
+        let new = create(&t.shim.containers(), create_request(&sandbox, "app"))
             .await
             .unwrap();
         assert_ne!(new, stale);
@@ -752,7 +793,9 @@ mod tests {
             script.stdout(b"two").await.unwrap();
             script.exit(42);
         });
-        let response = exec_sync(&t.shim, exec_request(&id, 0)).await.unwrap();
+        let response = exec_sync(&t.shim.containers(), exec_request(&id, 0))
+            .await
+            .unwrap();
         process.await.unwrap();
         assert_eq!(response.stdout, b"one\ntwo");
         assert_eq!(response.stderr, b"oops\n");
@@ -784,7 +827,9 @@ mod tests {
             script.stderr(b"late\n").await.unwrap();
             script.exit(0);
         });
-        let response = exec_sync(&t.shim, exec_request(&id, 0)).await.unwrap();
+        let response = exec_sync(&t.shim.containers(), exec_request(&id, 0))
+            .await
+            .unwrap();
         process.await.unwrap();
         assert_eq!(response.stdout.len(), EXEC_OUTPUT_CAP);
         assert!(response.stderr.is_empty());
@@ -800,7 +845,7 @@ mod tests {
         let started = tokio::time::Instant::now();
         let err = tokio::time::timeout(
             Duration::from_secs(10),
-            exec_sync(&t.shim, exec_request(&id, 1)),
+            exec_sync(&t.shim.containers(), exec_request(&id, 1)),
         )
         .await
         .expect("the timeout ends the call")
@@ -824,7 +869,9 @@ mod tests {
     async fn exec_sync_whose_start_fails_is_an_error() {
         let (t, id) = exec_target().await;
         // Nothing scripted: the fake refuses to start the exec.
-        let err = exec_sync(&t.shim, exec_request(&id, 0)).await.unwrap_err();
+        let err = exec_sync(&t.shim.containers(), exec_request(&id, 0))
+            .await
+            .unwrap_err();
         assert!(err.to_string().contains("start exec"), "{err}");
     }
 }

@@ -14,11 +14,23 @@ use crate::api::{
     ContainerConfig, LinuxContainerResources, LinuxContainerSecurityContext, MountPropagation,
     NamespaceMode, NamespaceOption, PodSandboxConfig, SupplementalGroupsPolicy,
 };
-use crate::engine::Feature;
+use crate::engine::{EngineFeatures, Feature};
 use crate::error::{Error, Result};
 use crate::naming;
 use crate::security;
-use crate::shim::Settings;
+
+/// How application containers are made, settled at start from the command
+/// line, the host and the engine.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// True when the shim may ask for negative oom_score_adj values.
+    pub may_lower_oom_score: bool,
+    /// Docker log configuration of application containers
+    /// ([`crate::logs::driver`]); `None` keeps the daemon's driver.
+    pub log_config: Option<bollard::models::HostConfigLogConfig>,
+    /// What the engine can do.
+    pub features: EngineFeatures,
+}
 
 /// What the container joins and inherits from its sandbox.
 #[derive(Debug, Clone)]
@@ -669,7 +681,6 @@ mod tests {
 
     fn settings() -> Settings {
         Settings {
-            sandbox_oom_score_adj: None,
             may_lower_oom_score: true,
             log_config: Some(bollard::models::HostConfigLogConfig {
                 typ: Some("json-file".into()),

@@ -172,7 +172,7 @@ fn frame(shim: &Shim, list: List) -> Option<Bytes> {
         }
         .encode_to_vec(),
         List::Containers => ListContainersResponse {
-            containers: crate::container::list(shim, None),
+            containers: crate::container::list(&shim.containers(), None),
         }
         .encode_to_vec(),
     };

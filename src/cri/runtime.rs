@@ -119,7 +119,7 @@ impl RuntimeService for RuntimeServiceImpl {
         &self,
         req: Request<CreateContainerRequest>,
     ) -> Reply<CreateContainerResponse> {
-        let result = container::create(&self.shim, req.into_inner()).await;
+        let result = container::create(&self.shim.containers(), req.into_inner()).await;
         respond(
             "CreateContainer",
             result.map(|container_id| CreateContainerResponse { container_id }),
@@ -130,7 +130,8 @@ impl RuntimeService for RuntimeServiceImpl {
         &self,
         req: Request<StartContainerRequest>,
     ) -> Reply<StartContainerResponse> {
-        let result = container::start(&self.shim, &req.into_inner().container_id).await;
+        let result =
+            container::start(&self.shim.containers(), &req.into_inner().container_id).await;
         respond("StartContainer", result.map(|()| StartContainerResponse {}))
     }
 
@@ -139,7 +140,7 @@ impl RuntimeService for RuntimeServiceImpl {
         req: Request<StopContainerRequest>,
     ) -> Reply<StopContainerResponse> {
         let req = req.into_inner();
-        let result = container::stop(&self.shim, &req.container_id, req.timeout).await;
+        let result = container::stop(&self.shim.containers(), &req.container_id, req.timeout).await;
         respond("StopContainer", result.map(|()| StopContainerResponse {}))
     }
 
@@ -147,7 +148,8 @@ impl RuntimeService for RuntimeServiceImpl {
         &self,
         req: Request<RemoveContainerRequest>,
     ) -> Reply<RemoveContainerResponse> {
-        let result = container::remove(&self.shim, &req.into_inner().container_id).await;
+        let result =
+            container::remove(&self.shim.containers(), &req.into_inner().container_id).await;
         respond(
             "RemoveContainer",
             result.map(|()| RemoveContainerResponse {}),
@@ -158,7 +160,7 @@ impl RuntimeService for RuntimeServiceImpl {
         &self,
         req: Request<ListContainersRequest>,
     ) -> Reply<ListContainersResponse> {
-        let containers = container::list(&self.shim, req.into_inner().filter);
+        let containers = container::list(&self.shim.containers(), req.into_inner().filter);
         Ok(Response::new(ListContainersResponse { containers }))
     }
 
@@ -166,7 +168,7 @@ impl RuntimeService for RuntimeServiceImpl {
         &self,
         req: Request<StreamContainersRequest>,
     ) -> Reply<BoxStream<StreamContainersResponse>> {
-        let containers = container::list(&self.shim, req.into_inner().filter);
+        let containers = container::list(&self.shim.containers(), req.into_inner().filter);
         Ok(Response::new(paged(containers, |containers| {
             StreamContainersResponse { containers }
         })))
@@ -179,7 +181,8 @@ impl RuntimeService for RuntimeServiceImpl {
         let req = req.into_inner();
         respond(
             "ContainerStatus",
-            container::container_status(&self.shim, &req.container_id, req.verbose).await,
+            container::container_status(&self.shim.containers(), &req.container_id, req.verbose)
+                .await,
         )
     }
 
@@ -188,7 +191,9 @@ impl RuntimeService for RuntimeServiceImpl {
         req: Request<UpdateContainerResourcesRequest>,
     ) -> Reply<UpdateContainerResourcesResponse> {
         let req = req.into_inner();
-        let result = container::update_resources(&self.shim, &req.container_id, req.linux).await;
+        let result =
+            container::update_resources(&self.shim.containers(), &req.container_id, req.linux)
+                .await;
         respond(
             "UpdateContainerResources",
             result.map(|()| UpdateContainerResourcesResponse {}),
@@ -199,7 +204,8 @@ impl RuntimeService for RuntimeServiceImpl {
         &self,
         req: Request<ReopenContainerLogRequest>,
     ) -> Reply<ReopenContainerLogResponse> {
-        let result = container::reopen_log(&self.shim, &req.into_inner().container_id).await;
+        let result =
+            container::reopen_log(&self.shim.containers(), &req.into_inner().container_id).await;
         respond(
             "ReopenContainerLog",
             result.map(|()| ReopenContainerLogResponse {}),
@@ -209,7 +215,7 @@ impl RuntimeService for RuntimeServiceImpl {
     async fn exec_sync(&self, req: Request<ExecSyncRequest>) -> Reply<ExecSyncResponse> {
         respond(
             "ExecSync",
-            container::exec_sync(&self.shim, req.into_inner()).await,
+            container::exec_sync(&self.shim.containers(), req.into_inner()).await,
         )
     }
 

@@ -12,15 +12,14 @@ use tokio::sync::mpsc;
 use super::session::{Outcome, SessionIo};
 use crate::api::{AttachRequest, ExecRequest};
 use crate::container;
-use crate::docker::{ExecSpec, Frame, OutputStream, ProcessStreams, TermSize};
-use crate::shim::Shim;
+use crate::docker::{DockerApi, ExecSpec, Frame, OutputStream, ProcessStreams, TermSize};
 
 /// How long a TTY session waits for the client's first terminal size, which
 /// clients send right after connecting, before starting the process.
 const FIRST_SIZE_WAIT: Duration = Duration::from_secs(1);
 
 /// Runs `req.cmd` in the container for a client.
-pub async fn exec(shim: &Shim, req: &ExecRequest, mut io: SessionIo) -> Outcome {
+pub async fn exec(docker: &dyn DockerApi, req: &ExecRequest, mut io: SessionIo) -> Outcome {
     let first_size = if req.tty {
         first_size(&mut io).await
     } else {
@@ -33,11 +32,11 @@ pub async fn exec(shim: &Shim, req: &ExecRequest, mut io: SessionIo) -> Outcome 
         stderr: io.stderr.is_some() && !req.tty,
         tty: req.tty,
     };
-    let exec_id = match shim.docker.create_exec(&req.container_id, spec).await {
+    let exec_id = match docker.create_exec(&req.container_id, spec).await {
         Ok(id) => id,
         Err(err) => return Outcome::Failed(format!("error executing command in container: {err}")),
     };
-    let streams = match shim.docker.start_exec(&exec_id, req.tty, first_size).await {
+    let streams = match docker.start_exec(&exec_id, req.tty, first_size).await {
         Ok(streams) => streams,
         Err(err) => return Outcome::Failed(format!("error executing command in container: {err}")),
     };
@@ -45,7 +44,7 @@ pub async fn exec(shim: &Shim, req: &ExecRequest, mut io: SessionIo) -> Outcome 
     // soon as Docker has the process running (it refuses until then).
     if let Some(size) = first_size {
         for attempt in 0..20u64 {
-            match shim.docker.resize_exec(&exec_id, size).await {
+            match docker.resize_exec(&exec_id, size).await {
                 Ok(()) => break,
                 Err(err) => {
                     tracing::debug!(exec = %exec_id, attempt, error = %err, "initial resize failed");
@@ -58,7 +57,7 @@ pub async fn exec(shim: &Shim, req: &ExecRequest, mut io: SessionIo) -> Outcome 
         let exec_id = exec_id.clone();
         move |size: TermSize| {
             let exec_id = exec_id.clone();
-            async move { shim.docker.resize_exec(&exec_id, size).await }
+            async move { docker.resize_exec(&exec_id, size).await }
         }
     };
     let client_gone = io.client_gone.clone();
@@ -66,18 +65,17 @@ pub async fn exec(shim: &Shim, req: &ExecRequest, mut io: SessionIo) -> Outcome 
     if client_gone.is_cancelled() {
         // The client left while the process still runs; nobody will read
         // its output, so end it.
-        container::kill_exec(shim, &exec_id).await;
+        container::kill_exec(docker, &exec_id).await;
     }
-    match container::exit_code(shim, &exec_id).await {
+    match container::exit_code(docker, &exec_id).await {
         Ok(code) => Outcome::Exited(code),
         Err(err) => Outcome::Failed(err.to_string()),
     }
 }
 
 /// Attaches a client to a running container's stdio.
-pub async fn attach(shim: &Shim, req: &AttachRequest, io: SessionIo) -> Outcome {
-    let streams = match shim
-        .docker
+pub async fn attach(docker: &dyn DockerApi, req: &AttachRequest, io: SessionIo) -> Outcome {
+    let streams = match docker
         .attach(
             &req.container_id,
             io.stdin.is_some(),
@@ -94,7 +92,7 @@ pub async fn attach(shim: &Shim, req: &AttachRequest, io: SessionIo) -> Outcome 
     let container_id = req.container_id.clone();
     let resizer = move |size: TermSize| {
         let container_id = container_id.clone();
-        async move { shim.docker.resize_container(&container_id, size).await }
+        async move { docker.resize_container(&container_id, size).await }
     };
     pump(streams, io, resizer).await;
     Outcome::Exited(0)
@@ -251,7 +249,7 @@ mod tests {
             assert_eq!(recv(&mut client.stderr).await, None);
         };
         let (outcome, (), ()) =
-            within(async { tokio::join!(attach(&t.shim, &req, io), container, client) }).await;
+            within(async { tokio::join!(attach(&*t.docker, &req, io), container, client) }).await;
         assert!(matches!(outcome, Outcome::Exited(0)), "{outcome:?}");
     }
 
@@ -280,7 +278,7 @@ mod tests {
             got
         };
         let (outcome, (), got) =
-            within(async { tokio::join!(attach(&t.shim, &req, io), container, client) }).await;
+            within(async { tokio::join!(attach(&*t.docker, &req, io), container, client) }).await;
         assert!(matches!(outcome, Outcome::Exited(0)), "{outcome:?}");
         assert_eq!(got, raw);
     }
@@ -294,7 +292,7 @@ mod tests {
             stdout: true,
             ..Default::default()
         };
-        let outcome = attach(&t.shim, &req, io).await;
+        let outcome = attach(&*t.docker, &req, io).await;
         assert!(
             matches!(&outcome, Outcome::Failed(why) if why.contains("attach to container nope")),
             "{outcome:?}"
@@ -333,7 +331,7 @@ mod tests {
             (out, err)
         };
         let (outcome, (), (out, err)) =
-            within(async { tokio::join!(exec(&t.shim, &req, io), script, read) }).await;
+            within(async { tokio::join!(exec(&*t.docker, &req, io), script, read) }).await;
         (outcome, out, err)
     }
 

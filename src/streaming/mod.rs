@@ -96,7 +96,8 @@ impl Streaming {
             return Err(Error::InvalidArgument("exec command is required".into()));
         }
         check_streams(req.tty, req.stdin, req.stdout, req.stderr)?;
-        let (id, inspected) = container::inspect_running(shim, &req.container_id).await?;
+        let (id, inspected) =
+            container::inspect_running(&shim.containers(), &req.container_id).await?;
         let pod = pod_of(&id, &inspected);
         req.container_id = id;
         self.url("exec", Pending::Exec(req), pod)
@@ -105,7 +106,8 @@ impl Streaming {
     /// `Attach`: checks the request and returns the URL to stream it.
     pub async fn attach(&self, shim: &Shim, mut req: AttachRequest) -> Result<String> {
         check_streams(req.tty, req.stdin, req.stdout, req.stderr)?;
-        let (id, inspected) = container::inspect_running(shim, &req.container_id).await?;
+        let (id, inspected) =
+            container::inspect_running(&shim.containers(), &req.container_id).await?;
         let pod = pod_of(&id, &inspected);
         req.container_id = id;
         self.url("attach", Pending::Attach(req), pod)

@@ -241,7 +241,7 @@ async fn run_spdy(ctx: Ctx, conn: Connection, version: RemoteCommandVersion, pen
                 req.tty && version.has_resize(),
             );
             remotecommand::serve_spdy(conn, version, wanted, &req.cmd, |io| {
-                bridge::exec(shim, &req, io)
+                bridge::exec(shim.docker.as_ref(), &req, io)
             })
             .await;
         }
@@ -253,7 +253,7 @@ async fn run_spdy(ctx: Ctx, conn: Connection, version: RemoteCommandVersion, pen
                 req.tty && version.has_resize(),
             );
             remotecommand::serve_spdy(conn, version, wanted, &[], |io| {
-                bridge::attach(shim, &req, io)
+                bridge::attach(shim.docker.as_ref(), &req, io)
             })
             .await;
         }
@@ -456,7 +456,7 @@ where
             let wanted = wanted(req.stdin, req.stdout, req.stderr, req.tty);
             let idle = ctx.idle_timeout;
             remotecommand::serve_ws(ws, protocol, wanted, &req.cmd, idle, |io| {
-                bridge::exec(shim, &req, io)
+                bridge::exec(shim.docker.as_ref(), &req, io)
             })
             .await;
         }
@@ -464,7 +464,7 @@ where
             let wanted = wanted(req.stdin, req.stdout, req.stderr, req.tty);
             let idle = ctx.idle_timeout;
             remotecommand::serve_ws(ws, protocol, wanted, &[], idle, |io| {
-                bridge::attach(shim, &req, io)
+                bridge::attach(shim.docker.as_ref(), &req, io)
             })
             .await;
         }
