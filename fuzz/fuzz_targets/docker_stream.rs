@@ -10,34 +10,21 @@
 #![no_main]
 
 use std::io;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use dockershim::docker::Frame;
 use dockershim::docker::multiplex::{Demuxer, MAX_FRAME};
 use futures_util::FutureExt;
 use libfuzzer_sys::fuzz_target;
-use tokio::io::{AsyncRead, ReadBuf};
+use tokio::io::AsyncRead;
 
-/// A reader that hands out at most `step` bytes per read, always at once.
-struct Trickle<'a> {
-    data: &'a [u8],
-    step: usize,
-}
-
-impl AsyncRead for Trickle<'_> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let n = self.step.min(self.data.len()).min(buf.remaining());
-        let (head, tail) = self.data.split_at(n);
-        buf.put_slice(head);
-        self.data = tail;
-        Poll::Ready(Ok(()))
-    }
+/// A reader that hands out `data` at most `step` bytes per read, always at
+/// once.
+fn trickle(data: &[u8], step: usize) -> impl AsyncRead + Unpin + '_ {
+    let chunks = data
+        .chunks(step)
+        .map(|c| Ok::<_, io::Error>(Bytes::copy_from_slice(c)));
+    tokio_util::io::StreamReader::new(futures_util::stream::iter(chunks))
 }
 
 /// What a reader yields: the chunks, then `Ok` at a clean end or the error kind.
@@ -88,10 +75,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let whole = demux(stream);
-    let trickled = demux(Trickle {
-        data: stream,
-        step: usize::from(step % 16) + 1,
-    });
+    let trickled = demux(trickle(stream, usize::from(step % 16) + 1));
     assert_eq!(whole, trickled, "output depends on read boundaries");
     assert_eq!(whole, model(stream));
 });

@@ -58,9 +58,16 @@ fuzz_target!(|data: &[u8]| {
             limits.max_header_block_len
         );
         for (_, values) in block.iter() {
-            assert!(values.iter().all(|v| v.len() <= limits.max_header_value_len));
+            assert!(
+                values
+                    .iter()
+                    .all(|v| v.len() <= limits.max_header_value_len)
+            );
         }
     }
     let pieces = decode(limits, wire, usize::from(step % 13) + 1);
-    assert_eq!(whole, pieces, "decoder output depends on how input is split");
+    assert_eq!(
+        whole, pieces,
+        "decoder output depends on how input is split"
+    );
 });

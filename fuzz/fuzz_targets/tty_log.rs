@@ -10,33 +10,20 @@
 #![no_main]
 
 use std::io;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use dockershim::docker::tty_log::{LOG_MESSAGE_MAX, TtyMessages};
 use futures_util::FutureExt;
 use libfuzzer_sys::fuzz_target;
-use tokio::io::{AsyncRead, ReadBuf};
+use tokio::io::AsyncRead;
 
-/// A reader that hands out at most `step` bytes per read, always at once.
-struct Trickle<'a> {
-    data: &'a [u8],
-    step: usize,
-}
-
-impl AsyncRead for Trickle<'_> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let n = self.step.min(self.data.len()).min(buf.remaining());
-        let (head, tail) = self.data.split_at(n);
-        buf.put_slice(head);
-        self.data = tail;
-        Poll::Ready(Ok(()))
-    }
+/// A reader that hands out `data` at most `step` bytes per read, always at
+/// once.
+fn trickle(data: &[u8], step: usize) -> impl AsyncRead + Unpin + '_ {
+    let chunks = data
+        .chunks(step)
+        .map(|c| Ok::<_, io::Error>(Bytes::copy_from_slice(c)));
+    tokio_util::io::StreamReader::new(futures_util::stream::iter(chunks))
 }
 
 /// Each message as (seconds, nanoseconds, content).
@@ -64,9 +51,6 @@ fuzz_target!(|data: &[u8]| {
     for (_, _, c) in &whole {
         assert!(c.len() <= LOG_MESSAGE_MAX);
     }
-    let trickled = decode(Trickle {
-        data: stream,
-        step: usize::from(step).max(1),
-    });
+    let trickled = decode(trickle(stream, usize::from(step).max(1)));
     assert_eq!(whole, trickled);
 });

@@ -305,28 +305,13 @@ fn next_timestamp(buf: &[u8], from: usize, end: usize, ts: DateTime<Utc>, eof: b
 mod tests {
     use super::*;
     use futures_util::FutureExt;
-    use std::pin::Pin;
-    use std::task::{Context, Poll};
-    use tokio::io::ReadBuf;
 
-    /// A reader that hands out at most `step` bytes per read, at once.
-    struct Trickle<'a> {
-        data: &'a [u8],
-        step: usize,
-    }
-
-    impl AsyncRead for Trickle<'_> {
-        fn poll_read(
-            mut self: Pin<&mut Self>,
-            _: &mut Context<'_>,
-            buf: &mut ReadBuf<'_>,
-        ) -> Poll<std::io::Result<()>> {
-            let n = self.step.min(self.data.len()).min(buf.remaining());
-            let (head, tail) = self.data.split_at(n);
-            buf.put_slice(head);
-            self.data = tail;
-            Poll::Ready(Ok(()))
-        }
+    /// A reader that hands out `wire` at most `step` bytes per read.
+    fn trickle(wire: &[u8], step: usize) -> impl AsyncRead + Unpin + '_ {
+        let chunks = wire
+            .chunks(step)
+            .map(|c| Ok::<_, std::io::Error>(bytes::Bytes::copy_from_slice(c)));
+        tokio_util::io::StreamReader::new(futures_util::stream::iter(chunks))
     }
 
     fn decode_with(reader: impl AsyncRead + Unpin) -> Vec<(DateTime<Utc>, Vec<u8>)> {
@@ -348,7 +333,7 @@ mod tests {
         let whole = decode_with(wire);
         for step in [1, 7, 31, 4096] {
             assert_eq!(
-                decode_with(Trickle { data: wire, step }),
+                decode_with(trickle(wire, step)),
                 whole,
                 "read {step} bytes at a time"
             );
