@@ -23,12 +23,6 @@ impl PodNetwork for DockerBridge {
         "bridge"
     }
 
-    fn ready(&self) -> std::result::Result<(), (String, String)> {
-        Ok(())
-    }
-
-    fn set_pod_cidr(&self, _cidr: &str) {}
-
     fn begin(&self, sandbox_id: &str) -> PendingSetup<'_> {
         PendingSetup::none(sandbox_id)
     }

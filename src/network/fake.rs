@@ -145,12 +145,6 @@ impl PodNetwork for FakeNetwork {
         "none"
     }
 
-    fn ready(&self) -> std::result::Result<(), (String, String)> {
-        Ok(())
-    }
-
-    fn set_pod_cidr(&self, _cidr: &str) {}
-
     fn begin(&self, sandbox_id: &str) -> PendingSetup<'_> {
         self.record(NetCall::Begin(sandbox_id.to_string()));
         self.pending.begin(sandbox_id)

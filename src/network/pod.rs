@@ -35,11 +35,15 @@ pub trait PodNetwork: Send + Sync {
     /// the host's network.
     fn docker_network_mode(&self) -> &'static str;
 
-    /// NetworkReady: `Ok` or the reason and message why not.
-    fn ready(&self) -> std::result::Result<(), (String, String)>;
+    /// NetworkReady: `Ok` or the reason and message why not. A network
+    /// with nothing to load is always ready.
+    fn ready(&self) -> std::result::Result<(), (String, String)> {
+        Ok(())
+    }
 
-    /// Takes the pod CIDR the kubelet sends.
-    fn set_pod_cidr(&self, cidr: &str);
+    /// Takes the pod CIDR the kubelet sends; a network that does not
+    /// allocate addresses itself ignores it.
+    fn set_pod_cidr(&self, _cidr: &str) {}
 
     /// Marks a sandbox's network as being set up: the sandbox reads as not
     /// ready until the guard is dropped, whichever way the setup ends (done,
