@@ -23,11 +23,11 @@ use tonic::transport::Channel;
 use crate::procs;
 
 /// The bridge the CNI configuration creates, and its subnet.
-const BRIDGE: &str = "dpeer0";
+pub const BRIDGE: &str = "dpeer0";
 const SUBNET: &str = "10.232.0.0/16";
 /// The CNI network's name; libcni caches results under it in
 /// [`CNI_RESULTS`].
-const NETWORK: &str = "dockershim-bench-peer";
+pub const NETWORK: &str = "dockershim-bench-peer";
 /// Where Debian's CNI plugins are.
 const CNI_BIN: &str = "/usr/lib/cni";
 /// Where libcni caches each attachment's result.
@@ -66,7 +66,19 @@ impl Containerd {
     /// the given Docker images into its `k8s.io` namespace; the first is the
     /// sandbox (pause) image.
     pub async fn start(images: &[&str]) -> Result<Self> {
-        let binary = pick_binary()?;
+        Self::start_binary(pick_binary()?, Format::V2, images).await
+    }
+
+    /// Like [`Containerd::start`], with a containerd 2.x binary (which
+    /// reads only a version-3 configuration).
+    pub async fn start_v2x(binary: PathBuf, images: &[&str]) -> Result<Self> {
+        if !binary.with_file_name("containerd-shim-runc-v2").exists() {
+            bail!("no containerd-shim-runc-v2 beside {}", binary.display());
+        }
+        Self::start_binary(binary, Format::V3, images).await
+    }
+
+    async fn start_binary(binary: PathBuf, format: Format, images: &[&str]) -> Result<Self> {
         let bin_dir = binary
             .parent()
             .context("containerd has no directory")?
@@ -103,7 +115,11 @@ impl Containerd {
         std::fs::create_dir_all(&cni_conf)?;
         std::fs::write(cni_conf.join("10-bench.conflist"), cni_config(&dir))?;
         let pause = images.first().context("no sandbox image given")?;
-        std::fs::write(dir.join("config.toml"), config(&dir, pause))?;
+        let text = match format {
+            Format::V2 => config(&dir, pause),
+            Format::V3 => config_v3(&dir, pause),
+        };
+        std::fs::write(dir.join("config.toml"), text)?;
         let cgroups_before = k8s_cgroups();
         let cni_results_before = cni_results();
         let path = format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", bin_dir.display());
@@ -191,6 +207,12 @@ impl Containerd {
 
     pub fn socket(&self) -> &Path {
         &self.socket
+    }
+
+    /// Its private directory: config, root, state, CNI configuration and
+    /// host-local's leases (`ipam/`).
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     pub fn pid(&self) -> u32 {
@@ -282,6 +304,77 @@ fn pick_binary() -> Result<PathBuf> {
     )
 }
 
+/// Which configuration format the containerd binary reads.
+#[derive(Clone, Copy)]
+enum Format {
+    /// Version 2: containerd 1.6 and 1.7.
+    V2,
+    /// Version 3: containerd 2.x, whose CRI plugin is split into a runtime
+    /// and an images plugin; the old CRI section keeps the stream server.
+    V3,
+}
+
+/// containerd 2.x's configuration: the same directories, sockets, runc and
+/// CNI network as [`config`], in the version-3 layout. NRI is off: its
+/// socket has a fixed path that a Docker engine's containerd 2.x may use.
+fn config_v3(dir: &Path, sandbox_image: &str) -> String {
+    let d = dir.display();
+    format!(
+        r#"version = 3
+root = "{d}/root"
+state = "{d}/state"
+oom_score = 0
+
+[grpc]
+  address = "{d}/containerd.sock"
+
+[ttrpc]
+  address = "{d}/containerd.sock.ttrpc"
+
+[debug]
+  address = ""
+  level = "warn"
+
+[metrics]
+  address = ""
+
+[plugins."io.containerd.nri.v1.nri"]
+  disable = true
+
+[plugins."io.containerd.cri.v1.images"]
+  snapshotter = "overlayfs"
+
+  [plugins."io.containerd.cri.v1.images".pinned_images]
+    sandbox = "{sandbox_image}"
+
+[plugins."io.containerd.cri.v1.runtime"]
+  restrict_oom_score_adj = true
+  netns_mounts_under_state_dir = true
+
+  [plugins."io.containerd.cri.v1.runtime".cni]
+    bin_dir = "{CNI_BIN}"
+    conf_dir = "{d}/cni"
+    max_conf_num = 1
+
+  [plugins."io.containerd.cri.v1.runtime".containerd]
+    default_runtime_name = "runc"
+
+    [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+
+      [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc.options]
+        BinaryName = "{RUNC}"
+        SystemdCgroup = false
+
+[plugins."io.containerd.grpc.v1.cri"]
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+  enable_tls_streaming = false
+  disable_tcp_service = true
+"#
+    )
+}
+
 /// containerd's configuration (version 2, read by 1.6 and 1.7).
 fn config(dir: &Path, sandbox_image: &str) -> String {
     let d = dir.display();
@@ -370,7 +463,7 @@ fn kill(pid: u32, signal: rustix::process::Signal) {
 }
 
 /// SIGTERM, up to `grace` to exit, then SIGKILL.
-fn terminate(pid: u32, grace: Duration) {
+pub(crate) fn terminate(pid: u32, grace: Duration) {
     kill(pid, rustix::process::Signal::TERM);
     let deadline = Instant::now() + grace;
     while Instant::now() < deadline {
@@ -406,7 +499,7 @@ fn cni_results() -> Option<Vec<std::ffi::OsString>> {
 }
 
 /// Detaches every mount at or below `dir`, deepest first.
-fn unmount_under(dir: &Path) {
+pub(crate) fn unmount_under(dir: &Path) {
     let Ok(mountinfo) = std::fs::read_to_string("/proc/self/mountinfo") else {
         return;
     };
@@ -443,7 +536,7 @@ fn k8s_cgroups() -> Vec<PathBuf> {
 }
 
 /// Removes a cgroup directory and its (empty) children, deepest first.
-fn remove_cgroup_tree(dir: &Path) {
+pub(crate) fn remove_cgroup_tree(dir: &Path) {
     if let Ok(children) = std::fs::read_dir(dir) {
         for child in children.flatten() {
             if child.file_type().is_ok_and(|t| t.is_dir()) {
