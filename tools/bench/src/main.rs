@@ -41,7 +41,8 @@
 //!
 //! `dockershim-bench node [--pods 30,100] [--runtimes
 //! dockershim,cri-dockerd,containerd] [--evented-pleg off,on]
-//! [--steady-minutes 5] [--settle-seconds 30] [--kubelet PATH]`: a real
+//! [--steady-minutes 5] [--settle-seconds 30] [--kubelet PATH]
+//! [--docker-floor on|off]`: a real
 //! kubelet with N static pods (exec-probed `sleep`s) against each runtime
 //! in turn: burst start, steady-state CPU and memory of every process on
 //! the runtime's path, the kubelet's CRI and relist histograms, teardown
@@ -107,7 +108,7 @@ const USAGE: &str = "usage: dockershim-bench logs [--containers N] [--mib-per-co
        dockershim-bench frontier
        dockershim-bench node [--pods N,N] [--runtimes dockershim,cri-dockerd,containerd]
                              [--evented-pleg off,on] [--steady-minutes M] [--settle-seconds S]
-                             [--kubelet PATH]";
+                             [--kubelet PATH] [--docker-floor on|off]";
 
 /// The defaults of the parts measured beside containerd, for their own
 /// commands and for `frontier`. `exec`: containers, calls a second,
@@ -186,6 +187,7 @@ async fn main() -> Result<()> {
                 minutes,
                 flag("--settle-seconds", 30)?,
                 value("--kubelet")?.cloned(),
+                value("--docker-floor")?.map_or("on", String::as_str),
             )?)
             .await;
         }

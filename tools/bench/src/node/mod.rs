@@ -17,6 +17,7 @@
 //! `integration/dockerd.sh`) where nothing else runs CRI pods, since the
 //! kubelet removes every pod of its runtime that it did not make.
 
+mod floor;
 mod kubelet;
 mod metrics;
 mod runtime;
@@ -45,6 +46,8 @@ pub struct Options {
     /// probes' first rounds and the kubelet's first relists after the burst.
     pub settle: Duration,
     pub kubelet: PathBuf,
+    /// Whether to measure the Docker floor ([`floor`]) per pod count.
+    pub floor: bool,
 }
 
 impl Options {
@@ -55,6 +58,7 @@ impl Options {
         steady_minutes: f64,
         settle_seconds: u64,
         kubelet: Option<String>,
+        floor: &str,
     ) -> Result<Self> {
         let runtimes = runtimes
             .split(',')
@@ -81,6 +85,11 @@ impl Options {
             steady: Duration::from_secs_f64(steady_minutes * 60.0),
             settle: Duration::from_secs(settle_seconds),
             kubelet: kubelet.map_or_else(|| PathBuf::from(kubelet::DEFAULT_BINARY), PathBuf::from),
+            floor: match floor {
+                "on" => true,
+                "off" => false,
+                other => bail!("--docker-floor takes on or off, not {other}"),
+            },
         })
     }
 }
@@ -145,6 +154,7 @@ pub async fn node(opts: Options) -> Result<()> {
         version_of(&bins.cri_dockerd)
     );
     let mut results = Vec::new();
+    let mut floors: HashMap<u64, floor::Floor> = HashMap::new();
     let mut failed = Vec::new();
     for &evented in &opts.evented {
         for &n in &opts.pods {
@@ -166,10 +176,33 @@ pub async fn node(opts: Options) -> Result<()> {
                     }
                 }
             }
+            if opts.floor && !floors.contains_key(&n) {
+                println!("\n== Docker floor N={n}");
+                match floor::docker_floor(&engine, n, opts.steady).await {
+                    Ok(f) => {
+                        println!(
+                            "{n} containers created and started (8 at a time) in {:.1} s; {} execs ({} failed, {} skipped), p50 {:.1} ms, p99 {:.1} ms; dockerd + containerd {:.2} CPU s/min, shims {:.2}",
+                            f.start,
+                            f.calls,
+                            f.failed,
+                            f.skipped,
+                            f.p50_ms,
+                            f.p99_ms,
+                            f.engine_cpu,
+                            f.shims_cpu
+                        );
+                        floors.insert(n, f);
+                    }
+                    Err(err) => {
+                        println!("FAILED: {err:#}");
+                        failed.push(format!("Docker floor N={n}: {err:#}"));
+                    }
+                }
+            }
         }
     }
     drop(host);
-    summary(&results);
+    summary(&results, &floors);
     if failed.is_empty() {
         Ok(())
     } else {
@@ -678,7 +711,7 @@ fn op_cell(h: Option<&Histogram>) -> String {
 
 /// The cases side by side, per EventedPLEG setting and pod count, with
 /// each runtime's figure over containerd's.
-fn summary(results: &[CaseResult]) {
+fn summary(results: &[CaseResult], floors: &HashMap<u64, floor::Floor>) {
     let mut keys: Vec<(bool, u64)> = results.iter().map(|r| (r.evented, r.n)).collect();
     keys.dedup();
     for (evented, n) in keys {
@@ -793,5 +826,18 @@ fn summary(results: &[CaseResult]) {
             text.push_str(&format!(" {:>22}", r.left()));
         }
         println!("{text}");
+        if let Some(f) = floors.get(&n) {
+            println!(
+                "Docker floor (no CRI, no kubelet): {n} containers started in {:.1} s; execs at the probes' rate: dockerd + containerd {:.2} CPU s/min, shims {:.2}, together {:.2}; exec p50 {:.1} ms, p99 {:.1} ms ({} calls, {} failed)",
+                f.start,
+                f.engine_cpu,
+                f.shims_cpu,
+                f.engine_cpu + f.shims_cpu,
+                f.p50_ms,
+                f.p99_ms,
+                f.calls,
+                f.failed
+            );
+        }
     }
 }
