@@ -22,12 +22,28 @@ use tonic::transport::Channel;
 
 use crate::procs;
 
+/// The CNI network of a private containerd: bridge, subnet and network
+/// name (libcni caches results under the name in [`CNI_RESULTS`]).
+#[derive(Clone, Copy)]
+pub struct Net {
+    pub bridge: &'static str,
+    pub subnet: &'static str,
+    pub name: &'static str,
+}
+
+/// The peer benchmarks' network.
+pub const PEER_NET: Net = Net {
+    bridge: BRIDGE,
+    subnet: SUBNET,
+    name: NETWORK,
+};
+
 /// The bridge the CNI configuration creates, and its subnet.
-pub const BRIDGE: &str = "dpeer0";
+const BRIDGE: &str = "dpeer0";
 const SUBNET: &str = "10.232.0.0/16";
 /// The CNI network's name; libcni caches results under it in
 /// [`CNI_RESULTS`].
-pub const NETWORK: &str = "dockershim-bench-peer";
+const NETWORK: &str = "dockershim-bench-peer";
 /// Where Debian's CNI plugins are.
 const CNI_BIN: &str = "/usr/lib/cni";
 /// Where libcni caches each attachment's result.
@@ -58,6 +74,7 @@ pub struct Containerd {
     /// libcni's result cache before the start (`None`: no such directory);
     /// libcni keeps it in `/var/lib/cni` whatever the configuration says.
     cni_results_before: Option<Vec<std::ffi::OsString>>,
+    net: Net,
     stopped: bool,
 }
 
@@ -66,19 +83,26 @@ impl Containerd {
     /// the given Docker images into its `k8s.io` namespace; the first is the
     /// sandbox (pause) image.
     pub async fn start(images: &[&str]) -> Result<Self> {
-        Self::start_binary(pick_binary()?, Format::V2, images).await
+        Self::start_binary(pick_binary()?, Format::V2, PEER_NET, images).await
     }
 
     /// Like [`Containerd::start`], with a containerd 2.x binary (which
     /// reads only a version-3 configuration).
-    pub async fn start_v2x(binary: PathBuf, images: &[&str]) -> Result<Self> {
+    /// It uses its own network `net`, so it can run beside a peer
+    /// benchmark's containerd.
+    pub async fn start_v2x(binary: PathBuf, net: Net, images: &[&str]) -> Result<Self> {
         if !binary.with_file_name("containerd-shim-runc-v2").exists() {
             bail!("no containerd-shim-runc-v2 beside {}", binary.display());
         }
-        Self::start_binary(binary, Format::V3, images).await
+        Self::start_binary(binary, Format::V3, net, images).await
     }
 
-    async fn start_binary(binary: PathBuf, format: Format, images: &[&str]) -> Result<Self> {
+    async fn start_binary(
+        binary: PathBuf,
+        format: Format,
+        net: Net,
+        images: &[&str],
+    ) -> Result<Self> {
         let bin_dir = binary
             .parent()
             .context("containerd has no directory")?
@@ -95,14 +119,16 @@ impl Containerd {
             })
             .unwrap_or_default();
         if Command::new("ip")
-            .args(["link", "show", BRIDGE])
+            .args(["link", "show", net.bridge])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()
             .is_ok_and(|s| s.success())
         {
             bail!(
-                "bridge {BRIDGE} exists already: another peer benchmark runs, or one was killed (ip link del {BRIDGE})"
+                "bridge {} exists already: another peer benchmark runs, or one was killed (ip link del {})",
+                net.bridge,
+                net.bridge
             );
         }
         // Unix socket paths are short: a short directory under /tmp.
@@ -113,7 +139,7 @@ impl Containerd {
         let socket = dir.join("containerd.sock");
         let cni_conf = dir.join("cni");
         std::fs::create_dir_all(&cni_conf)?;
-        std::fs::write(cni_conf.join("10-bench.conflist"), cni_config(&dir))?;
+        std::fs::write(cni_conf.join("10-bench.conflist"), cni_config(&dir, net))?;
         let pause = images.first().context("no sandbox image given")?;
         let text = match format {
             Format::V2 => config(&dir, pause),
@@ -140,6 +166,7 @@ impl Containerd {
             version,
             cgroups_before,
             cni_results_before,
+            net,
             stopped: false,
         };
         me.wait_ready().await?;
@@ -252,7 +279,7 @@ impl Containerd {
         }
         unmount_under(&self.dir);
         let _ = Command::new("ip")
-            .args(["link", "del", BRIDGE])
+            .args(["link", "del", self.net.bridge])
             .stderr(Stdio::null())
             .status();
         // Cache entries of its networks (its own and containerd's built-in
@@ -262,7 +289,7 @@ impl Containerd {
         for name in cni_results().unwrap_or_default() {
             let text = name.to_string_lossy();
             if !before.contains(&name)
-                && (text.starts_with(NETWORK) || text.starts_with("cni-loopback-"))
+                && (text.starts_with(self.net.name) || text.starts_with("cni-loopback-"))
             {
                 let _ = std::fs::remove_file(Path::new(CNI_RESULTS).join(&name));
             }
@@ -431,20 +458,21 @@ oom_score = 0
 /// A bridge network of its own with host-local addresses and portmap;
 /// containerd adds the loopback interface itself. No masquerading: the
 /// pods talk only to the host.
-fn cni_config(dir: &Path) -> String {
+fn cni_config(dir: &Path, net: Net) -> String {
+    let (name, bridge, subnet) = (net.name, net.bridge, net.subnet);
     format!(
         r#"{{
   "cniVersion": "0.4.0",
-  "name": "{NETWORK}",
+  "name": "{name}",
   "plugins": [
     {{
       "type": "bridge",
-      "bridge": "{BRIDGE}",
+      "bridge": "{bridge}",
       "isGateway": true,
       "ipMasq": false,
       "ipam": {{
         "type": "host-local",
-        "ranges": [[{{ "subnet": "{SUBNET}" }}]],
+        "ranges": [[{{ "subnet": "{subnet}" }}]],
         "dataDir": "{}"
       }}
     }},

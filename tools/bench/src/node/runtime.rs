@@ -26,7 +26,14 @@ const CONTAINERD_2: &str = "/var/cache/dockershim-test/docker-28/bin/containerd"
 /// The CNI network of the Docker runtimes' pods: a bridge and subnet of
 /// their own (containerd's are in `containerd.rs`), one case at a time.
 const BRIDGE: &str = "dsbnode0";
-const SUBNET: &str = "10.239.0.0/16";
+const SUBNET: &str = "10.246.0.0/16";
+/// containerd 2.x's network: its own, not the peer benchmarks' (`dpeer0`),
+/// so a `frontier` run may go on beside.
+const CONTAINERD_NET: containerd::Net = containerd::Net {
+    bridge: "dsbnode1",
+    subnet: "10.247.0.0/16",
+    name: "dockershim-bench-node-cd",
+};
 const NETWORK: &str = "dockershim-bench-node";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -160,7 +167,7 @@ impl Runtime {
         if kind == Kind::Containerd {
             let mut all = vec![pause];
             all.extend(images);
-            let c = Containerd::start_v2x(bins.containerd.clone(), &all).await?;
+            let c = Containerd::start_v2x(bins.containerd.clone(), CONTAINERD_NET, &all).await?;
             me.socket = c.socket().to_path_buf();
             me.containerd = Some(c);
             return Ok(me);
@@ -476,7 +483,7 @@ fn containerd_cni_results() -> usize {
                 .filter(|e| {
                     e.file_name()
                         .to_string_lossy()
-                        .starts_with(containerd::NETWORK)
+                        .starts_with(CONTAINERD_NET.name)
                 })
                 .count()
         })
