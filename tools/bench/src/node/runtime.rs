@@ -304,8 +304,8 @@ impl Runtime {
         ];
         let (ipam, bridge) = match &self.containerd {
             Some(c) => (
-                c.dir().join("ipam").join(containerd::NETWORK),
-                containerd::BRIDGE,
+                c.dir().join("ipam").join(CONTAINERD_NET.name),
+                CONTAINERD_NET.bridge,
             ),
             None => (self.dir.join("ipam").join(NETWORK), BRIDGE),
         };
