@@ -11,7 +11,8 @@
 //!
 //! Each pod is one `sleep` container with an exec liveness and an exec
 //! readiness probe every 10 s. The figures are printed per case and then
-//! side by side with their ratio to containerd's from the same run.
+//! side by side with their ratio to containerd's from the same run, with
+//! the Docker floor of each pod count ([`floor`]) beside them.
 //!
 //! It runs on a private Docker engine (`DOCKER_HOST`, see
 //! `integration/dockerd.sh`) where nothing else runs CRI pods, since the
