@@ -22,6 +22,22 @@ use tonic::transport::Channel;
 
 use crate::procs;
 
+/// The CNI network of a private containerd: bridge, subnet and network
+/// name (libcni caches results under the name in [`CNI_RESULTS`]).
+#[derive(Clone, Copy)]
+pub struct Net {
+    pub bridge: &'static str,
+    pub subnet: &'static str,
+    pub name: &'static str,
+}
+
+/// The peer benchmarks' network.
+pub const PEER_NET: Net = Net {
+    bridge: BRIDGE,
+    subnet: SUBNET,
+    name: NETWORK,
+};
+
 /// The bridge the CNI configuration creates, and its subnet.
 const BRIDGE: &str = "dpeer0";
 const SUBNET: &str = "10.232.0.0/16";
@@ -58,6 +74,7 @@ pub struct Containerd {
     /// libcni's result cache before the start (`None`: no such directory);
     /// libcni keeps it in `/var/lib/cni` whatever the configuration says.
     cni_results_before: Option<Vec<std::ffi::OsString>>,
+    net: Net,
     stopped: bool,
 }
 
@@ -66,7 +83,26 @@ impl Containerd {
     /// the given Docker images into its `k8s.io` namespace; the first is the
     /// sandbox (pause) image.
     pub async fn start(images: &[&str]) -> Result<Self> {
-        let binary = pick_binary()?;
+        Self::start_binary(pick_binary()?, Format::V2, PEER_NET, images).await
+    }
+
+    /// Like [`Containerd::start`], with a containerd 2.x binary (which
+    /// reads only a version-3 configuration).
+    /// It uses its own network `net`, so it can run beside a peer
+    /// benchmark's containerd.
+    pub async fn start_v2x(binary: PathBuf, net: Net, images: &[&str]) -> Result<Self> {
+        if !binary.with_file_name("containerd-shim-runc-v2").exists() {
+            bail!("no containerd-shim-runc-v2 beside {}", binary.display());
+        }
+        Self::start_binary(binary, Format::V3, net, images).await
+    }
+
+    async fn start_binary(
+        binary: PathBuf,
+        format: Format,
+        net: Net,
+        images: &[&str],
+    ) -> Result<Self> {
         let bin_dir = binary
             .parent()
             .context("containerd has no directory")?
@@ -83,14 +119,16 @@ impl Containerd {
             })
             .unwrap_or_default();
         if Command::new("ip")
-            .args(["link", "show", BRIDGE])
+            .args(["link", "show", net.bridge])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()
             .is_ok_and(|s| s.success())
         {
             bail!(
-                "bridge {BRIDGE} exists already: another peer benchmark runs, or one was killed (ip link del {BRIDGE})"
+                "bridge {} exists already: another peer benchmark runs, or one was killed (ip link del {})",
+                net.bridge,
+                net.bridge
             );
         }
         // Unix socket paths are short: a short directory under /tmp.
@@ -101,9 +139,13 @@ impl Containerd {
         let socket = dir.join("containerd.sock");
         let cni_conf = dir.join("cni");
         std::fs::create_dir_all(&cni_conf)?;
-        std::fs::write(cni_conf.join("10-bench.conflist"), cni_config(&dir))?;
+        std::fs::write(cni_conf.join("10-bench.conflist"), cni_config(&dir, net))?;
         let pause = images.first().context("no sandbox image given")?;
-        std::fs::write(dir.join("config.toml"), config(&dir, pause))?;
+        let text = match format {
+            Format::V2 => config(&dir, pause),
+            Format::V3 => config_v3(&dir, pause),
+        };
+        std::fs::write(dir.join("config.toml"), text)?;
         let cgroups_before = k8s_cgroups();
         let cni_results_before = cni_results();
         let path = format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", bin_dir.display());
@@ -124,6 +166,7 @@ impl Containerd {
             version,
             cgroups_before,
             cni_results_before,
+            net,
             stopped: false,
         };
         me.wait_ready().await?;
@@ -193,6 +236,12 @@ impl Containerd {
         &self.socket
     }
 
+    /// Its private directory: config, root, state, CNI configuration and
+    /// host-local's leases (`ipam/`).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
@@ -230,7 +279,7 @@ impl Containerd {
         }
         unmount_under(&self.dir);
         let _ = Command::new("ip")
-            .args(["link", "del", BRIDGE])
+            .args(["link", "del", self.net.bridge])
             .stderr(Stdio::null())
             .status();
         // Cache entries of its networks (its own and containerd's built-in
@@ -240,7 +289,7 @@ impl Containerd {
         for name in cni_results().unwrap_or_default() {
             let text = name.to_string_lossy();
             if !before.contains(&name)
-                && (text.starts_with(NETWORK) || text.starts_with("cni-loopback-"))
+                && (text.starts_with(self.net.name) || text.starts_with("cni-loopback-"))
             {
                 let _ = std::fs::remove_file(Path::new(CNI_RESULTS).join(&name));
             }
@@ -279,6 +328,77 @@ fn pick_binary() -> Result<PathBuf> {
     }
     bail!(
         "no containerd with containerd-shim-runc-v2 beside it among {candidates:?} (set DOCKERSHIM_BENCH_CONTAINERD)"
+    )
+}
+
+/// Which configuration format the containerd binary reads.
+#[derive(Clone, Copy)]
+enum Format {
+    /// Version 2: containerd 1.6 and 1.7.
+    V2,
+    /// Version 3: containerd 2.x, whose CRI plugin is split into a runtime
+    /// and an images plugin; the old CRI section keeps the stream server.
+    V3,
+}
+
+/// containerd 2.x's configuration: the same directories, sockets, runc and
+/// CNI network as [`config`], in the version-3 layout. NRI is off: its
+/// socket has a fixed path that a Docker engine's containerd 2.x may use.
+fn config_v3(dir: &Path, sandbox_image: &str) -> String {
+    let d = dir.display();
+    format!(
+        r#"version = 3
+root = "{d}/root"
+state = "{d}/state"
+oom_score = 0
+
+[grpc]
+  address = "{d}/containerd.sock"
+
+[ttrpc]
+  address = "{d}/containerd.sock.ttrpc"
+
+[debug]
+  address = ""
+  level = "warn"
+
+[metrics]
+  address = ""
+
+[plugins."io.containerd.nri.v1.nri"]
+  disable = true
+
+[plugins."io.containerd.cri.v1.images"]
+  snapshotter = "overlayfs"
+
+  [plugins."io.containerd.cri.v1.images".pinned_images]
+    sandbox = "{sandbox_image}"
+
+[plugins."io.containerd.cri.v1.runtime"]
+  restrict_oom_score_adj = true
+  netns_mounts_under_state_dir = true
+
+  [plugins."io.containerd.cri.v1.runtime".cni]
+    bin_dir = "{CNI_BIN}"
+    conf_dir = "{d}/cni"
+    max_conf_num = 1
+
+  [plugins."io.containerd.cri.v1.runtime".containerd]
+    default_runtime_name = "runc"
+
+    [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+
+      [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc.options]
+        BinaryName = "{RUNC}"
+        SystemdCgroup = false
+
+[plugins."io.containerd.grpc.v1.cri"]
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+  enable_tls_streaming = false
+  disable_tcp_service = true
+"#
     )
 }
 
@@ -338,20 +458,21 @@ oom_score = 0
 /// A bridge network of its own with host-local addresses and portmap;
 /// containerd adds the loopback interface itself. No masquerading: the
 /// pods talk only to the host.
-fn cni_config(dir: &Path) -> String {
+fn cni_config(dir: &Path, net: Net) -> String {
+    let (name, bridge, subnet) = (net.name, net.bridge, net.subnet);
     format!(
         r#"{{
   "cniVersion": "0.4.0",
-  "name": "{NETWORK}",
+  "name": "{name}",
   "plugins": [
     {{
       "type": "bridge",
-      "bridge": "{BRIDGE}",
+      "bridge": "{bridge}",
       "isGateway": true,
       "ipMasq": false,
       "ipam": {{
         "type": "host-local",
-        "ranges": [[{{ "subnet": "{SUBNET}" }}]],
+        "ranges": [[{{ "subnet": "{subnet}" }}]],
         "dataDir": "{}"
       }}
     }},
@@ -370,7 +491,7 @@ fn kill(pid: u32, signal: rustix::process::Signal) {
 }
 
 /// SIGTERM, up to `grace` to exit, then SIGKILL.
-fn terminate(pid: u32, grace: Duration) {
+pub(crate) fn terminate(pid: u32, grace: Duration) {
     kill(pid, rustix::process::Signal::TERM);
     let deadline = Instant::now() + grace;
     while Instant::now() < deadline {
@@ -406,7 +527,7 @@ fn cni_results() -> Option<Vec<std::ffi::OsString>> {
 }
 
 /// Detaches every mount at or below `dir`, deepest first.
-fn unmount_under(dir: &Path) {
+pub(crate) fn unmount_under(dir: &Path) {
     let Ok(mountinfo) = std::fs::read_to_string("/proc/self/mountinfo") else {
         return;
     };
@@ -443,7 +564,7 @@ fn k8s_cgroups() -> Vec<PathBuf> {
 }
 
 /// Removes a cgroup directory and its (empty) children, deepest first.
-fn remove_cgroup_tree(dir: &Path) {
+pub(crate) fn remove_cgroup_tree(dir: &Path) {
     if let Ok(children) = std::fs::read_dir(dir) {
         for child in children.flatten() {
             if child.file_type().is_ok_and(|t| t.is_dir()) {

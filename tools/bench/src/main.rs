@@ -39,6 +39,16 @@
 //! other on one engine, so that every figure beside containerd comes from
 //! one run.
 //!
+//! `dockershim-bench node [--pods 30,100] [--runtimes
+//! dockershim,cri-dockerd,containerd] [--evented-pleg off,on]
+//! [--steady-minutes 5] [--settle-seconds 30] [--kubelet PATH]
+//! [--docker-floor on|off]`: a real
+//! kubelet with N static pods (exec-probed `sleep`s) against each runtime
+//! in turn: burst start, steady-state CPU and memory of every process on
+//! the runtime's path, the kubelet's CRI and relist histograms, teardown
+//! and its leftovers, with ratios to containerd 2.x's (see `node/`). It
+//! needs `DOCKER_HOST` on a private engine of `integration/dockerd.sh`.
+//!
 //! It needs the test image `dockershim-test/busybox:latest`
 //! (`integration/test.sh` builds it) and runs as root. Everything it creates
 //! carries the label `dockershim-bench`, and is removed at the start and at
@@ -47,6 +57,7 @@
 mod containerd;
 mod exec;
 mod logpipe;
+mod node;
 mod peer;
 mod procs;
 mod relist_peer;
@@ -94,7 +105,10 @@ const USAGE: &str = "usage: dockershim-bench logs [--containers N] [--mib-per-co
        dockershim-bench logpipe [--containers N] [--mib M] [--line BYTES,BYTES]
        dockershim-bench stream [--mib M]
        dockershim-bench relist-peer [--pods N]
-       dockershim-bench frontier";
+       dockershim-bench frontier
+       dockershim-bench node [--pods N,N] [--runtimes dockershim,cri-dockerd,containerd]
+                             [--evented-pleg off,on] [--steady-minutes M] [--settle-seconds S]
+                             [--kubelet PATH] [--docker-floor on|off]";
 
 /// The defaults of the parts measured beside containerd, for their own
 /// commands and for `frontier`. `exec`: containers, calls a second,
@@ -161,6 +175,22 @@ async fn main() -> Result<()> {
             return relist_peer::relist_peer(flag("--pods", RELIST_PEER_PODS)?).await;
         }
         Some("frontier") => return frontier().await,
+        Some("node") => {
+            let minutes = match value("--steady-minutes")? {
+                Some(v) => v.parse().context("--steady-minutes takes a number")?,
+                None => 5.0,
+            };
+            return node::node(node::Options::parse(
+                list("--pods", &[30, 100])?,
+                value("--runtimes")?.map_or("dockershim,cri-dockerd,containerd", String::as_str),
+                value("--evented-pleg")?.map_or("off,on", String::as_str),
+                minutes,
+                flag("--settle-seconds", 30)?,
+                value("--kubelet")?.cloned(),
+                value("--docker-floor")?.map_or("on", String::as_str),
+            )?)
+            .await;
+        }
         Some("podstart") => Task::PodStart(flag("--pods", 20)?),
         Some("relist") => Task::Relist(list("--pods", &[10, 100, 300])?),
         Some("stats") => Task::Stats(flag("--containers", 100)?),
