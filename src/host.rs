@@ -8,6 +8,8 @@
 //! CRI requests and the code that reports status read the same facts
 //! without importing each other or the shared state.
 
+use std::time::Duration;
+
 use bollard::models::{SystemInfo, SystemInfoCgroupDriverEnum};
 
 pub use crate::api::CgroupDriver;
@@ -181,6 +183,40 @@ async fn image_fs_dir(
         })
 }
 
+/// How long an answer of Docker's `/version` is reused. The kubelet asks
+/// `Version` about once a second and Docker answers slowly when busy; its
+/// version changes only across a restart, which this bounds how late the
+/// shim reports.
+pub const DOCKER_VERSION_TTL: Duration = Duration::from_secs(10);
+
+/// Docker's version string, asked of Docker at most once per
+/// [`DOCKER_VERSION_TTL`]; callers arriving while it is being asked wait
+/// for that one answer instead of asking again.
+#[derive(Default)]
+pub struct DockerVersion {
+    last: tokio::sync::Mutex<Option<(tokio::time::Instant, String)>>,
+}
+
+impl DockerVersion {
+    /// Docker's version, from the last answer while it is fresh.
+    pub async fn get(&self, docker: &dyn DockerApi) -> Result<String> {
+        let mut last = self.last.lock().await;
+        if let Some((at, version)) = last.as_ref()
+            && at.elapsed() < DOCKER_VERSION_TTL
+        {
+            return Ok(version.clone());
+        }
+        let version = docker
+            .version()
+            .await
+            .context(|| "docker version".into())?
+            .version
+            .unwrap_or_default();
+        *last = Some((tokio::time::Instant::now(), version.clone()));
+        Ok(version)
+    }
+}
+
 /// Whether Docker reports the container running.
 pub fn is_running(inspected: &bollard::models::ContainerInspectResponse) -> bool {
     inspected
@@ -193,6 +229,32 @@ pub fn is_running(inspected: &bollard::models::ContainerInspectResponse) -> bool
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::docker::fake::{Call, FakeDocker};
+
+    #[tokio::test(start_paused = true)]
+    async fn docker_version_is_asked_once_per_ttl_and_shared_by_concurrent_callers() {
+        let docker = FakeDocker::new();
+        let cache = DockerVersion::default();
+        let asked = || {
+            docker
+                .calls()
+                .iter()
+                .filter(|c| matches!(c, Call::Version))
+                .count()
+        };
+        let (a, b) = tokio::join!(cache.get(&docker), cache.get(&docker));
+        assert_eq!(
+            (a.unwrap(), b.unwrap()),
+            ("20.10.24".into(), "20.10.24".into())
+        );
+        assert_eq!(asked(), 1);
+        tokio::time::advance(DOCKER_VERSION_TTL - Duration::from_millis(1)).await;
+        cache.get(&docker).await.unwrap();
+        assert_eq!(asked(), 1, "reused while fresh");
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert_eq!(cache.get(&docker).await.unwrap(), "20.10.24");
+        assert_eq!(asked(), 2, "asked again once stale");
+    }
 
     #[test]
     fn the_image_store_is_read_off_docker_info() {

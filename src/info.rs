@@ -7,7 +7,7 @@ use crate::api::{
     RuntimeHandler, RuntimeHandlerFeatures, RuntimeStatus, StatusResponse, VersionResponse,
 };
 use crate::engine::Feature;
-use crate::error::{DockerContext, Result};
+use crate::error::Result;
 use crate::host::{CgroupDriver, ImageStore};
 use crate::shim::Shim;
 
@@ -19,16 +19,11 @@ const RUNTIME_NAME: &str = "docker";
 
 /// `Version`: the runtime name, Docker's version and the CRI version.
 pub async fn version(shim: &Shim) -> Result<VersionResponse> {
-    // Asked fresh, so an upgraded Docker shows at once.
-    let docker = shim
-        .docker
-        .version()
-        .await
-        .context(|| "docker version".into())?;
+    let runtime_version = shim.docker_version.get(shim.docker.as_ref()).await?;
     Ok(VersionResponse {
         version: env!("CARGO_PKG_VERSION").to_string(),
         runtime_name: RUNTIME_NAME.to_string(),
-        runtime_version: docker.version.unwrap_or_default(),
+        runtime_version,
         runtime_api_version: CRI_API_VERSION.to_string(),
     })
 }

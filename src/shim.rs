@@ -42,6 +42,8 @@ pub struct Shim {
     pub container_list: ListCache<crate::api::Container>,
     /// ExecSync output held across calls.
     pub exec_output: crate::exec_output::ExecOutputBudget,
+    /// Docker's version as `Version` reports it, reused for a few seconds.
+    pub docker_version: crate::host::DockerVersion,
 }
 
 impl Shim {
@@ -104,6 +106,7 @@ impl Shim {
             sandbox_list: ListCache::default(),
             container_list: ListCache::default(),
             exec_output: Default::default(),
+            docker_version: Default::default(),
             network,
             docker,
             settings,
