@@ -341,13 +341,12 @@ enum Format {
     V3,
 }
 
-/// containerd 2.x's configuration: the same directories, sockets, runc and
-/// CNI network as [`config`], in the version-3 layout. NRI is off: its
-/// socket has a fixed path that a Docker engine's containerd 2.x may use.
-fn config_v3(dir: &Path, sandbox_image: &str) -> String {
+/// The part of a configuration both layouts share: the version, the
+/// private root, state and sockets, and debug and metrics endpoints off.
+fn config_head(version: u32, dir: &Path) -> String {
     let d = dir.display();
     format!(
-        r#"version = 3
+        r#"version = {version}
 root = "{d}/root"
 state = "{d}/state"
 oom_score = 0
@@ -364,7 +363,18 @@ oom_score = 0
 
 [metrics]
   address = ""
+"#
+    )
+}
 
+/// containerd 2.x's configuration: the same directories, sockets, runc and
+/// CNI network as [`config`], in the version-3 layout. NRI is off: its
+/// socket has a fixed path that a Docker engine's containerd 2.x may use.
+fn config_v3(dir: &Path, sandbox_image: &str) -> String {
+    let d = dir.display();
+    let head = config_head(3, dir);
+    format!(
+        r#"{head}
 [plugins."io.containerd.nri.v1.nri"]
   disable = true
 
@@ -405,25 +415,9 @@ oom_score = 0
 /// containerd's configuration (version 2, read by 1.6 and 1.7).
 fn config(dir: &Path, sandbox_image: &str) -> String {
     let d = dir.display();
+    let head = config_head(2, dir);
     format!(
-        r#"version = 2
-root = "{d}/root"
-state = "{d}/state"
-oom_score = 0
-
-[grpc]
-  address = "{d}/containerd.sock"
-
-[ttrpc]
-  address = "{d}/containerd.sock.ttrpc"
-
-[debug]
-  address = ""
-  level = "warn"
-
-[metrics]
-  address = ""
-
+        r#"{head}
 [plugins."io.containerd.internal.v1.opt"]
   path = "{d}/opt"
 

@@ -150,7 +150,7 @@ async fn exec_sync(mut rt: RuntimeServiceClient<Channel>, id: String) -> Result<
 
 /// Docker's own exec of `true`: create, start attached, read to EOF,
 /// inspect for the exit code.
-async fn docker_exec(docker: Docker, id: String) -> Result<()> {
+pub(crate) async fn docker_exec(docker: Docker, id: String) -> Result<()> {
     let exec = docker
         .create_exec(
             &id,

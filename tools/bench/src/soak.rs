@@ -737,7 +737,7 @@ fn count_entries(dir: &Path) -> usize {
 }
 
 /// Files below `dir`, at any depth.
-fn count_files(dir: &Path) -> usize {
+pub(crate) fn count_files(dir: &Path) -> usize {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return 0;
     };

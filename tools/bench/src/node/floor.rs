@@ -11,9 +11,8 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, anyhow};
 use bollard::Docker;
-use bollard::exec::{CreateExecOptions, StartExecResults};
 use bollard::models::{ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{CreateContainerOptions, RemoveContainerOptions};
 use futures_util::StreamExt;
@@ -123,7 +122,7 @@ async fn run(
         let docker = docker.clone();
         running.spawn(async move {
             let t = Instant::now();
-            let r = tokio::time::timeout(CALL_TIMEOUT, exec_true(&docker, &id))
+            let r = tokio::time::timeout(CALL_TIMEOUT, crate::exec::docker_exec(docker, id))
                 .await
                 .unwrap_or_else(|_| Err(anyhow!("no answer within {CALL_TIMEOUT:?}")));
             (t.elapsed(), r)
@@ -190,34 +189,4 @@ async fn make(docker: &Docker, i: u64) -> Result<String> {
         .await
         .context("start a floor container")?;
     Ok(id)
-}
-
-/// Docker's own exec of `true`: create, start attached, read to EOF,
-/// inspect for the exit code.
-async fn exec_true(docker: &Docker, id: &str) -> Result<()> {
-    let exec = docker
-        .create_exec(
-            id,
-            CreateExecOptions::<String> {
-                attach_stdout: Some(true),
-                attach_stderr: Some(true),
-                cmd: Some(vec!["true".into()]),
-                ..Default::default()
-            },
-        )
-        .await?
-        .id;
-    match docker.start_exec(&exec, None).await? {
-        StartExecResults::Attached { mut output, .. } => {
-            while let Some(chunk) = output.next().await {
-                chunk?;
-            }
-        }
-        StartExecResults::Detached => bail!("the exec started detached"),
-    }
-    let code = docker.inspect_exec(&exec).await?.exit_code;
-    if code != Some(0) {
-        bail!("`true` exited with {code:?}");
-    }
-    Ok(())
 }

@@ -284,18 +284,7 @@ impl Runtime {
     /// zero once the kubelet has removed every pod.
     pub async fn leftovers(&self, nsfs_before: usize) -> Result<Vec<(&'static str, usize)>> {
         let mut rt = self.client().await?;
-        let sandboxes = rt
-            .list_pod_sandbox(ListPodSandboxRequest::default())
-            .await?
-            .into_inner()
-            .items
-            .len();
-        let containers = rt
-            .list_containers(ListContainersRequest::default())
-            .await?
-            .into_inner()
-            .containers
-            .len();
+        let (sandboxes, containers) = crate::relist_peer::relist(&mut rt).await?;
         let mut out = vec![
             ("CRI sandboxes", sandboxes),
             ("CRI containers", containers),
@@ -313,10 +302,13 @@ impl Runtime {
         out.push(("veths on the bridge", veths(bridge)));
         if self.kind.on_docker() {
             out.push(("Docker CRI containers", docker_cri_containers()?));
-            out.push(("CNI cache files", files_under(&self.dir.join("cni-cache"))));
+            out.push((
+                "CNI cache files",
+                crate::soak::count_files(&self.dir.join("cni-cache")),
+            ));
             out.push((
                 "sandbox checkpoints",
-                files_under(&self.dir.join("root/sandbox")),
+                crate::soak::count_files(&self.dir.join("root/sandbox")),
             ));
         } else {
             out.push(("CNI cache files", containerd_cni_results()));
@@ -458,21 +450,6 @@ fn veths(bridge: &str) -> usize {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).lines().count())
         .unwrap_or(0)
-}
-
-/// Regular files anywhere under `dir`.
-fn files_under(dir: &Path) -> usize {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .map(|e| match e.file_type() {
-            Ok(t) if t.is_dir() => files_under(&e.path()),
-            Ok(_) => 1,
-            Err(_) => 0,
-        })
-        .sum()
 }
 
 /// Entries of containerd's network in libcni's result cache.
