@@ -49,7 +49,7 @@ const CNI_BIN: &str = "/usr/lib/cni";
 /// Where libcni caches each attachment's result.
 const CNI_RESULTS: &str = "/var/lib/cni/results";
 /// Debian 12's runc, the one the Docker engines use too.
-const RUNC: &str = "/usr/sbin/runc";
+pub const RUNC: &str = "/usr/sbin/runc";
 
 /// containerd binaries to try, newest first: Debian 13's 1.7 unpacked by
 /// `integration/dockerd.sh fetch 26`, then the system's (Debian 12's 1.6).
@@ -83,23 +83,37 @@ impl Containerd {
     /// the given Docker images into its `k8s.io` namespace; the first is the
     /// sandbox (pause) image.
     pub async fn start(images: &[&str]) -> Result<Self> {
-        Self::start_binary(pick_binary()?, Format::V2, PEER_NET, images).await
+        Self::start_binary(
+            pick_binary()?,
+            Format::V2,
+            Path::new(RUNC),
+            PEER_NET,
+            images,
+        )
+        .await
     }
 
     /// Like [`Containerd::start`], with a containerd 2.x binary (which
     /// reads only a version-3 configuration).
     /// It uses its own network `net`, so it can run beside a peer
-    /// benchmark's containerd.
-    pub async fn start_v2x(binary: PathBuf, net: Net, images: &[&str]) -> Result<Self> {
+    /// benchmark's containerd. Its runc shim runs `runc`, so it can use
+    /// the same one as a Docker engine beside it.
+    pub async fn start_v2x(
+        binary: PathBuf,
+        runc: &Path,
+        net: Net,
+        images: &[&str],
+    ) -> Result<Self> {
         if !binary.with_file_name("containerd-shim-runc-v2").exists() {
             bail!("no containerd-shim-runc-v2 beside {}", binary.display());
         }
-        Self::start_binary(binary, Format::V3, net, images).await
+        Self::start_binary(binary, Format::V3, runc, net, images).await
     }
 
     async fn start_binary(
         binary: PathBuf,
         format: Format,
+        runc: &Path,
         net: Net,
         images: &[&str],
     ) -> Result<Self> {
@@ -142,8 +156,8 @@ impl Containerd {
         std::fs::write(cni_conf.join("10-bench.conflist"), cni_config(&dir, net))?;
         let pause = images.first().context("no sandbox image given")?;
         let text = match format {
-            Format::V2 => config(&dir, pause),
-            Format::V3 => config_v3(&dir, pause),
+            Format::V2 => config(&dir, pause, runc),
+            Format::V3 => config_v3(&dir, pause, runc),
         };
         std::fs::write(dir.join("config.toml"), text)?;
         let cgroups_before = k8s_cgroups();
@@ -370,8 +384,9 @@ oom_score = 0
 /// containerd 2.x's configuration: the same directories, sockets, runc and
 /// CNI network as [`config`], in the version-3 layout. NRI is off: its
 /// socket has a fixed path that a Docker engine's containerd 2.x may use.
-fn config_v3(dir: &Path, sandbox_image: &str) -> String {
+fn config_v3(dir: &Path, sandbox_image: &str, runc: &Path) -> String {
     let d = dir.display();
+    let runc = runc.display();
     let head = config_head(3, dir);
     format!(
         r#"{head}
@@ -400,7 +415,7 @@ fn config_v3(dir: &Path, sandbox_image: &str) -> String {
       runtime_type = "io.containerd.runc.v2"
 
       [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc.options]
-        BinaryName = "{RUNC}"
+        BinaryName = "{runc}"
         SystemdCgroup = false
 
 [plugins."io.containerd.grpc.v1.cri"]
@@ -413,8 +428,9 @@ fn config_v3(dir: &Path, sandbox_image: &str) -> String {
 }
 
 /// containerd's configuration (version 2, read by 1.6 and 1.7).
-fn config(dir: &Path, sandbox_image: &str) -> String {
+fn config(dir: &Path, sandbox_image: &str, runc: &Path) -> String {
     let d = dir.display();
+    let runc = runc.display();
     let head = config_head(2, dir);
     format!(
         r#"{head}
@@ -443,7 +459,7 @@ fn config(dir: &Path, sandbox_image: &str) -> String {
       runtime_type = "io.containerd.runc.v2"
 
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
-        BinaryName = "{RUNC}"
+        BinaryName = "{runc}"
         SystemdCgroup = false
 "#
     )

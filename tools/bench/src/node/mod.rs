@@ -150,9 +150,10 @@ pub async fn node(opts: Options) -> Result<()> {
         crate::peer::machine(&crate::peer::docker().await?, &version_of(&bins.containerd)).await,
     );
     println!(
-        "kubelet {}; cri-dockerd {}",
+        "kubelet {}; cri-dockerd {}; runc of every runtime: {}",
         version_of(&opts.kubelet),
-        version_of(&bins.cri_dockerd)
+        version_of(&bins.cri_dockerd),
+        engine.runc.display()
     );
     let mut results = Vec::new();
     let mut floors: HashMap<u64, floor::Floor> = HashMap::new();

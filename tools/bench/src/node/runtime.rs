@@ -109,30 +109,51 @@ pub struct Engine {
     pub dockerd: u32,
     pub containerd: u32,
     pub containerd_socket: PathBuf,
+    /// The runc of dockerd's default runtime (`--default-runtime <name>`
+    /// with `--add-runtime <name>=<path>`), else Debian 12's; containerd
+    /// is given the same, so every runtime's containers run on one runc.
+    pub runc: PathBuf,
 }
 
 impl Engine {
     pub fn find(socket: &Path) -> Result<Self> {
         let dockerd = procs::listener_of(socket).context("find dockerd")?;
         let args = procs::cmdline(dockerd);
-        let containerd_socket = args
-            .windows(2)
-            .find(|w| w[0] == "--containerd")
-            .map(|w| PathBuf::from(&w[1]))
-            .or_else(|| {
-                args.iter()
-                    .find_map(|a| a.strip_prefix("--containerd=").map(PathBuf::from))
-            })
+        let containerd_socket = flag_values(&args, "--containerd")
+            .next()
+            .map(PathBuf::from)
             .context("dockerd was not started with --containerd (use integration/dockerd.sh)")?;
         let containerd =
             procs::listener_of(&containerd_socket).context("find Docker's containerd")?;
+        let runc = match flag_values(&args, "--default-runtime").last() {
+            None | Some("runc") => PathBuf::from(containerd::RUNC),
+            Some(name) => flag_values(&args, "--add-runtime")
+                .filter_map(|v| v.split_once('='))
+                .find(|(n, _)| *n == name)
+                .map(|(_, path)| PathBuf::from(path))
+                .with_context(|| {
+                    format!("dockerd's default runtime {name} has no --add-runtime {name}=<path>")
+                })?,
+        };
         Ok(Self {
             socket: socket.to_path_buf(),
             dockerd,
             containerd,
             containerd_socket,
+            runc,
         })
     }
+}
+
+/// The values a command line gives `flag`, as `flag value` or `flag=value`.
+fn flag_values<'a>(args: &'a [String], flag: &'a str) -> impl Iterator<Item = &'a str> {
+    args.iter().enumerate().filter_map(move |(i, arg)| {
+        if arg == flag {
+            args.get(i + 1).map(String::as_str)
+        } else {
+            arg.strip_prefix(flag)?.strip_prefix('=')
+        }
+    })
 }
 
 /// One runtime, started for one case.
@@ -167,7 +188,9 @@ impl Runtime {
         if kind == Kind::Containerd {
             let mut all = vec![pause];
             all.extend(images);
-            let c = Containerd::start_v2x(bins.containerd.clone(), CONTAINERD_NET, &all).await?;
+            let c =
+                Containerd::start_v2x(bins.containerd.clone(), &engine.runc, CONTAINERD_NET, &all)
+                    .await?;
             me.socket = c.socket().to_path_buf();
             me.containerd = Some(c);
             return Ok(me);
@@ -479,4 +502,31 @@ pub fn docker_cri_containers() -> Result<usize> {
         bail!("docker ps: {}", String::from_utf8_lossy(&out.stderr).trim());
     }
     Ok(String::from_utf8_lossy(&out.stdout).lines().count())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::flag_values;
+
+    #[test]
+    fn flag_values_reads_both_spellings_in_order() {
+        let args: Vec<String> = [
+            "dockerd",
+            "--add-runtime",
+            "clamp=/x/runc-oom-clamp",
+            "--add-runtime=other=/y",
+            "--default-runtime",
+            "clamp",
+            "--add-runtimes=no",
+        ]
+        .map(String::from)
+        .to_vec();
+        let added: Vec<_> = flag_values(&args, "--add-runtime").collect();
+        assert_eq!(added, ["clamp=/x/runc-oom-clamp", "other=/y"]);
+        assert_eq!(
+            flag_values(&args, "--default-runtime").last(),
+            Some("clamp")
+        );
+        assert_eq!(flag_values(&args, "--containerd").next(), None);
+    }
 }
