@@ -8,6 +8,7 @@
 //! CRI requests and the code that reports status read the same facts
 //! without importing each other or the shared state.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bollard::models::{SystemInfo, SystemInfoCgroupDriverEnum};
@@ -183,28 +184,71 @@ async fn image_fs_dir(
         })
 }
 
-/// How long an answer of Docker's `/version` is reused. The kubelet asks
+/// How long an answer of Docker's `/version` is fresh. The kubelet asks
 /// `Version` about once a second and Docker answers slowly when busy; its
 /// version changes only across a restart, which this bounds how late the
-/// shim reports.
+/// shim reports (plus the one call that starts the refresh).
 pub const DOCKER_VERSION_TTL: Duration = Duration::from_secs(10);
+/// How long an answer is given at all. Between the TTL and this age the
+/// answer is given at once while Docker is asked again behind it, so a
+/// busy dockerd's latency does not reach the kubelet's `Version` calls;
+/// past it a call waits for Docker, so one that stopped answering shows.
+pub const DOCKER_VERSION_MAX_AGE: Duration = Duration::from_secs(60);
 
 /// Docker's version string, asked of Docker at most once per
-/// [`DOCKER_VERSION_TTL`]; callers arriving while it is being asked wait
-/// for that one answer instead of asking again.
+/// [`DOCKER_VERSION_TTL`] and refreshed behind the callers' backs; callers
+/// arriving while it is being asked wait for that one answer instead of
+/// asking again.
 #[derive(Default)]
 pub struct DockerVersion {
-    last: tokio::sync::Mutex<Option<(tokio::time::Instant, String)>>,
+    inner: Arc<VersionCache>,
+}
+
+#[derive(Default)]
+struct VersionCache {
+    last: std::sync::Mutex<Option<(tokio::time::Instant, String)>>,
+    /// Held while Docker is asked: one question at a time.
+    asking: tokio::sync::Mutex<()>,
 }
 
 impl DockerVersion {
-    /// Docker's version, from the last answer while it is fresh.
-    pub async fn get(&self, docker: &dyn DockerApi) -> Result<String> {
-        let mut last = self.last.lock().await;
-        if let Some((at, version)) = last.as_ref()
-            && at.elapsed() < DOCKER_VERSION_TTL
+    /// Docker's version: the last answer while it is under
+    /// [`DOCKER_VERSION_MAX_AGE`] (asking again behind it once past the
+    /// TTL), else Docker's answer now.
+    pub async fn get(&self, docker: &Arc<dyn DockerApi>) -> Result<String> {
+        if let Some((age, version)) = self.inner.cached()
+            && age < DOCKER_VERSION_MAX_AGE
         {
-            return Ok(version.clone());
+            if age >= DOCKER_VERSION_TTL {
+                let (inner, docker) = (self.inner.clone(), docker.clone());
+                tokio::spawn(async move {
+                    if let Err(err) = inner.ask(docker.as_ref()).await {
+                        tracing::debug!(error = %err, "cannot refresh Docker's version");
+                    }
+                });
+            }
+            return Ok(version);
+        }
+        self.inner.ask(docker.as_ref()).await
+    }
+}
+
+impl VersionCache {
+    /// The last answer and its age.
+    fn cached(&self) -> Option<(Duration, String)> {
+        let last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        last.as_ref()
+            .map(|(at, version)| (at.elapsed(), version.clone()))
+    }
+
+    /// Asks Docker, unless another caller got a fresh answer while this
+    /// one waited its turn.
+    async fn ask(&self, docker: &dyn DockerApi) -> Result<String> {
+        let _turn = self.asking.lock().await;
+        if let Some((age, version)) = self.cached()
+            && age < DOCKER_VERSION_TTL
+        {
+            return Ok(version);
         }
         let version = docker
             .version()
@@ -212,7 +256,8 @@ impl DockerVersion {
             .context(|| "docker version".into())?
             .version
             .unwrap_or_default();
-        *last = Some((tokio::time::Instant::now(), version.clone()));
+        *self.last.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((tokio::time::Instant::now(), version.clone()));
         Ok(version)
     }
 }
@@ -233,11 +278,11 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn docker_version_is_asked_once_per_ttl_and_shared_by_concurrent_callers() {
-        let docker = FakeDocker::new();
+        let fake = Arc::new(FakeDocker::new());
+        let docker: Arc<dyn DockerApi> = fake.clone();
         let cache = DockerVersion::default();
         let asked = || {
-            docker
-                .calls()
+            fake.calls()
                 .iter()
                 .filter(|c| matches!(c, Call::Version))
                 .count()
@@ -251,9 +296,27 @@ mod tests {
         tokio::time::advance(DOCKER_VERSION_TTL - Duration::from_millis(1)).await;
         cache.get(&docker).await.unwrap();
         assert_eq!(asked(), 1, "reused while fresh");
+
+        // Past the TTL: answered from the last answer, Docker asked behind
+        // it, once however many calls arrive meanwhile.
         tokio::time::advance(Duration::from_millis(1)).await;
+        let (a, b) = tokio::join!(cache.get(&docker), cache.get(&docker));
+        assert_eq!(
+            (a.unwrap(), b.unwrap()),
+            ("20.10.24".into(), "20.10.24".into())
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        assert_eq!(asked(), 2, "refreshed once behind the callers");
+        cache.get(&docker).await.unwrap();
+        tokio::task::yield_now().await;
+        assert_eq!(asked(), 2, "fresh again after the refresh");
+
+        // Past the longest age: the call waits for Docker.
+        tokio::time::advance(DOCKER_VERSION_MAX_AGE).await;
         assert_eq!(cache.get(&docker).await.unwrap(), "20.10.24");
-        assert_eq!(asked(), 2, "asked again once stale");
+        assert_eq!(asked(), 3, "asked before answering once too old");
+        tokio::task::yield_now().await;
+        assert_eq!(asked(), 3);
     }
 
     #[test]

@@ -19,7 +19,7 @@ const RUNTIME_NAME: &str = "docker";
 
 /// `Version`: the runtime name, Docker's version and the CRI version.
 pub async fn version(shim: &Shim) -> Result<VersionResponse> {
-    let runtime_version = shim.docker_version.get(shim.docker.as_ref()).await?;
+    let runtime_version = shim.docker_version.get(&shim.docker).await?;
     Ok(VersionResponse {
         version: env!("CARGO_PKG_VERSION").to_string(),
         runtime_name: RUNTIME_NAME.to_string(),
