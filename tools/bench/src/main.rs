@@ -106,7 +106,7 @@ const USAGE: &str = "usage: dockershim-bench logs [--containers N] [--mib-per-co
        dockershim-bench stream [--mib M]
        dockershim-bench relist-peer [--pods N]
        dockershim-bench frontier
-       dockershim-bench node [--pods N,N] [--runtimes dockershim,cri-dockerd,containerd]
+       dockershim-bench node [--pods N,N] [--runtimes dockershim,cri-dockerd,containerd|none]
                              [--evented-pleg off,on] [--steady-minutes M] [--settle-seconds S]
                              [--kubelet PATH] [--docker-floor on|off]";
 

@@ -1,8 +1,11 @@
 //! The Docker floor of a node case: what the same work costs through
 //! Docker's API alone, with no CRI runtime and no kubelet, measured on the
-//! same engine in the same run. N containers (one `sleep` each, no network)
-//! are created and started 8 at a time, then execs of `true` are made on
-//! them at the probes' rate (two per container every 10 s), each as any
+//! same engine in the same run. N pods' worth of containers are made all at
+//! once, as a kubelet's pod workers make them: per pod a pause container
+//! (no network: the CNI ADD is not Docker's work), then a `sleep` container
+//! in its network and IPC namespaces, each created and started. Then execs
+//! of `true` are made on the `sleep`s at the probes' rate (two per
+//! container every 10 s), each as any
 //! Docker-based ExecSync must make it: create, start attached, read to
 //! EOF, inspect for the exit code. The CPU of dockerd, Docker's containerd
 //! and the container shims over the window is the least a Docker runtime's
@@ -15,7 +18,6 @@ use anyhow::{Context, Result, anyhow};
 use bollard::Docker;
 use bollard::models::{ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{CreateContainerOptions, RemoveContainerOptions};
-use futures_util::StreamExt;
 use tokio::task::JoinSet;
 
 use super::runtime::Engine;
@@ -30,7 +32,7 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What the floor measured.
 pub struct Floor {
-    /// Seconds to create and start the N containers.
+    /// Seconds to create and start the N pods' containers.
     pub start: f64,
     /// CPU seconds per minute of dockerd + Docker's containerd, and of the
     /// container shims.
@@ -43,13 +45,15 @@ pub struct Floor {
     pub p99_ms: f64,
 }
 
-/// Runs the floor for `n` containers over `window`; the containers are
-/// removed whatever happens.
-pub async fn docker_floor(engine: &Engine, n: u64, window: Duration) -> Result<Floor> {
+/// Runs the floor for `n` pods over `window`, with `pause` as the pods'
+/// first container; every container is removed whatever happens.
+pub async fn docker_floor(engine: &Engine, n: u64, pause: &str, window: Duration) -> Result<Floor> {
     let docker = crate::peer::docker().await?;
-    let mut ids = Vec::new();
-    let outcome = run(&docker, engine, n, window, &mut ids).await;
-    for id in &ids {
+    let mut made = Vec::new();
+    let outcome = run(&docker, engine, n, pause, window, &mut made).await;
+    // Apps first: a pause container cannot go while one is in its
+    // namespaces.
+    for id in made.iter().rev() {
         let removed = docker
             .remove_container(
                 id,
@@ -67,23 +71,32 @@ pub async fn docker_floor(engine: &Engine, n: u64, window: Duration) -> Result<F
     outcome
 }
 
+/// `made`: every container made, each pod's pause before its app.
 async fn run(
     docker: &Docker,
     engine: &Engine,
     n: u64,
+    pause: &str,
     window: Duration,
-    ids: &mut Vec<String>,
+    made: &mut Vec<String>,
 ) -> Result<Floor> {
     let started = Instant::now();
-    let made: Vec<Result<String>> = futures_util::stream::iter((0..n).map(|i| make(docker, i)))
-        .buffer_unordered(crate::CONCURRENCY)
-        .collect()
-        .await;
-    for m in made {
-        match m {
-            Ok(id) => ids.push(id),
-            Err(err) => return Err(err),
+    let pods: Vec<(Option<String>, Result<String>)> =
+        futures_util::future::join_all((0..n).map(|i| make_pod(docker, pause, i))).await;
+    let mut ids = Vec::new();
+    let mut first_error = None;
+    for (pause_id, app) in pods {
+        made.extend(pause_id);
+        match app {
+            Ok(id) => {
+                made.push(id.clone());
+                ids.push(id);
+            }
+            Err(err) => first_error = first_error.or(Some(err)),
         }
+    }
+    if let Some(err) = first_error {
+        return Err(err);
     }
     let start = started.elapsed().as_secs_f64();
     // As the cases settle before their window.
@@ -157,36 +170,81 @@ async fn run(
     })
 }
 
-/// One container, created and started; its ID.
-async fn make(docker: &Docker, i: u64) -> Result<String> {
+/// Pod `i`: its pause container, then the app in the pause's network and
+/// IPC namespaces. The pause's ID, should it have been created, and the
+/// app's.
+async fn make_pod(docker: &Docker, pause: &str, i: u64) -> (Option<String>, Result<String>) {
+    let pause_id = match create(docker, format!("dsb-floor-{i}-pause"), pause, None, None).await {
+        Ok(id) => id,
+        Err(err) => return (None, Err(err)),
+    };
+    if let Err(err) = start(docker, &pause_id).await {
+        return (Some(pause_id), Err(err));
+    }
+    let cmd = vec![
+        "sh".into(),
+        "-c".into(),
+        "trap \"exit 0\" TERM; sleep 1000000 & wait".into(),
+    ];
+    let app = async {
+        let id = create(
+            docker,
+            format!("dsb-floor-{i}"),
+            IMAGE,
+            Some(cmd),
+            Some(&pause_id),
+        )
+        .await?;
+        start(docker, &id).await?;
+        Ok(id)
+    }
+    .await;
+    (Some(pause_id), app)
+}
+
+/// Creates a container of the floor; `pod`: the pause container whose
+/// network and IPC namespaces it joins (none of its own otherwise).
+async fn create(
+    docker: &Docker,
+    name: String,
+    image: &str,
+    cmd: Option<Vec<String>>,
+    pod: Option<&str>,
+) -> Result<String> {
+    let (network_mode, ipc_mode) = match pod {
+        Some(pause) => (
+            format!("container:{pause}"),
+            Some(format!("container:{pause}")),
+        ),
+        None => ("none".to_string(), Some("shareable".to_string())),
+    };
     let body = ContainerCreateBody {
-        image: Some(IMAGE.to_string()),
-        cmd: Some(vec![
-            "sh".into(),
-            "-c".into(),
-            "trap \"exit 0\" TERM; sleep 1000000 & wait".into(),
-        ]),
+        image: Some(image.to_string()),
+        cmd,
         labels: Some(HashMap::from([(FLOOR_LABEL.to_string(), "1".to_string())])),
         host_config: Some(HostConfig {
-            network_mode: Some("none".into()),
+            network_mode: Some(network_mode),
+            ipc_mode,
             ..Default::default()
         }),
         ..Default::default()
     };
-    let id = docker
+    Ok(docker
         .create_container(
             Some(CreateContainerOptions {
-                name: Some(format!("dsb-floor-{i}")),
+                name: Some(name),
                 ..Default::default()
             }),
             body,
         )
         .await
         .context("create a floor container")?
-        .id;
+        .id)
+}
+
+async fn start(docker: &Docker, id: &str) -> Result<()> {
     docker
-        .start_container(&id, None)
+        .start_container(id, None)
         .await
-        .context("start a floor container")?;
-    Ok(id)
+        .context("start a floor container")
 }

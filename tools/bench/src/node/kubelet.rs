@@ -338,12 +338,14 @@ fn remove_kubepods() {
 }
 
 /// A GET on the kubelet's loopback HTTP ports; the body of a 200 answer.
-/// HTTP/1.0, so the answer is neither chunked nor kept alive.
+/// HTTP/1.0, so the answer is neither chunked nor kept alive. The answer
+/// may take long: an overloaded node's kubelet (cri-dockerd at N = 300)
+/// took over 30 s for `/metrics`.
 fn get(port: u16, path: &str) -> Result<String> {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
         .with_context(|| format!("connect to {addr}"))?;
-    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    stream.set_read_timeout(Some(Duration::from_secs(180)))?;
     write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
     let mut raw = Vec::new();
     stream

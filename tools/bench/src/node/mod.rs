@@ -61,10 +61,13 @@ impl Options {
         kubelet: Option<String>,
         floor: &str,
     ) -> Result<Self> {
-        let runtimes = runtimes
-            .split(',')
-            .map(|r| Kind::parse(r.trim()))
-            .collect::<Result<Vec<_>>>()?;
+        let runtimes = match runtimes {
+            "none" => Vec::new(),
+            list => list
+                .split(',')
+                .map(|r| Kind::parse(r.trim()))
+                .collect::<Result<Vec<_>>>()?,
+        };
         let evented = evented
             .split(',')
             .map(|e| match e.trim() {
@@ -91,6 +94,14 @@ impl Options {
                 "off" => false,
                 other => bail!("--docker-floor takes on or off, not {other}"),
             },
+        })
+        .and_then(|opts: Self| {
+            if opts.runtimes.is_empty() && !opts.floor {
+                bail!(
+                    "--runtimes none measures only the Docker floor: not with --docker-floor off"
+                );
+            }
+            Ok(opts)
         })
     }
 }
@@ -180,10 +191,10 @@ pub async fn node(opts: Options) -> Result<()> {
             }
             if opts.floor && !floors.contains_key(&n) {
                 println!("\n== Docker floor N={n}");
-                match floor::docker_floor(&engine, n, opts.steady).await {
+                match floor::docker_floor(&engine, n, &pause, opts.steady).await {
                     Ok(f) => {
                         println!(
-                            "{n} containers created and started (8 at a time) in {:.1} s; {} execs ({} failed, {} skipped), p50 {:.1} ms, p99 {:.1} ms; dockerd + containerd {:.2} CPU s/min, shims {:.2}",
+                            "{n} pods' pause and app containers created and started, all pods at once, in {:.1} s; {} execs ({} failed, {} skipped), p50 {:.1} ms, p99 {:.1} ms; dockerd + containerd {:.2} CPU s/min, shims {:.2}",
                             f.start,
                             f.calls,
                             f.failed,
@@ -830,7 +841,7 @@ fn summary(results: &[CaseResult], floors: &HashMap<u64, floor::Floor>) {
         println!("{text}");
         if let Some(f) = floors.get(&n) {
             println!(
-                "Docker floor (no CRI, no kubelet): {n} containers started in {:.1} s; execs at the probes' rate: dockerd + containerd {:.2} CPU s/min, shims {:.2}, together {:.2}; exec p50 {:.1} ms, p99 {:.1} ms ({} calls, {} failed)",
+                "Docker floor (no CRI, no kubelet): {n} pods' two containers started in {:.1} s; execs at the probes' rate: dockerd + containerd {:.2} CPU s/min, shims {:.2}, together {:.2}; exec p50 {:.1} ms, p99 {:.1} ms ({} calls, {} failed)",
                 f.start,
                 f.engine_cpu,
                 f.shims_cpu,
